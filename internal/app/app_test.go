@@ -1,0 +1,142 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/app"
+	"github.com/wxgate/wxgate/internal/faultnet"
+	"github.com/wxgate/wxgate/internal/store/storetest"
+)
+
+func get(t testing.TB, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen within %s", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestServeReadyzFollowsTheStore(t *testing.T) {
+	t.Parallel()
+	// Put a forwarder between the gateway and PostgreSQL so the test can take
+	// the database away and bring it back without touching the server.
+	base, err := url.Parse(storetest.NewSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := faultnet.Start(base.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fwd.Close)
+	base.Host = fwd.Addr()
+
+	gw := start(t, gatewayEnv(base.String(), "http://127.0.0.1:1"), "serve")
+	root := "http://" + gw.Addr
+	if code, body := get(t, root+"/healthz"); code != 200 || body != "ok" {
+		t.Fatalf("/healthz = %d %q", code, body)
+	}
+	if code, _ := get(t, root+"/readyz"); code != 200 {
+		t.Fatalf("/readyz with the store up = %d", code)
+	}
+	fwd.Cut()
+	eventually(t, 10*time.Second, "/readyz 503 with the store down", func() bool { c, _ := get(t, root+"/readyz"); return c == 503 })
+	if code, _ := get(t, root+"/healthz"); code != 200 {
+		t.Fatalf("/healthz must stay 200 while the store is down, got %d", code)
+	}
+	if err := fwd.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "/readyz 200 once the store is back", func() bool { c, _ := get(t, root+"/readyz"); return c == 200 })
+	if code, body := get(t, root+"/metrics"); code != 200 || !strings.Contains(body, "wxgate_http_requests_total") {
+		t.Fatalf("/metrics = %d", code)
+	}
+	if err := gw.Stop(t); err != nil {
+		t.Fatalf("clean shutdown returned %v", err)
+	}
+	if !strings.Contains(gw.Logs.String(), `"msg":"stopped"`) {
+		t.Fatalf("no stopped line in logs:\n%s", gw.Logs)
+	}
+}
+
+func TestServeOnSQLiteAndMigrateTwice(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.NewURL(t, "sqlite")
+	env := gatewayEnv(dbURL, "http://127.0.0.1:1")
+	var out bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	if err := app.Run(context.Background(), []string{"migrate"}, getenv, app.IO{Stdout: &out, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "applied 1 migration") && !strings.Contains(out.String(), "applied") {
+		t.Fatalf("first migrate printed %q", out.String())
+	}
+	out.Reset()
+	if err := app.Run(context.Background(), []string{"migrate"}, getenv, app.IO{Stdout: &out, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "applied 0 migration") {
+		t.Fatalf("second migrate must change nothing, printed %q", out.String())
+	}
+	gw := start(t, env, "serve")
+	if code, _ := get(t, "http://"+gw.Addr+"/readyz"); code != 200 {
+		t.Fatalf("/readyz on SQLite = %d", code)
+	}
+}
+
+func TestBadConfigurationNamesEveryProblem(t *testing.T) {
+	t.Parallel()
+	err := app.Run(context.Background(), []string{"serve"}, func(string) string { return "" }, app.IO{Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil {
+		t.Fatal("serve with an empty environment must fail")
+	}
+	for _, v := range []string{"WXGATE_SECRET_KEY", "WXGATE_ADMIN_TOKEN", "WXGATE_COMPONENT_APPID", "WXGATE_COMPONENT_SECRET", "WXGATE_COMPONENT_TOKEN", "WXGATE_COMPONENT_AES_KEY"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("error does not name %s: %v", v, err)
+		}
+	}
+}
+
+func TestCommandsHaveHelpAndUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"serve", "migrate", "sim", "demo", "bench", "version", "healthcheck"} {
+		var out bytes.Buffer
+		if err := app.Run(context.Background(), []string{cmd, "--help"}, func(string) string { return "" }, app.IO{Stdout: &out, Stderr: io.Discard}); err != nil {
+			t.Errorf("%s --help: %v", cmd, err)
+		}
+		if !strings.Contains(out.String(), "Usage: wxgate "+cmd) {
+			t.Errorf("%s --help printed %q", cmd, out.String())
+		}
+	}
+	err := app.Run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, app.IO{Stdout: io.Discard, Stderr: io.Discard})
+	if !errors.Is(err, app.ErrUsage) {
+		t.Fatalf("unknown command: %v", err)
+	}
+	var out bytes.Buffer
+	if err := app.Run(context.Background(), []string{"version"}, nil, app.IO{Stdout: &out, Stderr: io.Discard}); err != nil || !strings.HasPrefix(out.String(), "wxgate ") {
+		t.Fatalf("version: %q %v", out.String(), err)
+	}
+}

@@ -1,0 +1,487 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // schema setup of the benchmark database
+
+	"github.com/wxgate/wxgate/internal/sim"
+)
+
+// benchOptions are the knobs of `wxgate bench`.
+type benchOptions struct {
+	databaseURL string
+	duration    time.Duration
+	concurrency int
+	replicas    int
+	accounts    int
+	lifetime    time.Duration
+	windows     int
+	exportSize  int
+}
+
+func runBench(ctx context.Context, args []string, _ Env, stdio IO) error {
+	fs := newFlags("bench", "Measure wxgate against the simulator on loopback and print one table: throughput and latency direct\nvs through the gateway, database queries per proxied request, an export of many followers (time and\nthe gateway's peak RSS), and token refresh coordination across replicas. Needs PostgreSQL: a fresh schema\nis created in --database-url and dropped afterwards. Bounded: about 2 minutes with the defaults.", stdio)
+	var o benchOptions
+	fs.StringVar(&o.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL `URL` to create the benchmark schema in")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each throughput run")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients in the throughput runs")
+	fs.IntVar(&o.replicas, "replicas", 3, "gateway replicas (child processes) on the one database")
+	fs.IntVar(&o.accounts, "accounts", 300, "accounts in the refresh coordination run")
+	fs.DurationVar(&o.lifetime, "token-lifetime", 30*time.Second, "the simulator's token lifetime (short, so refreshes happen during the run)")
+	fs.IntVar(&o.windows, "windows", 3, "token lifetimes the refresh coordination run lasts")
+	fs.IntVar(&o.exportSize, "export-followers", 1_000_000, "followers of the exported account")
+	if done, err := parse(fs, args); done {
+		return err
+	}
+	if o.replicas < 1 || o.concurrency < 1 || o.accounts < 1 || o.windows < 1 || o.exportSize < 1 {
+		return fmt.Errorf("%w: --replicas, --concurrency, --accounts, --windows and --export-followers must be positive", ErrUsage)
+	}
+	log := slog.New(slog.NewTextHandler(stdio.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	b, err := newBench(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	rows, err := b.run(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdio.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measure\tdirect (simulator)\tthrough wxgate\tnote")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
+	}
+	return tw.Flush()
+}
+
+// bench is one benchmark deployment: the simulator in this process, the
+// gateways as child processes on a fresh PostgreSQL schema.
+type bench struct {
+	o        benchOptions
+	log      *slog.Logger
+	host     *simHost
+	sim      *sim.Simulator
+	simURL   string
+	replicas []*replica
+	key      string
+	admin    string
+	client   *http.Client
+	dropDB   func()
+}
+
+const (
+	benchSmall = "wxbe000000000small"
+	benchBig   = "wxbe00000000000big"
+)
+
+func benchAccount(i int) string { return fmt.Sprintf("wxbf%014x", i) }
+
+func newBench(ctx context.Context, o benchOptions, log *slog.Logger) (*bench, error) {
+	b := &bench{o: o, log: log, client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
+		MaxIdleConns: 4 * o.concurrency, MaxIdleConnsPerHost: 2 * o.concurrency, IdleConnTimeout: time.Minute,
+	}}}
+	dbURL, drop, err := benchSchema(ctx, o.databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	b.dropDB = drop
+	env := demoEnv("127.0.0.1:0", dbURL, "http://127.0.0.1:8080", "")
+	b.admin = env["WXGATE_ADMIN_TOKEN"]
+
+	host, err := startSimHost(sim.Options{
+		ComponentAppID: env["WXGATE_COMPONENT_APPID"], ComponentSecret: env["WXGATE_COMPONENT_SECRET"],
+		Token: env["WXGATE_COMPONENT_TOKEN"], EncodingAESKey: env["WXGATE_COMPONENT_AES_KEY"],
+		TicketInterval: -1, DailyQuota: -1, TokenLifetime: o.lifetime,
+		PushRetryDelay: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	b.host, b.sim, b.simURL = host, host.Sim, host.URL
+	exe, err := os.Executable()
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	for k, v := range map[string]string{"WXGATE_WECHAT_API_URL": b.simURL, "WXGATE_WECHAT_MP_URL": b.simURL, "WXGATE_WECHAT_OPEN_URL": b.simURL, "WXGATE_LOG_LEVEL": "info"} {
+		env[k] = v
+	}
+	for i := range o.replicas {
+		r, err := startReplica(ctx, exe, []string{"serve"}, env, nil)
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("bench: replica %d: %w", i, err)
+		}
+		b.replicas = append(b.replicas, r)
+	}
+	host.Relay(b.replicas[0].Addr)
+	return b, nil
+}
+
+// benchSchema creates a fresh schema in the database and returns a URL that uses it.
+func benchSchema(ctx context.Context, base string) (string, func(), error) {
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		return "", nil, fmt.Errorf("bench: %w", err)
+	}
+	name := "bench_" + randomHex(6)
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+name); err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("bench: PostgreSQL is needed (--database-url): %w", err)
+	}
+	drop := func() {
+		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+name+" CASCADE")
+		db.Close()
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		drop()
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String(), drop, nil
+}
+
+func (b *bench) close() {
+	for _, r := range b.replicas {
+		_ = r.Stop()
+	}
+	if b.host != nil {
+		b.host.Close()
+	}
+	if b.dropDB != nil {
+		b.dropDB()
+	}
+}
+
+func (b *bench) gw(i int) demoClient {
+	return demoClient{base: "http://" + b.replicas[i%len(b.replicas)].Addr, http: b.client}
+}
+
+// setUp pushes a ticket, creates a tenant and a key, and authorizes and
+// binds every account (event only, then the admin API).
+func (b *bench) setUp(ctx context.Context) error {
+	specs := []sim.AccountSpec{
+		{AppID: benchSmall, Followers: 20, PermissionSets: []int{2}},
+		{AppID: benchBig, Followers: b.o.exportSize, PermissionSets: []int{2}},
+	}
+	for i := range b.o.accounts {
+		specs = append(specs, sim.AccountSpec{AppID: benchAccount(i), Followers: 5, PermissionSets: []int{2}})
+	}
+	c := b.gw(0)
+	if _, err := b.sim.PushTicket(ctx); err != nil {
+		return fmt.Errorf("bench: push ticket: %w", err)
+	}
+	var tn struct{ ID string }
+	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants", b.admin, map[string]any{"name": "bench"}, &tn); err != nil {
+		return err
+	}
+	var key struct{ Key string }
+	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants/"+tn.ID+"/keys", b.admin, map[string]any{"name": "bench"}, &key); err != nil {
+		return err
+	}
+	b.key = key.Key
+	// A generous rate limit so the tenant bucket does not shape the measurement.
+	if _, err := c.do(ctx, http.MethodPatch, "/admin/tenants/"+tn.ID, b.admin, map[string]any{"rate_limit": 100000, "rate_burst": 100000}, nil); err != nil {
+		return err
+	}
+	for _, s := range specs {
+		if err := b.sim.CreateAccount(s); err != nil {
+			return err
+		}
+		err := waitFor(ctx, 15*time.Second, func() error {
+			_, err := b.sim.Authorize(ctx, s.AppID, "")
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("bench: authorize %s: %w", s.AppID, err)
+		}
+		if _, err := c.do(ctx, http.MethodPut, "/admin/tenants/"+tn.ID+"/authorizers/"+s.AppID, b.admin, nil, nil); err != nil {
+			return err
+		}
+	}
+	// Every replica must serve every account before measuring.
+	for i := range b.replicas {
+		g := b.gw(i)
+		for _, s := range []string{benchSmall, benchBig, benchAccount(b.o.accounts - 1)} {
+			if err := waitFor(ctx, 15*time.Second, func() error {
+				_, err := g.do(ctx, http.MethodGet, "/v1/authorizers/"+s, b.key, nil, nil)
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// loadResult is one throughput run.
+type loadResult struct {
+	n, failed int
+	elapsed   time.Duration
+	lat       []time.Duration
+}
+
+func (r loadResult) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r loadResult) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
+}
+
+// load runs do from workers goroutines for d and collects latencies.
+func load(ctx context.Context, workers int, d time.Duration, do func(ctx context.Context) error) loadResult {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		res loadResult
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			var lat []time.Duration
+			failed := 0
+			for ctx.Err() == nil {
+				t := time.Now()
+				err := do(ctx)
+				if ctx.Err() != nil {
+					break
+				}
+				if err != nil {
+					failed++
+					continue
+				}
+				lat = append(lat, time.Since(t))
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			res.failed += failed
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.n = len(res.lat)
+	slices.Sort(res.lat)
+	return res
+}
+
+// get performs one GET and drains the body; non-200 is an error.
+func (b *bench) get(ctx context.Context, u, bearer string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return n, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return n, err
+}
+
+// metric reads one counter or gauge (summed over its label sets) from a replica's /metrics.
+func (b *bench) metric(ctx context.Context, i int, name string) float64 {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.replicas[i].Addr+"/metrics", nil)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") || (!strings.Contains(name, "{") && strings.HasPrefix(line, name+"{")) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func (b *bench) run(ctx context.Context) ([][4]string, error) {
+	b.log.Info("setting up", "replicas", len(b.replicas), "accounts", b.o.accounts+2)
+	if err := b.setUp(ctx); err != nil {
+		return nil, err
+	}
+	var rows [][4]string
+
+	// Export first, so the first replica's peak RSS is the export's.
+	b.log.Info("export", "followers", b.o.exportSize)
+	start := time.Now()
+	walked, err := b.walkDirect(ctx, benchBig)
+	if err != nil {
+		return nil, err
+	}
+	direct := time.Since(start)
+	start = time.Now()
+	lines, err := b.exportLines(ctx, benchBig)
+	if err != nil {
+		return nil, err
+	}
+	through := time.Since(start)
+	rows = append(rows,
+		[4]string{fmt.Sprintf("export %d followers (wall time)", b.o.exportSize), direct.Round(time.Millisecond).String(), through.Round(time.Millisecond).String(),
+			fmt.Sprintf("%d vs %d openids; gateway/direct %.2fx", walked, lines, through.Seconds()/direct.Seconds())},
+		[4]string{"gateway peak RSS (VmHWM) after the export", "", fmt.Sprintf("%.1f MiB", float64(b.replicas[0].PeakRSS())/(1<<20)), "target < 64 MiB"})
+
+	// Throughput of a small page, direct and through one replica.
+	b.log.Info("throughput", "concurrency", b.o.concurrency, "duration", b.o.duration)
+	d := load(ctx, b.o.concurrency, b.o.duration, func(ctx context.Context) error {
+		_, err := b.get(ctx, b.simURL+"/cgi-bin/user/get?access_token="+url.QueryEscape(b.sim.CurrentAccessToken(benchSmall)), "")
+		return err
+	})
+	q0 := b.metric(ctx, 0, `wxgate_store_queries_total{origin="request"}`)
+	bg0 := b.metric(ctx, 0, `wxgate_store_queries_total{origin="background"}`)
+	g := load(ctx, b.o.concurrency, b.o.duration, func(ctx context.Context) error {
+		_, err := b.get(ctx, "http://"+b.replicas[0].Addr+"/v1/authorizers/"+benchSmall+"/fans", b.key)
+		return err
+	})
+	q1 := b.metric(ctx, 0, `wxgate_store_queries_total{origin="request"}`)
+	bg1 := b.metric(ctx, 0, `wxgate_store_queries_total{origin="background"}`)
+	rows = append(rows,
+		[4]string{fmt.Sprintf("small page, %d clients: requests/s", b.o.concurrency), fmt.Sprintf("%.0f", d.rps()), fmt.Sprintf("%.0f", g.rps()), fmt.Sprintf("gateway/direct %.2f", g.rps()/d.rps())},
+		[4]string{"small page: p50 latency", ms(d.pct(0.50)), ms(g.pct(0.50)), "added " + ms(g.pct(0.50)-d.pct(0.50))},
+		[4]string{"small page: p99 latency", ms(d.pct(0.99)), ms(g.pct(0.99)), "added " + ms(g.pct(0.99)-d.pct(0.99))},
+		[4]string{"failed requests", strconv.Itoa(d.failed), strconv.Itoa(g.failed), ""},
+		[4]string{"database queries per proxied request", "", fmt.Sprintf("%.4f", (q1-q0)/float64(max(g.n, 1))),
+			fmt.Sprintf("%.0f made by requests over %d requests; background workers made %.0f meanwhile", q1-q0, g.n, bg1-bg0)},
+	)
+
+	refreshRows, err := b.refreshRun(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, refreshRows...), nil
+}
+
+// walkDirect pages through an account on the simulator as a client would.
+func (b *bench) walkDirect(ctx context.Context, appid string) (int, error) {
+	next, n := "", 0
+	for {
+		q := url.Values{"access_token": {b.sim.CurrentAccessToken(appid)}}
+		if next != "" {
+			q.Set("next_openid", next)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.simURL+"/cgi-bin/user/get?"+q.Encode(), nil)
+		resp, err := b.client.Do(req)
+		if err != nil {
+			return n, err
+		}
+		var p struct {
+			Count int `json:"count"`
+			Data  struct {
+				OpenID []string `json:"openid"`
+			} `json:"data"`
+			NextOpenID string `json:"next_openid"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if err != nil {
+			return n, err
+		}
+		n += len(p.Data.OpenID)
+		if p.NextOpenID == "" || p.Count == 0 {
+			return n, nil
+		}
+		next = p.NextOpenID
+	}
+}
+
+// exportLines streams the gateway's export and counts its lines.
+func (b *bench) exportLines(ctx context.Context, appid string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.replicas[0].Addr+"/v1/authorizers/"+appid+"/fans/export?format=csv", nil)
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("bench: export: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	n := -1 // the CSV header
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "#error") {
+			return n, fmt.Errorf("bench: export failed: %s", sc.Text())
+		}
+		n++
+	}
+	return n, sc.Err()
+}
+
+// refreshRun keeps light load on every account through every replica for
+// several token lifetimes, then counts refreshes per account in the
+// simulator and the token errors it answered.
+func (b *bench) refreshRun(ctx context.Context) ([][4]string, error) {
+	b.sim.ResetCounters()
+	dur := time.Duration(b.o.windows) * b.o.lifetime
+	b.log.Info("refresh coordination", "replicas", len(b.replicas), "accounts", b.o.accounts, "lifetime", b.o.lifetime, "duration", dur)
+	var next atomic.Int64
+	res := load(ctx, 8, dur, func(ctx context.Context) error {
+		i := int(next.Add(1))
+		appid := benchAccount(rand.IntN(b.o.accounts))
+		_, err := b.get(ctx, "http://"+b.replicas[i%len(b.replicas)].Addr+"/v1/authorizers/"+appid+"/fans", b.key)
+		return err
+	})
+	c := b.sim.Counters()
+	total, most, least, youngest := 0, 0, -1, time.Duration(-1)
+	for i := range b.o.accounts {
+		r := c.Refreshes[benchAccount(i)]
+		n := int(r.Count)
+		total += n
+		most = max(most, n)
+		if least < 0 || n < least {
+			least = n
+		}
+		if n > 0 && (youngest < 0 || r.MinReplacedAge < youngest) {
+			youngest = r.MinReplacedAge
+		}
+	}
+	windows := float64(dur) / float64(b.o.lifetime)
+	tokenErrs := c.ByErrcode[sim.EndpointUserGet][40001] + c.ByErrcode[sim.EndpointUserGet][42001] + c.ByErrcode[sim.EndpointUserGet][40014]
+	return [][4]string{
+		{fmt.Sprintf("refreshes per account per token lifetime (%d replicas, %d accounts, %s lifetime)", len(b.replicas), b.o.accounts, b.o.lifetime), "",
+			fmt.Sprintf("%.2f", float64(total)/float64(b.o.accounts)/windows), fmt.Sprintf("%d refreshes in %.0f lifetimes; per account min %d, max %d", total, windows, least, most)},
+		{"youngest token any refresh replaced (a duplicate refresh would replace a seconds-old token)", "", youngest.Round(100 * time.Millisecond).String(),
+			fmt.Sprintf("%.0f%% of the lifetime; the refresher renews at 50-75%%", 100*youngest.Seconds()/b.o.lifetime.Seconds())},
+		{"token errors answered by WeChat (40001/40014/42001)", "", strconv.FormatInt(tokenErrs, 10), fmt.Sprintf("over %d proxied calls, %d client-visible errors", res.n+res.failed, res.failed)},
+	}, nil
+}

@@ -1,0 +1,308 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/sim"
+)
+
+// demoAccounts are the simulated accounts the demo authorizes: one with
+// 23000 followers and tags, one that granted only set 1 (refused locally),
+// one that granted only set 100 (allowed).
+var demoAccounts = []sim.AccountSpec{
+	{AppID: "wxd000000000c0ffee", NickName: "Demo Coffee", Followers: 23000, PermissionSets: []int{1, 2, 11},
+		Tags: []sim.TagSpec{{ID: 134, Name: "regulars", From: 0, To: 12000}, {ID: 2, Name: "vip", From: 100, To: 350}}},
+	{AppID: "wxd0000000000bread", NickName: "Demo Bakery (set 1 only)", Followers: 1200, PermissionSets: []int{1}},
+	{AppID: "wxd00000000000b00c", NickName: "Demo Books (set 100 only)", Followers: 800, PermissionSets: []int{100}},
+}
+
+func randomB64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// demoEnv is a complete configuration for a demo on loopback: fresh secrets
+// every run, the simulator as WeChat.
+func demoEnv(listen, dbURL, gatewayURL, simURL string) map[string]string {
+	aes := strings.TrimRight(base64.StdEncoding.EncodeToString([]byte(randomHex(16))), "=")[:43]
+	return map[string]string{
+		"WXGATE_LISTEN":            listen,
+		"WXGATE_DATABASE_URL":      dbURL,
+		"WXGATE_PUBLIC_URL":        gatewayURL,
+		"WXGATE_SECRET_KEY":        randomB64(32),
+		"WXGATE_ADMIN_TOKEN":       "demo-admin-" + randomHex(16),
+		"WXGATE_COMPONENT_APPID":   "wxd0c0000000000001",
+		"WXGATE_COMPONENT_SECRET":  "demo-secret-" + randomHex(8),
+		"WXGATE_COMPONENT_TOKEN":   "demotoken" + randomHex(4),
+		"WXGATE_COMPONENT_AES_KEY": aes,
+		"WXGATE_WECHAT_API_URL":    simURL,
+		"WXGATE_WECHAT_MP_URL":     simURL,
+		"WXGATE_WECHAT_OPEN_URL":   simURL,
+		"WXGATE_LOG_LEVEL":         "warn",
+	}
+}
+
+func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
+	fs := newFlags("demo", "Run the gateway and the WeChat simulator in one process on the embedded SQLite store, with a\ndemo tenant, a tenant key and three accounts authorized through the real flow. Prints the URLs,\nthe key and ready-to-paste curl lines, then serves until interrupted.", stdio)
+	listen := fs.String("listen", "127.0.0.1:8080", "gateway listen `address`")
+	simListen := fs.String("sim-listen", "127.0.0.1:9090", "simulator listen `address`")
+	dbPath := fs.String("db", "", "SQLite `file` (default: a fresh file in a temporary directory)")
+	logLevel := fs.String("log-level", "warn", "log level of the gateway and simulator")
+	if done, err := parse(fs, args); done {
+		return err
+	}
+	gwLn, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("demo: gateway listen on %s: %w (choose another with --listen)", *listen, err)
+	}
+	simLn, err := net.Listen("tcp", *simListen)
+	if err != nil {
+		gwLn.Close()
+		return fmt.Errorf("demo: simulator listen on %s: %w (choose another with --sim-listen)", *simListen, err)
+	}
+	if *dbPath == "" {
+		dir, err := os.MkdirTemp("", "wxgate-demo-")
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		*dbPath = filepath.Join(dir, "wxgate.db")
+	}
+	gatewayURL, simURL := "http://"+gwLn.Addr().String(), "http://"+simLn.Addr().String()
+	env := demoEnv(gwLn.Addr().String(), "sqlite:"+*dbPath, gatewayURL, simURL)
+	env["WXGATE_LOG_LEVEL"] = *logLevel
+	cfg, err := config.Load(func(k string) string { return env[k] }, "", config.NeedGateway)
+	if err != nil {
+		return err
+	}
+	log := obs.NewLogger(stdio.Stderr, cfg.LogLevel)
+
+	opts := simOptions(cfg)
+	opts.EventURL, opts.PublicURL, opts.DailyQuota, opts.Logger = gatewayURL+"/wechat/events", simURL, -1, log
+	simulator, err := sim.New(opts)
+	if err != nil {
+		return err
+	}
+	for _, a := range demoAccounts {
+		if err := simulator.CreateAccount(a); err != nil {
+			return err
+		}
+	}
+	gw, err := openGateway(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer gw.store.Close()
+
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.Go(func() error {
+		return serveUntilDone(gctx, simLn, simulator.Handler(), log, 2*time.Second, simulator.Run)
+	})
+	grp.Go(func() error { return gw.serve(gctx, gwLn) })
+	grp.Go(func() error {
+		key, err := setUpDemo(gctx, gatewayURL, cfg.AdminToken.Reveal(), simulator, log)
+		if err != nil {
+			return fmt.Errorf("demo: setting up: %w", err)
+		}
+		return printDemo(stdio.Stdout, gatewayURL, simURL, key, cfg.AdminToken.Reveal())
+	})
+	err = grp.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// demoClient calls the gateway's HTTP API.
+type demoClient struct {
+	base string
+	http *http.Client
+}
+
+func (d demoClient) do(ctx context.Context, method, path, bearer string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, d.base+path, body)
+	if err != nil {
+		return 0, err
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusFound {
+		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, raw)
+	}
+	if out != nil && len(raw) > 0 {
+		return resp.StatusCode, json.Unmarshal(raw, out)
+	}
+	return resp.StatusCode, nil
+}
+
+// setUpDemo makes the demo state through the public surfaces only: the
+// simulator pushes a ticket, the admin API creates a tenant and a key, and
+// each account is authorized through POST /v1/authorizations, the
+// simulator's confirmation (which pushes the authorized event) and the
+// browser's redirect to /wechat/callback.
+func setUpDemo(ctx context.Context, gatewayURL, adminToken string, s *sim.Simulator, log *slog.Logger) (string, error) {
+	c := demoClient{base: gatewayURL, http: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	if err := waitFor(ctx, 10*time.Second, func() error {
+		_, err := c.do(ctx, http.MethodGet, "/readyz", "", nil, nil)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	if _, err := s.PushTicket(ctx); err != nil {
+		return "", fmt.Errorf("push ticket: %w", err)
+	}
+	var tn struct{ ID string }
+	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants", adminToken, map[string]any{"name": "demo"}, &tn); err != nil {
+		return "", err
+	}
+	var key struct{ Key string }
+	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants/"+tn.ID+"/keys", adminToken, map[string]any{"name": "demo key"}, &key); err != nil {
+		return "", err
+	}
+	for _, a := range demoAccounts {
+		var auth struct{ URL string }
+		// The component token is fetched right after the first ticket; retry until it is there.
+		err := waitFor(ctx, 15*time.Second, func() error {
+			_, err := c.do(ctx, http.MethodPost, "/v1/authorizations", key.Key, map[string]any{"return_url": "https://merchant.example/wxgate/done", "auth_type": 1, "biz_appid": a.AppID}, &auth)
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		u, err := url.Parse(auth.URL)
+		if err != nil {
+			return "", err
+		}
+		code, err := s.Authorize(ctx, a.AppID, u.Query().Get("pre_auth_code"))
+		if err != nil {
+			return "", fmt.Errorf("authorize %s: %w", a.AppID, err)
+		}
+		// The admin's browser follows WeChat's redirect back to the gateway.
+		cb := sim.RedirectURL(u.Query().Get("redirect_uri"), code)
+		if _, err := c.do(ctx, http.MethodGet, strings.TrimPrefix(cb, gatewayURL), "", nil, nil); err != nil {
+			return "", fmt.Errorf("callback %s: %w", a.AppID, err)
+		}
+		log.Info("demo account authorized", "appid", a.AppID)
+	}
+	return key.Key, nil
+}
+
+func waitFor(ctx context.Context, within time.Duration, try func() error) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var demoText = template.Must(template.New("demo").Parse(`
+wxgate demo is running (embedded SQLite store, WeChat replaced by the simulator). Ctrl-C stops it.
+
+  gateway    {{.Gateway}}        (OpenAPI: {{.Gateway}}/openapi.json, metrics: {{.Gateway}}/metrics)
+  simulator  {{.Sim}}        (control API: {{.Sim}}/sim/accounts)
+
+A tenant "demo" was created with this key (shown once):
+
+  export KEY='{{.Key}}'
+
+and this run's admin token (fresh every run):
+
+  export ADMIN='{{.Admin}}'
+
+Accounts authorized through the real flow and bound to the tenant:
+  wxd000000000c0ffee  Demo Coffee   23000 followers, tags 134 and 2, granted sets 1,2,11
+  wxd0000000000bread  Demo Bakery   granted set 1 only  -> refused locally (permission_set_missing)
+  wxd00000000000b00c  Demo Books    granted set 100 only -> allowed
+
+Try:
+
+  # the tenant's accounts
+  curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers
+
+  # getFans, first page (10000 openids) and the next one
+  curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans | head -c 300; echo
+  curl -s -H "Authorization: Bearer $KEY" "{{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans?next_openid=NEXT_OPENID_FROM_ABOVE" | head -c 300; echo
+
+  # getTagFans for tag 2
+  curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/tags/2/fans | head -c 300; echo
+
+  # every follower, streamed (NDJSON, or CSV with format=csv)
+  curl -sN -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans/export | wc -l
+  curl -sN -H "Authorization: Bearer $KEY" "{{.Gateway}}/v1/authorizers/wxd000000000c0ffee/tags/134/fans/export?format=csv" | head -3
+
+  # the WeChat-compatible path: point an SDK's API base at {{.Gateway}}/wx/APPID
+  curl -s "{{.Gateway}}/wx/wxd000000000c0ffee/cgi-bin/user/get?access_token=$KEY" | head -c 300; echo
+  curl -s -X POST -d '{"tagid":2,"next_openid":""}' "{{.Gateway}}/wx/wxd000000000c0ffee/cgi-bin/user/tag/get?access_token=$KEY" | head -c 300; echo
+
+  # permission refusal: Demo Bakery granted neither set 2 nor 100; WeChat is not called
+  curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd0000000000bread/fans; echo
+  curl -s "{{.Gateway}}/wx/wxd0000000000bread/cgi-bin/user/get?access_token=$KEY"; echo
+
+  # set 100 alone is enough
+  curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd00000000000b00c/fans | head -c 200; echo
+
+  # the operator's view: accounts with their tenants, the component, usage
+  curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/authorizers; echo
+  curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/component; echo
+  curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants; echo
+`))
+
+func printDemo(w io.Writer, gatewayURL, simURL, key, admin string) error {
+	return demoText.Execute(w, map[string]string{"Gateway": gatewayURL, "Sim": simURL, "Key": key, "Admin": admin})
+}

@@ -1,0 +1,499 @@
+// Package component is the third-party platform itself: the
+// component_verify_ticket WeChat pushes, the component_access_token obtained
+// from it (kept in the store and refreshed once across all replicas), and
+// the authorization flow that turns a tenant's request into a bound
+// authorizer (pre_auth_code, the browser callback and the authorized /
+// updateauthorized / unauthorized events).
+package component
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/secret"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/wechat"
+)
+
+// TokenStore is the persistence the component token needs.
+type TokenStore interface {
+	GetComponentState(ctx context.Context, appid string) (store.ComponentState, error)
+	SaveTicket(ctx context.Context, appid string, ticket secret.Value, receivedAt time.Time) (bool, error)
+	SwapComponentToken(ctx context.Context, appid string, expectVersion int64, token secret.Value, refreshedAt, expiresAt time.Time) (store.ComponentState, error)
+	TryLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+var _ TokenStore = (*store.Store)(nil)
+
+// TokenAPI is the WeChat call the component token needs.
+type TokenAPI interface {
+	GetComponentToken(ctx context.Context, ticket secret.Value) (wechat.ComponentToken, error)
+}
+
+var _ TokenAPI = (*wechat.Client)(nil)
+
+// Tuning of the component token.
+const (
+	// refreshAt is the fraction of the token's lifetime after which it is
+	// renewed (7200 s tokens: after 90 minutes, 30 minutes before expiry).
+	refreshAt = 0.75
+	// defaultLifetime is assumed when a stored token's lifetime is unknown.
+	defaultLifetime = 7200 * time.Second
+	leaseTTL        = 30 * time.Second
+	// minLeaseTTL is the shortest token lease, whatever the lifetime.
+	minLeaseTTL = 5 * time.Second
+	// waitForOther bounds how long a replica that did not get the lease
+	// waits for the holder's token when it has no valid one itself.
+	waitForOther = 5 * time.Second
+	// fetchOnTicketTimeout bounds the token fetch a new ticket triggers
+	// inside the event handler (WeChat wants its answer within 5 s).
+	fetchOnTicketTimeout = 3 * time.Second
+)
+
+// TokenOptions configure a Tokens.
+type TokenOptions struct {
+	AppID   string
+	Store   TokenStore
+	WeChat  TokenAPI
+	Owner   string // this replica's lease owner id
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *obs.Metrics
+	// PollInterval is how often Run reloads the stored state and renews a
+	// due token (default 2 s).
+	PollInterval time.Duration
+}
+
+// Tokens keeps the component_access_token: in memory for the hot path, in
+// the store for every replica, renewed at 75% of its lifetime by whichever
+// replica takes the "component-token" lease first.
+type Tokens struct {
+	o   TokenOptions
+	log *slog.Logger
+	sf  singleflight.Group
+
+	mu  sync.Mutex
+	cur store.ComponentState // last state seen (token may be empty)
+	// refused remembers WeChat refusing the ticket received at
+	// refusedTicket (61005/61006): it is not tried again; the next ticket is.
+	refused       error
+	refusedTicket time.Time
+
+	// running is Run's context: shared flights end when the replica stops.
+	running atomic.Pointer[context.Context]
+}
+
+// NewTokens builds a Tokens; call Load or Tick before the first Token.
+func NewTokens(o TokenOptions) *Tokens {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	return &Tokens{o: o, log: o.Logger}
+}
+
+// Status is what GET /admin/component shows.
+type Status struct {
+	ComponentAppID   string
+	TicketReceivedAt *time.Time
+	TokenExpiresAt   *time.Time
+}
+
+// ErrNoTicket is the component_not_ready error before the first ticket.
+var ErrNoTicket = errs.E(errs.ComponentNotReady, "no component_verify_ticket received yet; WeChat pushes one every 10 minutes")
+
+func (t *Tokens) leaseName() string { return "component-token:" + t.o.AppID }
+
+// Load reads the stored state into memory (nothing is stored before the
+// first ticket: that is not an error).
+func (t *Tokens) Load(ctx context.Context) error {
+	if _, err := t.load(ctx); err != nil && !errs.Is(err, errs.NotFound) {
+		return fmt.Errorf("component: load: %w", err)
+	}
+	return nil
+}
+
+// load reads the stored state into memory.
+func (t *Tokens) load(ctx context.Context) (store.ComponentState, error) {
+	st, err := t.o.Store.GetComponentState(ctx, t.o.AppID)
+	if err != nil {
+		return store.ComponentState{}, err
+	}
+	t.mu.Lock()
+	if st.Version >= t.cur.Version {
+		t.cur = st
+	}
+	st = t.cur
+	t.mu.Unlock()
+	return st, nil
+}
+
+func (t *Tokens) cached() store.ComponentState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cur
+}
+
+// leaseFor is how long a renewal of st's token holds the lease, and so how
+// long a replica that dies during it keeps the others from taking over:
+// leaseTTL, but at most an eighth of the token's lifetime (never under
+// minLeaseTTL). With WeChat's 7200 s that is leaseTTL; with a short lifetime
+// (a simulator, a test) a dead holder's lease still runs out long before
+// the token expires, as it does with 7200 s.
+func leaseFor(st store.ComponentState) time.Duration {
+	return min(leaseTTL, max(lifetime(st)/8, minLeaseTTL))
+}
+
+func lifetime(st store.ComponentState) time.Duration {
+	if !st.TokenRefreshedAt.IsZero() && st.TokenExpiresAt.After(st.TokenRefreshedAt) {
+		return st.TokenExpiresAt.Sub(st.TokenRefreshedAt)
+	}
+	return defaultLifetime
+}
+
+// usable reports whether st holds a token that has not expired; a small
+// margin keeps a token that expires during the call from being sent.
+func usable(st store.ComponentState, now time.Time) bool {
+	margin := lifetime(st) / 100
+	return !st.Token.IsZero() && now.Add(margin).Before(st.TokenExpiresAt)
+}
+
+// due reports whether st's token should be renewed now.
+func due(st store.ComponentState, now time.Time) bool {
+	if st.Token.IsZero() {
+		return true
+	}
+	at := st.TokenExpiresAt.Add(-time.Duration(float64(lifetime(st)) * (1 - refreshAt)))
+	return !now.Before(at)
+}
+
+// Token returns a valid component_access_token. In the steady state it
+// answers from memory; without a usable token it fetches one (once across
+// replicas). Errors: component_not_ready (no ticket yet, or WeChat answered
+// 61005/61006 for it), upstream_* when WeChat cannot be reached.
+func (t *Tokens) Token(ctx context.Context) (secret.Value, error) {
+	if st := t.cached(); usable(st, t.o.Now()) {
+		return st.Token, nil
+	}
+	st, err := t.refresh(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	return st.Token, nil
+}
+
+// Invalidate is called when WeChat refused failed (40001/40014/42001): it
+// fetches a new token unless failed is no longer the current one, and
+// returns the token to retry with.
+func (t *Tokens) Invalidate(ctx context.Context, failed secret.Value) (secret.Value, error) {
+	st, err := t.refresh(ctx, failed)
+	if err != nil {
+		return "", err
+	}
+	return st.Token, nil
+}
+
+// HandleTicket stores a component_verify_ticket pushed at receivedAt and,
+// when there is no usable token (first start, or WeChat refused the previous
+// ticket), fetches one with it. A failed fetch is logged, not returned: the
+// ticket is stored and the next call or ticket retries.
+func (t *Tokens) HandleTicket(ctx context.Context, ticket secret.Value, receivedAt time.Time) error {
+	if ticket.IsZero() {
+		return errs.E(errs.InvalidArgument, "empty component_verify_ticket")
+	}
+	stored, err := t.o.Store.SaveTicket(ctx, t.o.AppID, ticket, receivedAt)
+	if err != nil {
+		return fmt.Errorf("component: save ticket: %w", err)
+	}
+	if t.o.Metrics != nil && stored {
+		t.o.Metrics.TicketAge.Set(t.o.Now().Sub(receivedAt).Seconds())
+	}
+	st, err := t.load(ctx)
+	if err != nil {
+		return fmt.Errorf("component: load state: %w", err)
+	}
+	if stored && !usable(st, t.o.Now()) {
+		fctx, cancel := context.WithTimeout(ctx, fetchOnTicketTimeout)
+		defer cancel()
+		if _, err := t.refresh(fctx, ""); err != nil {
+			t.log.WarnContext(ctx, "component: token fetch after a new ticket failed; will retry", "err", err.Error())
+		}
+	}
+	return nil
+}
+
+// refresh brings the token up to date: it returns the stored token when it
+// is usable, not due and not failed, and otherwise fetches a new one under
+// the cross-replica lease. Concurrent callers in this process share one
+// flight.
+func (t *Tokens) refresh(ctx context.Context, failed secret.Value) (store.ComponentState, error) {
+	ch := t.sf.DoChan("token", func() (any, error) {
+		return t.refreshOnce(ctx, failed)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return store.ComponentState{}, r.Err
+		}
+		st := r.Val.(store.ComponentState)
+		if !failed.IsZero() && st.Token == failed && r.Shared {
+			// We joined a flight that did not know our token failed.
+			v, err := t.refreshOnce(ctx, failed)
+			if err != nil {
+				return store.ComponentState{}, err
+			}
+			return v, nil
+		}
+		return st, nil
+	case <-ctx.Done():
+		return store.ComponentState{}, errs.Wrap(errs.UpstreamTimeout, "timed out waiting for the component token", ctx.Err())
+	}
+}
+
+// good reports whether st can be used as is.
+func good(st store.ComponentState, failed secret.Value, now time.Time) bool {
+	return usable(st, now) && !due(st, now) && (failed.IsZero() || st.Token != failed)
+}
+
+func (t *Tokens) refreshOnce(ctx context.Context, failed secret.Value) (store.ComponentState, error) {
+	// Detached from the caller (others may have joined the flight), bounded
+	// by the lease and by Run's lifetime.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseTTL)
+	defer cancel()
+	if rc := t.running.Load(); rc != nil {
+		defer context.AfterFunc(*rc, cancel)()
+	}
+	st, err := t.load(ctx)
+	if errs.Is(err, errs.NotFound) {
+		return store.ComponentState{}, ErrNoTicket
+	}
+	if err != nil {
+		return store.ComponentState{}, err
+	}
+	if good(st, failed, t.o.Now()) {
+		return st, nil
+	}
+	if st.Ticket.IsZero() {
+		return store.ComponentState{}, ErrNoTicket
+	}
+	if err := t.refusedFor(st); err != nil {
+		if usable(st, t.o.Now()) && (failed.IsZero() || st.Token != failed) {
+			return st, nil
+		}
+		return store.ComponentState{}, err
+	}
+	// The flight ends before the lease it takes runs out.
+	ttl := leaseFor(st)
+	ctx, cancelLease := context.WithTimeout(ctx, ttl)
+	defer cancelLease()
+	got, err := t.o.Store.TryLease(ctx, t.leaseName(), t.o.Owner, ttl)
+	if err != nil {
+		return store.ComponentState{}, err
+	}
+	if !got {
+		return t.waitForOther(ctx, st, failed)
+	}
+	defer func() {
+		if err := t.o.Store.ReleaseLease(context.WithoutCancel(ctx), t.leaseName(), t.o.Owner); err != nil {
+			t.log.Warn("component: release token lease", "err", err.Error())
+		}
+	}()
+	// Re-read under the lease: another replica may have just finished.
+	if st, err = t.load(ctx); err != nil {
+		return store.ComponentState{}, err
+	}
+	if good(st, failed, t.o.Now()) {
+		return st, nil
+	}
+	// The new token's life starts no later than when WeChat was asked: its
+	// expiry counts from there, never later than WeChat's own.
+	asked := t.o.Now()
+	tok, err := t.o.WeChat.GetComponentToken(ctx, st.Ticket)
+	if err != nil {
+		t.count("error")
+		if errs.Is(err, errs.ComponentNotReady) {
+			t.log.ErrorContext(ctx, "component: WeChat refused the stored component_verify_ticket; waiting for the next push",
+				"wechat_errcode", wechat.ErrcodeOf(err))
+			t.mu.Lock()
+			t.refused, t.refusedTicket = err, st.TicketReceivedAt
+			t.mu.Unlock()
+		}
+		if usable(st, t.o.Now()) && (failed.IsZero() || st.Token != failed) {
+			return st, nil // the old token still works; Run retries
+		}
+		return store.ComponentState{}, err
+	}
+	for range 3 {
+		saved, err := t.o.Store.SwapComponentToken(ctx, t.o.AppID, st.Version, tok.Token, asked, asked.Add(tok.ExpiresIn))
+		if err == nil {
+			t.mu.Lock()
+			t.cur = saved
+			t.mu.Unlock()
+			t.count("ok")
+			t.log.InfoContext(ctx, "component: token refreshed", "expires_in_s", int(tok.ExpiresIn.Seconds()))
+			return saved, nil
+		}
+		if !errs.Is(err, errs.Conflict) {
+			t.count("error")
+			// WeChat issued the token: keep using it from memory.
+			t.mu.Lock()
+			t.cur.Token, t.cur.TokenRefreshedAt, t.cur.TokenExpiresAt = tok.Token, asked, asked.Add(tok.ExpiresIn)
+			mem := t.cur
+			t.mu.Unlock()
+			t.log.ErrorContext(ctx, "component: storing the new token failed; serving it from memory", "err", err.Error())
+			return mem, nil
+		}
+		prev := st
+		if st, err = t.load(ctx); err != nil {
+			return store.ComponentState{}, err
+		}
+		if st.Token != prev.Token {
+			return st, nil // another replica stored a newer one
+		}
+	}
+	return st, nil
+}
+
+// refusedFor returns WeChat's refusal if st's ticket is the one WeChat
+// already refused.
+func (t *Tokens) refusedFor(st store.ComponentState) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.refused != nil && st.TicketReceivedAt.Equal(t.refusedTicket) {
+		return t.refused
+	}
+	return nil
+}
+
+// waitForOther waits for the replica holding the lease to store its token.
+// A usable token (not the failed one) is returned at once.
+func (t *Tokens) waitForOther(ctx context.Context, st store.ComponentState, failed secret.Value) (store.ComponentState, error) {
+	if usable(st, t.o.Now()) && (failed.IsZero() || st.Token != failed) {
+		return st, nil
+	}
+	deadline := time.Now().Add(waitForOther)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return store.ComponentState{}, errs.Wrap(errs.UpstreamTimeout, "timed out waiting for the component token", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		cur, err := t.load(ctx)
+		if err != nil {
+			return store.ComponentState{}, err
+		}
+		if cur.Version != st.Version && usable(cur, t.o.Now()) && (failed.IsZero() || cur.Token != failed) {
+			return cur, nil
+		}
+	}
+	return store.ComponentState{}, errs.E(errs.ComponentNotReady, "the component token is being refreshed by another replica; try again")
+}
+
+func (t *Tokens) count(result string) {
+	if t.o.Metrics != nil {
+		t.o.Metrics.TokenRefreshes.WithLabelValues("component", result).Inc()
+	}
+}
+
+// Status returns the ticket's arrival and the token's expiry.
+func (t *Tokens) Status(ctx context.Context) (Status, error) {
+	s := Status{ComponentAppID: t.o.AppID}
+	st, err := t.load(ctx)
+	if errs.Is(err, errs.NotFound) {
+		return s, nil
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	if !st.TicketReceivedAt.IsZero() {
+		at := st.TicketReceivedAt
+		s.TicketReceivedAt = &at
+	}
+	if !st.TokenExpiresAt.IsZero() && !st.Token.IsZero() {
+		at := st.TokenExpiresAt
+		s.TokenExpiresAt = &at
+	}
+	return s, nil
+}
+
+// Tick reloads the stored state, updates the ticket-age metric and renews
+// the token when it is due. Run calls it every PollInterval; tests call it
+// after moving their clock.
+func (t *Tokens) Tick(ctx context.Context) error {
+	st, err := t.load(ctx)
+	if errs.Is(err, errs.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := t.o.Now()
+	if t.o.Metrics != nil && !st.TicketReceivedAt.IsZero() {
+		t.o.Metrics.TicketAge.Set(now.Sub(st.TicketReceivedAt).Seconds())
+	}
+	if st.Ticket.IsZero() || !due(st, now) {
+		return nil
+	}
+	_, err = t.refresh(ctx, "")
+	return err
+}
+
+// Run renews the token in the background until ctx ends; it returns nil on
+// cancellation.
+func (t *Tokens) Run(ctx context.Context) error {
+	t.running.Store(&ctx)
+	tick := time.NewTicker(t.o.PollInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		if err := t.Tick(ctx); err != nil && ctx.Err() == nil {
+			failures++
+			if failures == 1 || failures%30 == 0 {
+				t.log.WarnContext(ctx, "component: token upkeep failed", "err", err.Error(), "failures", failures)
+			}
+		} else {
+			failures = 0
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// withToken runs fn with the component token and, when WeChat refuses the
+// token (40001/40014/42001), once more with a fresh one.
+func (t *Tokens) withToken(ctx context.Context, fn func(secret.Value) error) error {
+	tok, err := t.Token(ctx)
+	if err != nil {
+		return err
+	}
+	err = fn(tok)
+	if !wechat.IsTokenError(wechat.ErrcodeOf(err)) {
+		return err
+	}
+	if tok, err = t.Invalidate(ctx, tok); err != nil {
+		return err
+	}
+	return fn(tok)
+}
+
+// WithToken is withToken for other packages (the authorizer token manager).
+func (t *Tokens) WithToken(ctx context.Context, fn func(secret.Value) error) error {
+	return t.withToken(ctx, fn)
+}

@@ -1,0 +1,178 @@
+package component_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/component/componenttest"
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/secret"
+	"github.com/wxgate/wxgate/internal/sim"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/store/storetest"
+	"github.com/wxgate/wxgate/internal/wechat"
+)
+
+func forEachDialect(t *testing.T, fn func(t *testing.T, d store.Dialect)) {
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			fn(t, d)
+		})
+	}
+}
+
+func TestComponentTokenFromTicket(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		p := componenttest.New(t, componenttest.Options{Dialect: d, TokenLifetime: 100 * time.Second})
+		ctx := p.Ctx()
+		if _, err := p.Component.Token(ctx); !errs.Is(err, errs.ComponentNotReady) {
+			t.Fatalf("before any ticket: %v", err)
+		}
+		st, err := p.Component.Status(ctx)
+		if err != nil || st.TicketReceivedAt != nil || st.TokenExpiresAt != nil || st.ComponentAppID != componenttest.ComponentAppID {
+			t.Fatalf("status before any ticket = %+v, %v", st, err)
+		}
+		// The ticket push triggers the first token fetch.
+		p.PushTicket()
+		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
+			t.Fatalf("api_component_token calls after the first ticket = %d", n)
+		}
+		tok, err := p.Component.Token(ctx)
+		if err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+			t.Fatalf("token = %v, %v", tok, err)
+		}
+		st, _ = p.Component.Status(ctx)
+		if st.TicketReceivedAt == nil || !st.TicketReceivedAt.Equal(p.Clock.Now()) || st.TokenExpiresAt == nil || !st.TokenExpiresAt.Equal(p.Clock.Now().Add(100*time.Second)) {
+			t.Fatalf("status = %+v", st)
+		}
+		// A second ticket with a good token changes nothing upstream.
+		p.PushTicket()
+		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
+			t.Fatalf("a new ticket with a valid token refetched: %d calls", n)
+		}
+		// Not due at 70% of the lifetime, due at 75%.
+		p.Clock.Advance(70 * time.Second)
+		if err := p.Component.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
+			t.Fatalf("refreshed before due: %d calls", n)
+		}
+		p.Clock.Advance(6 * time.Second)
+		if err := p.Component.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
+			t.Fatalf("not refreshed when due: %d calls", n)
+		}
+		if tok2, _ := p.Component.Token(ctx); tok2 == tok || tok2.Reveal() != p.Sim.CurrentComponentToken() {
+			t.Fatal("the refreshed token is not served")
+		}
+		// Restart: a new replica on the same database serves the stored token.
+		r := p.Replica(componenttest.Options{})
+		if tok3, err := r.Component.Token(ctx); err != nil || tok3.Reveal() != p.Sim.CurrentComponentToken() {
+			t.Fatalf("after restart: %v, %v", tok3, err)
+		}
+		if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
+			t.Fatalf("restart refetched: %d calls", n)
+		}
+	})
+}
+
+func TestComponentTokenRefreshedOnceAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{TokenLifetime: 100 * time.Second})
+	replicas := []*componenttest.Platform{p, p.Replica(componenttest.Options{}), p.Replica(componenttest.Options{})}
+	p.PushTicket()
+	ctx := p.Ctx()
+	for range 3 { // three lifetimes
+		p.Clock.Advance(80 * time.Second)
+		var wg sync.WaitGroup
+		for _, r := range replicas {
+			for range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := r.Component.Tick(ctx); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+	}
+	if n := p.Calls(sim.EndpointComponentToken, ""); n != 4 {
+		t.Fatalf("api_component_token calls = %d, want 4 (first + one per lifetime)", n)
+	}
+	for i, r := range replicas {
+		if err := r.Component.Tick(ctx); err != nil { // the periodic reload
+			t.Fatal(err)
+		}
+		if tok, err := r.Component.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+			t.Fatalf("replica %d serves %v, %v", i, tok, err)
+		}
+	}
+}
+
+func TestBadTicketIsReportedAndRecoveredByTheNextOne(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{})
+	ctx := p.Ctx()
+	// A ticket WeChat does not know (e.g. from another platform's config).
+	if err := p.Component.HandleTicket(ctx, secret.Value("ticket@@@unknown"), p.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Component.Token(ctx)
+	e := errs.As(err)
+	if e == nil || e.Code != errs.ComponentNotReady || e.WeChatErrcode != wechat.ErrTicketInvalid {
+		t.Fatalf("token with a bad ticket: %v", err)
+	}
+	// The refused ticket is not sent again, on demand or by the upkeep.
+	for range 3 {
+		if _, err := p.Component.Token(ctx); wechat.ErrcodeOf(err) != wechat.ErrTicketInvalid {
+			t.Fatalf("token with a bad ticket: %v", err)
+		}
+		if err := p.Component.Tick(ctx); err == nil {
+			t.Fatal("tick with a bad ticket succeeded")
+		}
+	}
+	if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
+		t.Fatalf("the refused ticket was sent %d times", n)
+	}
+	p.Clock.Advance(time.Second)
+	p.PushTicket()
+	if tok, err := p.Component.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+		t.Fatalf("after a good ticket: %v, %v", tok, err)
+	}
+	// An older ticket arriving late does not replace the newer one.
+	if err := p.Component.HandleTicket(ctx, secret.Value("ticket@@@late"), p.Clock.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := p.Store.GetComponentState(ctx, componenttest.ComponentAppID)
+	if st.Ticket == "ticket@@@late" {
+		t.Fatal("an older ticket replaced the newest")
+	}
+}
+
+func TestComponentTokenRefusedByWeChatIsReplacedOnce(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{})
+	p.PushTicket()
+	tenant := p.NewTenant("acme")
+	if err := p.Sim.InvalidateComponentToken(); err != nil {
+		t.Fatal(err)
+	}
+	// The pre_auth_code call gets 40001, the token is replaced, the call retried.
+	if _, err := p.Flow.CreateAuthorization(p.Ctx(), tenant, componentRequest()); err != nil {
+		t.Fatalf("create authorization after the component token was invalidated: %v", err)
+	}
+	if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
+		t.Fatalf("api_component_token calls = %d, want 2", n)
+	}
+	if n := p.Calls(sim.EndpointCreatePreAuthCode, ""); n != 2 {
+		t.Fatalf("api_create_preauthcode calls = %d, want 2", n)
+	}
+}

@@ -1,0 +1,485 @@
+package component
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/secret"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/wechat"
+	"github.com/wxgate/wxgate/internal/wxcrypt"
+)
+
+// FlowStore is the persistence the authorization flow needs.
+type FlowStore interface {
+	CreateSession(ctx context.Context, sess store.AuthSession, preAuthCode secret.Value) (store.AuthSession, error)
+	GetSession(ctx context.Context, id string) (store.AuthSession, error)
+	SessionByPreAuthCode(ctx context.Context, preAuthCode secret.Value) (store.AuthSession, error)
+	CompleteSession(ctx context.Context, id, appid string) (bool, error)
+	SaveAuthorization(ctx context.Context, a store.Authorizer, tenantID string) (store.Authorizer, error)
+	GetAuthorizer(ctx context.Context, componentAppID, appid string) (store.Authorizer, error)
+	UpdateAuthorizer(ctx context.Context, componentAppID, appid string, expectVersion int64, fn func(*store.Authorizer) error) (store.Authorizer, error)
+	TryLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+var _ FlowStore = (*store.Store)(nil)
+
+// FlowAPI is the WeChat calls the authorization flow needs.
+type FlowAPI interface {
+	CreatePreAuthCode(ctx context.Context, componentToken secret.Value) (wechat.PreAuthCode, error)
+	QueryAuth(ctx context.Context, componentToken, authCode secret.Value) (wechat.Authorization, error)
+	GetAuthorizerInfo(ctx context.Context, componentToken secret.Value, appid string) (wechat.AuthorizerInfo, error)
+}
+
+var _ FlowAPI = (*wechat.Client)(nil)
+
+// FlowOptions configure a Flow.
+type FlowOptions struct {
+	AppID  string
+	Store  FlowStore
+	WeChat FlowAPI
+	Tokens *Tokens
+	// Owner identifies this replica in leases.
+	Owner string
+	// PublicURL, MPURL and OpenURL are WXGATE_PUBLIC_URL,
+	// WXGATE_WECHAT_MP_URL and WXGATE_WECHAT_OPEN_URL.
+	PublicURL, MPURL, OpenURL string
+	Now                       func() time.Time
+	Logger                    *slog.Logger
+	Metrics                   *obs.Metrics
+	// OnAuthorizerChanged, when set, sees every authorizer the flow
+	// writes, so this replica's token cache is current at once (other
+	// replicas catch up by polling).
+	OnAuthorizerChanged func(store.Authorizer)
+	// OnBound, when set, is called after an authorization bound an account
+	// to a tenant, so this replica's tenant directory knows the binding
+	// before the browser is redirected back to the tenant.
+	OnBound func(ctx context.Context, tenantID, appid string)
+	// CompletionWait bounds how long a callback or event that lost the
+	// race for a one-time code waits for the winner (default 10 s).
+	CompletionWait time.Duration
+}
+
+// Flow is the authorization flow of CONTRACT §3.1-§3.2.
+type Flow struct {
+	o   FlowOptions
+	log *slog.Logger
+	sf  singleflight.Group
+}
+
+// NewFlow builds a Flow.
+func NewFlow(o FlowOptions) *Flow {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CompletionWait <= 0 {
+		o.CompletionWait = 10 * time.Second
+	}
+	return &Flow{o: o, log: o.Logger}
+}
+
+// AuthorizationRequest is the body of POST /v1/authorizations.
+type AuthorizationRequest struct {
+	ReturnURL string
+	AuthType  int    // 1 Official Accounts, 2 Mini Programs, 3 both (default)
+	BizAppID  string // optional: restrict to one account
+}
+
+// Authorization is a started authorization session: where to send the
+// merchant's admin.
+type Authorization struct {
+	ID        string
+	URL       string
+	MobileURL string
+	ExpiresAt time.Time
+}
+
+const (
+	defaultAuthType = 3
+	maxReturnURL    = 2048
+)
+
+// CreateAuthorization starts an authorization for tenantID: it validates
+// the request, gets a pre_auth_code and stores a session owning it.
+// Errors: invalid_argument (return_url not an absolute http(s) URL, bad
+// auth_type or biz_appid), component_not_ready, upstream_*; internal when
+// tenantID is empty (fail closed).
+func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req AuthorizationRequest) (Authorization, error) {
+	if tenantID == "" {
+		return Authorization{}, errs.E(errs.Internal, "internal error")
+	}
+	if err := validateReturnURL(req.ReturnURL); err != nil {
+		return Authorization{}, err
+	}
+	if req.AuthType == 0 {
+		req.AuthType = defaultAuthType
+	}
+	if req.AuthType < 1 || req.AuthType > 3 {
+		return Authorization{}, errs.E(errs.InvalidArgument, "auth_type must be 1 (Official Accounts), 2 (Mini Programs) or 3 (both)").
+			WithDetails(map[string]any{"field": "auth_type"})
+	}
+	if req.BizAppID != "" && !config.ValidAppID(req.BizAppID) {
+		return Authorization{}, errs.E(errs.InvalidArgument, "biz_appid must be a WeChat appid").WithDetails(map[string]any{"field": "biz_appid"})
+	}
+	var code wechat.PreAuthCode
+	err := f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+		var err error
+		code, err = f.o.WeChat.CreatePreAuthCode(ctx, tok)
+		return err
+	})
+	if err != nil {
+		return Authorization{}, err
+	}
+	now := f.o.Now().UTC()
+	sess, err := f.o.Store.CreateSession(ctx, store.AuthSession{
+		ID: newSessionID(), TenantID: tenantID, ComponentAppID: f.o.AppID, ReturnURL: req.ReturnURL,
+		AuthType: req.AuthType, BizAppID: req.BizAppID, CreatedAt: now, ExpiresAt: now.Add(code.ExpiresIn),
+	}, code.Code)
+	if err != nil {
+		return Authorization{}, err
+	}
+	pc, mobile := f.authURLs(sess, code.Code)
+	return Authorization{ID: sess.ID, URL: pc, MobileURL: mobile, ExpiresAt: sess.ExpiresAt}, nil
+}
+
+func validateReturnURL(raw string) error {
+	bad := errs.E(errs.InvalidArgument, "return_url must be an absolute http or https URL").WithDetails(map[string]any{"field": "return_url"})
+	if raw == "" || len(raw) > maxReturnURL {
+		return bad
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return bad
+	}
+	return nil
+}
+
+func newSessionID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "as_" + hex.EncodeToString(b)
+}
+
+// CallbackURL is the redirect_uri of a session.
+func (f *Flow) CallbackURL(sessionID string) string {
+	return f.o.PublicURL + "/wechat/callback?session=" + url.QueryEscape(sessionID)
+}
+
+// authURLs builds the PC and mobile authorization page URLs (WECHAT.md §2.4).
+func (f *Flow) authURLs(sess store.AuthSession, code secret.Value) (pc, mobile string) {
+	params := func() string {
+		// Order as WeChat documents it; url.Values would sort the keys.
+		s := "component_appid=" + url.QueryEscape(f.o.AppID) +
+			"&pre_auth_code=" + url.QueryEscape(code.Reveal()) +
+			"&redirect_uri=" + url.QueryEscape(f.CallbackURL(sess.ID)) +
+			"&auth_type=" + strconv.Itoa(sess.AuthType)
+		if sess.BizAppID != "" {
+			s += "&biz_appid=" + url.QueryEscape(sess.BizAppID)
+		}
+		return s
+	}
+	pc = f.o.MPURL + "/cgi-bin/componentloginpage?" + params()
+	mobile = f.o.OpenURL + "/wxaopen/safe/bindcomponent?action=bindcomponent&no_scan=1&" + params() + "#wechat_redirect"
+	return pc, mobile
+}
+
+// ErrBadSession is answered by Callback for a missing, unknown or expired
+// session (the page shows it; there is nowhere to redirect).
+var ErrBadSession = errs.E(errs.InvalidArgument, "this authorization link is unknown or has expired; start the authorization again")
+
+// CallbackResult says where to send the browser after the callback.
+type CallbackResult struct {
+	ReturnURL string
+	AppID     string
+}
+
+// Callback completes the session sessionID with the authorization code
+// WeChat appended to the redirect. It answers ErrBadSession (with an empty
+// ReturnURL) when the session is missing, unknown or expired; any other
+// error comes with the session's ReturnURL so the browser can be sent back
+// with result=error.
+func (f *Flow) Callback(ctx context.Context, sessionID, authCode string) (CallbackResult, error) {
+	if sessionID == "" {
+		return CallbackResult{}, ErrBadSession
+	}
+	sess, err := f.o.Store.GetSession(ctx, sessionID)
+	if errs.Is(err, errs.NotFound) {
+		return CallbackResult{}, ErrBadSession
+	}
+	if err != nil {
+		return CallbackResult{}, err
+	}
+	if sess.ComponentAppID != f.o.AppID {
+		return CallbackResult{}, ErrBadSession
+	}
+	res := CallbackResult{ReturnURL: sess.ReturnURL}
+	if sess.CompletedAt != nil && sess.AppID != "" {
+		res.AppID = sess.AppID // the event came first
+		return res, nil
+	}
+	// The admin may confirm just before the pre_auth_code expires; the
+	// auth_code WeChat then issues lives another 600 s.
+	if !f.o.Now().Before(sess.ExpiresAt.Add(authCodeLifetime)) {
+		return CallbackResult{}, ErrBadSession
+	}
+	if authCode == "" {
+		return res, errs.E(errs.InvalidArgument, "WeChat did not send an authorization code")
+	}
+	appid, err := f.complete(ctx, &sess, secret.Value(authCode), "")
+	res.AppID = appid
+	return res, err
+}
+
+// HandleEvent applies a decrypted platform event: tickets, authorized,
+// updateauthorized and unauthorized; other InfoTypes are ignored. An error
+// means the event should be handled again when WeChat retries it.
+func (f *Flow) HandleEvent(ctx context.Context, ev wxcrypt.Event) error {
+	switch ev.InfoType {
+	case wxcrypt.InfoTypeVerifyTicket:
+		return f.o.Tokens.HandleTicket(ctx, secret.Value(ev.ComponentVerifyTicket), f.o.Now())
+	case wxcrypt.InfoTypeAuthorized, wxcrypt.InfoTypeUpdateAuthorized:
+		if ev.AuthorizationCode == "" || ev.AuthorizerAppid == "" {
+			return errs.E(errs.InvalidArgument, "authorization event without AuthorizationCode or AuthorizerAppid")
+		}
+		var sess *store.AuthSession
+		if ev.PreAuthCode != "" {
+			s, err := f.o.Store.SessionByPreAuthCode(ctx, secret.Value(ev.PreAuthCode))
+			switch {
+			case err == nil && s.ComponentAppID == f.o.AppID:
+				sess = &s
+			case err == nil, errs.Is(err, errs.NotFound):
+				f.log.InfoContext(ctx, "component: authorization event for a pre_auth_code no session owns; stored unbound",
+					"authorizer_appid", ev.AuthorizerAppid)
+			default:
+				return err
+			}
+		}
+		_, err := f.complete(ctx, sess, secret.Value(ev.AuthorizationCode), ev.AuthorizerAppid)
+		return err
+	case wxcrypt.InfoTypeUnauthorized:
+		if ev.AuthorizerAppid == "" {
+			return errs.E(errs.InvalidArgument, "unauthorized event without AuthorizerAppid")
+		}
+		var at time.Time
+		if ev.CreateTime > 0 {
+			at = time.Unix(ev.CreateTime, 0)
+		}
+		return f.Unauthorized(ctx, ev.AuthorizerAppid, at)
+	}
+	return nil
+}
+
+// complete exchanges a one-time authorization code, stores the authorizer
+// and binds it through sess (nil: store it unbound). Callback and event
+// carry the same code; whichever comes first exchanges it, the other finds
+// the session completed (or WeChat answering that the code is used) and
+// succeeds with the same appid. appidHint is the event's AuthorizerAppid.
+func (f *Flow) complete(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint string) (string, error) {
+	if sess != nil && sess.CompletedAt != nil && sess.AppID != "" {
+		return sess.AppID, nil
+	}
+	sum := sha256.Sum256([]byte(code.Reveal()))
+	digest := hex.EncodeToString(sum[:16])
+	v, err, _ := f.sf.Do("code:"+digest, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), codeLeaseTTL)
+		defer cancel()
+		lease := "authcode:" + digest
+		got, err := f.o.Store.TryLease(ctx, lease, f.o.Owner, codeLeaseTTL)
+		if err != nil {
+			return "", err
+		}
+		if !got {
+			// Another replica is exchanging this code (the callback and
+			// the event arrived at different replicas): wait for it.
+			return f.waitForExchange(ctx, sess, appidHint, lease)
+		}
+		defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, f.o.Owner) }()
+		if sess != nil {
+			if s, err := f.o.Store.GetSession(ctx, sess.ID); err == nil && s.CompletedAt != nil && s.AppID != "" {
+				return s.AppID, nil
+			}
+		}
+		return f.exchange(ctx, sess, code, appidHint)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint string) (string, error) {
+	var auth wechat.Authorization
+	// The account's first token lives from no later than this: its expiry
+	// counts from here, not from after api_get_authorizer_info and the write.
+	asked := f.o.Now().UTC()
+	err := f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+		var err error
+		auth, err = f.o.WeChat.QueryAuth(ctx, tok, code)
+		return err
+	})
+	if err != nil {
+		if appid, ok := f.alreadyDone(ctx, sess, appidHint, err); ok {
+			return appid, nil
+		}
+		f.log.WarnContext(ctx, "component: exchanging the authorization code failed", "err", err.Error(), "authorizer_appid", appidHint)
+		return "", err
+	}
+	if appidHint != "" && auth.AppID != appidHint {
+		f.log.WarnContext(ctx, "component: the event's AuthorizerAppid differs from api_query_auth's", "event_appid", appidHint, "appid", auth.AppID)
+	}
+	var info wechat.AuthorizerInfo
+	err = f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+		var err error
+		info, err = f.o.WeChat.GetAuthorizerInfo(ctx, tok, auth.AppID)
+		return err
+	})
+	if err != nil {
+		// The tokens are what matter; the nick name can wait.
+		f.log.WarnContext(ctx, "component: api_get_authorizer_info failed; storing without nick name", "appid", auth.AppID, "err", err.Error())
+	}
+	tenantID := ""
+	if sess != nil {
+		tenantID = sess.TenantID
+	}
+	saved, err := f.o.Store.SaveAuthorization(ctx, store.Authorizer{
+		ComponentAppID: f.o.AppID, AppID: auth.AppID, Status: store.StatusAuthorized,
+		AccessToken: auth.AccessToken, RefreshToken: auth.RefreshToken,
+		TokenExpiresAt: asked.Add(auth.ExpiresIn), TokenRefreshedAt: asked,
+		PermissionSets: auth.PermissionSets, NickName: info.NickName,
+	}, tenantID)
+	if err != nil {
+		return "", fmt.Errorf("component: store authorization of %s: %w", auth.AppID, err)
+	}
+	if sess != nil {
+		if _, err := f.o.Store.CompleteSession(ctx, sess.ID, auth.AppID); err != nil {
+			return "", fmt.Errorf("component: complete session: %w", err)
+		}
+	}
+	if f.o.OnAuthorizerChanged != nil {
+		f.o.OnAuthorizerChanged(saved)
+	}
+	if tenantID != "" && f.o.OnBound != nil {
+		f.o.OnBound(ctx, tenantID, auth.AppID)
+	}
+	f.log.InfoContext(ctx, "component: account authorized the platform", "appid", auth.AppID, "tenant", tenantID,
+		"permission_sets", saved.PermissionSets)
+	return auth.AppID, nil
+}
+
+// authCodeLifetime is how long an auth_code stays valid (WECHAT.md §2 item 4).
+const authCodeLifetime = 600 * time.Second
+
+// errStaleEvent marks an event that an authorization has since overtaken.
+var errStaleEvent = errors.New("component: event older than the last authorization")
+
+// codeLeaseTTL bounds one exchange of an authorization code.
+const codeLeaseTTL = 30 * time.Second
+
+// alreadyDone decides whether a failed exchange means someone else (the
+// callback, the event, a replay) already used the code: WeChat says the
+// code is invalid and the session is completed, or, without a session, the
+// account is stored and authorized.
+func (f *Flow) alreadyDone(ctx context.Context, sess *store.AuthSession, appidHint string, err error) (string, bool) {
+	if wechat.ErrcodeOf(err) != wechat.ErrCodeInvalid {
+		return "", false // not WeChat saying the code is used
+	}
+	return f.done(ctx, sess, appidHint)
+}
+
+// done reports whether the authorization the code stood for is recorded.
+func (f *Flow) done(ctx context.Context, sess *store.AuthSession, appidHint string) (string, bool) {
+	if sess != nil {
+		s, err := f.o.Store.GetSession(ctx, sess.ID)
+		if err == nil && s.CompletedAt != nil && s.AppID != "" {
+			return s.AppID, true
+		}
+		return "", false
+	}
+	if appidHint == "" {
+		return "", false
+	}
+	a, err := f.o.Store.GetAuthorizer(ctx, f.o.AppID, appidHint)
+	if err == nil && a.Status == store.StatusAuthorized {
+		return appidHint, true
+	}
+	return "", false
+}
+
+// waitForExchange waits until the replica holding the code's lease has
+// recorded the authorization (or gave the lease up).
+func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, appidHint, lease string) (string, error) {
+	deadline := time.Now().Add(f.o.CompletionWait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return "", errs.Wrap(errs.UpstreamTimeout, "timed out waiting for the authorization to complete", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if sess != nil {
+			if appid, ok := f.done(ctx, sess, appidHint); ok {
+				return appid, nil
+			}
+		}
+		got, err := f.o.Store.TryLease(ctx, lease, f.o.Owner, time.Second)
+		if err != nil {
+			return "", err
+		}
+		if got {
+			_ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, f.o.Owner)
+			if appid, ok := f.done(ctx, sess, appidHint); ok {
+				return appid, nil
+			}
+			return "", errs.E(errs.UpstreamError, "the authorization could not be completed; start it again")
+		}
+	}
+	return "", errs.E(errs.UpstreamUnavailable, "the authorization is still being completed; try again")
+}
+
+// Unauthorized marks the account unauthorized and erases its tokens: every
+// later call for it is refused at once. at is when WeChat created the event
+// (zero if unknown): an event older than the account's last authorization
+// is a late retry or out of order, and is ignored.
+func (f *Flow) Unauthorized(ctx context.Context, appid string, at time.Time) error {
+	a, err := f.o.Store.UpdateAuthorizer(ctx, f.o.AppID, appid, 0, func(a *store.Authorizer) error {
+		if !at.IsZero() && at.Before(a.AuthorizedAt.Truncate(time.Second)) {
+			return errStaleEvent
+		}
+		a.Status = store.StatusUnauthorized
+		a.AccessToken, a.RefreshToken = "", ""
+		a.TokenExpiresAt, a.TokenRefreshedAt = time.Time{}, time.Time{}
+		return nil
+	})
+	if errs.Is(err, errs.NotFound) {
+		f.log.InfoContext(ctx, "component: unauthorized event for an unknown account", "appid", appid)
+		return nil
+	}
+	if errors.Is(err, errStaleEvent) {
+		f.log.InfoContext(ctx, "component: unauthorized event older than the account's last authorization; ignored", "appid", appid)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("component: mark %s unauthorized: %w", appid, err)
+	}
+	if f.o.OnAuthorizerChanged != nil {
+		f.o.OnAuthorizerChanged(a)
+	}
+	f.log.InfoContext(ctx, "component: account unauthorized the platform", "appid", appid)
+	return nil
+}

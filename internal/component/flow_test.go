@@ -1,0 +1,419 @@
+package component_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/component/componenttest"
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/sim"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/wxcrypt"
+)
+
+func componentRequest() component.AuthorizationRequest {
+	return component.AuthorizationRequest{ReturnURL: "https://tenant.example.com/done?x=1"}
+}
+
+const appA = "wx00000000000000a1"
+
+// callbackQuery splits the redirect the simulator sends the browser to.
+func callbackQuery(t *testing.T, location string) (session, authCode string) {
+	t.Helper()
+	u, err := url.Parse(location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(location, componenttest.PublicURL+"/wechat/callback?") {
+		t.Fatalf("redirect to %s", location)
+	}
+	return u.Query().Get("session"), u.Query().Get("auth_code")
+}
+
+func TestCreateAuthorizationURLs(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{Dialect: store.SQLite})
+	p.PushTicket()
+	tenant := p.NewTenant("acme")
+	ctx := p.Ctx()
+	a, err := p.Flow.CreateAuthorization(ctx, tenant, component.AuthorizationRequest{ReturnURL: "https://t.example/x", AuthType: 1, BizAppID: appA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(a.ID, "as_") || !a.ExpiresAt.Equal(p.Clock.Now().Add(600*time.Second)) {
+		t.Fatalf("authorization = %+v", a)
+	}
+	code := componenttest.PreAuthCode(t, a.URL)
+	redirect := url.QueryEscape(componenttest.PublicURL + "/wechat/callback?session=" + a.ID)
+	params := "component_appid=" + componenttest.ComponentAppID + "&pre_auth_code=" + url.QueryEscape(code) +
+		"&redirect_uri=" + redirect + "&auth_type=1&biz_appid=" + appA
+	if want := p.SimServer.URL + "/cgi-bin/componentloginpage?" + params; a.URL != want {
+		t.Fatalf("url =\n%s\nwant\n%s", a.URL, want)
+	}
+	if want := p.SimServer.URL + "/wxaopen/safe/bindcomponent?action=bindcomponent&no_scan=1&" + params + "#wechat_redirect"; a.MobileURL != want {
+		t.Fatalf("mobile_url =\n%s\nwant\n%s", a.MobileURL, want)
+	}
+	sess, err := p.Store.SessionByPreAuthCode(ctx, "preauthcode@@@nope")
+	if !errs.Is(err, errs.NotFound) {
+		t.Fatalf("unknown code found %+v", sess)
+	}
+	sess, err = p.Store.GetSession(ctx, a.ID)
+	if err != nil || sess.TenantID != tenant || sess.ReturnURL != "https://t.example/x" || sess.AuthType != 1 || sess.BizAppID != appA {
+		t.Fatalf("session = %+v, %v", sess, err)
+	}
+
+	for _, bad := range []component.AuthorizationRequest{
+		{ReturnURL: ""}, {ReturnURL: "/relative"}, {ReturnURL: "ftp://x.example/"}, {ReturnURL: "javascript:alert(1)"},
+		{ReturnURL: "https:///nohost"}, {ReturnURL: "https://ok.example/", AuthType: 4}, {ReturnURL: "https://ok.example/", BizAppID: "nope"},
+		{ReturnURL: "https://ok.example/" + strings.Repeat("a", 3000)},
+	} {
+		if _, err := p.Flow.CreateAuthorization(ctx, tenant, bad); !errs.Is(err, errs.InvalidArgument) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	if _, err := p.Flow.CreateAuthorization(ctx, "", componentRequest()); !errs.Is(err, errs.Internal) {
+		t.Errorf("no tenant must fail closed: %v", err)
+	}
+	if n := p.Calls(sim.EndpointCreatePreAuthCode, ""); n != 1 {
+		t.Fatalf("refused requests reached WeChat: %d calls", n)
+	}
+}
+
+// checkAuthorized asserts appid is stored authorized with sets, bound to
+// tenant only, and served by the token manager with WeChat's current token.
+func checkAuthorized(t *testing.T, p *componenttest.Platform, tenant, appid string, sets []int) store.Authorizer {
+	t.Helper()
+	ctx := p.Ctx()
+	a, err := p.Store.TenantAuthorizer(ctx, componenttest.ComponentAppID, tenant, appid)
+	if err != nil {
+		t.Fatalf("authorizer not bound to the tenant: %v", err)
+	}
+	if a.Status != store.StatusAuthorized || !slices.Equal(a.PermissionSets, sets) || a.NickName != "Nick "+appid ||
+		a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appid) || a.RefreshToken.IsZero() {
+		t.Fatalf("stored authorizer = %+v", a)
+	}
+	if err := p.Tokens.Sync(ctx); err != nil { // the periodic poll
+		t.Fatal(err)
+	}
+	got, ok := p.Tokens.Get(appid)
+	if !ok || got.AccessToken != a.AccessToken || got.Version != a.Version {
+		t.Fatalf("token manager has %+v", got)
+	}
+	bindings, _ := p.Store.ListBindings(ctx, componenttest.ComponentAppID)
+	n := 0
+	for _, b := range bindings {
+		if b.AppID == appid {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d bindings for %s", n, appid)
+	}
+	return a
+}
+
+func TestAuthorizationByRedirectOnly(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{})
+	p.PushTicket()
+	p.NewAccount(appA, 1, 2)
+	tenant := p.NewTenant("acme")
+	ctx := p.Ctx()
+	a, err := p.Flow.CreateAuthorization(ctx, tenant, componentRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The authorized event is lost: only the browser's redirect arrives.
+	p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 500) }))
+	session, code := callbackQuery(t, p.FollowPage(a.URL, appA))
+	if session != a.ID || code == "" {
+		t.Fatalf("session %q code %q", session, code)
+	}
+	res, err := p.Flow.Callback(ctx, session, code)
+	if err != nil || res.AppID != appA || res.ReturnURL != "https://tenant.example.com/done?x=1" {
+		t.Fatalf("callback = %+v, %v", res, err)
+	}
+	checkAuthorized(t, p, tenant, appA, []int{1, 2})
+	sess, _ := p.Store.GetSession(ctx, a.ID)
+	if sess.CompletedAt == nil || sess.AppID != appA {
+		t.Fatalf("session not completed: %+v", sess)
+	}
+	// The browser reloading the callback is answered from the session.
+	res, err = p.Flow.Callback(ctx, session, code)
+	if err != nil || res.AppID != appA {
+		t.Fatalf("reloaded callback = %+v, %v", res, err)
+	}
+	if n := p.Calls(sim.EndpointQueryAuth, ""); n != 1 {
+		t.Fatalf("api_query_auth calls = %d", n)
+	}
+}
+
+func TestAuthorizationByEventOnly(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		p := componenttest.New(t, componenttest.Options{Dialect: d})
+		p.PushTicket()
+		p.NewAccount(appA, 2, 100)
+		tenant := p.NewTenant("acme")
+		a, _ := p.Authorize(tenant, appA) // the admin closes the browser before the redirect
+		checkAuthorized(t, p, tenant, appA, []int{2, 100})
+		sess, _ := p.Store.GetSession(p.Ctx(), a.ID)
+		if sess.CompletedAt == nil || sess.AppID != appA {
+			t.Fatalf("session not completed: %+v", sess)
+		}
+		// The browser arriving late finds the session completed; the code is not exchanged again.
+		res, err := p.Flow.Callback(p.Ctx(), a.ID, "queryauthcode@@@whatever")
+		if err != nil || res.AppID != appA {
+			t.Fatalf("late callback = %+v, %v", res, err)
+		}
+		if n := p.Calls(sim.EndpointQueryAuth, ""); n != 1 {
+			t.Fatalf("api_query_auth calls = %d", n)
+		}
+	})
+}
+
+func TestAuthorizationEventThenRedirectThroughThePage(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{})
+	p.PushTicket()
+	p.NewAccount(appA)
+	tenant := p.NewTenant("acme")
+	a, err := p.Flow.CreateAuthorization(p.Ctx(), tenant, componentRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page pushes the event (handled) and then redirects the browser.
+	session, code := callbackQuery(t, p.FollowPage(a.URL, appA))
+	res, err := p.Flow.Callback(p.Ctx(), session, code)
+	if err != nil || res.AppID != appA {
+		t.Fatalf("callback = %+v, %v", res, err)
+	}
+	checkAuthorized(t, p, tenant, appA, []int{1, 2})
+	if n := p.Calls(sim.EndpointQueryAuth, ""); n != 1 {
+		t.Fatalf("api_query_auth calls = %d", n)
+	}
+}
+
+// TestAuthorizationEventAndRedirectRacing holds the authorized event while
+// the callback with the same code runs, on two replicas, so both exchange
+// the one-time code at once: one wins at WeChat, the other sees 61009 and
+// waits for the winner's session completion.
+func TestAuthorizationEventAndRedirectRacing(t *testing.T) {
+	t.Parallel()
+	for round := range 3 {
+		p := componenttest.New(t, componenttest.Options{})
+		other := p.Replica(componenttest.Options{})
+		p.PushTicket()
+		p.NewAccount(appA)
+		tenant := p.NewTenant("acme")
+		a, err := p.Flow.CreateAuthorization(p.Ctx(), tenant, componentRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotCode := make(chan string, 1)
+		release := make(chan struct{})
+		direct := componenttest.Direct(p)
+		p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			q := r.URL.Query()
+			plain, err := p.Crypter.Open(body, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
+			if err != nil {
+				http.Error(w, err.Error(), 400)
+				return
+			}
+			ev, _ := wxcrypt.ParseEvent(plain)
+			gotCode <- ev.AuthorizationCode
+			<-release
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+			direct.ServeHTTP(w, r)
+		}))
+		pushed := make(chan error, 1)
+		go func() {
+			_, err := p.Sim.Authorize(p.Ctx(), appA, componenttest.PreAuthCode(t, a.URL))
+			pushed <- err
+		}()
+		code := <-gotCode
+		var wg sync.WaitGroup
+		var res component.CallbackResult
+		var cerr error
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, cerr = other.Flow.Callback(p.Ctx(), a.ID, code)
+		}()
+		if round%2 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		wg.Wait()
+		if err := <-pushed; err != nil {
+			t.Fatalf("round %d: event: %v", round, err)
+		}
+		if cerr != nil || res.AppID != appA {
+			t.Fatalf("round %d: callback = %+v, %v", round, res, cerr)
+		}
+		checkAuthorized(t, p, tenant, appA, []int{1, 2})
+		if n := p.Calls(sim.EndpointQueryAuth, ""); n > 2 {
+			t.Fatalf("api_query_auth calls = %d", n)
+		}
+		if ok := p.Sim.Counters().ByErrcode[sim.EndpointQueryAuth][0]; ok != 1 {
+			t.Fatalf("round %d: %d successful exchanges", round, ok)
+		}
+	}
+}
+
+func TestUpdateAuthorizedChangesSets(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{})
+	p.PushTicket()
+	p.NewAccount(appA, 1, 2)
+	tenant := p.NewTenant("acme")
+	p.Authorize(tenant, appA)
+	before, _ := p.Tokens.Get(appA)
+	// The admin removes set 2 and adds 100: WeChat pushes updateauthorized
+	// (without a pre_auth_code) with a new code and a new refresh token.
+	if err := p.Sim.SetPermissionSets(p.Ctx(), appA, []int{1, 100}, true); err != nil {
+		t.Fatal(err)
+	}
+	a := checkAuthorized(t, p, tenant, appA, []int{1, 100})
+	if a.Version <= before.Version {
+		t.Fatal("version did not move")
+	}
+	if got, _ := p.Tokens.Get(appA); !slices.Equal(got.PermissionSets, []int{1, 100}) {
+		t.Fatalf("token manager sets = %v", got.PermissionSets)
+	}
+	// The new refresh token works.
+	if _, err := p.Tokens.ForceRefresh(p.Ctx(), appA); err != nil {
+		t.Fatalf("refresh with the rotated refresh token: %v", err)
+	}
+}
+
+func TestUnauthorized(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		p := componenttest.New(t, componenttest.Options{Dialect: d})
+		other := p.Replica(componenttest.Options{})
+		p.PushTicket()
+		p.NewAccount(appA)
+		tenant := p.NewTenant("acme")
+		p.Authorize(tenant, appA)
+		if err := other.Tokens.Sync(p.Ctx()); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Sim.Unauthorize(p.Ctx(), appA); err != nil {
+			t.Fatal(err)
+		}
+		a, err := p.Store.TenantAuthorizer(p.Ctx(), componenttest.ComponentAppID, tenant, appA)
+		if err != nil || a.Status != store.StatusUnauthorized || !a.AccessToken.IsZero() || !a.RefreshToken.IsZero() || !a.TokenExpiresAt.IsZero() {
+			t.Fatalf("after unauthorized: %+v, %v", a, err)
+		}
+		// This replica refuses at once; the other one after its next poll.
+		if _, err := p.Tokens.Token(p.Ctx(), appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
+			t.Fatalf("token after unauthorized: %v", err)
+		}
+		if err := other.Tokens.Sync(p.Ctx()); err != nil {
+			t.Fatal(err)
+		}
+		if g, _ := other.Tokens.Get(appA); g.Status != store.StatusUnauthorized || !g.AccessToken.IsZero() {
+			t.Fatalf("other replica: %+v", g)
+		}
+		if _, err := other.Tokens.OnTokenError(p.Ctx(), appA, "90_old"); !errs.Is(err, errs.AuthorizerUnauthorized) {
+			t.Fatalf("token error after unauthorized: %v", err)
+		}
+		if _, err := p.Tokens.ForceRefresh(p.Ctx(), appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
+			t.Fatalf("forced refresh after unauthorized: %v", err)
+		}
+		p.Clock.Advance(3 * time.Hour)
+		p.Tokens.RefreshDue(p.Ctx())
+		if n := p.Calls(sim.EndpointAuthorizerToken, ""); n != 0 {
+			t.Fatalf("refreshed an unauthorized account %d times", n)
+		}
+		// Authorizing again resumes it.
+		p.Clock.Advance(time.Second)
+		p.PushTicket()
+		p.Authorize(tenant, appA)
+		checkAuthorized(t, p, tenant, appA, []int{1, 2})
+	})
+}
+
+func TestCallbackWithBadSessions(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{Dialect: store.SQLite})
+	p.PushTicket()
+	p.NewAccount(appA)
+	tenant := p.NewTenant("acme")
+	ctx := p.Ctx()
+	for _, id := range []string{"", "as_unknown"} {
+		res, err := p.Flow.Callback(ctx, id, "code")
+		if err != component.ErrBadSession || res.ReturnURL != "" {
+			t.Fatalf("session %q: %+v, %v", id, res, err)
+		}
+	}
+	a, err := p.Flow.CreateAuthorization(ctx, tenant, componentRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A code WeChat never issued: back to the tenant with an error.
+	res, err := p.Flow.Callback(ctx, a.ID, "queryauthcode@@@forged")
+	if err == nil || res.ReturnURL == "" || !errs.Is(err, errs.UpstreamError) {
+		t.Fatalf("forged code: %+v, %v", res, err)
+	}
+	// Just past the pre_auth_code's expiry the callback still exchanges an
+	// auth_code WeChat issued before it (the code is what WeChat refuses).
+	p.Clock.Advance(601 * time.Second)
+	if _, err := p.Flow.Callback(ctx, a.ID, "code"); err == component.ErrBadSession {
+		t.Fatal("the session expired with its pre_auth_code, before the auth_code it led to")
+	}
+	// Past the auth_code's lifetime too: expired.
+	p.Clock.Advance(600 * time.Second)
+	res, err = p.Flow.Callback(ctx, a.ID, "code")
+	if err != component.ErrBadSession || res.ReturnURL != "" {
+		t.Fatalf("expired session: %+v, %v", res, err)
+	}
+	if list, _ := p.Store.ListAuthorizers(ctx, componenttest.ComponentAppID); len(list) != 0 {
+		t.Fatalf("stored %d authorizers", len(list))
+	}
+}
+
+// TestLateUnauthorizedEventIsIgnored: an unauthorized event created before
+// the account's latest authorization (a late retry, or out of order) does
+// not undo that authorization; an update keeps authorized_at.
+func TestLateUnauthorizedEventIsIgnored(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{Dialect: store.SQLite})
+	p.PushTicket()
+	p.NewAccount(appA)
+	tenant := p.NewTenant("acme")
+	p.Authorize(tenant, appA)
+	first, err := p.Store.GetAuthorizer(p.Ctx(), componenttest.ComponentAppID, appA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := first.AuthorizedAt.Add(-time.Minute)
+	p.Clock.Advance(time.Minute)
+	if err := p.Flow.Unauthorized(p.Ctx(), appA, stale); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := p.Store.GetAuthorizer(p.Ctx(), componenttest.ComponentAppID, appA); a.Status != store.StatusAuthorized || a.AccessToken.IsZero() {
+		t.Fatalf("a stale unauthorized event changed the account: %+v", a)
+	}
+	// updateauthorized keeps when the authorization began.
+	p.Authorize(tenant, appA)
+	if a, _ := p.Store.GetAuthorizer(p.Ctx(), componenttest.ComponentAppID, appA); !a.AuthorizedAt.Equal(first.AuthorizedAt) {
+		t.Fatalf("authorized_at moved from %v to %v on an update", first.AuthorizedAt, a.AuthorizedAt)
+	}
+	// A current one is applied.
+	if err := p.Flow.Unauthorized(p.Ctx(), appA, p.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := p.Store.GetAuthorizer(p.Ctx(), componenttest.ComponentAppID, appA); a.Status != store.StatusUnauthorized {
+		t.Fatalf("a current unauthorized event was not applied: %+v", a)
+	}
+}

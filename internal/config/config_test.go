@@ -1,0 +1,139 @@
+package config_test
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wxgate/wxgate/internal/config"
+)
+
+const goodKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" // 32 bytes
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func valid() map[string]string {
+	return map[string]string{
+		"WXGATE_SECRET_KEY":        goodKey,
+		"WXGATE_ADMIN_TOKEN":       strings.Repeat("a", 32),
+		"WXGATE_COMPONENT_APPID":   "wx2c2769f8efd9abc2",
+		"WXGATE_COMPONENT_SECRET":  "component-secret-value",
+		"WXGATE_COMPONENT_TOKEN":   "spamtest",
+		"WXGATE_COMPONENT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+	}
+}
+
+func TestEmptyEnvironmentNamesEveryRequiredVariable(t *testing.T) {
+	_, err := config.Load(env(nil), "", config.NeedGateway)
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want *config.Error", err)
+	}
+	for _, name := range []string{"WXGATE_SECRET_KEY", "WXGATE_ADMIN_TOKEN", "WXGATE_COMPONENT_APPID",
+		"WXGATE_COMPONENT_SECRET", "WXGATE_COMPONENT_TOKEN", "WXGATE_COMPONENT_AES_KEY"} {
+		if !strings.Contains(err.Error(), name+" is required") {
+			t.Errorf("message does not name %s: %v", name, err)
+		}
+	}
+	if len(ce.Problems) != 6 {
+		t.Errorf("got %d problems, want 6: %v", len(ce.Problems), ce.Problems)
+	}
+}
+
+func TestSimNeedsOnlyComponentSettings(t *testing.T) {
+	m := valid()
+	delete(m, "WXGATE_SECRET_KEY")
+	delete(m, "WXGATE_ADMIN_TOKEN")
+	if _, err := config.Load(env(m), "", config.NeedComponent); err != nil {
+		t.Fatalf("sim config: %v", err)
+	}
+}
+
+func TestEveryInvalidValueIsNamedWithoutEchoingSecrets(t *testing.T) {
+	m := valid()
+	m["WXGATE_SECRET_KEY"] = "not-base64-SECRETVALUE!"
+	m["WXGATE_ADMIN_TOKEN"] = "shortADMINSECRET"
+	m["WXGATE_COMPONENT_APPID"] = "nope"
+	m["WXGATE_COMPONENT_AES_KEY"] = "tooshortAESSECRET"
+	m["WXGATE_DATABASE_URL"] = "mysql://x"
+	m["WXGATE_PUBLIC_URL"] = "not a url"
+	m["WXGATE_LOG_LEVEL"] = "loud"
+	m["WXGATE_TENANT_RATE_LIMIT"] = "-1"
+	_, err := config.Load(env(m), "", config.NeedGateway)
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, name := range []string{"WXGATE_SECRET_KEY", "WXGATE_ADMIN_TOKEN", "WXGATE_COMPONENT_APPID", "WXGATE_COMPONENT_AES_KEY",
+		"WXGATE_DATABASE_URL", "WXGATE_PUBLIC_URL", "WXGATE_LOG_LEVEL", "WXGATE_TENANT_RATE_LIMIT"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("message does not name %s", name)
+		}
+	}
+	for _, s := range []string{"SECRETVALUE", "ADMINSECRET", "AESSECRET", "mysql://x"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("message echoes secret value %q: %v", s, err)
+		}
+	}
+}
+
+func TestDefaultsAndValues(t *testing.T) {
+	c, err := config.Load(env(valid()), "", config.NeedGateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":8080" || c.DatabaseURL != "sqlite:wxgate.db" || c.PublicURL != "http://localhost:8080" ||
+		c.WeChatAPIURL != "https://api.weixin.qq.com" || c.WeChatMPURL != "https://mp.weixin.qq.com" ||
+		c.WeChatOpenURL != "https://open.weixin.qq.com" || c.LogLevel != slog.LevelInfo || len(c.SecretKey) != 32 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if strings.Contains(c.String(), "component-secret-value") || strings.Contains(c.String(), "aaaaaaaa") {
+		t.Fatalf("String() leaks a secret: %s", c)
+	}
+}
+
+func TestFileAndEnvironmentPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wxgate.yaml")
+	yaml := "listen: \":9999\"\nlog_level: debug\npublic_url: https://gw.example.com\ncomponent_token: from-file\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := valid()
+	delete(m, "WXGATE_COMPONENT_TOKEN")
+	m["WXGATE_LISTEN"] = ":7777"
+	c, err := config.Load(env(m), path, config.NeedGateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":7777" {
+		t.Errorf("environment must win: listen %q", c.Listen)
+	}
+	if c.LogLevel != slog.LevelDebug || c.PublicURL != "https://gw.example.com" || c.ComponentToken.Reveal() != "from-file" {
+		t.Errorf("file values not applied: %+v", c)
+	}
+	if err := os.WriteFile(path, []byte("listn: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(env(valid()), path, config.NeedGateway); err == nil || !strings.Contains(err.Error(), `unknown key "listn"`) {
+		t.Errorf("unknown file key not reported: %v", err)
+	}
+	if _, err := config.Load(env(valid()), filepath.Join(dir, "missing.yaml"), config.NeedGateway); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestExampleFileDocumentsEveryKey(t *testing.T) {
+	raw, err := os.ReadFile("../../configs/wxgate.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range config.Keys() {
+		yamlKey := strings.ToLower(strings.TrimPrefix(k, "WXGATE_"))
+		if !strings.Contains(string(raw), yamlKey+":") || !strings.Contains(string(raw), k) {
+			t.Errorf("configs/wxgate.example.yaml does not document %s (%s)", k, yamlKey)
+		}
+	}
+}

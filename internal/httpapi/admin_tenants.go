@@ -1,0 +1,179 @@
+package httpapi
+
+import (
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/store"
+)
+
+// Bounds of a tenant's rate-limit override.
+const (
+	maxRateLimit = 100_000
+	maxRateBurst = 1_000_000
+)
+
+// tenantJSON is a tenant in admin responses. rate_limit (requests per
+// second) and rate_burst are the tenant's override, null when it uses the
+// configured default.
+type tenantJSON struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	CreatedAt string   `json:"created_at"`
+	RateLimit *float64 `json:"rate_limit"`
+	RateBurst *int     `json:"rate_burst"`
+}
+
+func newTenantJSON(t store.Tenant) tenantJSON {
+	j := tenantJSON{ID: t.ID, Name: t.Name, CreatedAt: adminTime(t.CreatedAt)}
+	if t.RateLimit > 0 {
+		j.RateLimit = &t.RateLimit
+	}
+	if t.RateBurst > 0 {
+		j.RateBurst = &t.RateBurst
+	}
+	return j
+}
+
+type createTenantRequest struct {
+	Name string `json:"name"`
+}
+
+// handleCreateTenant creates a tenant: 201 {"id","name","created_at",…};
+// a taken name is conflict.
+func handleCreateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req createTenantRequest
+		if err := decodeAdminJSON(c, &req, false); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		f := fieldErrors{}
+		req.Name = strings.TrimSpace(req.Name)
+		checkName(f, "name", req.Name, true)
+		if err := f.err(); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		t, err := reg.CreateTenant(c.Request.Context(), req.Name)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.JSON(http.StatusCreated, newTenantJSON(t))
+	}
+}
+
+// handleListTenants answers {"tenants": […]} by creation time.
+func handleListTenants(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		list, err := reg.ListTenants(c.Request.Context())
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		out := make([]tenantJSON, len(list))
+		for i, t := range list {
+			out[i] = newTenantJSON(t)
+		}
+		c.JSON(http.StatusOK, gin.H{"tenants": out})
+	}
+}
+
+// updateTenantRequest is a partial update: absent (or null) fields keep
+// their value; a rate of 0 returns to the configured default.
+type updateTenantRequest struct {
+	Name      *string  `json:"name"`
+	RateLimit *float64 `json:"rate_limit"`
+	RateBurst *int     `json:"rate_burst"`
+}
+
+// handleUpdateTenant renames a tenant or sets its rate-limit override:
+// 200 with the tenant. The new limit applies on every replica within 2 s.
+func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req updateTenantRequest
+		if err := decodeAdminJSON(c, &req, false); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		f := fieldErrors{}
+		if req.Name != nil {
+			*req.Name = strings.TrimSpace(*req.Name)
+			checkName(f, "name", *req.Name, true)
+		}
+		if req.RateLimit != nil && (*req.RateLimit < 0 || *req.RateLimit > maxRateLimit || math.IsNaN(*req.RateLimit)) {
+			f.add("rate_limit", "must be between 0 (the default) and 100000 requests per second")
+		}
+		if req.RateBurst != nil && (*req.RateBurst < 0 || *req.RateBurst > maxRateBurst) {
+			f.add("rate_burst", "must be between 0 (the default) and 1000000")
+		}
+		if err := f.err(); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		t, err := reg.UpdateTenant(c.Request.Context(), c.Param("id"), func(t *store.Tenant) error {
+			if req.Name != nil {
+				t.Name = *req.Name
+			}
+			if req.RateLimit != nil {
+				t.RateLimit = *req.RateLimit
+			}
+			if req.RateBurst != nil {
+				t.RateBurst = *req.RateBurst
+			}
+			return nil
+		})
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.JSON(http.StatusOK, newTenantJSON(t))
+	}
+}
+
+// handleDeleteTenant deletes a tenant with its keys and bindings: 204. Its
+// keys are refused on every replica within 2 s.
+func handleDeleteTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := reg.DeleteTenant(c.Request.Context(), c.Param("id")); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// handleBind binds an existing authorizer to a tenant: 204; not_found if
+// either is unknown.
+func handleBind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		appid := c.Param("appid")
+		if !config.ValidAppID(appid) {
+			writeError(c, log, errAuthorizerNotFound()) // no such account can exist
+			return
+		}
+		if err := b.Bind(c.Request.Context(), c.Param("id"), appid); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// handleUnbind removes a binding: 204, also when there was none (DELETE is
+// idempotent); not_found if the tenant is unknown.
+func handleUnbind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := b.Unbind(c.Request.Context(), c.Param("id"), c.Param("appid")); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	}
+}

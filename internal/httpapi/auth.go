@@ -1,0 +1,239 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/secret"
+	"github.com/wxgate/wxgate/internal/tenant"
+	"github.com/wxgate/wxgate/internal/wechat"
+)
+
+// Surfaces label the auth-failure metric.
+const (
+	surfaceREST   = "rest"
+	surfaceCompat = "compat"
+	surfaceAdmin  = "admin"
+)
+
+// authenticateHeader is the challenge sent with a 401 on /v1 and /admin.
+const authenticateHeader = `Bearer realm="wxgate"`
+
+var errTenantAuthNotWired = errs.Wrap(errs.Internal, "internal error", errors.New("httpapi: tenant authentication is not wired"))
+
+// requireTenant authenticates the tenant key in "Authorization: Bearer" on
+// /v1 and records its principal. Every failure is the same 401
+// unauthenticated; the reason goes to the log and the auth-failure metric,
+// never to the caller. It costs no store query.
+func requireTenant(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if keys == nil {
+			writeError(c, log, errTenantAuthNotWired)
+			return
+		}
+		raw, reason := bearerToken(c.GetHeader("Authorization"))
+		var (
+			p   tenant.Principal
+			err error
+		)
+		if reason != "" {
+			err = tenant.Refuse(reason)
+		} else {
+			p, err = keys.Authenticate(c.Request.Context(), raw)
+		}
+		if err != nil {
+			noteAuthFailure(c, m, log, surfaceREST, err)
+			c.Header("WWW-Authenticate", authenticateHeader)
+			writeError(c, log, err)
+			return
+		}
+		setPrincipal(c, p)
+		c.Next()
+	}
+}
+
+// requireTenantCompat authenticates the tenant key the compatible surface
+// (/wx/{appid}/…) receives where WeChat expects access_token, in the query.
+// Failures answer in WeChat's shape with HTTP 200: a missing key 41001, an
+// invalid, expired or revoked one 40001 (CONTRACT §3.3).
+//
+// The proxy mounts it (with rateLimitCompat) on the /wx/:appid group and
+// then calls authorizeAppID for the appid of the path.
+func requireTenantCompat(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if keys == nil {
+			writeWeChatError(c, log, errTenantAuthNotWired)
+			return
+		}
+		raw := c.Query("access_token")
+		var (
+			p   tenant.Principal
+			err error
+		)
+		if raw == "" {
+			err = tenant.Refuse(tenant.ReasonMissing)
+		} else {
+			p, err = keys.Authenticate(c.Request.Context(), raw)
+		}
+		if err != nil {
+			reason := noteAuthFailure(c, m, log, surfaceCompat, err)
+			code := wechat.ErrInvalidCredential
+			if reason == tenant.ReasonMissing {
+				code = wechat.ErrAccessTokenMissing
+			}
+			writeWeChatError(c, log, compatAuthError(err, code))
+			return
+		}
+		setPrincipal(c, p)
+		c.Next()
+	}
+}
+
+// compatAuthError is err carried with the WeChat errcode the compatible
+// surface answers for it.
+func compatAuthError(err error, code int) *errs.Error {
+	e := errs.As(err)
+	if e == nil || e.Code != errs.Unauthenticated {
+		// Authenticate fails with unauthenticated only; anything else is a bug.
+		return errs.Wrap(errs.Internal, "internal error", err)
+	}
+	return &errs.Error{Code: errs.Unauthenticated, Message: e.Message, WeChatErrcode: code,
+		WeChatErrmsg: wechat.Errmsg(code), Cause: err}
+}
+
+// noteAuthFailure counts and logs a refused credential and returns its
+// reason. Neither the metric nor the line carries the credential.
+func noteAuthFailure(c *gin.Context, m *obs.Metrics, log *slog.Logger, surface string, err error) string {
+	reason := tenant.FailureReason(err)
+	if reason == "" {
+		reason = tenant.ReasonInvalid
+	}
+	if m != nil {
+		m.AuthFailures.WithLabelValues(surface, reason).Inc()
+	}
+	log.InfoContext(c.Request.Context(), "credential refused", "surface", surface, "reason", reason, "route", c.FullPath())
+	return reason
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>"
+// header, or the reason there is none.
+func bearerToken(h string) (token, reason string) {
+	if h == "" {
+		return "", tenant.ReasonMissing
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", tenant.ReasonBadScheme
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", tenant.ReasonMissing
+	}
+	return tok, ""
+}
+
+// rateLimit applies the tenant's token bucket on /v1: 429 rate_limited
+// with Retry-After when it is empty. It runs after requireTenant.
+func rateLimit(l TenantRateLimiter, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := takeToken(c, l); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.Next()
+	}
+}
+
+// rateLimitCompat is rateLimit for the compatible surface: WeChat's 45011
+// with HTTP 200 (and Retry-After).
+func rateLimitCompat(l TenantRateLimiter, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := takeToken(c, l); err != nil {
+			writeWeChatError(c, log, err)
+			return
+		}
+		c.Next()
+	}
+}
+
+func takeToken(c *gin.Context, l TenantRateLimiter) error {
+	p, err := mustPrincipal(c)
+	if err != nil {
+		return err
+	}
+	if l == nil {
+		return errs.Wrap(errs.Internal, "internal error", errors.New("httpapi: rate limit without a limiter"))
+	}
+	if allowed, wait := l.Allow(p.TenantID); !allowed {
+		e := errs.E(errs.RateLimited, "tenant rate limit exceeded; retry later")
+		e.RetryAfter = wait
+		return e
+	}
+	return nil
+}
+
+// authorizeAppID decides, from memory, whether the authenticated key may
+// call appid: nil if it may; not_found if the account is unknown or bound to
+// another tenant (the same error, byte for byte, and the same single map
+// lookup either way); forbidden if it is the tenant's but the key is
+// restricted to other accounts; internal if there is no principal (fail
+// closed). Every /v1 and /wx route that names an account calls it before
+// anything else:
+//
+//	if err := authorizeAppID(c, d.Tenant.Bindings, c.Param("appid")); err != nil {
+//		writeError(c, log, err) // writeWeChatError on /wx: 40013
+//		return
+//	}
+func authorizeAppID(c *gin.Context, b BindingChecker, appid string) error {
+	p, err := mustPrincipal(c)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		return errs.Wrap(errs.Internal, "internal error", errors.New("httpapi: account check without bindings"))
+	}
+	if !b.Bound(p.TenantID, appid) {
+		return errAuthorizerNotFound()
+	}
+	if p.Restricts(appid) {
+		return errs.E(errs.Forbidden, "this key is not allowed to call this account")
+	}
+	c.Set(ctxAppID, appid)
+	return nil
+}
+
+// errAuthorizerNotFound is the one answer for an account the caller may not
+// see, whether it exists or not.
+func errAuthorizerNotFound() error { return errs.E(errs.NotFound, "authorizer not found") }
+
+// requireAdmin checks "Authorization: Bearer WXGATE_ADMIN_TOKEN" in
+// constant time (both sides hashed first, so not even the length leaks).
+// Missing or wrong: 401 unauthenticated.
+func requireAdmin(token secret.Value, m *obs.Metrics, log *slog.Logger) gin.HandlerFunc {
+	want := sha256.Sum256([]byte(token.Reveal()))
+	configured := !token.IsZero()
+	return func(c *gin.Context) {
+		raw, reason := bearerToken(c.GetHeader("Authorization"))
+		if reason == "" {
+			got := sha256.Sum256([]byte(raw))
+			if !configured || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+				reason = tenant.ReasonInvalid
+			}
+		}
+		if reason != "" {
+			err := tenant.Refuse(reason)
+			noteAuthFailure(c, m, log, surfaceAdmin, err)
+			c.Header("WWW-Authenticate", authenticateHeader)
+			writeError(c, log, err)
+			return
+		}
+		c.Next()
+	}
+}

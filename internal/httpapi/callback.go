@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/errs"
+)
+
+// handleCallback is GET /wechat/callback, where WeChat sends the merchant's
+// browser after authorization (CONTRACT §3.1): it completes the session
+// and redirects to the session's return_url with appid and result appended
+// (result=error&error=CODE on failure). A missing, unknown or expired
+// session gets a 400 HTML page: there is nowhere safe to redirect.
+func handleCallback(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
+	if d.Flow == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		res, err := d.Flow.Callback(ctx, c.Query("session"), c.Query("auth_code"))
+		if res.ReturnURL == "" {
+			status, page := http.StatusBadRequest, badSessionPage
+			if err != nil && errs.CodeOf(err) != errs.InvalidArgument {
+				log.ErrorContext(ctx, "callback failed", "err", err.Error())
+				status, page = http.StatusInternalServerError, callbackErrorPage
+			}
+			c.Set(ctxErrCode, string(errs.CodeOf(err)))
+			c.Header("Cache-Control", "no-store")
+			c.Data(status, "text/html; charset=utf-8", []byte(page))
+			return
+		}
+		// In the order CONTRACT §3.1 writes them: appid, result, error.
+		var extra []string
+		if res.AppID != "" {
+			extra = append(extra, "appid="+url.QueryEscape(res.AppID))
+			c.Set(ctxAppID, res.AppID)
+		}
+		if err == nil {
+			extra = append(extra, "result=authorized")
+		} else {
+			e := normalize(c, log, err)
+			c.Set(ctxErrCode, string(e.Code))
+			extra = append(extra, "result=error", "error="+url.QueryEscape(string(e.Code)))
+		}
+		c.Header("Cache-Control", "no-store")
+		c.Redirect(http.StatusFound, appendQuery(res.ReturnURL, extra))
+	}
+}
+
+// appendQuery adds the encoded pairs to u's query, keeping what is there
+// (and the fragment) intact.
+func appendQuery(u string, pairs []string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := strings.Join(pairs, "&")
+	if parsed.RawQuery != "" {
+		parsed.RawQuery += "&" + q
+	} else {
+		parsed.RawQuery = q
+	}
+	return parsed.String()
+}
+
+const badSessionPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Authorization link expired</title></head>
+<body><h1>This authorization link is unknown or has expired</h1>
+<p>The authorization session was not found or is no longer valid. Go back to the application that sent you here and start the authorization again.</p>
+</body></html>
+`
+
+const callbackErrorPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Authorization failed</title></head>
+<body><h1>Something went wrong</h1>
+<p>The authorization could not be completed. Please try again in a moment.</p>
+</body></html>
+`

@@ -1,0 +1,96 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/wxcrypt"
+)
+
+// PlatformDeps are the platform backend services (events, component token,
+// authorization flow, authorizer tokens). A zero PlatformDeps answers every
+// platform route with an internal error.
+type PlatformDeps struct {
+	// ComponentAppID is WXGATE_COMPONENT_APPID: every query is scoped to it.
+	ComponentAppID string
+	// Crypter verifies and decrypts the pushed events.
+	Crypter *wxcrypt.Crypter
+	// Events applies a decrypted event (component.Flow).
+	Events EventHandler
+	// Receipts makes replayed events harmless (the store).
+	Receipts EventReceipts
+	// Flow starts and completes authorizations (component.Flow).
+	Flow AuthorizationFlow
+	// Directory lists authorizers, tenant-scoped or not (the store).
+	Directory AuthorizerDirectory
+	// Tokens forces a token refresh (tokens.Manager).
+	Tokens TokenRefresher
+	// Component reports the ticket and component token (component.Tokens).
+	Component ComponentStatus
+	Metrics   *obs.Metrics
+	Now       func() time.Time
+}
+
+// EventHandler applies a verified, decrypted platform event. An error
+// means the event must be handled again when WeChat retries it.
+type EventHandler interface {
+	HandleEvent(ctx context.Context, ev wxcrypt.Event) error
+}
+
+// EventReceipts remembers handled events by digest.
+type EventReceipts interface {
+	// RecordEvent reports whether digest is new (false: a replay).
+	RecordEvent(ctx context.Context, digest string) (bool, error)
+	// ForgetEvent removes a digest so WeChat's retry is handled again.
+	ForgetEvent(ctx context.Context, digest string) error
+}
+
+// AuthorizationFlow is the authorization flow of CONTRACT §3.1-§3.2.
+type AuthorizationFlow interface {
+	// CreateAuthorization starts a session for tenantID. Errors:
+	// invalid_argument, component_not_ready, upstream_*; internal for an
+	// empty tenantID.
+	CreateAuthorization(ctx context.Context, tenantID string, req component.AuthorizationRequest) (component.Authorization, error)
+	// Callback completes a session with WeChat's auth_code. An error with
+	// an empty ReturnURL means the session is missing, unknown or expired.
+	Callback(ctx context.Context, sessionID, authCode string) (component.CallbackResult, error)
+}
+
+// AuthorizerDirectory reads authorizers. The tenant methods are scoped to
+// the tenant in the query and fail closed on an empty tenant id; an
+// authorizer bound to another tenant is not_found.
+type AuthorizerDirectory interface {
+	TenantAuthorizers(ctx context.Context, componentAppID, tenantID string) ([]store.Authorizer, error)
+	TenantAuthorizer(ctx context.Context, componentAppID, tenantID, appid string) (store.Authorizer, error)
+	ListAuthorizers(ctx context.Context, componentAppID string) ([]store.Authorizer, error)
+	ListBindings(ctx context.Context, componentAppID string) ([]store.Binding, error)
+}
+
+// TokenRefresher forces an authorizer token refresh. Errors: not_found,
+// authorizer_unauthorized, upstream_*, component_not_ready.
+type TokenRefresher interface {
+	ForceRefresh(ctx context.Context, appid string) (store.Authorizer, error)
+}
+
+// ComponentStatus reports the component's ticket and token.
+type ComponentStatus interface {
+	Status(ctx context.Context) (component.Status, error)
+}
+
+var (
+	_ AuthorizationFlow   = (*component.Flow)(nil)
+	_ EventHandler        = (*component.Flow)(nil)
+	_ ComponentStatus     = (*component.Tokens)(nil)
+	_ EventReceipts       = (*store.Store)(nil)
+	_ AuthorizerDirectory = (*store.Store)(nil)
+)
+
+func (d PlatformDeps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,97 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/secret"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/tenant"
+)
+
+// TenantDeps are the tenant, key and admin services (issue: tenants and keys).
+// The request-path services (Keys, Bindings, Limiter, Usage) answer from
+// memory; only the admin services touch the store.
+type TenantDeps struct {
+	// AdminToken is WXGATE_ADMIN_TOKEN; an empty one refuses every admin call.
+	AdminToken secret.Value
+	// Now is the clock (usage ranges default to the last 24 hours).
+	Now func() time.Time
+
+	Keys     KeyAuthenticator
+	Bindings BindingChecker
+	Limiter  TenantRateLimiter
+	Usage    UsageRecorder
+
+	Tenants      TenantRegistry
+	KeyAdmin     KeyManager
+	BindingAdmin BindingManager
+	UsageReport  UsageReader
+}
+
+// KeyAuthenticator verifies tenant keys without querying the store.
+type KeyAuthenticator interface {
+	// Authenticate returns the principal of a valid key. Every failure is
+	// unauthenticated with the same message; tenant.FailureReason tells why,
+	// for logs and metrics only.
+	Authenticate(ctx context.Context, raw string) (tenant.Principal, error)
+}
+
+// BindingChecker answers from memory whether a tenant may see and call an
+// account.
+type BindingChecker interface {
+	// Bound reports whether appid is bound to tenantID; false for an unknown
+	// account and for another tenant's alike.
+	Bound(tenantID, appid string) bool
+}
+
+// TenantRateLimiter is the per-tenant token bucket (per replica).
+type TenantRateLimiter interface {
+	// Allow takes a token, or answers false and how long until one is free.
+	Allow(tenantID string) (bool, time.Duration)
+}
+
+// UsageRecorder counts proxied calls for billing and abuse detection.
+type UsageRecorder interface {
+	// Record counts one call of api (from the API table) by tenantID on
+	// appid with outcome ("ok" or an error code slug).
+	Record(tenantID, appid, api, outcome string)
+}
+
+// TenantRegistry manages tenants. Errors: not_found for an unknown id,
+// conflict for a taken name.
+type TenantRegistry interface {
+	CreateTenant(ctx context.Context, name string) (store.Tenant, error)
+	ListTenants(ctx context.Context) ([]store.Tenant, error)
+	UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error)
+	DeleteTenant(ctx context.Context, id string) error
+}
+
+// KeyManager issues, lists and revokes tenant keys. Errors: not_found for
+// an unknown tenant or kid.
+type KeyManager interface {
+	// IssueKey returns the key's metadata and the key itself, shown once.
+	IssueKey(ctx context.Context, tenantID string, req tenant.KeyRequest) (store.Key, secret.Value, error)
+	ListKeys(ctx context.Context, tenantID string) ([]store.Key, error)
+	RevokeKey(ctx context.Context, kid string) error
+}
+
+// BindingManager binds accounts to tenants. Errors: not_found if the tenant
+// or the account is unknown (or, for Unbind, not bound).
+type BindingManager interface {
+	Bind(ctx context.Context, tenantID, appid string) error
+	Unbind(ctx context.Context, tenantID, appid string) error
+}
+
+// UsageReader reads a tenant's call counts. Errors: not_found for an
+// unknown tenant.
+type UsageReader interface {
+	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
+}
+
+func notWired(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) { writeError(c, log, errNotWired) }
+}

@@ -1,0 +1,83 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/httpapi"
+	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/proxy"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/openapi.json from the code")
+
+func TestOpenAPIFileIsCurrent(t *testing.T) {
+	const path = "../../docs/openapi.json"
+	doc := httpapi.OpenAPI()
+	if *update {
+		if err := os.WriteFile(path, doc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(file) != string(doc) {
+		t.Fatal("docs/openapi.json is stale: run `go test ./internal/httpapi -run TestOpenAPIFileIsCurrent -update`")
+	}
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	h := httpapi.NewServer(httpapi.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: obs.NewMetrics()})
+	var routes []string
+	for _, r := range h.(*gin.Engine).Routes() {
+		if strings.HasPrefix(r.Path, "/v1/") || strings.HasPrefix(r.Path, "/admin/") || strings.HasPrefix(r.Path, "/wx/") {
+			parts := strings.Split(r.Path, "/")
+			for i, s := range parts {
+				if strings.HasPrefix(s, ":") {
+					parts[i] = "{" + s[1:] + "}"
+				}
+			}
+			routes = append(routes, r.Method+" "+strings.Join(parts, "/"))
+		}
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(httpapi.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			documented = append(documented, strings.ToUpper(m)+" "+p)
+		}
+	}
+	sort.Strings(routes)
+	sort.Strings(documented)
+	if strings.Join(routes, "\n") != strings.Join(documented, "\n") {
+		t.Fatalf("routes.go and the OpenAPI document differ\nroutes:\n%s\n\ndocumented:\n%s", strings.Join(routes, "\n"), strings.Join(documented, "\n"))
+	}
+	// Every proxied API of the table has its REST, export and compatible route.
+	have := map[string]bool{}
+	for _, r := range routes {
+		have[r] = true
+	}
+	for _, api := range proxy.APIs {
+		rest := "GET /v1" + strings.NewReplacer(":appid", "{appid}", ":tagid", "{tagid}").Replace(api.RESTPath)
+		for _, want := range []string{rest, rest + "/export", api.Method + " /wx/{appid}" + api.Path} {
+			if !have[want] {
+				t.Errorf("API %s has no route %q", api.Name, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/store"
+)
+
+// maxJSONBody bounds the small JSON bodies of the platform routes.
+const maxJSONBody = 64 << 10
+
+// authorizerJSON is AUTHORIZER (CONTRACT §3.2). It never carries a token.
+type authorizerJSON struct {
+	AppID          string  `json:"appid"`
+	Status         string  `json:"status"`
+	PermissionSets []int   `json:"permission_sets"`
+	TokenExpiresAt *string `json:"token_expires_at"`
+	AuthorizedAt   string  `json:"authorized_at"`
+	NickName       *string `json:"nick_name"`
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := rfc3339(t)
+	return &s
+}
+
+func toAuthorizerJSON(a store.Authorizer) authorizerJSON {
+	j := authorizerJSON{AppID: a.AppID, Status: a.Status, PermissionSets: a.PermissionSets, AuthorizedAt: rfc3339(a.AuthorizedAt)}
+	if j.PermissionSets == nil {
+		j.PermissionSets = []int{}
+	}
+	if a.Status == store.StatusAuthorized || a.Status == store.StatusNeedsReauthorization {
+		j.TokenExpiresAt = optTime(a.TokenExpiresAt)
+	}
+	if a.NickName != "" {
+		n := a.NickName
+		j.NickName = &n
+	}
+	return j
+}
+
+type createAuthorizationRequest struct {
+	ReturnURL string `json:"return_url"`
+	AuthType  int    `json:"auth_type"`
+	BizAppID  string `json:"biz_appid"`
+}
+
+type authorizationJSON struct {
+	ID        string `json:"id"`
+	URL       string `json:"url"`
+	MobileURL string `json:"mobile_url"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+// decodeJSON reads a bounded JSON body into v; invalid_argument on failure.
+func decodeJSON(c *gin.Context, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errs.E(errs.InvalidArgument, "request body too large")
+		}
+		return errs.E(errs.InvalidArgument, "unreadable request body")
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would silently turn the bad bytes into U+FFFD.
+		return errs.E(errs.InvalidArgument, "request body is not valid UTF-8")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return errs.E(errs.InvalidArgument, "request body must be a JSON object with the documented fields")
+	}
+	return nil
+}
+
+// handleCreateAuthorization is POST /v1/authorizations (CONTRACT §3.2).
+func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
+	if d.Flow == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		p, err := mustPrincipal(c)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		var req createAuthorizationRequest
+		if err := decodeJSON(c, &req); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		a, err := d.Flow.CreateAuthorization(c.Request.Context(), p.TenantID, component.AuthorizationRequest{
+			ReturnURL: req.ReturnURL, AuthType: req.AuthType, BizAppID: req.BizAppID,
+		})
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.JSON(http.StatusCreated, authorizationJSON{ID: a.ID, URL: a.URL, MobileURL: a.MobileURL, ExpiresAt: rfc3339(a.ExpiresAt)})
+	}
+}
+
+// handleListAuthorizers is GET /v1/authorizers: the caller's tenant's
+// accounts (only those its key may call, for a restricted key).
+func handleListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
+	if d.Directory == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		p, err := mustPrincipal(c)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		list, err := d.Directory.TenantAuthorizers(c.Request.Context(), d.ComponentAppID, p.TenantID)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		out := make([]authorizerJSON, 0, len(list))
+		for _, a := range list {
+			if p.Restricts(a.AppID) {
+				continue
+			}
+			out = append(out, toAuthorizerJSON(a))
+		}
+		c.JSON(http.StatusOK, gin.H{"authorizers": out})
+	}
+}
+
+// handleGetAuthorizer is GET /v1/authorizers/{appid}: not_found unless the
+// account is bound to the caller's tenant; forbidden if the key is
+// restricted to other accounts.
+func handleGetAuthorizer(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
+	if d.Directory == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		p, err := mustPrincipal(c)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		appid := c.Param("appid")
+		c.Set(ctxAppID, appid)
+		a, err := d.Directory.TenantAuthorizer(c.Request.Context(), d.ComponentAppID, p.TenantID, appid)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		if p.Restricts(appid) {
+			writeError(c, log, errs.E(errs.Forbidden, "this key is restricted to other accounts"))
+			return
+		}
+		c.JSON(http.StatusOK, toAuthorizerJSON(a))
+	}
+}
+
+// handleAdminListAuthorizers is GET /admin/authorizers: every account of
+// the component with the tenants it is bound to.
+func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
+	if d.Directory == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		list, err := d.Directory.ListAuthorizers(ctx, d.ComponentAppID)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		bindings, err := d.Directory.ListBindings(ctx, d.ComponentAppID)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		tenants := map[string][]string{}
+		for _, b := range bindings {
+			tenants[b.AppID] = append(tenants[b.AppID], b.TenantID)
+		}
+		out := make([]adminAuthorizerJSON, 0, len(list))
+		for _, a := range list {
+			j := adminAuthorizerJSON{authorizerJSON: toAuthorizerJSON(a), Tenants: tenants[a.AppID]}
+			if j.Tenants == nil {
+				j.Tenants = []string{}
+			}
+			slices.Sort(j.Tenants)
+			out = append(out, j)
+		}
+		c.JSON(http.StatusOK, gin.H{"authorizers": out})
+	}
+}
+
+// adminAuthorizerJSON always carries "tenants", even when empty.
+type adminAuthorizerJSON struct {
+	authorizerJSON
+	Tenants []string `json:"tenants"`
+}
+
+// handleAdminRefresh is POST /admin/authorizers/{appid}/refresh: a forced
+// token refresh, answered with the account's AUTHORIZER.
+func handleAdminRefresh(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
+	if d.Tokens == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		appid := c.Param("appid")
+		c.Set(ctxAppID, appid)
+		a, err := d.Tokens.ForceRefresh(c.Request.Context(), appid)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.JSON(http.StatusOK, toAuthorizerJSON(a))
+	}
+}
+
+type componentJSON struct {
+	ComponentAppID   string   `json:"component_appid"`
+	TicketReceivedAt *string  `json:"ticket_received_at"`
+	TicketAgeSeconds *float64 `json:"ticket_age_seconds"`
+	TokenExpiresAt   *string  `json:"token_expires_at"`
+}
+
+// handleAdminComponent is GET /admin/component: when the newest ticket
+// arrived (and its age) and when the component token expires.
+func handleAdminComponent(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
+	if d.Component == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		st, err := d.Component.Status(c.Request.Context())
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		out := componentJSON{ComponentAppID: st.ComponentAppID}
+		if st.TicketReceivedAt != nil {
+			out.TicketReceivedAt = optTime(*st.TicketReceivedAt)
+			age := d.now().Sub(*st.TicketReceivedAt).Seconds()
+			out.TicketAgeSeconds = &age
+		}
+		if st.TokenExpiresAt != nil {
+			out.TokenExpiresAt = optTime(*st.TokenExpiresAt)
+		}
+		c.JSON(http.StatusOK, out)
+	}
+}

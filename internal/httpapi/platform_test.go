@@ -1,0 +1,504 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/component/componenttest"
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/sim"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/store/storetest"
+	"github.com/wxgate/wxgate/internal/tenant"
+	"github.com/wxgate/wxgate/internal/wxcrypt"
+)
+
+// platformDepsOf wires the router's platform dependencies to a platform
+// fixture, as wire_platform.go does for a real replica.
+func platformDepsOf(p *componenttest.Platform) PlatformDeps {
+	return PlatformDeps{
+		ComponentAppID: p.AppID, Crypter: p.Crypter, Events: p.Flow, Receipts: p.Store, Flow: p.Flow,
+		Directory: p.Store, Tokens: p.Tokens, Component: p.Component, Metrics: p.Metrics, Now: p.Clock.Now,
+	}
+}
+
+// platformFixture is the real router with the real tenant services and the
+// real platform backend over one store, with the simulator pushing its
+// events to the router's /wechat/events.
+type platformFixture struct {
+	*tenantFixture
+	p *componenttest.Platform
+}
+
+func newPlatformFixture(t *testing.T, dialect store.Dialect) *platformFixture {
+	t.Helper()
+	p := componenttest.New(t, componenttest.Options{ComponentAppID: tfComponent, Dialect: dialect})
+	f := newTenantFixtureOn(t, p.Store, p.Clock, func(o *tenantFixtureOptions) {
+		o.wire = append(o.wire, func(f *tenantFixture) { f.deps.Platform = platformDepsOf(p) })
+	})
+	p.Events.Set(f.router)
+	return &platformFixture{tenantFixture: f, p: p}
+}
+
+// seal encrypts a plaintext event as WeChat pushes it and returns the body
+// and query.
+func seal(t *testing.T, c *wxcrypt.Crypter, plain []byte) ([]byte, url.Values) {
+	t.Helper()
+	body, sig, err := c.SealEvent(plain, "1700000000", "12345")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body, url.Values{"timestamp": {"1700000000"}, "nonce": {"12345"}, "encrypt_type": {"aes"}, "msg_signature": {sig}, "signature": {c.SignURL("1700000000", "12345")}}
+}
+
+func postEvent(t *testing.T, h http.Handler, body []byte, q url.Values) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/wechat/events?"+q.Encode(), strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "text/xml")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+// recordingEvents counts the events that reach the flow and can fail.
+type recordingEvents struct {
+	n    atomic.Int64
+	fail atomic.Int64 // fail this many more times
+	last atomic.Pointer[wxcrypt.Event]
+}
+
+func (r *recordingEvents) HandleEvent(_ context.Context, ev wxcrypt.Event) error {
+	r.n.Add(1)
+	r.last.Store(&ev)
+	if r.fail.Add(-1) >= 0 {
+		return errs.E(errs.Internal, "internal error")
+	}
+	return nil
+}
+
+func eventsRouter(t *testing.T, crypter *wxcrypt.Crypter, appid string, events EventHandler) (http.Handler, *store.Store) {
+	t.Helper()
+	st := storetest.Open(t, store.SQLite, nil)
+	return NewServer(Deps{
+		Logger: slog.New(slog.DiscardHandler), Metrics: obs.NewMetrics(), Store: st,
+		Platform: PlatformDeps{ComponentAppID: appid, Crypter: crypter, Events: events, Receipts: st},
+	}), st
+}
+
+// receipts counts the stored event receipts (by deleting them).
+func receipts(t *testing.T, st *store.Store) int64 {
+	t.Helper()
+	n, err := st.DeleteEventsBefore(context.Background(), storetest.NewClock().Now().AddDate(100, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestEventsOfficialVector feeds WeChat's own WXBizMsgCrypt sample through
+// the handler: a message in the ToUserName form, acknowledged, not handled.
+func TestEventsOfficialVector(t *testing.T) {
+	t.Parallel()
+	const encrypt = "hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8KUePWB3+LrPXo87wzQ1QLvbeUgmBM4x6F8PGHQHFVAFmOD2LdJF9FrXpbUAh0B5GIItb52sn896wVsMSHGuPE328HnRGBcrS7C41IzDWyWNlZkyyXwon8T332jisa+h6tEDYsVticbSnyU8dKOIbgU6ux5VTjg3yt+WGzjlpKn6NPhRjpA912xMezR4kw6KWwMrCVKSVCZciVGCgavjIQ6X8tCOp3yZbGpy0VxpAe+77TszTfRd5RJSVO/HTnifJpXgCSUdUue1v6h0EIBYYI1BD1DlD+C0CR8e6OewpusjZ4uBl9FyJvnhvQl+q5rv1ixrcpCumEPo5MJSgM9ehVsNPfUM669WuMyVWQLCzpu9GhglF2PE="
+	c, err := wxcrypt.New("spamtest", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx2c2769f8efd9abc2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := &recordingEvents{}
+	h, st := eventsRouter(t, c, "wx2c2769f8efd9abc2", events)
+	body := []byte("<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><Encrypt><![CDATA[" + encrypt + "]]></Encrypt></xml>")
+	q := url.Values{"timestamp": {"1409735669"}, "nonce": {"1320562132"}, "encrypt_type": {"aes"},
+		"msg_signature": {"5d197aaffba7e9b25a30732f161a50dee96bd5fa"}, "signature": {"16120ec1b8dbb870f510d87ce6bc2463eae6ca1a"}}
+	if w := postEvent(t, h, body, q); w.Code != 200 || w.Body.String() != "success" {
+		t.Fatalf("official vector: %d %q", w.Code, w.Body)
+	}
+	if events.n.Load() != 0 {
+		t.Fatal("a text message was handled as a platform event")
+	}
+	q.Set("msg_signature", "5d197aaffba7e9b25a30732f161a50dee96bd5fb")
+	if w := postEvent(t, h, body, q); w.Code != http.StatusUnauthorized {
+		t.Fatalf("one flipped signature digit: %d", w.Code)
+	}
+	// The URL signature alone is not enough.
+	q.Del("msg_signature")
+	if w := postEvent(t, h, body, q); w.Code != http.StatusUnauthorized {
+		t.Fatalf("no msg_signature: %d", w.Code)
+	}
+	if n := receipts(t, st); n != 0 {
+		t.Fatalf("%d receipts after refusals", n)
+	}
+}
+
+// cbcWithBadPadding encrypts a block-aligned plaintext whose last byte is
+// not a valid pad, with WeChat's key and IV.
+func cbcWithBadPadding(t *testing.T, aesKey string) string {
+	t.Helper()
+	key, err := base64.StdEncoding.DecodeString(aesKey + "=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := aes.NewCipher(key)
+	plain := make([]byte, 64)
+	plain[63] = 0 // pad byte 0
+	cipher.NewCBCEncrypter(block, key[:16]).CryptBlocks(plain, plain)
+	return base64.StdEncoding.EncodeToString(plain)
+}
+
+func TestEventsRefusalsChangeNothing(t *testing.T) {
+	t.Parallel()
+	c, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, tfComponent)
+	other, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, "wx00000000000000e9")
+	events := &recordingEvents{}
+	h, st := eventsRouter(t, c, tfComponent, events)
+	ticket := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: 1700000000, InfoType: "component_verify_ticket", ComponentVerifyTicket: "ticket@@@x"})
+	signed := func(encrypt string) ([]byte, url.Values) {
+		q := url.Values{"timestamp": {"1700000000"}, "nonce": {"1"}, "encrypt_type": {"aes"}, "msg_signature": {c.Sign("1700000000", "1", encrypt)}}
+		return []byte("<xml><AppId><![CDATA[" + tfComponent + "]]></AppId><Encrypt><![CDATA[" + encrypt + "]]></Encrypt></xml>"), q
+	}
+	good, goodQ := seal(t, c, ticket)
+	env, _ := wxcrypt.ParseEnvelope(good)
+
+	cases := []struct {
+		name   string
+		body   []byte
+		q      url.Values
+		status int
+	}{
+		{"forged signature", good, url.Values{"timestamp": {"1700000000"}, "nonce": {"12345"}, "msg_signature": {strings.Repeat("0", 40)}}, 401},
+		{"signature over another timestamp", good, url.Values{"timestamp": {"1700000001"}, "nonce": {"12345"}, "msg_signature": {goodQ.Get("msg_signature")}}, 401},
+		{"truncated ciphertext", nil, nil, 400},
+		{"bad padding", nil, nil, 400},
+		{"bad base64", nil, nil, 400},
+		{"wrong appid", nil, nil, 400},
+		{"malformed event XML", nil, nil, 400},
+		{"malformed envelope", []byte("<xml><Encrypt>abc</Encrypt"), goodQ, 400},
+		{"no Encrypt", []byte("<xml><AppId>x</AppId></xml>"), goodQ, 400},
+		{"empty body", nil, goodQ, 400},
+		{"oversize body", []byte("<xml><Encrypt>" + strings.Repeat("A", 70<<10) + "</Encrypt></xml>"), goodQ, 413},
+	}
+	cases[2].body, cases[2].q = signed(env.Encrypt[:len(env.Encrypt)-8])
+	cases[3].body, cases[3].q = signed(cbcWithBadPadding(t, componenttest.AESKey))
+	cases[4].body, cases[4].q = signed("!!!not base64!!!")
+	wrong, _ := seal(t, other, ticket)
+	wenv, _ := wxcrypt.ParseEnvelope(wrong)
+	cases[5].body, cases[5].q = signed(wenv.Encrypt)
+	notXML, _ := c.Encrypt([]byte("this is not xml"))
+	cases[6].body, cases[6].q = signed(notXML)
+	for _, tc := range cases {
+		if tc.body == nil && tc.name != "empty body" {
+			t.Fatalf("%s: no body built", tc.name)
+		}
+		w := postEvent(t, h, tc.body, tc.q)
+		if w.Code != tc.status {
+			t.Errorf("%s: %d %q, want %d", tc.name, w.Code, w.Body, tc.status)
+		}
+		if w.Body.String() == "success" {
+			t.Errorf("%s: answered success", tc.name)
+		}
+	}
+	if n := events.n.Load(); n != 0 {
+		t.Fatalf("%d refused events reached the flow", n)
+	}
+	if n := receipts(t, st); n != 0 {
+		t.Fatalf("%d receipts stored by refusals", n)
+	}
+	// The untouched original still works, once; its replay is acknowledged
+	// without being handled again.
+	for i := range 3 {
+		if w := postEvent(t, h, good, goodQ); w.Code != 200 || w.Body.String() != "success" {
+			t.Fatalf("push %d: %d %q", i, w.Code, w.Body)
+		}
+	}
+	if n := events.n.Load(); n != 1 {
+		t.Fatalf("the event was handled %d times", n)
+	}
+}
+
+func TestEventsTransientFailureIsRetriedByWeChat(t *testing.T) {
+	t.Parallel()
+	c, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, tfComponent)
+	events := &recordingEvents{}
+	events.fail.Store(1)
+	h, _ := eventsRouter(t, c, tfComponent, events)
+	body, q := seal(t, c, wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: 1, InfoType: "unauthorized", AuthorizerAppid: "wx00000000000000a1"}))
+	if w := postEvent(t, h, body, q); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("failed handling answered %d %q", w.Code, w.Body)
+	}
+	if w := postEvent(t, h, body, q); w.Code != 200 || w.Body.String() != "success" {
+		t.Fatalf("WeChat's retry answered %d %q", w.Code, w.Body)
+	}
+	if n := events.n.Load(); n != 2 {
+		t.Fatalf("handled %d times, want 2 (the failure and the retry)", n)
+	}
+}
+
+func TestEventsThroughTheRouter(t *testing.T) {
+	t.Parallel()
+	pf := newPlatformFixture(t, store.Postgres)
+	p := pf.p
+	ctx := p.Ctx()
+	// A ticket pushed by the simulator goes through /wechat/events.
+	p.PushTicket()
+	if _, err := p.Component.Token(ctx); err != nil {
+		t.Fatalf("component token after the pushed ticket: %v", err)
+	}
+	// Unknown InfoType: acknowledged, nothing changes.
+	unknown := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: p.Clock.Now().Unix(), InfoType: "notify_third_fasteregister"})
+	body, q := seal(t, p.Crypter, unknown)
+	if w := postEvent(t, pf.router, body, q); w.Code != 200 || w.Body.String() != "success" {
+		t.Fatalf("unknown InfoType: %d %q", w.Code, w.Body)
+	}
+	// An account's event in the ToUserName form is accepted too.
+	p.NewAccount(appA1)
+	code, err := p.Sim.Authorize(ctx, appA1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.Tokens.Get(appA1); !ok {
+		t.Fatal("the authorized event was not handled")
+	}
+	// Replaying the authorized event (same ciphertext) changes nothing;
+	// a re-sealed copy of it (new ciphertext) finds the code used and the
+	// account stored, and answers success.
+	auth := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: p.Clock.Now().Unix(), InfoType: "authorized",
+		AuthorizerAppid: appA1, AuthorizationCode: code, AuthorizationCodeExpiredTime: p.Clock.Now().Unix() + 600})
+	body, q = seal(t, p.Crypter, auth)
+	env, _ := wxcrypt.ParseEnvelope(body)
+	toUser := []byte("<xml><ToUserName><![CDATA[gh_123]]></ToUserName><Encrypt><![CDATA[" + env.Encrypt + "]]></Encrypt></xml>")
+	before, _ := p.Store.GetAuthorizer(ctx, tfComponent, appA1)
+	for i := range 2 {
+		if w := postEvent(t, pf.router, toUser, q); w.Code != 200 || w.Body.String() != "success" {
+			t.Fatalf("push %d: %d %q", i, w.Code, w.Body)
+		}
+	}
+	after, _ := p.Store.GetAuthorizer(ctx, tfComponent, appA1)
+	if after.Version != before.Version || after.AccessToken != before.AccessToken {
+		t.Fatal("a replayed authorized event changed the authorizer")
+	}
+	if n := p.Sim.Counters().ByErrcode[sim.EndpointQueryAuth]; n[0] != 1 || n[61009] != 1 { // the original + the re-sealed copy
+		t.Fatalf("api_query_auth answers = %v", n)
+	}
+}
+
+const appA1 = "wx00000000000000a1"
+
+// TestAuthorizationFlowOverHTTP runs the whole flow a tenant sees: create
+// the authorization with its key, the admin confirms on the simulator's
+// page (which pushes the event to /wechat/events), the browser follows the
+// redirect to /wechat/callback and lands on return_url.
+func TestAuthorizationFlowOverHTTP(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			pf := newPlatformFixture(t, d)
+			p := pf.p
+			p.PushTicket()
+			p.NewAccount(appA1, 1, 2)
+			acme := pf.createTenant("acme")
+			_, key := pf.issueKey(acme, nil)
+			rival := pf.createTenant("rival")
+			_, rivalKey := pf.issueKey(rival, nil)
+
+			w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "https://acme.example/wx?step=2", "auth_type": 1},
+				"Authorization", "Bearer "+key)
+			if w.Code != http.StatusCreated {
+				t.Fatalf("create: %d %s", w.Code, w.Body)
+			}
+			var created map[string]string
+			if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(created["id"], "as_") || created["expires_at"] == "" ||
+				!strings.HasPrefix(created["url"], p.SimServer.URL+"/cgi-bin/componentloginpage?component_appid="+tfComponent+"&pre_auth_code=") ||
+				!strings.Contains(created["url"], "&redirect_uri="+url.QueryEscape(componenttest.PublicURL+"/wechat/callback?session="+created["id"])+"&auth_type=1") ||
+				!strings.HasSuffix(created["mobile_url"], "#wechat_redirect") {
+				t.Fatalf("created = %v", created)
+			}
+			location := p.FollowPage(created["url"], appA1)
+			u, _ := url.Parse(location)
+			w = pf.do(http.MethodGet, "/wechat/callback?"+u.RawQuery, nil)
+			if w.Code != http.StatusFound {
+				t.Fatalf("callback: %d %s", w.Code, w.Body)
+			}
+			if got, want := w.Header().Get("Location"), "https://acme.example/wx?step=2&appid="+appA1+"&result=authorized"; got != want {
+				t.Fatalf("redirect to %s, want %s", got, want)
+			}
+
+			secrets := func() []string {
+				a, _ := p.Store.GetAuthorizer(p.Ctx(), tfComponent, appA1)
+				st, _ := p.Store.GetComponentState(p.Ctx(), tfComponent)
+				return []string{a.AccessToken.Reveal(), a.RefreshToken.Reveal(), st.Token.Reveal(), st.Ticket.Reveal()}
+			}
+			noSecrets := func(what string, w *httptest.ResponseRecorder) {
+				t.Helper()
+				for _, s := range secrets() {
+					if s != "" && strings.Contains(w.Body.String(), s) {
+						t.Fatalf("%s leaks a secret", what)
+					}
+				}
+			}
+			w = pf.tenantCall(http.MethodGet, "/v1/authorizers", key)
+			noSecrets("GET /v1/authorizers", w)
+			var list struct {
+				Authorizers []map[string]any `json:"authorizers"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || w.Code != 200 || len(list.Authorizers) != 1 {
+				t.Fatalf("list: %d %s", w.Code, w.Body)
+			}
+			got := list.Authorizers[0]
+			keys := make([]string, 0, len(got))
+			for k := range got {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			if want := []string{"appid", "authorized_at", "nick_name", "permission_sets", "status", "token_expires_at"}; !slices.Equal(keys, want) {
+				t.Fatalf("AUTHORIZER keys = %v", keys)
+			}
+			if got["appid"] != appA1 || got["status"] != "authorized" || got["nick_name"] != "Nick "+appA1 || got["token_expires_at"] == nil {
+				t.Fatalf("AUTHORIZER = %v", got)
+			}
+			if sets, _ := got["permission_sets"].([]any); len(sets) != 2 {
+				t.Fatalf("permission_sets = %v", got["permission_sets"])
+			}
+			if w := pf.tenantCall(http.MethodGet, "/v1/authorizers/"+appA1, key); w.Code != 200 {
+				t.Fatalf("get: %d %s", w.Code, w.Body)
+			} else {
+				noSecrets("GET /v1/authorizers/{appid}", w)
+			}
+			// Another tenant sees nothing, and the same 404 as for an unknown account.
+			if w := pf.tenantCall(http.MethodGet, "/v1/authorizers", rivalKey); !strings.Contains(w.Body.String(), `"authorizers":[]`) {
+				t.Fatalf("rival list: %s", w.Body)
+			}
+			w1 := pf.tenantCall(http.MethodGet, "/v1/authorizers/"+appA1, rivalKey)
+			w2 := pf.tenantCall(http.MethodGet, "/v1/authorizers/wx0000000000000404", rivalKey)
+			if w1.Code != 404 || w2.Code != 404 || w1.Body.String() != w2.Body.String() {
+				t.Fatalf("rival get: %d %s / %d %s", w1.Code, w1.Body, w2.Code, w2.Body)
+			}
+
+			// Admin views.
+			w = pf.admin(http.MethodGet, "/admin/authorizers", nil)
+			noSecrets("GET /admin/authorizers", w)
+			if w.Code != 200 || !strings.Contains(w.Body.String(), `"tenants":["`+acme+`"]`) {
+				t.Fatalf("admin list: %d %s", w.Code, w.Body)
+			}
+			before := p.Calls(sim.EndpointAuthorizerToken, appA1)
+			w = pf.admin(http.MethodPost, "/admin/authorizers/"+appA1+"/refresh", nil)
+			if w.Code != 200 || !strings.Contains(w.Body.String(), `"appid":"`+appA1+`"`) || p.Calls(sim.EndpointAuthorizerToken, appA1) != before+1 {
+				t.Fatalf("admin refresh: %d %s", w.Code, w.Body)
+			}
+			noSecrets("POST /admin/authorizers/{appid}/refresh", w)
+			if w := pf.admin(http.MethodPost, "/admin/authorizers/wx0000000000000404/refresh", nil); w.Code != 404 {
+				t.Fatalf("refresh unknown: %d %s", w.Code, w.Body)
+			}
+			w = pf.admin(http.MethodGet, "/admin/component", nil)
+			noSecrets("GET /admin/component", w)
+			var comp map[string]any
+			_ = json.Unmarshal(w.Body.Bytes(), &comp)
+			if w.Code != 200 || comp["component_appid"] != tfComponent || comp["ticket_received_at"] == nil || comp["token_expires_at"] == nil {
+				t.Fatalf("admin component: %d %s", w.Code, w.Body)
+			}
+
+			// Bad requests.
+			if w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "javascript:alert(1)"}, "Authorization", "Bearer "+key); w.Code != 400 || errorCodeOf(t, w) != "invalid_argument" {
+				t.Fatalf("bad return_url: %d %s", w.Code, w.Body)
+			}
+			if w := pf.do(http.MethodPost, "/v1/authorizations", "{not json", "Authorization", "Bearer "+key); w.Code != 400 {
+				t.Fatalf("bad json: %d %s", w.Code, w.Body)
+			}
+			if w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "https://x.example/"}); w.Code != 401 {
+				t.Fatalf("no key: %d %s", w.Code, w.Body)
+			}
+		})
+	}
+}
+
+func TestCallbackPages(t *testing.T) {
+	t.Parallel()
+	pf := newPlatformFixture(t, store.SQLite)
+	p := pf.p
+	p.PushTicket()
+	acme := pf.createTenant("acme")
+	for _, q := range []string{"", "?session=as_unknown&auth_code=x", "?auth_code=x"} {
+		w := pf.do(http.MethodGet, "/wechat/callback"+q, nil)
+		if w.Code != 400 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") || !strings.Contains(w.Body.String(), "unknown or has expired") {
+			t.Fatalf("callback%s: %d %s", q, w.Code, w.Body)
+		}
+	}
+	a, err := p.Flow.CreateAuthorization(p.Ctx(), acme, componentRequestFor("https://acme.example/back#frag"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pf.do(http.MethodGet, "/wechat/callback?session="+a.ID+"&auth_code=queryauthcode@@@forged&expires_in=600", nil)
+	if w.Code != http.StatusFound || w.Header().Get("Location") != "https://acme.example/back?result=error&error=upstream_error#frag" {
+		t.Fatalf("forged code: %d %s", w.Code, w.Header().Get("Location"))
+	}
+	w = pf.do(http.MethodGet, "/wechat/callback?session="+a.ID, nil)
+	if w.Code != http.StatusFound || w.Header().Get("Location") != "https://acme.example/back?result=error&error=invalid_argument#frag" {
+		t.Fatalf("no code: %d %s", w.Code, w.Header().Get("Location"))
+	}
+}
+
+func TestTenantRoutesFailClosedWithoutAPrincipal(t *testing.T) {
+	t.Parallel()
+	pf := newPlatformFixture(t, store.SQLite)
+	log := slog.New(slog.DiscardHandler)
+	d := platformDepsOf(pf.p)
+	r := gin.New()
+	r.POST("/v1/authorizations", handleCreateAuthorization(d, log))
+	r.GET("/v1/authorizers", handleListAuthorizers(d, log))
+	r.GET("/v1/authorizers/:appid", handleGetAuthorizer(d, log))
+	// A principal with an empty tenant id is no principal either.
+	r.GET("/empty/authorizers", func(c *gin.Context) { setPrincipal(c, tenant.Principal{}) }, handleListAuthorizers(d, log))
+	for _, req := range []*http.Request{
+		httptest.NewRequest(http.MethodPost, "/v1/authorizations", strings.NewReader(`{"return_url":"https://x.example/"}`)),
+		httptest.NewRequest(http.MethodGet, "/v1/authorizers", nil),
+		httptest.NewRequest(http.MethodGet, "/v1/authorizers/"+appA1, nil),
+		httptest.NewRequest(http.MethodGet, "/empty/authorizers", nil),
+	} {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != 500 || strings.Contains(w.Body.String(), "authorizers\":[") {
+			t.Errorf("%s without a principal: %d %s", req.URL, w.Code, w.Body)
+		}
+	}
+}
+
+func TestRestrictedKeySeesOnlyItsAccounts(t *testing.T) {
+	t.Parallel()
+	pf := newPlatformFixture(t, store.SQLite)
+	acme := pf.createTenant("acme")
+	pf.authorize(appA1, acme)
+	pf.authorize("wx00000000000000a2", acme)
+	_, key := pf.issueKey(acme, map[string]any{"appids": []string{"wx00000000000000a2"}})
+	w := pf.tenantCall(http.MethodGet, "/v1/authorizers", key)
+	if w.Code != 200 || strings.Contains(w.Body.String(), appA1) || !strings.Contains(w.Body.String(), "wx00000000000000a2") {
+		t.Fatalf("restricted list: %d %s", w.Code, w.Body)
+	}
+	if w := pf.tenantCall(http.MethodGet, "/v1/authorizers/"+appA1, key); w.Code != 403 || errorCodeOf(t, w) != "forbidden" {
+		t.Fatalf("restricted get: %d %s", w.Code, w.Body)
+	}
+	if w := pf.tenantCall(http.MethodGet, "/v1/authorizers/wx00000000000000a2", key); w.Code != 200 {
+		t.Fatalf("allowed get: %d %s", w.Code, w.Body)
+	}
+}
+
+// componentRequestFor is a one-field authorization request.
+func componentRequestFor(returnURL string) component.AuthorizationRequest {
+	return component.AuthorizationRequest{ReturnURL: returnURL}
+}

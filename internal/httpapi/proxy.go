@@ -1,0 +1,285 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/wechat"
+)
+
+// Proxy runs proxied WeChat calls (internal/proxy.Service).
+type Proxy interface {
+	// Check refuses a call locally (not_found, authorizer_unauthorized,
+	// permission_set_missing) before anything is sent to WeChat.
+	Check(api *proxy.API, appid string) error
+	// Call returns WeChat's body unchanged, or an error carrying WeChat's errcode.
+	Call(ctx context.Context, api *proxy.API, appid string, args proxy.Args) ([]byte, error)
+	// Walk pages through a list, handing each page's openids to emit; on
+	// failure it returns the cursor to resume from.
+	Walk(ctx context.Context, api *proxy.API, appid string, args proxy.Args, emit func([]string) error) (string, int, error)
+}
+
+// ProxyDeps are what the proxied routes need.
+type ProxyDeps struct {
+	Service  Proxy
+	Bindings BindingChecker
+	Usage    UsageRecorder
+	Metrics  *obs.Metrics
+	Log      *slog.Logger
+	// ExportProgressEvery is how often a long export logs its progress.
+	ExportProgressEvery time.Duration
+}
+
+// outcome is the usage/metrics label of a call's result.
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return string(errs.CodeOf(err))
+}
+
+// account authorizes the route's appid for the caller and tags the request
+// for the access log.
+func (d ProxyDeps) account(c *gin.Context, api *proxy.API) (string, error) {
+	c.Set(ctxAPI, api.Name)
+	appid := c.Param("appid")
+	return appid, authorizeAppID(c, d.Bindings, appid)
+}
+
+// finish records a finished call in usage and metrics and leaves WeChat's
+// errcode for the access log.
+func (d ProxyDeps) finish(c *gin.Context, api *proxy.API, surface, appid string, err error) {
+	d.Metrics.ProxyCalls.WithLabelValues(api.Name, surface, outcome(err)).Inc()
+	if code := wechat.ErrcodeOf(err); code != 0 {
+		c.Set(ctxWeChat, code)
+	}
+	if p, ok := principalFrom(c); ok && appid != "" {
+		d.Usage.Record(p.TenantID, appid, api.Name, outcome(err))
+	}
+}
+
+// handleProxyREST serves GET /v1/authorizers/{appid}/… for api: WeChat's
+// body as WeChat returned it, or the contract's error.
+func handleProxyREST(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		appid, err := d.account(c, api)
+		if err != nil {
+			writeError(c, d.Log, err)
+			return
+		}
+		args, err := api.RESTArgs(c.Param, c.Request.URL.Query())
+		var body []byte
+		if err == nil {
+			body, err = d.Service.Call(c.Request.Context(), api, appid, args)
+		}
+		d.finish(c, api, "rest", appid, err)
+		if err != nil {
+			writeError(c, d.Log, err)
+			return
+		}
+		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+	}
+}
+
+// handleCompat serves /wx/{appid}{api.Path}: WeChat's own request and
+// answer shapes, errors as {"errcode","errmsg"} with HTTP 200.
+func handleCompat(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		appid, err := d.account(c, api)
+		if err != nil {
+			writeWeChatError(c, d.Log, err)
+			return
+		}
+		var body []byte
+		if api.Method == http.MethodPost {
+			body, err = io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, proxy.MaxBodyBytes))
+			if err != nil {
+				err = errs.Wrap(errs.InvalidArgument, "the body is too large or unreadable", err)
+			}
+		}
+		var args proxy.Args
+		if err == nil {
+			args, err = api.CompatArgs(c.Request.URL.Query(), body)
+		}
+		if err != nil {
+			if code := api.CompatErrcode(err); code != 0 {
+				e := errs.As(err)
+				e.WeChatErrcode, e.WeChatErrmsg = code, wechat.Errmsg(code)
+			}
+			d.finish(c, api, "compat", appid, err)
+			writeWeChatError(c, d.Log, err)
+			return
+		}
+		out, err := d.Service.Call(c.Request.Context(), api, appid, args)
+		d.finish(c, api, "compat", appid, err)
+		if err != nil {
+			writeWeChatError(c, d.Log, err)
+			return
+		}
+		writeWeChatJSON(c, out)
+	}
+}
+
+// exportFormat writes one export stream's lines.
+type exportFormat struct {
+	contentType string
+	header      string
+	line        func(w *bufio.Writer, openid string)
+	fail        func(w *bufio.Writer, e *errs.Error, resume string)
+}
+
+var exportFormats = map[string]exportFormat{
+	"ndjson": {
+		contentType: "application/x-ndjson",
+		line: func(w *bufio.Writer, openid string) {
+			w.WriteString(`{"openid":`)
+			writeJSONString(w, openid)
+			w.WriteString("}\n")
+		},
+		fail: func(w *bufio.Writer, e *errs.Error, resume string) {
+			b, _ := json.Marshal(struct {
+				Error      errorPayload `json:"error"`
+				NextOpenID string       `json:"next_openid"`
+			}{errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}, resume})
+			w.Write(b)
+			w.WriteByte('\n')
+		},
+	},
+	"csv": {
+		contentType: "text/csv; charset=utf-8",
+		header:      "openid\n",
+		line: func(w *bufio.Writer, openid string) {
+			w.WriteString(openid)
+			w.WriteByte('\n')
+		},
+		fail: func(w *bufio.Writer, e *errs.Error, resume string) {
+			w.WriteString("#error," + string(e.Code) + "," + resume + "\n")
+		},
+	},
+}
+
+// writeJSONString writes s as a JSON string; openids need no escaping, so
+// only unusual input takes the slow path.
+func writeJSONString(w *bufio.Writer, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(s)
+			w.Write(b)
+			return
+		}
+	}
+	w.WriteByte('"')
+	w.WriteString(s)
+	w.WriteByte('"')
+}
+
+// exportWriteWindow is how long one page may take to reach the client.
+const exportWriteWindow = time.Minute
+
+// handleExport serves GET /v1/authorizers/{appid}/…/export: every page,
+// fetched by the gateway and streamed as it arrives, in constant memory.
+// Until the first page arrives errors are ordinary error answers; after
+// that the stream ends with an error line carrying the cursor to resume
+// from. A client that goes away stops the walk at once.
+func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		appid, err := d.account(c, api)
+		if err != nil {
+			writeError(c, d.Log, err)
+			return
+		}
+		name := c.DefaultQuery("format", "ndjson")
+		format, ok := exportFormats[name]
+		if !ok {
+			writeError(c, d.Log, errs.E(errs.InvalidArgument, "format must be ndjson or csv").
+				WithDetails(map[string]any{"field": "format"}))
+			return
+		}
+		args, err := api.RESTArgs(c.Param, c.Request.URL.Query())
+		if err == nil {
+			err = d.Service.Check(api, appid)
+		}
+		if err != nil {
+			d.finish(c, api, "export", appid, err)
+			writeError(c, d.Log, err)
+			return
+		}
+		ctx := c.Request.Context()
+		d.Metrics.ExportsInProgress.Inc()
+		defer d.Metrics.ExportsInProgress.Dec()
+
+		rc := http.NewResponseController(c.Writer)
+		w := bufio.NewWriterSize(c.Writer, 64<<10)
+		started, followers, start, lastLog := false, 0, time.Now(), time.Now()
+		begin := func() {
+			if started {
+				return
+			}
+			started = true
+			c.Header("Content-Type", format.contentType)
+			c.Header("X-Content-Type-Options", "nosniff")
+			c.Header("Cache-Control", "no-store")
+			c.Status(http.StatusOK)
+			w.WriteString(format.header)
+		}
+		pages := 0
+		emit := func(openids []string) error {
+			begin()
+			_ = rc.SetWriteDeadline(time.Now().Add(exportWriteWindow))
+			for _, id := range openids {
+				format.line(w, id)
+			}
+			followers += len(openids)
+			pages++
+			d.Usage.Record(principalTenant(c), appid, api.Name, "ok")
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return err
+			}
+			if d.ExportProgressEvery > 0 && time.Since(lastLog) >= d.ExportProgressEvery {
+				lastLog = time.Now()
+				d.Log.InfoContext(ctx, "export progress", "api", api.Name, "appid", appid, "pages", pages, "followers", followers, "elapsed_ms", time.Since(start).Milliseconds())
+			}
+			return nil
+		}
+		resume, _, err := d.Service.Walk(ctx, api, appid, args, emit)
+		d.Metrics.ProxyCalls.WithLabelValues(api.Name, "export", outcome(err)).Inc()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			d.Log.InfoContext(ctx, "export stopped: client went away", "api", api.Name, "appid", appid, "pages", pages, "followers", followers)
+			return
+		case err != nil && !started:
+			d.Usage.Record(principalTenant(c), appid, api.Name, outcome(err))
+			writeError(c, d.Log, err)
+			return
+		case err != nil:
+			e := normalize(c, d.Log, err)
+			d.Usage.Record(principalTenant(c), appid, api.Name, outcome(err))
+			c.Set(ctxErrCode, string(e.Code))
+			format.fail(w, e, resume)
+		default:
+			begin()
+		}
+		_ = w.Flush()
+		d.Log.InfoContext(ctx, "export finished", "api", api.Name, "appid", appid, "pages", pages, "followers", followers,
+			"elapsed_ms", time.Since(start).Milliseconds(), "complete", err == nil)
+	}
+}
+
+func principalTenant(c *gin.Context) string {
+	p, _ := principalFrom(c)
+	return p.TenantID
+}

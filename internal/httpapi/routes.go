@@ -1,0 +1,56 @@
+package httpapi
+
+import (
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/proxy"
+)
+
+// addRoutes is the whole HTTP surface (CONTRACT §3) and the middleware each
+// group gets.
+func addRoutes(r *gin.Engine, d Deps) {
+	// Operations (§3.5): no authentication.
+	r.GET("/healthz", handleHealthz())
+	r.GET("/readyz", handleReadyz(d.Store, d.Logger))
+	r.GET("/metrics", handleMetrics(d.Metrics))
+	r.GET("/openapi.json", handleOpenAPI())
+
+	// WeChat-facing (§3.1): authenticated by msg_signature, or by the
+	// authorization session in the query.
+	r.POST("/wechat/events", handleEvents(d.Platform, d.Logger))
+	r.GET("/wechat/callback", handleCallback(d.Platform, d.Logger))
+
+	// Tenant API (§3.2), behind a tenant key and the tenant's rate limit.
+	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger))
+	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
+	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Logger))
+	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Logger))
+	// The proxied APIs, one REST route and one export route each, from the API table.
+	for _, api := range proxy.APIs {
+		v1.GET(api.RESTPath, handleProxyREST(api, d.Proxy))
+		v1.GET(api.RESTPath+"/export", handleExport(api, d.Proxy))
+	}
+
+	// WeChat-compatible API (§3.3): WeChat's paths under /wx/{appid}, the
+	// tenant key in access_token, every answer in WeChat's shape.
+	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), rateLimitCompat(d.Tenant.Limiter, d.Logger))
+	for _, api := range proxy.APIs {
+		wx.Handle(api.Method, api.Path, handleCompat(api, d.Proxy))
+	}
+
+	// Admin API (§3.4), behind WXGATE_ADMIN_TOKEN.
+	admin := r.Group("/admin", requireAdmin(d.Tenant.AdminToken, d.Metrics, d.Logger))
+	admin.POST("/tenants", handleCreateTenant(d.Tenant.Tenants, d.Logger))
+	admin.GET("/tenants", handleListTenants(d.Tenant.Tenants, d.Logger))
+	admin.PATCH("/tenants/:id", handleUpdateTenant(d.Tenant.Tenants, d.Logger))
+	admin.DELETE("/tenants/:id", handleDeleteTenant(d.Tenant.Tenants, d.Logger))
+	admin.POST("/tenants/:id/keys", handleIssueKey(d.Tenant.KeyAdmin, d.Logger))
+	admin.GET("/tenants/:id/keys", handleListKeys(d.Tenant.KeyAdmin, d.Logger))
+	admin.GET("/tenants/:id/usage", handleTenantUsage(d.Tenant.UsageReport, d.Tenant.Now, d.Logger))
+	admin.DELETE("/keys/:kid", handleRevokeKey(d.Tenant.KeyAdmin, d.Logger))
+	admin.PUT("/tenants/:id/authorizers/:appid", handleBind(d.Tenant.BindingAdmin, d.Logger))
+	admin.DELETE("/tenants/:id/authorizers/:appid", handleUnbind(d.Tenant.BindingAdmin, d.Logger))
+	admin.GET("/authorizers", handleAdminListAuthorizers(d.Platform, d.Logger))
+	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(d.Platform, d.Logger))
+	admin.GET("/component", handleAdminComponent(d.Platform, d.Logger))
+}

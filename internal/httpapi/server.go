@@ -1,0 +1,84 @@
+// Package httpapi is wxgate's HTTP surface: the gin router, every handler,
+// the middleware each group of routes gets, and the one mapping from domain
+// errors to HTTP answers. Handlers are maker functions that take only the
+// dependencies they use; the interfaces they need are declared here.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/wechat"
+
+	"github.com/wxgate/wxgate/internal/obs"
+)
+
+// Pinger answers whether the store is reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the concrete services the router wires into handlers.
+type Deps struct {
+	Logger  *slog.Logger
+	Metrics *obs.Metrics
+	Store   Pinger
+	// Tenant holds the tenant, key and admin services (deps_tenant.go).
+	Tenant TenantDeps
+	// Platform holds the platform backend services (deps_platform.go).
+	Platform PlatformDeps
+	// Proxy holds the proxied API services (proxy.go).
+	Proxy ProxyDeps
+}
+
+// NewServer builds the router with every route of routes.go.
+func NewServer(d Deps) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.ContextWithFallback = true
+	r.HandleMethodNotAllowed = true
+	r.RemoveExtraSlash = false
+	r.UseRawPath = true
+	r.UnescapePathValues = false
+	r.Use(requestContext(), accessLog(d.Logger, d.Metrics), recovery(d.Logger))
+	r.NoRoute(func(c *gin.Context) {
+		if isCompat(c) {
+			e := errs.E(errs.NotFound, "no such route")
+			e.WeChatErrcode, e.WeChatErrmsg = wechat.ErrInvalidURL, wechat.Errmsg(wechat.ErrInvalidURL)
+			writeWeChatError(c, d.Logger, e)
+			return
+		}
+		writeError(c, d.Logger, errs.E(errs.NotFound, "no such route"))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		if isCompat(c) {
+			e := errs.E(errs.MethodNotAllowed, "method not allowed on this route")
+			e.WeChatErrcode, e.WeChatErrmsg = wechat.ErrRequireMethod, "require "+compatMethod(c.Request.URL.Path)+" method"
+			writeWeChatError(c, d.Logger, e)
+			return
+		}
+		writeError(c, d.Logger, errs.E(errs.MethodNotAllowed, "method not allowed on this route"))
+	})
+	addRoutes(r, d)
+	return r
+}
+
+// isCompat reports whether the request is on the WeChat-compatible surface,
+// whose every answer must be WeChat-shaped.
+func isCompat(c *gin.Context) bool { return strings.HasPrefix(c.Request.URL.Path, "/wx/") }
+
+// compatMethod is the method WeChat requires on a compatible path.
+func compatMethod(path string) string {
+	for _, api := range proxy.APIs {
+		if strings.HasSuffix(path, api.Path) {
+			return api.Method
+		}
+	}
+	return http.MethodGet
+}

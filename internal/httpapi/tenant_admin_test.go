@@ -1,0 +1,287 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/store/storetest"
+)
+
+func TestAdminAPIHappyPaths(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(string(dialect), func(t *testing.T) {
+			t.Parallel()
+			f := newTenantFixture(t, dialect)
+			now := f.clock.Now().UTC().Format(time.RFC3339)
+			ctx := context.Background()
+
+			// Tenants.
+			w := f.admin(http.MethodPost, "/admin/tenants", map[string]any{"name": "  Acme Corp  "})
+			if w.Code != http.StatusCreated {
+				t.Fatalf("create: %d %s", w.Code, w.Body)
+			}
+			acme := decodeAs[tenantJSON](t, w)
+			if !strings.HasPrefix(acme.ID, "tn_") || acme.Name != "Acme Corp" || acme.CreatedAt != now || acme.RateLimit != nil {
+				t.Fatalf("created = %+v", acme)
+			}
+			f.clock.Advance(time.Millisecond)
+			globex := f.createTenant("Globex")
+			w = f.admin(http.MethodGet, "/admin/tenants", nil)
+			list := decodeAs[struct{ Tenants []tenantJSON }](t, w)
+			if w.Code != http.StatusOK || len(list.Tenants) != 2 || list.Tenants[0].ID != acme.ID || list.Tenants[1].ID != globex {
+				t.Fatalf("list: %d %s", w.Code, w.Body)
+			}
+			w = f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{"rate_limit": 2.5, "rate_burst": 7})
+			upd := decodeAs[tenantJSON](t, w)
+			if w.Code != http.StatusOK || upd.RateLimit == nil || *upd.RateLimit != 2.5 || *upd.RateBurst != 7 || upd.Name != "Acme Corp" {
+				t.Fatalf("patch rates: %d %s", w.Code, w.Body)
+			}
+			if r, b, _ := f.svc.Directory.TenantRate(acme.ID); r != 2.5 || b != 7 {
+				t.Fatalf("the writing replica did not reload: %v %v", r, b)
+			}
+			w = f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{"name": "Acme", "rate_limit": 0})
+			upd = decodeAs[tenantJSON](t, w)
+			if w.Code != http.StatusOK || upd.Name != "Acme" || upd.RateLimit != nil || upd.RateBurst == nil {
+				t.Fatalf("patch name, reset rate: %d %s", w.Code, w.Body)
+			}
+			if w := f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{}); w.Code != http.StatusOK {
+				t.Fatalf("empty patch: %d %s", w.Code, w.Body)
+			}
+
+			// Keys.
+			w = f.admin(http.MethodPost, "/admin/tenants/"+acme.ID+"/keys", nil)
+			if w.Code != http.StatusCreated || w.Header().Get("Cache-Control") != "no-store" {
+				t.Fatalf("issue with no body: %d %v %s", w.Code, w.Header(), w.Body)
+			}
+			plain := decodeAs[map[string]any](t, w)
+			if plain["expires_at"] != nil || !strings.HasPrefix(plain["kid"].(string), "k_") || strings.Count(plain["key"].(string), ".") != 2 {
+				t.Fatalf("issued = %s", w.Body)
+			}
+			f.clock.Advance(time.Second)
+			w = f.admin(http.MethodPost, "/admin/tenants/"+acme.ID+"/keys",
+				map[string]any{"name": "ci", "ttl_seconds": 3600, "appids": []string{"wxaaaaaaaaaaaaaaa1"}})
+			ci := decodeAs[issueKeyResponse](t, w)
+			wantExp := f.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+			if w.Code != http.StatusCreated || ci.ExpiresAt == nil || *ci.ExpiresAt != wantExp || ci.Name != "ci" || len(ci.AppIDs) != 1 {
+				t.Fatalf("issue with ttl: %d %s", w.Code, w.Body)
+			}
+			if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", ci.Key); w.Code != http.StatusOK {
+				t.Fatalf("the issued key does not work on the issuing replica: %d %s", w.Code, w.Body)
+			}
+			if err := f.svc.LastUsed.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			w = f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/keys", nil)
+			if strings.Contains(w.Body.String(), ci.Key) || strings.Contains(w.Body.String(), plain["key"].(string)) {
+				t.Fatal("a key is shown again")
+			}
+			keys := decodeAs[struct{ Keys []keyJSON }](t, w).Keys
+			if w.Code != http.StatusOK || len(keys) != 2 || keys[0].KID != ci.KID || keys[0].LastUsedAt == nil ||
+				keys[1].LastUsedAt != nil || keys[0].RevokedAt != nil || keys[0].Name != "ci" {
+				t.Fatalf("keys: %d %s", w.Code, w.Body)
+			}
+			for _, field := range []string{`"kid"`, `"name"`, `"created_at"`, `"expires_at"`, `"revoked_at"`, `"last_used_at"`} {
+				if !strings.Contains(w.Body.String(), field) {
+					t.Fatalf("keys lack %s: %s", field, w.Body)
+				}
+			}
+			for range 2 { // revoking is idempotent
+				if w := f.admin(http.MethodDelete, "/admin/keys/"+ci.KID, nil); w.Code != http.StatusNoContent || w.Body.Len() != 0 {
+					t.Fatalf("revoke: %d %s", w.Code, w.Body)
+				}
+			}
+			if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", ci.Key); w.Code != http.StatusUnauthorized {
+				t.Fatalf("a revoked key works on the revoking replica: %d", w.Code)
+			}
+			keys = decodeAs[struct{ Keys []keyJSON }](t, f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/keys", nil)).Keys
+			if keys[0].RevokedAt == nil {
+				t.Fatalf("revoked_at not shown: %+v", keys[0])
+			}
+
+			// Bindings.
+			if _, err := f.store.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: tfComponent, AppID: "wxaaaaaaaaaaaaaaa1",
+				AccessToken: "a", RefreshToken: "r"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // binding twice is a no-op
+				if w := f.admin(http.MethodPut, "/admin/tenants/"+acme.ID+"/authorizers/wxaaaaaaaaaaaaaaa1", nil); w.Code != http.StatusNoContent {
+					t.Fatalf("bind: %d %s", w.Code, w.Body)
+				}
+			}
+			if !f.svc.Directory.Bound(acme.ID, "wxaaaaaaaaaaaaaaa1") {
+				t.Fatal("binding not in the directory")
+			}
+			if w := f.admin(http.MethodDelete, "/admin/tenants/"+acme.ID+"/authorizers/wxaaaaaaaaaaaaaaa1", nil); w.Code != http.StatusNoContent {
+				t.Fatalf("unbind: %d %s", w.Code, w.Body)
+			}
+			if f.svc.Directory.Bound(acme.ID, "wxaaaaaaaaaaaaaaa1") {
+				t.Fatal("binding still in the directory")
+			}
+
+			// Usage.
+			w = f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/usage", nil)
+			u := decodeAs[usageResponse](t, w)
+			if w.Code != http.StatusOK || u.TenantID != acme.ID || u.Usage == nil || u.To != f.clock.Now().UTC().Truncate(time.Hour).Add(time.Hour).Format(time.RFC3339) {
+				t.Fatalf("usage: %d %s", w.Code, w.Body)
+			}
+
+			// Deleting a tenant.
+			_, key := f.issueKey(globex, nil)
+			if w := f.admin(http.MethodDelete, "/admin/tenants/"+globex, nil); w.Code != http.StatusNoContent {
+				t.Fatalf("delete: %d %s", w.Code, w.Body)
+			}
+			if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", key); w.Code != http.StatusUnauthorized {
+				t.Fatalf("a deleted tenant's key works: %d", w.Code)
+			}
+			if w := f.admin(http.MethodDelete, "/admin/tenants/"+globex, nil); w.Code != http.StatusNotFound {
+				t.Fatalf("delete twice: %d %s", w.Code, w.Body)
+			}
+		})
+	}
+}
+
+func TestAdminAPIErrors(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(string(dialect), func(t *testing.T) {
+			t.Parallel()
+			f := newTenantFixture(t, dialect)
+			tn := f.createTenant("acme")
+			f.clock.Advance(time.Millisecond)
+			f.createTenant("globex")
+			if _, err := f.store.SaveAuthorization(context.Background(), store.Authorizer{ComponentAppID: tfComponent,
+				AppID: "wxaaaaaaaaaaaaaaa1", AccessToken: "a", RefreshToken: "r"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			long := strings.Repeat("é", 101)
+			manyAppIDs := make([]string, 101)
+			for i := range manyAppIDs {
+				manyAppIDs[i] = fmt.Sprintf("wx%016d", i)
+			}
+			const missing = "tn_doesnotexist"
+			cases := []struct {
+				name, method, path string
+				body               any
+				status             int
+				code               string
+				// field, when set, must be named in details.fields with msg in its message.
+				field, msg string
+			}{
+				{"create: no body", "POST", "/admin/tenants", nil, 400, "invalid_argument", "", ""},
+				{"create: name missing", "POST", "/admin/tenants", `{}`, 400, "invalid_argument", "name", "is required"},
+				{"create: name null", "POST", "/admin/tenants", `{"name":null}`, 400, "invalid_argument", "name", "is required"},
+				{"create: name blank", "POST", "/admin/tenants", `{"name":"   "}`, 400, "invalid_argument", "name", "is required"},
+				{"create: name too long", "POST", "/admin/tenants", map[string]any{"name": long}, 400, "invalid_argument", "name", "at most 100"},
+				{"create: control characters", "POST", "/admin/tenants", `{"name":"a\u0000b"}`, 400, "invalid_argument", "name", "control"},
+				{"create: name not a string", "POST", "/admin/tenants", `{"name":42}`, 400, "invalid_argument", "name", "a string"},
+				{"create: unknown field", "POST", "/admin/tenants", `{"name":"x","rate":1}`, 400, "invalid_argument", "rate", "not a known field"},
+				{"create: not an object", "POST", "/admin/tenants", `["x"]`, 400, "invalid_argument", "", ""},
+				{"create: two objects", "POST", "/admin/tenants", `{"name":"x"}{"name":"y"}`, 400, "invalid_argument", "", ""},
+				{"create: broken JSON", "POST", "/admin/tenants", `{"name":`, 400, "invalid_argument", "", ""},
+				{"create: body over 64 KiB", "POST", "/admin/tenants", `{"name":"` + strings.Repeat("x", 65<<10) + `"}`, 400, "invalid_argument", "", ""},
+				{"create: duplicate name", "POST", "/admin/tenants", `{"name":"acme"}`, 409, "conflict", "", ""},
+				{"create: duplicate after trimming", "POST", "/admin/tenants", `{"name":" acme "}`, 409, "conflict", "", ""},
+
+				{"patch: unknown tenant", "PATCH", "/admin/tenants/" + missing, `{"rate_limit":1}`, 404, "not_found", "", ""},
+				{"patch: no body", "PATCH", "/admin/tenants/" + tn, nil, 400, "invalid_argument", "", ""},
+				{"patch: negative rate", "PATCH", "/admin/tenants/" + tn, `{"rate_limit":-1}`, 400, "invalid_argument", "rate_limit", "between"},
+				{"patch: huge rate", "PATCH", "/admin/tenants/" + tn, `{"rate_limit":1e9}`, 400, "invalid_argument", "rate_limit", "between"},
+				{"patch: negative burst", "PATCH", "/admin/tenants/" + tn, `{"rate_burst":-5}`, 400, "invalid_argument", "rate_burst", "between"},
+				{"patch: fractional burst", "PATCH", "/admin/tenants/" + tn, `{"rate_burst":1.5}`, 400, "invalid_argument", "rate_burst", "an integer"},
+				{"patch: rate as a string", "PATCH", "/admin/tenants/" + tn, `{"rate_limit":"5"}`, 400, "invalid_argument", "rate_limit", "a number"},
+				{"patch: empty name", "PATCH", "/admin/tenants/" + tn, `{"name":""}`, 400, "invalid_argument", "name", "is required"},
+				{"patch: taken name", "PATCH", "/admin/tenants/" + tn, `{"name":"globex"}`, 409, "conflict", "", ""},
+				{"patch: unknown field", "PATCH", "/admin/tenants/" + tn, `{"id":"tn_x"}`, 400, "invalid_argument", "id", "not a known field"},
+
+				{"delete: unknown tenant", "DELETE", "/admin/tenants/" + missing, nil, 404, "not_found", "", ""},
+
+				{"issue: unknown tenant", "POST", "/admin/tenants/" + missing + "/keys", `{}`, 404, "not_found", "", ""},
+				{"issue: negative ttl", "POST", "/admin/tenants/" + tn + "/keys", `{"ttl_seconds":-1}`, 400, "invalid_argument", "ttl_seconds", "between"},
+				{"issue: ttl too long", "POST", "/admin/tenants/" + tn + "/keys", `{"ttl_seconds":999999999999}`, 400, "invalid_argument", "ttl_seconds", "between"},
+				{"issue: fractional ttl", "POST", "/admin/tenants/" + tn + "/keys", `{"ttl_seconds":1.5}`, 400, "invalid_argument", "ttl_seconds", "an integer"},
+				{"issue: ttl as a string", "POST", "/admin/tenants/" + tn + "/keys", `{"ttl_seconds":"60"}`, 400, "invalid_argument", "ttl_seconds", "an integer"},
+				{"issue: malformed appid", "POST", "/admin/tenants/" + tn + "/keys", `{"appids":["wxaaaaaaaaaaaaaaa1","nope"]}`, 400, "invalid_argument", "appids[1]", "WeChat appid"},
+				{"issue: appids not a list", "POST", "/admin/tenants/" + tn + "/keys", `{"appids":"wxaaaaaaaaaaaaaaa1"}`, 400, "invalid_argument", "appids", "an array"},
+				{"issue: too many appids", "POST", "/admin/tenants/" + tn + "/keys", map[string]any{"appids": manyAppIDs}, 400, "invalid_argument", "appids", "at most 100"},
+				{"issue: name too long", "POST", "/admin/tenants/" + tn + "/keys", map[string]any{"name": long}, 400, "invalid_argument", "name", "at most 100"},
+				{"issue: unknown field", "POST", "/admin/tenants/" + tn + "/keys", `{"scopes":["all"]}`, 400, "invalid_argument", "scopes", "not a known field"},
+
+				{"list keys: unknown tenant", "GET", "/admin/tenants/" + missing + "/keys", nil, 404, "not_found", "", ""},
+				{"revoke: unknown kid", "DELETE", "/admin/keys/k_doesnotexist", nil, 404, "not_found", "", ""},
+
+				{"bind: unknown tenant", "PUT", "/admin/tenants/" + missing + "/authorizers/wxaaaaaaaaaaaaaaa1", nil, 404, "not_found", "", ""},
+				{"bind: unknown authorizer", "PUT", "/admin/tenants/" + tn + "/authorizers/wxffffffffffffffff", nil, 404, "not_found", "", ""},
+				{"bind: malformed appid (no such account can exist)", "PUT", "/admin/tenants/" + tn + "/authorizers/not-an-appid", nil, 404, "not_found", "", ""},
+				{"unbind: unknown tenant", "DELETE", "/admin/tenants/" + missing + "/authorizers/wxaaaaaaaaaaaaaaa1", nil, 404, "not_found", "", ""},
+
+				{"usage: unknown tenant", "GET", "/admin/tenants/" + missing + "/usage", nil, 404, "not_found", "", ""},
+				{"usage: bad from", "GET", "/admin/tenants/" + tn + "/usage?from=yesterday", nil, 400, "invalid_argument", "from", "RFC 3339"},
+				{"usage: empty to", "GET", "/admin/tenants/" + tn + "/usage?to=", nil, 400, "invalid_argument", "to", "RFC 3339"},
+				{"usage: from after to", "GET", "/admin/tenants/" + tn + "/usage?from=2026-11-21T10:00:00Z&to=2026-11-21T09:00:00Z", nil, 400, "invalid_argument", "from", "before to"},
+				{"usage: range too long", "GET", "/admin/tenants/" + tn + "/usage?from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", nil, 400, "invalid_argument", "from", "366 days"},
+
+				{"unknown admin route", "GET", "/admin/nothing", nil, 404, "not_found", "", ""},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					w := f.admin(tc.method, tc.path, tc.body)
+					var b struct {
+						Error struct {
+							Code    string
+							Message string
+							Details struct {
+								Fields map[string]string
+							}
+						}
+					}
+					if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil {
+						t.Fatalf("%d %q: %v", w.Code, w.Body, err)
+					}
+					if w.Code != tc.status || b.Error.Code != tc.code || b.Error.Message == "" {
+						t.Fatalf("%d %s, want %d %s", w.Code, w.Body, tc.status, tc.code)
+					}
+					if tc.field != "" && !strings.Contains(b.Error.Details.Fields[tc.field], tc.msg) {
+						t.Fatalf("details %s, want fields.%s ~ %q", w.Body, tc.field, tc.msg)
+					}
+				})
+			}
+			// DELETE of a binding is idempotent: nothing bound is still 204.
+			for _, appid := range []string{"wxaaaaaaaaaaaaaaa1", "wx1"} {
+				if w := f.admin(http.MethodDelete, "/admin/tenants/"+tn+"/authorizers/"+appid, nil); w.Code != http.StatusNoContent {
+					t.Fatalf("unbinding %s that was never bound: %d %s, want 204", appid, w.Code, w.Body)
+				}
+			}
+			// Nothing above changed the tenants.
+			list := decodeAs[struct{ Tenants []tenantJSON }](t, f.admin(http.MethodGet, "/admin/tenants", nil)).Tenants
+			if len(list) != 2 || list[0].Name != "acme" || list[0].RateLimit != nil {
+				t.Fatalf("tenants changed: %+v", list)
+			}
+		})
+	}
+}
+
+func TestEveryAdminRouteRequiresTheToken(t *testing.T) {
+	f := newTenantFixture(t, store.SQLite)
+	n := 0
+	for _, r := range f.router.Routes() {
+		if !strings.HasPrefix(r.Path, "/admin/") {
+			continue
+		}
+		n++
+		path := strings.NewReplacer(":id", "tn_x", ":kid", "k_x", ":appid", "wxaaaaaaaaaaaaaaa1").Replace(r.Path)
+		for _, h := range []string{"", "Bearer wrong-token-wrong-token-wrong-token"} {
+			w := f.do(r.Method, path, `{}`, "Authorization", h)
+			if w.Code != http.StatusUnauthorized || errorCodeOf(t, w) != "unauthenticated" {
+				t.Errorf("%s %s with %q: %d %s", r.Method, r.Path, h, w.Code, w.Body)
+			}
+		}
+	}
+	if n < 13 {
+		t.Fatalf("only %d admin routes", n)
+	}
+}

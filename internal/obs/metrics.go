@@ -1,0 +1,99 @@
+package obs
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every collector wxgate exports. Labels are bounded: route
+// templates, API names, status codes, errcodes and results, never an openid,
+// a key or a token.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// HTTPRequests counts requests by route template, method and status.
+	HTTPRequests *prometheus.CounterVec
+	// HTTPDuration observes request latency by route template.
+	HTTPDuration *prometheus.HistogramVec
+	// ProxyCalls counts proxied API calls by API and outcome code.
+	ProxyCalls *prometheus.CounterVec
+	// UpstreamCalls counts WeChat calls by API and errcode ("0" success,
+	// "http_5xx", "network", "timeout").
+	UpstreamCalls *prometheus.CounterVec
+	// UpstreamDuration observes WeChat call latency by API.
+	UpstreamDuration *prometheus.HistogramVec
+	// UpstreamRetries counts retries by API and reason.
+	UpstreamRetries *prometheus.CounterVec
+	// TokenRefreshes counts authorizer/component token refreshes by kind and result.
+	TokenRefreshes *prometheus.CounterVec
+	// SoonestTokenExpiry is the seconds until the soonest authorizer token expiry.
+	SoonestTokenExpiry prometheus.Gauge
+	// TicketAge is the age in seconds of the newest component_verify_ticket.
+	TicketAge prometheus.Gauge
+	// ExportsInProgress is the number of export streams running.
+	ExportsInProgress prometheus.Gauge
+	// EventsReceived counts platform events by InfoType and result.
+	EventsReceived *prometheus.CounterVec
+	// AuthFailures counts rejected tenant keys by reason.
+	AuthFailures *prometheus.CounterVec
+	// StoreQueries counts database statements by origin: "request" (made
+	// while serving a request; the proxy's hot path adds none) or "background".
+	StoreQueries *prometheus.CounterVec
+}
+
+// NewMetrics creates the collectors on a fresh registry, with the Go and
+// process collectors.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_http_requests_total", Help: "HTTP requests by route template, method and status.",
+		}, []string{"route", "method", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wxgate_http_request_duration_seconds", Help: "HTTP request latency by route template.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		ProxyCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_proxy_calls_total", Help: "Proxied API calls by API, surface (rest, compat, export) and outcome code.",
+		}, []string{"api", "surface", "code"}),
+		UpstreamCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_upstream_calls_total", Help: "WeChat API calls by API and errcode (0 = success; http_5xx, network, timeout).",
+		}, []string{"api", "errcode"}),
+		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wxgate_upstream_call_duration_seconds", Help: "WeChat API call latency by API.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"api"}),
+		UpstreamRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_upstream_retries_total", Help: "Retries of WeChat calls by API and reason.",
+		}, []string{"api", "reason"}),
+		TokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_token_refreshes_total", Help: "Token refreshes by kind (authorizer, component) and result.",
+		}, []string{"kind", "result"}),
+		SoonestTokenExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wxgate_authorizer_token_soonest_expiry_seconds", Help: "Seconds until the soonest authorizer access token expires.",
+		}),
+		TicketAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wxgate_component_ticket_age_seconds", Help: "Age of the newest component_verify_ticket (alert when it passes ~20 minutes).",
+		}),
+		ExportsInProgress: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wxgate_exports_in_progress", Help: "Export streams currently running.",
+		}),
+		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_events_total", Help: "Platform events received by InfoType and result.",
+		}, []string{"info_type", "result"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_auth_failures_total", Help: "Rejected credentials by surface and reason.",
+		}, []string{"surface", "reason"}),
+		StoreQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_store_queries_total", Help: "Database statements by origin: request (while serving a request) or background (pollers, refreshers).",
+		}, []string{"origin"}),
+	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.HTTPRequests, m.HTTPDuration, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries,
+		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.AuthFailures, m.StoreQueries,
+	)
+	return m
+}

@@ -1,0 +1,62 @@
+// Package obs is wxgate's observability: JSON logs through log/slog that
+// carry the request id of the context they are written with, and the
+// Prometheus metrics every package records into (on a registry of its own,
+// never the global one).
+package obs
+
+import (
+	"context"
+	"io"
+	"log/slog"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	attrsKey
+)
+
+// WithRequestID returns ctx carrying the request id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestID returns the request id in ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// WithAttrs returns ctx carrying extra log attributes (tenant, appid, api)
+// that every line logged with it will include.
+func WithAttrs(ctx context.Context, attrs ...slog.Attr) context.Context {
+	prev, _ := ctx.Value(attrsKey).([]slog.Attr)
+	all := make([]slog.Attr, 0, len(prev)+len(attrs))
+	all = append(append(all, prev...), attrs...)
+	return context.WithValue(ctx, attrsKey, all)
+}
+
+// NewLogger returns a JSON logger writing to w at level. Lines logged with a
+// context include its request id and attributes.
+func NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
+	return slog.New(ctxHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
+}
+
+type ctxHandler struct{ slog.Handler }
+
+func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	if attrs, ok := ctx.Value(attrsKey).([]slog.Attr); ok {
+		r.AddAttrs(attrs...)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h ctxHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return ctxHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h ctxHandler) WithGroup(name string) slog.Handler { return ctxHandler{h.Handler.WithGroup(name)} }

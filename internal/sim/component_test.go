@@ -1,0 +1,513 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/wxcrypt"
+)
+
+func TestNewValidatesOptions(t *testing.T) {
+	good := Options{ComponentAppID: testComponent, ComponentSecret: testSecret, Token: testToken, EncodingAESKey: testAESKey}
+	tests := []struct {
+		name   string
+		mutate func(*Options)
+	}{
+		{"no appid", func(o *Options) { o.ComponentAppID = "" }},
+		{"no secret", func(o *Options) { o.ComponentSecret = "" }},
+		{"no token", func(o *Options) { o.Token = "" }},
+		{"short key", func(o *Options) { o.EncodingAESKey = "abc" }},
+		{"relative event url", func(o *Options) { o.EventURL = "/wechat/events" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := good
+			tt.mutate(&o)
+			if _, err := New(o); err == nil || !strings.HasPrefix(err.Error(), "sim: ") {
+				t.Fatalf("New = %v, want a sim: error", err)
+			}
+		})
+	}
+	s, err := New(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.opts.TokenLifetime != 7200*time.Second || s.opts.TokenOverlap != 5*time.Minute || s.opts.TicketInterval != 600*time.Second ||
+		s.opts.DailyQuota != 500 || s.opts.PushRetries != 3 || s.opts.PushRetryDelay != time.Second {
+		t.Fatalf("defaults not applied: %+v", s.opts)
+	}
+}
+
+func TestWireFormat(t *testing.T) {
+	e := newEnv(t)
+	r := e.get("/cgi-bin/user/get")
+	if r.Status != 200 {
+		t.Fatalf("status %d", r.Status)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json; encoding=utf-8" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if bytes.HasSuffix(r.Body, []byte("\n")) || bytes.Contains(r.Body, []byte(" \"")) {
+		t.Errorf("body not compact or ends in a newline: %q", r.Body)
+	}
+	if !regexp.MustCompile(`^\{"errcode":41001,"errmsg":"access_token missing rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}"\}$`).Match(r.Body) {
+		t.Errorf("error body = %s", r.Body)
+	}
+	// Success bodies are compact too.
+	ctok := e.componentToken()
+	r = e.component("api_create_preauthcode", ctok, map[string]string{"component_appid": testComponent})
+	if !regexp.MustCompile(`^\{"pre_auth_code":"preauthcode@@@[A-Za-z0-9_-]+","expires_in":600\}$`).Match(r.Body) {
+		t.Errorf("success body = %s", r.Body)
+	}
+	// Every errmsg of WECHAT.md §5, exactly.
+	for code, msg := range map[int]string{
+		-1: "system error", 40001: "invalid credential, access_token is invalid or not latest", 40014: "invalid access_token",
+		42001: "access_token expired", 41001: "access_token missing", 40003: "invalid openid", 40013: "invalid appid",
+		45159: "invalid tag id", 45009: "reach max api daily quota limit", 45011: "api minute-quota reach limit, must slower, retry next minute",
+		48001: "api unauthorized", 61003: "component is not authorized by this account", 61004: "access clientip is not registered",
+		61005: "component ticket is expired", 61006: "component ticket is invalid", 61007: "api is unauthorized to component",
+		61023: "refresh_token is invalid",
+	} {
+		if got := Errmsg(code); got != msg {
+			t.Errorf("Errmsg(%d) = %q, want %q", code, got, msg)
+		}
+	}
+}
+
+func TestComponentTokenChecks(t *testing.T) {
+	e := newEnv(t)
+	ticket, err := e.sim.PushTicket(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := map[string]string{"component_appid": testComponent, "component_appsecret": testSecret, "component_verify_ticket": ticket}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range ok {
+			m[a] = b
+		}
+		if v == "-" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		body any
+		want int
+	}{
+		{"ok", ok, 0},
+		{"missing appid", with("component_appid", "-"), 41002},
+		{"wrong appid", with("component_appid", "wxother"), 40013},
+		{"missing secret", with("component_appsecret", "-"), 41004},
+		{"wrong secret", with("component_appsecret", "nope"), 40125},
+		{"missing ticket", with("component_verify_ticket", "-"), 61006},
+		{"ticket never pushed", with("component_verify_ticket", "ticket@@@made-up"), 61006},
+		{"not json", "{", 47001},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.mustCode(e.post("/cgi-bin/component/api_component_token", tt.body), tt.want)
+		})
+	}
+	e.mustCode(e.get("/cgi-bin/component/api_component_token"), 43002)
+
+	// A ticket is valid 12 h: the last second works, then 61005.
+	e.clock.Advance(12*time.Hour - time.Second)
+	e.mustCode(e.post("/cgi-bin/component/api_component_token", ok), 0)
+	e.clock.Advance(time.Second)
+	e.mustCode(e.post("/cgi-bin/component/api_component_token", ok), 61005)
+	// A ticket pushed even though the push failed is valid.
+	e.rcv.setAnswer(func(int) (int, string) { return 200, "fail" })
+	ticket2, err := e.sim.PushTicket(context.Background())
+	if !errors.Is(err, ErrPush) {
+		t.Fatalf("PushTicket to a failing receiver = %v, want ErrPush", err)
+	}
+	e.mustCode(e.post("/cgi-bin/component/api_component_token", with("component_verify_ticket", ticket2)), 0)
+}
+
+func TestComponentTokenLifetimeAndOverlap(t *testing.T) {
+	e := newEnv(t)
+	call := func(tok string) int {
+		return e.component("api_create_preauthcode", tok, map[string]string{"component_appid": testComponent}).errcode()
+	}
+	t1 := e.componentToken()
+	// Both query parameter names are accepted.
+	e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode?access_token="+t1, map[string]string{"component_appid": testComponent}), 0)
+	e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode", map[string]string{"component_appid": testComponent}), 41001)
+	e.mustCode(e.component("api_create_preauthcode", "bogus", map[string]string{"component_appid": testComponent}), 40001)
+	e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{}), 41002)
+	e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{"component_appid": "wxother"}), 40013)
+	e.mustCode(e.component("api_create_preauthcode", t1, "{not json"), 47001)
+	e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode", "{not json"), 41001) // the token is checked first
+	e.mustCode(e.get("/cgi-bin/component/api_create_preauthcode?component_access_token="+t1), 43002)
+
+	e.clock.Advance(time.Hour)
+	t2 := e.componentToken()
+	steps := []struct {
+		advance time.Duration
+		old     int
+		new     int
+	}{
+		{0, 0, 0},
+		{5*time.Minute - time.Second, 0, 0}, // still inside the overlap
+		{time.Second, 40001, 0},             // overlap over: the old token is "not latest"
+		{2*time.Hour - 5*time.Minute - time.Second, 40001, 0},
+		{time.Second, 40001, 42001}, // t2's 7200 s are over
+	}
+	for i, st := range steps {
+		e.clock.Advance(st.advance)
+		if got := call(t1); got != st.old {
+			t.Errorf("step %d: old token errcode %d, want %d", i, got, st.old)
+		}
+		if got := call(t2); got != st.new {
+			t.Errorf("step %d: new token errcode %d, want %d", i, got, st.new)
+		}
+	}
+
+	// The overlap never extends a token past its own expiry.
+	t3 := e.componentToken()
+	e.clock.Advance(7200*time.Second - time.Minute)
+	e.componentToken()
+	if got := call(t3); got != 0 {
+		t.Fatalf("old token inside overlap and lifetime: %d", got)
+	}
+	e.clock.Advance(time.Minute)
+	if got := call(t3); got != 42001 {
+		t.Fatalf("old token past its own expiry: %d, want 42001", got)
+	}
+
+	// Control: expire and invalidate the component token.
+	t4 := e.componentToken()
+	if err := e.sim.ExpireComponentToken(); err != nil {
+		t.Fatal(err)
+	}
+	if got := call(t4); got != 42001 {
+		t.Fatalf("expired component token: %d", got)
+	}
+	t5 := e.componentToken()
+	if err := e.sim.InvalidateComponentToken(); err != nil {
+		t.Fatal(err)
+	}
+	if got := call(t5); got != 40001 {
+		t.Fatalf("invalidated component token: %d", got)
+	}
+}
+
+func TestTokenLifetimeOptions(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.TokenLifetime = 10 * time.Second; o.TokenOverlap = 2 * time.Second })
+	ctok := e.componentToken()
+	info := e.authorize(ctok, AccountSpec{AppID: "wxacct1", Followers: 3})
+	if info.ExpiresIn != 10 {
+		t.Fatalf("expires_in = %d, want 10", info.ExpiresIn)
+	}
+	refresh := func() authInfo {
+		r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1", "authorizer_refresh_token": info.RefreshToken})
+		e.mustCode(r, 0)
+		var v authInfo
+		r.decode(t, &v)
+		return v
+	}
+	e.clock.Advance(5 * time.Second)
+	second := refresh()
+	if second.RefreshToken != info.RefreshToken {
+		t.Fatal("api_authorizer_token changed the refresh token")
+	}
+	if second.AccessToken == info.AccessToken || second.ExpiresIn != 10 {
+		t.Fatalf("api_authorizer_token = %+v", second)
+	}
+	e.clock.Advance(2*time.Second - time.Millisecond)
+	if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 0 {
+		t.Fatalf("old authorizer token inside overlap: %s", r.Body)
+	}
+	e.clock.Advance(time.Millisecond)
+	if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 40001 {
+		t.Fatalf("old authorizer token after overlap: %s", r.Body)
+	}
+	e.clock.Advance(8 * time.Second)
+	if _, r := e.userGet(second.AccessToken, ""); r.errcode() != 42001 {
+		t.Fatalf("authorizer token after lifetime: %s", r.Body)
+	}
+	if e.sim.CurrentAccessToken("wxacct1") != second.AccessToken {
+		t.Fatal("CurrentAccessToken is not the newest token")
+	}
+}
+
+func TestAuthorizationLifecycle(t *testing.T) {
+	e := newEnv(t)
+	ctok := e.componentToken()
+	if err := e.sim.CreateAccount(AccountSpec{AppID: "wxacct1", NickName: "Acme", Followers: 10, PermissionSets: []int{1, 2, 11}}); err != nil {
+		t.Fatal(err)
+	}
+	pre := e.preAuthCode(ctok)
+	code, err := e.sim.Authorize(context.Background(), "wxacct1", pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := e.rcv.last(t)
+	want := wxcrypt.Event{AppID: testComponent, CreateTime: e.clock.Now().Unix(), InfoType: "authorized", AuthorizerAppid: "wxacct1",
+		AuthorizationCode: code, AuthorizationCodeExpiredTime: e.clock.Now().Add(600 * time.Second).Unix(), PreAuthCode: pre}
+	if ev != want {
+		t.Fatalf("event = %+v\nwant    %+v", ev, want)
+	}
+	if !strings.HasPrefix(code, "queryauthcode@@@") {
+		t.Errorf("auth code %q", code)
+	}
+	// The pre-auth code is used up.
+	if _, err := e.sim.Authorize(context.Background(), "wxacct1", pre); !errors.Is(err, ErrInvalidPreAuthCode) {
+		t.Fatalf("reused pre-auth code: %v", err)
+	}
+
+	info, r := e.queryAuth(ctok, code)
+	e.mustCode(r, 0)
+	if info.AuthorizerAppID != "wxacct1" || info.ExpiresIn != 7200 || !strings.HasPrefix(info.RefreshToken, "refreshtoken@@@") || len(info.FuncInfo) != 3 || info.FuncInfo[2].Category.ID != 11 {
+		t.Fatalf("api_query_auth = %s", r.Body)
+	}
+	// One-time code.
+	_, r = e.queryAuth(ctok, code)
+	e.mustCode(r, 61009)
+	_, r = e.queryAuth(ctok, "queryauthcode@@@made-up")
+	e.mustCode(r, 61009)
+
+	// Authorizer info and list.
+	r = e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1"})
+	e.mustCode(r, 0)
+	var infoResp struct {
+		AuthorizerInfo struct {
+			NickName        string           `json:"nick_name"`
+			ServiceTypeInfo struct{ ID int } `json:"service_type_info"`
+			UserName        string           `json:"user_name"`
+		} `json:"authorizer_info"`
+		AuthorizationInfo *authInfo `json:"authorization_info"`
+	}
+	r.decode(t, &infoResp)
+	if infoResp.AuthorizerInfo.NickName != "Acme" || infoResp.AuthorizerInfo.ServiceTypeInfo.ID != 2 || infoResp.AuthorizationInfo == nil ||
+		infoResp.AuthorizationInfo.RefreshToken != info.RefreshToken || len(infoResp.AuthorizationInfo.FuncInfo) != 3 {
+		t.Fatalf("api_get_authorizer_info = %s", r.Body)
+	}
+	e.mustCode(e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobody"}), 61003)
+
+	// Re-authorization: updateauthorized, refresh token rotated, old one 61023.
+	code2, err := e.sim.Authorize(context.Background(), "wxacct1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := e.rcv.last(t); ev.InfoType != "updateauthorized" || ev.AuthorizationCode != code2 || ev.PreAuthCode != "" {
+		t.Fatalf("re-authorization event = %+v", ev)
+	}
+	refreshWith := func(tok string) wxResp {
+		return e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1", "authorizer_refresh_token": tok})
+	}
+	e.mustCode(refreshWith(info.RefreshToken), 61023)
+	info2, r := e.queryAuth(ctok, code2)
+	e.mustCode(r, 0)
+	if info2.RefreshToken == info.RefreshToken {
+		t.Fatal("re-authorization did not rotate the refresh token")
+	}
+	e.mustCode(refreshWith(info2.RefreshToken), 0)
+	e.mustCode(refreshWith(""), 61023)
+	e.mustCode(e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobody", "authorizer_refresh_token": "x"}), 61003)
+
+	// Auth codes expire after 600 s.
+	code3, _ := e.sim.Authorize(context.Background(), "wxacct1", "")
+	e.clock.Advance(600 * time.Second)
+	_, r = e.queryAuth(ctok, code3)
+	e.mustCode(r, 61010)
+	ctok = e.componentToken() // keep a fresh component token
+
+	// Unauthorization kills the access and refresh tokens.
+	access := e.sim.CurrentAccessToken("wxacct1")
+	latestRefresh := e.refreshTokenOf(ctok, "wxacct1")
+	if _, r := e.userGet(access, ""); r.errcode() != 0 {
+		t.Fatalf("user/get before unauthorize: %s", r.Body)
+	}
+	code4, _ := e.sim.Authorize(context.Background(), "wxacct1", "")
+	latestRefresh = e.refreshTokenOf(ctok, "wxacct1")
+	if err := e.sim.Unauthorize(context.Background(), "wxacct1"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := e.rcv.last(t); ev.InfoType != "unauthorized" || ev.AuthorizerAppid != "wxacct1" || ev.AuthorizationCode != "" {
+		t.Fatalf("unauthorized event = %+v", ev)
+	}
+	if _, r := e.userGet(access, ""); r.errcode() != 40001 {
+		t.Fatalf("user/get after unauthorize: %s", r.Body)
+	}
+	e.mustCode(refreshWith(latestRefresh), 61023)
+	_, r = e.queryAuth(ctok, code4)
+	e.mustCode(r, 61009)
+	r = e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1"})
+	e.mustCode(r, 0)
+	if bytes.Contains(r.Body, []byte("authorization_info")) {
+		t.Fatalf("unauthorized account still has authorization_info: %s", r.Body)
+	}
+	if err := e.sim.Unauthorize(context.Background(), "wxacct1"); !errors.Is(err, ErrNotAuthorized) {
+		t.Fatalf("second Unauthorize = %v", err)
+	}
+	// Authorizing again is a first authorization.
+	if _, err := e.sim.Authorize(context.Background(), "wxacct1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ev := e.rcv.last(t); ev.InfoType != "authorized" {
+		t.Fatalf("authorization after unauthorize pushed %q", ev.InfoType)
+	}
+	if _, err := e.sim.Authorize(context.Background(), "wxnobody", ""); !errors.Is(err, ErrUnknownAccount) {
+		t.Fatalf("Authorize(unknown) = %v", err)
+	}
+}
+
+// refreshTokenOf reads the account's refresh token through api_get_authorizer_list.
+func (e *env) refreshTokenOf(ctok, appid string) string {
+	e.t.Helper()
+	r := e.component("api_get_authorizer_list", ctok, map[string]any{"component_appid": testComponent, "offset": 0, "count": 500})
+	e.mustCode(r, 0)
+	var v struct {
+		List []struct {
+			AppID        string `json:"authorizer_appid"`
+			RefreshToken string `json:"refresh_token"`
+		} `json:"list"`
+	}
+	r.decode(e.t, &v)
+	for _, a := range v.List {
+		if a.AppID == appid {
+			return a.RefreshToken
+		}
+	}
+	e.t.Fatalf("%s not in the authorizer list: %s", appid, r.Body)
+	return ""
+}
+
+func TestPreAuthCodeExpiry(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.PreAuthCodeLifetime = 1800 * time.Second })
+	ctok := e.componentToken()
+	r := e.component("api_create_preauthcode", ctok, map[string]string{"component_appid": testComponent})
+	if !bytes.Contains(r.Body, []byte(`"expires_in":1800`)) {
+		t.Fatalf("expires_in not the configured lifetime: %s", r.Body)
+	}
+	var v struct {
+		Code string `json:"pre_auth_code"`
+	}
+	r.decode(t, &v)
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1"})
+	e.clock.Advance(1800 * time.Second)
+	if _, err := e.sim.Authorize(context.Background(), "wxacct1", v.Code); !errors.Is(err, ErrInvalidPreAuthCode) {
+		t.Fatalf("expired pre-auth code: %v", err)
+	}
+}
+
+func TestAuthorizerList(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.EventURL = "" })
+	ctok := e.componentToken()
+	for _, id := range []string{"wxa", "wxb", "wxc", "wxd"} {
+		e.authorize(ctok, AccountSpec{AppID: id})
+	}
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxnever"})
+	type list struct {
+		Total int `json:"total_count"`
+		List  []struct {
+			AppID        string `json:"authorizer_appid"`
+			RefreshToken string `json:"refresh_token"`
+			AuthTime     int64  `json:"auth_time"`
+		} `json:"list"`
+	}
+	tests := []struct {
+		offset, count any
+		want          []string
+		code          int
+	}{
+		{0, 500, []string{"wxa", "wxb", "wxc", "wxd"}, 0},
+		{1, 2, []string{"wxb", "wxc"}, 0},
+		{"3", "10", []string{"wxd"}, 0}, // numeric strings are tolerated
+		{4, 10, nil, 0},
+		{0, 501, nil, 40097},
+		{0, 0, nil, 40097},
+		{-1, 10, nil, 40097},
+	}
+	for _, tt := range tests {
+		r := e.component("api_get_authorizer_list", ctok, map[string]any{"component_appid": testComponent, "offset": tt.offset, "count": tt.count})
+		e.mustCode(r, tt.code)
+		if tt.code != 0 {
+			continue
+		}
+		var l list
+		r.decode(t, &l)
+		var got []string
+		for _, a := range l.List {
+			got = append(got, a.AppID)
+			if !strings.HasPrefix(a.RefreshToken, "refreshtoken@@@") || a.AuthTime != e.clock.Now().Unix() {
+				t.Errorf("list entry %+v", a)
+			}
+		}
+		if l.Total != 4 || strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("offset %v count %v: total %d list %v, want %v (%s)", tt.offset, tt.count, l.Total, got, tt.want, r.Body)
+		}
+		if l.List == nil {
+			t.Errorf("list must be [] not null: %s", r.Body)
+		}
+	}
+}
+
+func TestSetPermissionSets(t *testing.T) {
+	e := newEnv(t)
+	ctok := e.componentToken()
+	info := e.authorize(ctok, AccountSpec{AppID: "wxacct1", Followers: 5})
+	if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 0 {
+		t.Fatal(string(r.Body))
+	}
+	pushes := len(e.rcv.all())
+	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1", []int{1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.rcv.all()) != pushes {
+		t.Fatal("push=false pushed an event")
+	}
+	if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 61007 {
+		t.Fatalf("without set 2 or 100: %s", r.Body)
+	}
+	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1", []int{100}, true); err != nil {
+		t.Fatal(err)
+	}
+	ev := e.rcv.last(t)
+	if ev.InfoType != "updateauthorized" || ev.AuthorizationCode == "" {
+		t.Fatalf("event %+v", ev)
+	}
+	info2, r := e.queryAuth(ctok, ev.AuthorizationCode)
+	e.mustCode(r, 0)
+	if len(info2.FuncInfo) != 1 || info2.FuncInfo[0].Category.ID != 100 {
+		t.Fatalf("func_info after update: %s", r.Body)
+	}
+	if _, r := e.userGet(info2.AccessToken, ""); r.errcode() != 0 {
+		t.Fatalf("with set 100: %s", r.Body)
+	}
+	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1", []int{0}, false); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad set id: %v", err)
+	}
+}
+
+func TestRefreshCountersReportTheYoungestReplacedToken(t *testing.T) {
+	e := newEnv(t)
+	ctok := e.componentToken()
+	info := e.authorize(ctok, AccountSpec{AppID: "wxrefresh", Followers: 1})
+	refresh := func() {
+		t.Helper()
+		e.mustCode(e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxrefresh", "authorizer_refresh_token": info.RefreshToken}), 0)
+	}
+	e.clock.Advance(time.Hour)
+	refresh() // replaces the token api_query_auth issued an hour ago
+	e.clock.Advance(3 * time.Second)
+	refresh() // a racing second refresh: replaces a 3-second-old token
+	got := e.sim.Counters().Refreshes["wxrefresh"]
+	if got.Count != 2 || got.MinReplacedAge != 3*time.Second {
+		t.Fatalf("Refreshes = %+v, want 2 refreshes, youngest replaced token 3s old", got)
+	}
+	e.sim.ResetCounters()
+	if len(e.sim.Counters().Refreshes) != 0 {
+		t.Fatal("ResetCounters kept refresh stats")
+	}
+}

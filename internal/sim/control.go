@@ -1,0 +1,319 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+type controlRoute struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// controlRoutes lists the /sim/ control API; each mirrors a Go method.
+func (s *Simulator) controlRoutes() []controlRoute {
+	routes := []controlRoute{
+		{"POST /sim/accounts", s.ctlCreateAccount},
+		{"GET /sim/accounts", s.ctlListAccounts},
+		{"GET /sim/accounts/{appid}", s.ctlGetAccount},
+		{"PUT /sim/accounts/{appid}/followers", s.ctlSetFollowers},
+		{"POST /sim/accounts/{appid}/authorize", s.ctlAuthorize},
+		{"POST /sim/accounts/{appid}/unauthorize", s.ctlUnauthorize},
+		{"PUT /sim/accounts/{appid}/permission_sets", s.ctlSetPermissionSets},
+		{"POST /sim/accounts/{appid}/expire_token", s.ctlAccountAction(s.ExpireToken)},
+		{"POST /sim/accounts/{appid}/invalidate_token", s.ctlAccountAction(s.InvalidateToken)},
+		{"POST /sim/accounts/{appid}/reset_quota", s.ctlAccountAction(s.ResetQuota)},
+		{"GET /sim/accounts/{appid}/token", s.ctlAccountToken},
+		{"POST /sim/component/expire_token", s.ctlAction(s.ExpireComponentToken)},
+		{"POST /sim/component/invalidate_token", s.ctlAction(s.InvalidateComponentToken)},
+		{"GET /sim/component/token", s.ctlComponentToken},
+		{"POST /sim/ticket", s.ctlPushTicket},
+		{"GET /sim/faults", s.ctlListFaults},
+		{"POST /sim/faults", s.ctlSetFaults},
+		{"DELETE /sim/faults", s.ctlClearFaults},
+		{"GET /sim/counters", s.ctlCounters},
+		{"POST /sim/counters/reset", s.ctlResetCounters},
+	}
+	patterns := make([]string, 0, len(routes)+1)
+	for _, rt := range routes {
+		patterns = append(patterns, rt.pattern)
+	}
+	patterns = append(patterns, "POST /sim/authpage/confirm (form target of the authorization pages)")
+	return append(routes, controlRoute{"GET /sim/{$}", func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, http.StatusOK, map[string]any{"routes": patterns})
+	}})
+}
+
+// writeControl answers a control call with JSON.
+func writeControl(w http.ResponseWriter, status int, v any) {
+	body, err := marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// controlStatus maps the package's errors to HTTP statuses, in one place.
+func controlStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrUnknownAccount):
+		return http.StatusNotFound
+	case errors.Is(err, ErrAccountExists), errors.Is(err, ErrNotAuthorized), errors.Is(err, ErrNoToken):
+		return http.StatusConflict
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrInvalidPreAuthCode):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrPush):
+		return http.StatusBadGateway
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func writeControlError(w http.ResponseWriter, err error) {
+	writeControl(w, controlStatus(err), map[string]string{"error": err.Error()})
+}
+
+// decodeControl decodes a JSON body strictly; an empty body leaves v as is.
+func decodeControl(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		return fmt.Errorf("%w: read body: %w", ErrInvalid, err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+func (s *Simulator) ctlCreateAccount(w http.ResponseWriter, r *http.Request) {
+	var spec AccountSpec
+	if err := decodeControl(r, &spec); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	if err := s.CreateAccount(spec); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	info, _ := s.Account(spec.AppID)
+	writeControl(w, http.StatusCreated, info)
+}
+
+func (s *Simulator) ctlListAccounts(w http.ResponseWriter, r *http.Request) {
+	writeControl(w, http.StatusOK, map[string]any{"accounts": s.Accounts()})
+}
+
+func (s *Simulator) ctlGetAccount(w http.ResponseWriter, r *http.Request) {
+	info, err := s.Account(r.PathValue("appid"))
+	if err != nil {
+		writeControlError(w, err)
+		return
+	}
+	writeControl(w, http.StatusOK, info)
+}
+
+func (s *Simulator) ctlSetFollowers(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Followers *int `json:"followers"`
+	}
+	err := decodeControl(r, &req)
+	if err == nil && req.Followers == nil {
+		err = fmt.Errorf("%w: followers is required", ErrInvalid)
+	}
+	if err == nil {
+		err = s.SetFollowers(r.PathValue("appid"), *req.Followers)
+	}
+	if err != nil {
+		writeControlError(w, err)
+		return
+	}
+	s.ctlGetAccount(w, r)
+}
+
+// authorizeAnswer is the body of POST /sim/accounts/{appid}/authorize.
+type authorizeAnswer struct {
+	AuthCode    string      `json:"auth_code"`
+	ExpiresIn   int         `json:"expires_in"`
+	RedirectURL string      `json:"redirect_url,omitempty"`
+	Error       string      `json:"error,omitempty"`
+	Account     AccountInfo `json:"account"`
+}
+
+func (s *Simulator) ctlAuthorize(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		PreAuthCode string `json:"pre_auth_code"`
+		RedirectURI string `json:"redirect_uri"`
+	}
+	if err := decodeControl(r, &req); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	appid := r.PathValue("appid")
+	redirectURI := req.RedirectURI
+	if redirectURI == "" && req.PreAuthCode != "" {
+		s.mu.Lock()
+		if p, ok := s.preAuth[req.PreAuthCode]; ok {
+			redirectURI = p.redirectURI // remembered from the authorization page
+		}
+		s.mu.Unlock()
+	}
+	code, err := s.Authorize(r.Context(), appid, req.PreAuthCode)
+	if code == "" {
+		writeControlError(w, err)
+		return
+	}
+	ans := authorizeAnswer{AuthCode: code, ExpiresIn: int(AuthCodeLifetime / time.Second)}
+	if redirectURI != "" {
+		ans.RedirectURL = redirectWithCode(redirectURI, code)
+	}
+	ans.Account, _ = s.Account(appid)
+	status := http.StatusOK
+	if err != nil {
+		status, ans.Error = controlStatus(err), err.Error()
+	}
+	writeControl(w, status, ans)
+}
+
+func (s *Simulator) ctlUnauthorize(w http.ResponseWriter, r *http.Request) {
+	if err := s.Unauthorize(r.Context(), r.PathValue("appid")); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	s.ctlGetAccount(w, r)
+}
+
+func (s *Simulator) ctlSetPermissionSets(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		PermissionSets []int `json:"permission_sets"`
+		Push           bool  `json:"push"`
+	}
+	err := decodeControl(r, &req)
+	if err == nil && req.PermissionSets == nil {
+		err = fmt.Errorf("%w: permission_sets is required", ErrInvalid)
+	}
+	if err != nil {
+		writeControlError(w, err)
+		return
+	}
+	appid := r.PathValue("appid")
+	code, err := s.setPermissionSets(r.Context(), appid, req.PermissionSets, req.Push)
+	if err != nil && code == "" {
+		writeControlError(w, err)
+		return
+	}
+	ans := authorizeAnswer{AuthCode: code}
+	if code != "" {
+		ans.ExpiresIn = int(AuthCodeLifetime / time.Second)
+	}
+	ans.Account, _ = s.Account(appid)
+	status := http.StatusOK
+	if err != nil {
+		status, ans.Error = controlStatus(err), err.Error()
+	}
+	writeControl(w, status, ans)
+}
+
+func (s *Simulator) ctlAccountAction(f func(appid string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := f(r.PathValue("appid")); err != nil {
+			writeControlError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Simulator) ctlAction(f func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := f(); err != nil {
+			writeControlError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Simulator) ctlAccountToken(w http.ResponseWriter, r *http.Request) {
+	appid := r.PathValue("appid")
+	if _, err := s.Account(appid); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	writeControl(w, http.StatusOK, map[string]string{"access_token": s.CurrentAccessToken(appid)})
+}
+
+func (s *Simulator) ctlComponentToken(w http.ResponseWriter, r *http.Request) {
+	writeControl(w, http.StatusOK, map[string]string{"component_access_token": s.CurrentComponentToken()})
+}
+
+func (s *Simulator) ctlPushTicket(w http.ResponseWriter, r *http.Request) {
+	ticket, err := s.PushTicket(r.Context())
+	ans := map[string]string{"ticket": ticket}
+	status := http.StatusOK
+	if err != nil {
+		status, ans["error"] = controlStatus(err), err.Error()
+	}
+	writeControl(w, status, ans)
+}
+
+func (s *Simulator) ctlListFaults(w http.ResponseWriter, r *http.Request) {
+	writeControl(w, http.StatusOK, map[string]any{"faults": s.Faults()})
+}
+
+// ctlSetFaults accepts one fault object or an array of them; all are
+// validated before any is applied.
+func (s *Simulator) ctlSetFaults(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	var faults []Fault
+	if err == nil {
+		if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
+			err = json.Unmarshal(trimmed, &faults)
+		} else {
+			var f Fault
+			err = json.Unmarshal(trimmed, &f)
+			faults = append(faults, f)
+		}
+	}
+	if err != nil {
+		writeControlError(w, fmt.Errorf("%w: body: %w", ErrInvalid, err))
+		return
+	}
+	for _, f := range faults {
+		if err := f.Validate(); err != nil {
+			writeControlError(w, err)
+			return
+		}
+	}
+	for _, f := range faults {
+		_ = s.SetFault(f) // validated above
+	}
+	s.ctlListFaults(w, r)
+}
+
+func (s *Simulator) ctlClearFaults(w http.ResponseWriter, r *http.Request) {
+	s.ClearFaults()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Simulator) ctlCounters(w http.ResponseWriter, r *http.Request) {
+	writeControl(w, http.StatusOK, s.Counters())
+}
+
+func (s *Simulator) ctlResetCounters(w http.ResponseWriter, r *http.Request) {
+	s.ResetCounters()
+	w.WriteHeader(http.StatusNoContent)
+}

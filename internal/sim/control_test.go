@@ -1,0 +1,261 @@
+package sim
+
+import (
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestControlAPI(t *testing.T) {
+	e := newEnv(t)
+	ctok := e.componentToken()
+	status := func(r wxResp, want int) {
+		t.Helper()
+		if r.Status != want {
+			t.Fatalf("status %d, want %d: %s", r.Status, want, r.Body)
+		}
+	}
+	spec := `{"appid":"wxctl","nick_name":"Ctl","followers":25000,"tags":[{"id":100,"name":"vip","from":0,"to":20}],"permission_sets":[1,2],"daily_quota":-1}`
+	r := e.post("/sim/accounts", spec)
+	status(r, 201)
+	var info AccountInfo
+	r.decode(t, &info)
+	if info.AppID != "wxctl" || info.Followers != 25000 || len(info.Tags) != 1 || info.Authorized {
+		t.Fatalf("created %+v", info)
+	}
+	status(e.post("/sim/accounts", spec), 409)
+	status(e.post("/sim/accounts", `{"appid":"wxbad","followers":-1}`), 400)
+	status(e.post("/sim/accounts", `{"appid":"wxbad","unknown":1}`), 400)
+	status(e.get("/sim/accounts/wxnobody"), 404)
+
+	// Authorize with the pre-auth code of a page the admin opened: the
+	// answer carries the redirect the browser would follow.
+	pre := e.preAuthCode(ctok)
+	q := url.Values{"component_appid": {testComponent}, "pre_auth_code": {pre}, "redirect_uri": {"http://gw.example/cb?session=s1"}}
+	if st, _ := e.getPage("/cgi-bin/componentloginpage?" + q.Encode()); st != 200 {
+		t.Fatal("page")
+	}
+	r = e.post("/sim/accounts/wxctl/authorize", map[string]string{"pre_auth_code": pre})
+	status(r, 200)
+	var ans authorizeAnswer
+	r.decode(t, &ans)
+	if ans.AuthCode == "" || ans.ExpiresIn != 600 || ans.RedirectURL != RedirectURL("http://gw.example/cb?session=s1", ans.AuthCode) || !ans.Account.Authorized {
+		t.Fatalf("authorize answer %s", r.Body)
+	}
+	status(e.post("/sim/accounts/wxctl/authorize", map[string]string{"pre_auth_code": pre}), 400) // used up
+	status(e.post("/sim/accounts/wxnobody/authorize", nil), 404)
+	authInfo, qr := e.queryAuth(ctok, ans.AuthCode)
+	e.mustCode(qr, 0)
+
+	r = e.get("/sim/accounts/wxctl/token")
+	status(r, 200)
+	if !strings.Contains(string(r.Body), authInfo.AccessToken) {
+		t.Fatalf("token %s", r.Body)
+	}
+	status(e.post("/sim/accounts/wxctl/expire_token", nil), 204)
+	if _, r := e.userGet(authInfo.AccessToken, ""); r.errcode() != 42001 {
+		t.Fatalf("after expire_token: %s", r.Body)
+	}
+	status(e.post("/sim/accounts/wxctl/invalidate_token", nil), 204)
+	if _, r := e.userGet(authInfo.AccessToken, ""); r.errcode() != 40001 {
+		t.Fatalf("after invalidate_token: %s", r.Body)
+	}
+	status(e.post("/sim/accounts/wxnew/expire_token", nil), 404)
+
+	r = e.do("PUT", "/sim/accounts/wxctl/permission_sets", `{"permission_sets":[1,100],"push":true}`)
+	status(r, 200)
+	var upd authorizeAnswer
+	r.decode(t, &upd)
+	if upd.AuthCode == "" || e.rcv.last(t).AuthorizationCode != upd.AuthCode || len(upd.Account.PermissionSets) != 2 {
+		t.Fatalf("permission_sets answer %s", r.Body)
+	}
+	status(e.do("PUT", "/sim/accounts/wxctl/permission_sets", `{}`), 400)
+	r = e.do("PUT", "/sim/accounts/wxctl/followers", `{"followers":7}`)
+	status(r, 200)
+	r.decode(t, &info)
+	if info.Followers != 7 {
+		t.Fatalf("followers %s", r.Body)
+	}
+	status(e.post("/sim/accounts/wxctl/reset_quota", nil), 204)
+
+	r = e.post("/sim/accounts/wxctl/unauthorize", nil)
+	status(r, 200)
+	if e.rcv.last(t).InfoType != "unauthorized" {
+		t.Fatal("no unauthorized event")
+	}
+	status(e.post("/sim/accounts/wxctl/unauthorize", nil), 409)
+
+	r = e.post("/sim/ticket", nil)
+	status(r, 200)
+	var tk map[string]string
+	r.decode(t, &tk)
+	if e.rcv.last(t).ComponentVerifyTicket != tk["ticket"] {
+		t.Fatalf("ticket answer %s", r.Body)
+	}
+	e.rcv.setAnswer(func(int) (int, string) { return 500, "" })
+	status(e.post("/sim/ticket", nil), 502)
+	e.rcv.setAnswer(func(int) (int, string) { return 200, "success" })
+
+	// Component token controls.
+	r = e.get("/sim/component/token")
+	status(r, 200)
+	status(e.post("/sim/component/invalidate_token", nil), 204)
+
+	// Faults: one object or a list; validated; listed; cleared.
+	r = e.post("/sim/faults", `{"endpoint":"user/get","probability":0.5,"kind":"latency","latency":"10ms"}`)
+	status(r, 200)
+	r = e.post("/sim/faults", `[{"endpoint":"*","kind":"http_status","status":502,"probability":0.01},{"endpoint":"user/tag/get","appid":"wxctl","kind":"errcode","errcode":45009}]`)
+	status(r, 200)
+	var fl struct {
+		Faults []Fault `json:"faults"`
+	}
+	r.decode(t, &fl)
+	if len(fl.Faults) != 3 || fl.Faults[0].Latency.Milliseconds() != 10 || fl.Faults[2].Errcode != 45009 {
+		t.Fatalf("faults %s", r.Body)
+	}
+	status(e.post("/sim/faults", `{"endpoint":"*","kind":"boom"}`), 400)
+	status(e.post("/sim/faults", `{"endpoint":"*","kind":"latency","latency":25}`), 200)
+	status(e.do("DELETE", "/sim/faults", nil), 204)
+	if len(e.sim.Faults()) != 0 {
+		t.Fatal("DELETE /sim/faults left faults")
+	}
+
+	// Counters, then reset.
+	r = e.get("/sim/counters")
+	status(r, 200)
+	var c Counters
+	r.decode(t, &c)
+	if c.Calls[EndpointUserGet] == 0 || c.ByErrcode[EndpointUserGet][42001] != 1 || c.ByAccount[EndpointUserGet]["wxctl"] == 0 ||
+		c.Pushes["component_verify_ticket"].Delivered == 0 || c.Calls[EndpointComponentLoginPage] != 1 {
+		t.Fatalf("counters %s", r.Body)
+	}
+	status(e.post("/sim/counters/reset", nil), 204)
+	if c := e.sim.Counters(); len(c.Calls) != 0 {
+		t.Fatalf("counters after reset: %+v", c)
+	}
+
+	r = e.get("/sim/")
+	status(r, 200)
+	if !strings.Contains(string(r.Body), "POST /sim/accounts/{appid}/authorize") {
+		t.Fatalf("index %s", r.Body)
+	}
+	r = e.get("/sim/accounts")
+	status(r, 200)
+	var list struct {
+		Accounts []AccountInfo `json:"accounts"`
+	}
+	r.decode(t, &list)
+	if len(list.Accounts) != 1 {
+		t.Fatalf("accounts %s", r.Body)
+	}
+}
+
+func TestLoadSeed(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	yamlObj := write("seed.yaml", `
+accounts:
+  - appid: wxseed1
+    nick_name: Seed One
+    followers: 23000
+    tags:
+      - {id: 134, name: vip, from: 0, to: 100}
+    permission_sets: [1, 2]
+  - appid: wxseed2
+    followers: 10000000
+    lacks_api: true
+    daily_quota: -1
+    permission_sets: []
+`)
+	yamlList := write("list.yml", "- appid: wxlist\n  followers: 3\n")
+	jsonObj := write("seed.json", "{\n\t\"accounts\": [{\"appid\": \"wxjson\", \"followers\": 5, \"tags\": [{\"id\": 1, \"from\": 0, \"to\": 5}]}]\n}")
+	jsonList := write("list.json", `[{"appid":"wxj1"},{"appid":"wxj2","permission_sets":[100]}]`)
+
+	specs, err := LoadSeed(yamlObj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) != 2 || specs[0].NickName != "Seed One" || specs[0].Tags[0].ID != 134 || specs[1].Followers != 10_000_000 ||
+		!specs[1].LacksAPI || specs[1].DailyQuota != -1 || specs[1].PermissionSets == nil || len(specs[1].PermissionSets) != 0 {
+		t.Fatalf("yaml specs %+v", specs)
+	}
+	for path, n := range map[string]int{yamlList: 1, jsonObj: 1, jsonList: 2} {
+		specs, err := LoadSeed(path)
+		if err != nil || len(specs) != n {
+			t.Fatalf("%s: %d specs, %v", filepath.Base(path), len(specs), err)
+		}
+	}
+	s, _ := New(Options{ComponentAppID: testComponent, ComponentSecret: testSecret, Token: testToken, EncodingAESKey: testAESKey})
+	specs, _ = LoadSeed(yamlObj)
+	for _, spec := range specs {
+		if err := s.CreateAccount(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if info, _ := s.Account("wxseed2"); len(info.PermissionSets) != 0 {
+		t.Fatal("an explicit empty permission_sets got the default")
+	}
+	if info, _ := s.Account("wxseed1"); len(info.PermissionSets) != 2 {
+		t.Fatal("permission sets lost")
+	}
+
+	for name, text := range map[string]string{
+		"unknown.yaml":  "accounts:\n  - appid: wx1\n    folowers: 3\n",
+		"dup.yaml":      "- appid: wx1\n- appid: wx1\n",
+		"range.yaml":    "- appid: wx1\n  followers: 3\n  tags: [{id: 1, from: 0, to: 4}]\n",
+		"noappid.json":  `[{"followers":3}]`,
+		"broken.json":   `[{"appid":`,
+		"unknown.json":  `{"accounts":[],"extra":1}`,
+		"negative.yaml": "- appid: wx1\n  followers: -5\n",
+	} {
+		if _, err := LoadSeed(write(name, text)); err == nil || !strings.HasPrefix(err.Error(), "sim: load seed") {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if _, err := LoadSeed(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.DailyQuota = -1; o.EventURL = "" })
+	ctok := e.componentToken()
+	info := e.authorize(ctok, AccountSpec{AppID: "wxconc", Followers: 25000, Tags: []TagSpec{{ID: 1, From: 0, To: 25000}}})
+	_ = e.sim.SetFault(Fault{Endpoint: EndpointUserTagGet, Probability: 0.2, Kind: FaultErrcode})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				switch (g + i) % 4 {
+				case 0:
+					e.userGet(e.sim.CurrentAccessToken("wxconc"), "")
+				case 1:
+					e.tagGet(e.sim.CurrentAccessToken("wxconc"), 1, OpenID("wxconc", 10000))
+				case 2:
+					e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxconc", "authorizer_refresh_token": info.RefreshToken})
+				case 3:
+					_ = e.sim.Counters()
+					_ = e.sim.Accounts()
+					_ = e.sim.SetFollowers("wxconc", 25000+i)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	b, _ := json.Marshal(e.sim.Counters())
+	if !strings.Contains(string(b), `"user/get"`) {
+		t.Fatalf("counters %s", b)
+	}
+}

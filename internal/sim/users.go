@@ -1,0 +1,256 @@
+package sim
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// cgi paths that carry a daily quota (and that quota/get knows).
+const (
+	cgiUserGet    = "/cgi-bin/user/get"
+	cgiUserTagGet = "/cgi-bin/user/tag/get"
+)
+
+// unlimitedQuotaReport is the daily_limit quota/get reports for an unlimited quota.
+const unlimitedQuotaReport = 100_000_000
+
+// tokenOwner answers the authorizer appid a token was issued to ("" if none),
+// so that faults restricted to an account can match before any check.
+func (s *Simulator) tokenOwner(token string) string {
+	if token == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authorizers.owner(token)
+}
+
+// userCallLocked runs the checks WeChat applies to an account API called
+// with an authorizer_access_token, in WeChat's order: token (41001, 40001,
+// 42001), the platform's permission sets 2 or 100 (61007), the account's own
+// access to the API (48001), then the daily quota (45009) when spend is set.
+func (s *Simulator) userCallLocked(token, cgiPath string, now time.Time, spend bool) (*account, int) {
+	if token == "" {
+		return nil, errTokenMissing
+	}
+	owner, code := s.authorizers.check(token, now)
+	if code != 0 {
+		return nil, code
+	}
+	a, ok := s.accounts[owner]
+	if !ok || !a.authorized {
+		return nil, errInvalidCredential
+	}
+	if !a.grants(2, 100) {
+		return nil, errAPINotGranted
+	}
+	if a.spec.LacksAPI {
+		return nil, errAPIUnauthorized
+	}
+	if spend && !s.spendQuotaLocked(a, cgiPath, now) {
+		return nil, errDailyQuota
+	}
+	return a, 0
+}
+
+// handleUserGet serves GET /cgi-bin/user/get?access_token=&next_openid= (getFans).
+func (s *Simulator) handleUserGet(w http.ResponseWriter, r *http.Request) {
+	const ep = EndpointUserGet
+	q := r.URL.Query()
+	token := q.Get("access_token")
+	appid := s.tokenOwner(token)
+	if s.inject(w, r, ep, appid) {
+		return
+	}
+	now := s.now()
+	s.mu.Lock()
+	a, code := s.userCallLocked(token, cgiUserGet, now, true)
+	var followers int
+	var codec *openidCodec
+	if a != nil {
+		followers, codec = a.spec.Followers, a.codec
+	}
+	s.mu.Unlock()
+	if code != 0 {
+		s.fail(w, ep, appid, code)
+		return
+	}
+	start := 0
+	if next := q.Get("next_openid"); next != "" {
+		idx, ok := codec.index(next)
+		if !ok || idx >= uint64(followers) {
+			s.fail(w, ep, appid, errInvalidOpenID)
+			return
+		}
+		start = int(idx) + 1
+	}
+	s.writePage(w, ep, appid, codec, followers, start, followers, false)
+}
+
+// handleTagGet serves POST /cgi-bin/user/tag/get?access_token= with
+// {"tagid": N, "next_openid": ""} (getTagFans).
+func (s *Simulator) handleTagGet(w http.ResponseWriter, r *http.Request) {
+	const ep = EndpointUserTagGet
+	token := r.URL.Query().Get("access_token")
+	appid := s.tokenOwner(token)
+	if r.Method != http.MethodPost {
+		s.fail(w, ep, appid, errRequirePOST)
+		return
+	}
+	if s.inject(w, r, ep, appid) {
+		return
+	}
+	var req struct {
+		TagID      flexInt `json:"tagid"`
+		NextOpenID string  `json:"next_openid"`
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	bad := err != nil || json.Unmarshal(body, &req) != nil
+	now := s.now()
+	s.mu.Lock()
+	a, code := s.userCallLocked(token, cgiUserTagGet, now, true)
+	var followers int
+	var codec *openidCodec
+	var tag TagSpec
+	var found bool
+	if a != nil {
+		followers, codec = a.spec.Followers, a.codec
+		tag, found = a.tags[int(req.TagID)]
+	}
+	s.mu.Unlock()
+	switch {
+	case code != 0:
+	case bad:
+		code = errDataFormat
+	case !found:
+		code = errInvalidTag
+	}
+	if code != 0 {
+		s.fail(w, ep, appid, code)
+		return
+	}
+	to := min(tag.To, followers)
+	from := min(tag.From, to)
+	start := from
+	if req.NextOpenID != "" {
+		idx, ok := codec.index(req.NextOpenID)
+		if !ok || idx < uint64(from) || idx >= uint64(to) {
+			s.fail(w, ep, appid, errInvalidOpenID)
+			return
+		}
+		start = int(idx) + 1
+	}
+	s.writePage(w, ep, appid, codec, -1, start, to, true)
+}
+
+// writePage writes one page of the followers [start, end) straight into a
+// reused buffer: {"total":T,"count":N,"data":{"openid":[…]},"next_openid":"…"}
+// (no total when total < 0; no data key when N is 0).
+//
+// next_openid is the last openid of the page, except that user/get answers
+// "" on a last page that is not full (the getFans page: 10000/10000/3000
+// with "" on the 3000), while user/tag/get always names the last openid (the
+// getTagFans page's example); a page with no openid answers "".
+func (s *Simulator) writePage(w http.ResponseWriter, ep, appid string, codec *openidCodec, total, start, end int, tag bool) {
+	count := max(0, min(PageSize, end-start))
+	var buf []byte
+	select {
+	case buf = <-s.bufs:
+	default:
+	}
+	if need := count*(OpenIDLength+3) + 128; cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	buf = append(buf, '{')
+	if total >= 0 {
+		buf = append(buf, `"total":`...)
+		buf = strconv.AppendInt(buf, int64(total), 10)
+		buf = append(buf, ',')
+	}
+	buf = append(buf, `"count":`...)
+	buf = strconv.AppendInt(buf, int64(count), 10)
+	if count > 0 {
+		buf = append(buf, `,"data":{"openid":[`...)
+		for i := range count {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, '"')
+			buf = codec.appendOpenID(buf, uint64(start+i))
+			buf = append(buf, '"')
+		}
+		buf = append(buf, "]}"...)
+	}
+	buf = append(buf, `,"next_openid":"`...)
+	if count > 0 && (tag || count == PageSize || start+count < end) {
+		buf = codec.appendOpenID(buf, uint64(start+count-1))
+	}
+	buf = append(buf, `"}`...)
+	s.record(ep, appid, 0)
+	writeRaw(w, http.StatusOK, buf)
+	if cap(buf) <= 1<<20 {
+		select {
+		case s.bufs <- buf[:0]:
+		default: // enough buffers pooled
+		}
+	}
+}
+
+// handleQuotaGet serves POST /cgi-bin/openapi/quota/get?access_token= with
+// {"cgi_path": "/cgi-bin/user/get"}: the account's daily quota of that API.
+func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
+	const ep = EndpointQuotaGet
+	token := r.URL.Query().Get("access_token")
+	appid := s.tokenOwner(token)
+	if r.Method != http.MethodPost {
+		s.fail(w, ep, appid, errRequirePOST)
+		return
+	}
+	if s.inject(w, r, ep, appid) {
+		return
+	}
+	var req struct {
+		CGIPath string `json:"cgi_path"`
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	bad := err != nil || json.Unmarshal(body, &req) != nil
+	now := s.now()
+	s.mu.Lock()
+	code := 0
+	var limit, used int
+	if token == "" {
+		code = errTokenMissing
+	} else if owner, c := s.authorizers.check(token, now); c != 0 {
+		code = c
+	} else if a, ok := s.accounts[owner]; !ok || !a.authorized {
+		code = errInvalidCredential
+	} else if bad {
+		code = errDataFormat
+	} else if req.CGIPath != cgiUserGet && req.CGIPath != cgiUserTagGet {
+		code = errCGIPathNotFound
+	} else {
+		used = a.quotaUsedLocked(req.CGIPath, now)
+		limit = s.quotaLimit(a)
+	}
+	s.mu.Unlock()
+	if code != 0 {
+		s.fail(w, ep, appid, code)
+		return
+	}
+	if limit < 0 {
+		limit = unlimitedQuotaReport
+	}
+	type quota struct {
+		DailyLimit int `json:"daily_limit"`
+		Used       int `json:"used"`
+		Remain     int `json:"remain"`
+	}
+	s.ok(w, ep, appid, struct {
+		Errcode int    `json:"errcode"`
+		Errmsg  string `json:"errmsg"`
+		Quota   quota  `json:"quota"`
+	}{0, "ok", quota{limit, used, max(0, limit-used)}})
+}

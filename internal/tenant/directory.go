@@ -1,0 +1,182 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/store"
+)
+
+// SnapshotStore is what the directory reads: one consistent snapshot of the
+// component's tenants, keys and bindings, and the change counter that tells
+// it a new one is due.
+type SnapshotStore interface {
+	// LoadTenantSnapshot reads tenants, keys and bindings with the tenants
+	// revision read first, so a newer revision always means a reload.
+	LoadTenantSnapshot(ctx context.Context, componentAppID string) (store.TenantSnapshot, error)
+	// Revision returns a change counter ("tenants").
+	Revision(ctx context.Context, name string) (int64, error)
+}
+
+// DefaultPollInterval is how often a directory checks the tenants revision.
+// With one reload taking a few milliseconds, a change made on any replica is
+// seen by every other one well within 2 seconds.
+const DefaultPollInterval = 500 * time.Millisecond
+
+// Directory is the in-memory view of the component's tenants, keys and
+// bindings that authenticates and authorizes requests without a database
+// query. It holds an immutable snapshot behind an atomic pointer: readers
+// never lock, and a reload swaps in a whole new snapshot.
+//
+// Changes reach every replica through the store's "tenants" revision, which
+// every tenant, key and binding write bumps in its own transaction: Run
+// polls that one-row counter every PollInterval and reloads when it moved.
+// This is wxgate's equivalent of LISTEN/NOTIFY, and it works the same on
+// PostgreSQL and on the embedded store. The replica that made a change
+// reloads at once (Reload after its own write).
+type Directory struct {
+	st             SnapshotStore
+	componentAppID string
+	log            *slog.Logger
+	interval       time.Duration
+
+	mu  sync.Mutex // serialises reloads, so snapshots only move forward
+	cur atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	rev      int64
+	tenants  map[string]tenantEntry
+	keys     map[string]keyEntry
+	bindings map[binding]struct{}
+}
+
+type tenantEntry struct {
+	rateLimit float64
+	rateBurst int
+}
+
+type keyEntry struct {
+	tenantID  string
+	appids    []string // never modified once in a snapshot
+	expiresAt time.Time
+	revoked   bool
+}
+
+type binding struct{ tenantID, appid string }
+
+var emptySnapshot = &snapshot{
+	tenants:  map[string]tenantEntry{},
+	keys:     map[string]keyEntry{},
+	bindings: map[binding]struct{}{},
+}
+
+// NewDirectory returns an empty directory for componentAppID; call Reload
+// before serving. interval <= 0 means DefaultPollInterval.
+func NewDirectory(st SnapshotStore, componentAppID string, log *slog.Logger, interval time.Duration) *Directory {
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	d := &Directory{st: st, componentAppID: componentAppID, log: log, interval: interval}
+	d.cur.Store(emptySnapshot)
+	return d
+}
+
+func (d *Directory) current() *snapshot { return d.cur.Load() }
+
+// Rev returns the tenants revision of the snapshot in use.
+func (d *Directory) Rev() int64 { return d.current().rev }
+
+// Reload reads a fresh snapshot from the store and swaps it in.
+func (d *Directory) Reload(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.st.LoadTenantSnapshot(ctx, d.componentAppID)
+	if err != nil {
+		return fmt.Errorf("tenant: reload directory: %w", err)
+	}
+	next := &snapshot{
+		rev:      s.Rev,
+		tenants:  make(map[string]tenantEntry, len(s.Tenants)),
+		keys:     make(map[string]keyEntry, len(s.Keys)),
+		bindings: make(map[binding]struct{}, len(s.Bindings)),
+	}
+	for _, t := range s.Tenants {
+		next.tenants[t.ID] = tenantEntry{rateLimit: t.RateLimit, rateBurst: t.RateBurst}
+	}
+	for _, k := range s.Keys {
+		e := keyEntry{tenantID: k.TenantID, appids: k.AppIDs, revoked: k.RevokedAt != nil}
+		if k.ExpiresAt != nil {
+			e.expiresAt = *k.ExpiresAt
+		}
+		next.keys[k.KID] = e
+	}
+	for _, b := range s.Bindings {
+		next.bindings[binding{b.TenantID, b.AppID}] = struct{}{}
+	}
+	d.cur.Store(next)
+	return nil
+}
+
+// Run polls the tenants revision every interval and reloads when it
+// changed, until ctx ends (then it returns nil). A store that does not
+// answer is logged once per outage; the last snapshot stays in use.
+func (d *Directory) Run(ctx context.Context) error {
+	t := time.NewTicker(d.interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		err := d.poll(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil && !failing:
+			failing = true
+			d.log.WarnContext(ctx, "tenant directory: cannot refresh; serving the last snapshot", "err", err.Error(), "rev", d.Rev())
+		case err == nil && failing:
+			failing = false
+			d.log.InfoContext(ctx, "tenant directory: refreshing again", "rev", d.Rev())
+		}
+	}
+}
+
+func (d *Directory) poll(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rev, err := d.st.Revision(ctx, "tenants")
+	if err != nil {
+		return err
+	}
+	if rev == d.Rev() {
+		return nil
+	}
+	return d.Reload(ctx)
+}
+
+// Bound reports whether tenantID may see and call appid.
+func (d *Directory) Bound(tenantID, appid string) bool {
+	_, ok := d.current().bindings[binding{tenantID, appid}]
+	return ok
+}
+
+// TenantExists reports whether the tenant exists.
+func (d *Directory) TenantExists(tenantID string) bool {
+	_, ok := d.current().tenants[tenantID]
+	return ok
+}
+
+// TenantRate returns the tenant's rate-limit override (0 means the
+// configured default) and whether the tenant exists.
+func (d *Directory) TenantRate(tenantID string) (limit float64, burst int, ok bool) {
+	t, ok := d.current().tenants[tenantID]
+	return t.rateLimit, t.rateBurst, ok
+}

@@ -1,0 +1,194 @@
+package tenant
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/store"
+)
+
+// Flush intervals of the in-memory counters.
+const (
+	DefaultUsageFlushInterval = 10 * time.Second
+	DefaultTouchFlushInterval = 10 * time.Second
+	// shutdownFlushTimeout bounds the last flush when a replica stops.
+	shutdownFlushTimeout = 5 * time.Second
+)
+
+// UsageStore persists call counts.
+type UsageStore interface {
+	// AddUsage adds counts (per tenant, account, API, outcome and hour).
+	AddUsage(ctx context.Context, rows []store.UsageRow) error
+}
+
+// Usage counts calls per tenant, account, API and outcome in memory and
+// flushes the counts to the store every interval (and when the replica
+// stops). A failed flush keeps its counts for the next one.
+type Usage struct {
+	st       UsageStore
+	now      func() time.Time
+	log      *slog.Logger
+	interval time.Duration
+	bound    func(tenantID, appid string) bool
+
+	mu     sync.Mutex
+	counts map[usageKey]int64
+}
+
+type usageKey struct {
+	tenantID, appid, api, outcome string
+	hour                          int64
+}
+
+// NewUsage returns a usage counter. bound, when not nil, filters the appid
+// of each call: an account the tenant is not bound to is counted under ""
+// so that made-up appids in URLs cannot grow the usage table. interval <= 0
+// means DefaultUsageFlushInterval.
+func NewUsage(st UsageStore, bound func(tenantID, appid string) bool, now func() time.Time, log *slog.Logger, interval time.Duration) *Usage {
+	if interval <= 0 {
+		interval = DefaultUsageFlushInterval
+	}
+	return &Usage{st: st, bound: bound, now: now, log: log, interval: interval, counts: map[usageKey]int64{}}
+}
+
+// Record counts one call of api by tenantID on appid with outcome ("ok" or
+// an error code slug). api and outcome must come from bounded sets (the API
+// table, the error codes), never from the request.
+func (u *Usage) Record(tenantID, appid, api, outcome string) {
+	if tenantID == "" {
+		return
+	}
+	if appid != "" && u.bound != nil && !u.bound(tenantID, appid) {
+		appid = ""
+	}
+	k := usageKey{tenantID: tenantID, appid: appid, api: api, outcome: outcome, hour: u.now().Truncate(time.Hour).UnixMilli()}
+	u.mu.Lock()
+	u.counts[k]++
+	u.mu.Unlock()
+}
+
+// Flush writes the counts gathered so far; on failure they are kept.
+func (u *Usage) Flush(ctx context.Context) error {
+	u.mu.Lock()
+	pending := u.counts
+	u.counts = make(map[usageKey]int64, len(pending))
+	u.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	rows := make([]store.UsageRow, 0, len(pending))
+	for k, n := range pending {
+		rows = append(rows, store.UsageRow{TenantID: k.tenantID, AppID: k.appid, API: k.api, Outcome: k.outcome,
+			Hour: time.UnixMilli(k.hour).UTC(), Count: n})
+	}
+	if err := u.st.AddUsage(ctx, rows); err != nil {
+		u.mu.Lock()
+		for k, n := range pending {
+			u.counts[k] += n
+		}
+		u.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Run flushes every interval until ctx ends, then flushes once more.
+func (u *Usage) Run(ctx context.Context) error {
+	return runFlusher(ctx, u.interval, u.Flush, u.log, "usage")
+}
+
+// TouchStore records when keys were last used.
+type TouchStore interface {
+	// TouchKeys sets last_used_at where it moves it forward.
+	TouchKeys(ctx context.Context, used map[string]time.Time) error
+}
+
+// LastUsed gathers key last-use times in memory and writes them in one
+// batch every interval: authenticating a request never waits on the store.
+type LastUsed struct {
+	st       TouchStore
+	log      *slog.Logger
+	interval time.Duration
+
+	mu      sync.Mutex
+	pending map[string]time.Time
+}
+
+// NewLastUsed returns a batcher; interval <= 0 means DefaultTouchFlushInterval.
+func NewLastUsed(st TouchStore, log *slog.Logger, interval time.Duration) *LastUsed {
+	if interval <= 0 {
+		interval = DefaultTouchFlushInterval
+	}
+	return &LastUsed{st: st, log: log, interval: interval, pending: map[string]time.Time{}}
+}
+
+// Mark notes that kid was used at at.
+func (l *LastUsed) Mark(kid string, at time.Time) {
+	l.mu.Lock()
+	if prev, ok := l.pending[kid]; !ok || at.After(prev) {
+		l.pending[kid] = at
+	}
+	l.mu.Unlock()
+}
+
+// Flush writes the pending last-use times; on failure they are kept.
+func (l *LastUsed) Flush(ctx context.Context) error {
+	l.mu.Lock()
+	batch := l.pending
+	l.pending = make(map[string]time.Time, len(batch))
+	l.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := l.st.TouchKeys(ctx, batch); err != nil {
+		l.mu.Lock()
+		for kid, at := range batch {
+			if prev, ok := l.pending[kid]; !ok || at.After(prev) {
+				l.pending[kid] = at
+			}
+		}
+		l.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Pending returns a copy of the times not yet written (for tests).
+func (l *LastUsed) Pending() map[string]time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.pending)
+}
+
+// Run flushes every interval until ctx ends, then flushes once more.
+func (l *LastUsed) Run(ctx context.Context) error {
+	return runFlusher(ctx, l.interval, l.Flush, l.log, "key last use")
+}
+
+// runFlusher calls flush every interval and once more, with a bounded
+// detached context, when ctx ends. Failures are logged and retried.
+func runFlusher(ctx context.Context, interval time.Duration, flush func(context.Context) error, log *slog.Logger, what string) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownFlushTimeout)
+			defer cancel()
+			if err := flush(fctx); err != nil {
+				log.Warn("tenant: last flush failed; counts lost", "what", what, "err", err.Error())
+			}
+			return nil
+		case <-t.C:
+			fctx, cancel := context.WithTimeout(ctx, shutdownFlushTimeout)
+			err := flush(fctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				log.Warn("tenant: flush failed; will retry", "what", what, "err", err.Error())
+			}
+		}
+	}
+}
