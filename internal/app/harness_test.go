@@ -96,19 +96,22 @@ func start(t testing.TB, env map[string]string, args ...string) *instance {
 // gatewayEnv is a complete, valid configuration for `serve` on databaseURL.
 func gatewayEnv(databaseURL, wechatURL string) map[string]string {
 	return map[string]string{
-		"WXGATE_LISTEN":            "127.0.0.1:0",
-		"WXGATE_DATABASE_URL":      databaseURL,
-		"WXGATE_SECRET_KEY":        base64.StdEncoding.EncodeToString(storetest.Key()),
-		"WXGATE_ADMIN_TOKEN":       testAdminToken,
-		"WXGATE_COMPONENT_APPID":   testComponentAppID,
-		"WXGATE_COMPONENT_SECRET":  "test-component-secret",
-		"WXGATE_COMPONENT_TOKEN":   "test-component-token",
-		"WXGATE_COMPONENT_AES_KEY": testAESKey,
-		"WXGATE_WECHAT_API_URL":    wechatURL,
-		"WXGATE_WECHAT_MP_URL":     wechatURL,
-		"WXGATE_WECHAT_OPEN_URL":   wechatURL,
-		"WXGATE_LOG_LEVEL":         "debug",
-		"WXGATE_SHUTDOWN_TIMEOUT":  "5s",
+		"WXGATE_LISTEN":       "127.0.0.1:0",
+		"WXGATE_DATABASE_URL": databaseURL,
+		// The whole suite shares one server's max_connections with other
+		// packages running at the same time: keep each replica's pool small.
+		"WXGATE_DATABASE_MAX_CONNS": "6",
+		"WXGATE_SECRET_KEY":         base64.StdEncoding.EncodeToString(storetest.Key()),
+		"WXGATE_ADMIN_TOKEN":        testAdminToken,
+		"WXGATE_COMPONENT_APPID":    testComponentAppID,
+		"WXGATE_COMPONENT_SECRET":   "test-component-secret",
+		"WXGATE_COMPONENT_TOKEN":    "test-component-token",
+		"WXGATE_COMPONENT_AES_KEY":  testAESKey,
+		"WXGATE_WECHAT_API_URL":     wechatURL,
+		"WXGATE_WECHAT_MP_URL":      wechatURL,
+		"WXGATE_WECHAT_OPEN_URL":    wechatURL,
+		"WXGATE_LOG_LEVEL":          "debug",
+		"WXGATE_SHUTDOWN_TIMEOUT":   "5s",
 	}
 }
 

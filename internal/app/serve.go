@@ -71,7 +71,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 			return nil, err
 		}
 	}
-	return store.Open(ctx, cfg.DatabaseURL, store.Options{Box: box, Now: now, Logger: log})
+	return store.Open(ctx, cfg.DatabaseURL, store.Options{Box: box, Now: now, Logger: log, MaxOpenConns: cfg.DatabaseMaxConns})
 }
 
 // gateway is one wired wxgate replica: its router and its background workers.

@@ -22,19 +22,21 @@ import (
 // Config is wxgate's whole configuration. Secret fields are secret.Value so
 // they never print.
 type Config struct {
-	Listen          string
-	DatabaseURL     string
-	PublicURL       string
-	SecretKey       []byte // decoded WXGATE_SECRET_KEY, 32 bytes
-	AdminToken      secret.Value
-	ComponentAppID  string
-	ComponentSecret secret.Value
-	ComponentToken  secret.Value
-	ComponentAESKey secret.Value
-	WeChatAPIURL    string
-	WeChatMPURL     string
-	WeChatOpenURL   string
-	LogLevel        slog.Level
+	Listen      string
+	DatabaseURL string
+	// DatabaseMaxConns caps each replica's PostgreSQL connection pool.
+	DatabaseMaxConns int
+	PublicURL        string
+	SecretKey        []byte // decoded WXGATE_SECRET_KEY, 32 bytes
+	AdminToken       secret.Value
+	ComponentAppID   string
+	ComponentSecret  secret.Value
+	ComponentToken   secret.Value
+	ComponentAESKey  secret.Value
+	WeChatAPIURL     string
+	WeChatMPURL      string
+	WeChatOpenURL    string
+	LogLevel         slog.Level
 
 	// TenantRateLimit is the default per-tenant request rate (requests per
 	// second, per replica); TenantRateBurst its bucket size.
@@ -77,6 +79,14 @@ type key struct {
 var keys = []key{
 	{env: "WXGATE_LISTEN", yaml: "listen", def: ":8080", apply: func(c *Config, v string) error { c.Listen = v; return nil }},
 	{env: "WXGATE_DATABASE_URL", yaml: "database_url", def: "sqlite:wxgate.db", secret: true, apply: applyDatabaseURL},
+	{env: "WXGATE_DATABASE_MAX_CONNS", yaml: "database_max_conns", def: "20", apply: func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 || n > 1000 {
+			return errors.New("must be an integer from 2 to 1000 (connections per replica)")
+		}
+		c.DatabaseMaxConns = n
+		return nil
+	}},
 	{env: "WXGATE_PUBLIC_URL", yaml: "public_url", def: "http://localhost:8080", apply: func(c *Config, v string) error { return setURL(&c.PublicURL, v) }},
 	{env: "WXGATE_SECRET_KEY", yaml: "secret_key", need: needKeys, secret: true, apply: applySecretKey},
 	{env: "WXGATE_ADMIN_TOKEN", yaml: "admin_token", need: needKeys, secret: true, apply: func(c *Config, v string) error {

@@ -62,12 +62,13 @@ func TestEveryInvalidValueIsNamedWithoutEchoingSecrets(t *testing.T) {
 	m["WXGATE_PUBLIC_URL"] = "not a url"
 	m["WXGATE_LOG_LEVEL"] = "loud"
 	m["WXGATE_TENANT_RATE_LIMIT"] = "-1"
+	m["WXGATE_DATABASE_MAX_CONNS"] = "1"
 	_, err := config.Load(env(m), "", config.NeedGateway)
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
 	for _, name := range []string{"WXGATE_SECRET_KEY", "WXGATE_ADMIN_TOKEN", "WXGATE_COMPONENT_APPID", "WXGATE_COMPONENT_AES_KEY",
-		"WXGATE_DATABASE_URL", "WXGATE_PUBLIC_URL", "WXGATE_LOG_LEVEL", "WXGATE_TENANT_RATE_LIMIT"} {
+		"WXGATE_DATABASE_URL", "WXGATE_PUBLIC_URL", "WXGATE_LOG_LEVEL", "WXGATE_TENANT_RATE_LIMIT", "WXGATE_DATABASE_MAX_CONNS"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("message does not name %s", name)
 		}
@@ -86,7 +87,8 @@ func TestDefaultsAndValues(t *testing.T) {
 	}
 	if c.Listen != ":8080" || c.DatabaseURL != "sqlite:wxgate.db" || c.PublicURL != "http://localhost:8080" ||
 		c.WeChatAPIURL != "https://api.weixin.qq.com" || c.WeChatMPURL != "https://mp.weixin.qq.com" ||
-		c.WeChatOpenURL != "https://open.weixin.qq.com" || c.LogLevel != slog.LevelInfo || len(c.SecretKey) != 32 {
+		c.WeChatOpenURL != "https://open.weixin.qq.com" || c.LogLevel != slog.LevelInfo || len(c.SecretKey) != 32 ||
+		c.DatabaseMaxConns != 20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if strings.Contains(c.String(), "component-secret-value") || strings.Contains(c.String(), "aaaaaaaa") {

@@ -134,7 +134,7 @@ func Open(t testing.TB, dialect store.Dialect, now func() time.Time) *store.Stor
 func OpenURL(t testing.TB, databaseURL string, now func() time.Time) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	s, err := store.Open(ctx, databaseURL, store.Options{Box: Box(t), Now: now, MaxOpenConns: 8, Logger: slog.New(slog.DiscardHandler)})
+	s, err := store.Open(ctx, databaseURL, store.Options{Box: Box(t), Now: now, MaxOpenConns: 6, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("storetest: open: %v", err)
 	}
