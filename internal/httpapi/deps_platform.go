@@ -42,10 +42,10 @@ type EventHandler interface {
 
 // EventReceipts remembers handled events by digest.
 type EventReceipts interface {
-	// RecordEvent reports whether digest is new (false: a replay).
-	RecordEvent(ctx context.Context, digest string) (bool, error)
-	// ForgetEvent removes a digest so WeChat's retry is handled again.
-	ForgetEvent(ctx context.Context, digest string) error
+	// EventSeen reports whether digest was recorded as handled.
+	EventSeen(ctx context.Context, digest string) (bool, error)
+	// RecordEvent records digest as handled (idempotent).
+	RecordEvent(ctx context.Context, digest string) error
 }
 
 // AuthorizationFlow is the authorization flow of CONTRACT §3.1-§3.2.

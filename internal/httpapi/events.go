@@ -33,10 +33,13 @@ var knownInfoTypes = map[string]bool{
 
 // handleEvents is POST /wechat/events, the authorization event receive URL
 // (CONTRACT §3.1). Refusals (413 oversize, 400 malformed or wrong appid, 401
-// bad signature) happen before anything is stored. A handled event is
-// remembered by the digest of its ciphertext, so a replay answers success
-// without doing anything; if handling fails transiently the digest is
-// forgotten and the push answered 503, so WeChat's retry is handled again.
+// bad signature) happen before anything is stored. An event is remembered by
+// the digest of its ciphertext only after it was applied, so a replay answers
+// success without doing anything, while a push whose handling failed
+// transiently (503) or whose replica died half-way is handled again when
+// WeChat retries it. Two copies handled at the same moment are harmless:
+// tickets are stored as they are, authorization codes are one-time, and an
+// unauthorized event older than the account's authorization is ignored.
 func handleEvents(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Crypter == nil || d.Events == nil || d.Receipts == nil {
 		return notWired(log)
@@ -100,23 +103,20 @@ func handleEvents(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 		}
 		sum := sha256.Sum256([]byte(env.Encrypt))
 		digest := hex.EncodeToString(sum[:])
-		fresh, err := d.Receipts.RecordEvent(ctx, digest)
+		seen, err := d.Receipts.EventSeen(ctx, digest)
 		if err != nil {
 			d.countEvent(ev.InfoType, "error")
-			log.ErrorContext(ctx, "event: recording the receipt failed", "err", err.Error())
+			log.ErrorContext(ctx, "event: reading the receipt failed; WeChat will retry", "err", err.Error())
 			c.Data(http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("try again"))
 			return
 		}
-		if !fresh {
+		if seen {
 			d.countEvent(ev.InfoType, "replay")
 			c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("success"))
 			return
 		}
 		if err := d.Events.HandleEvent(ctx, ev); err != nil {
 			if transient(err) {
-				if ferr := d.Receipts.ForgetEvent(ctx, digest); ferr != nil {
-					log.ErrorContext(ctx, "event: forgetting the receipt failed", "err", ferr.Error())
-				}
 				d.countEvent(ev.InfoType, "retry")
 				log.WarnContext(ctx, "event: handling failed; WeChat will retry", "info_type", ev.InfoType, "err", err.Error())
 				c.Data(http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("try again"))
@@ -126,6 +126,12 @@ func handleEvents(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 			log.WarnContext(ctx, "event: handling failed for good", "info_type", ev.InfoType, "err", err.Error())
 		} else {
 			d.countEvent(ev.InfoType, "ok")
+		}
+		// The event is applied (or can never be); remember it so a replay
+		// does nothing. If this write fails, a replay is applied again,
+		// which the handlers tolerate.
+		if err := d.Receipts.RecordEvent(ctx, digest); err != nil {
+			log.WarnContext(ctx, "event: recording the receipt failed", "info_type", ev.InfoType, "err", err.Error())
 		}
 		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("success"))
 	}

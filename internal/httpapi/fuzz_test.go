@@ -39,20 +39,16 @@ func (s *fuzzEventsSink) HandleEvent(_ context.Context, ev wxcrypt.Event) error 
 	return nil
 }
 
-func (s *fuzzEventsSink) RecordEvent(_ context.Context, digest string) (bool, error) {
+func (s *fuzzEventsSink) EventSeen(_ context.Context, digest string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.receipts[digest] {
-		return false, nil
-	}
-	s.receipts[digest] = true
-	return true, nil
+	return s.receipts[digest], nil
 }
 
-func (s *fuzzEventsSink) ForgetEvent(_ context.Context, digest string) error {
+func (s *fuzzEventsSink) RecordEvent(_ context.Context, digest string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.receipts, digest)
+	s.receipts[digest] = true
 	return nil
 }
 

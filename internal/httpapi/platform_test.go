@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -80,11 +82,16 @@ type recordingEvents struct {
 	n    atomic.Int64
 	fail atomic.Int64 // fail this many more times
 	last atomic.Pointer[wxcrypt.Event]
+	// during, if set, runs while an event is being handled.
+	during func()
 }
 
 func (r *recordingEvents) HandleEvent(_ context.Context, ev wxcrypt.Event) error {
 	r.n.Add(1)
 	r.last.Store(&ev)
+	if r.during != nil {
+		r.during()
+	}
 	if r.fail.Add(-1) >= 0 {
 		return errs.E(errs.Internal, "internal error")
 	}
@@ -244,6 +251,43 @@ func TestEventsTransientFailureIsRetriedByWeChat(t *testing.T) {
 	}
 	if n := events.n.Load(); n != 2 {
 		t.Fatalf("handled %d times, want 2 (the failure and the retry)", n)
+	}
+}
+
+// TestEventReceiptFollowsTheEffect: the receipt that turns later copies into
+// no-ops is written only once the event was applied, so a replica that dies
+// while handling a push leaves nothing behind that would make WeChat's retry
+// a silent no-op.
+func TestEventReceiptFollowsTheEffect(t *testing.T) {
+	t.Parallel()
+	c, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, tfComponent)
+	events := &recordingEvents{}
+	h, st := eventsRouter(t, c, tfComponent, events)
+	body, q := seal(t, c, wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: 1, InfoType: "component_verify_ticket", ComponentVerifyTicket: "ticket@@@x"}))
+	env, err := wxcrypt.ParseEnvelope(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(env.Encrypt))
+	digest := hex.EncodeToString(sum[:])
+	var seenDuring []bool
+	events.during = func() {
+		seen, err := st.EventSeen(context.Background(), digest)
+		if err != nil {
+			t.Error(err)
+		}
+		seenDuring = append(seenDuring, seen)
+	}
+	for range 3 {
+		if w := postEvent(t, h, body, q); w.Code != 200 || w.Body.String() != "success" {
+			t.Fatalf("push answered %d %q", w.Code, w.Body)
+		}
+	}
+	if !slices.Equal(seenDuring, []bool{false}) {
+		t.Fatalf("receipt seen while handling = %v, want [false] (handled once, before the receipt)", seenDuring)
+	}
+	if seen, _ := st.EventSeen(context.Background(), digest); !seen {
+		t.Fatal("no receipt after the event was applied")
 	}
 }
 

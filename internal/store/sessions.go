@@ -148,21 +148,19 @@ type receiptRow struct {
 
 func (receiptRow) TableName() string { return "event_receipts" }
 
-// RecordEvent remembers an event digest and reports whether it was new: a
-// replayed event answers false.
-func (s *Store) RecordEvent(ctx context.Context, digest string) (bool, error) {
-	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&receiptRow{Digest: digest, ReceivedAt: ms(s.now())})
-	if res.Error != nil {
-		return false, translate(res.Error, "event receipt")
-	}
-	return res.RowsAffected == 1, nil
+// EventSeen reports whether an event with this digest was handled before.
+func (s *Store) EventSeen(ctx context.Context, digest string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&receiptRow{}).Where("digest = ?", digest).Count(&n).Error
+	return n > 0, translate(err, "event receipt")
 }
 
-// ForgetEvent removes a digest so a push that failed half-way can be handled
-// again when WeChat retries it.
-func (s *Store) ForgetEvent(ctx context.Context, digest string) error {
-	return translate(s.db.WithContext(ctx).Where("digest = ?", digest).Delete(&receiptRow{}).Error, "event receipt")
+// RecordEvent remembers that the event with this digest was handled; doing
+// so twice is harmless.
+func (s *Store) RecordEvent(ctx context.Context, digest string) error {
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+		Create(&receiptRow{Digest: digest, ReceivedAt: ms(s.now())}).Error
+	return translate(err, "event receipt")
 }
 
 // DeleteEventsBefore prunes receipts older than cutoff.
