@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/sim"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 func appid(n int) string { return fmt.Sprintf("wx%016x", n) }
@@ -275,8 +276,9 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 	st := newStack(t, stackOptions{Accounts: proxyAccounts(), Env: func(e map[string]string) { e["WXGATE_UPSTREAM_TIMEOUT"] = "3s" }})
 	// compat is what the compatible route answers: WeChat's errcode passed
 	// through, except where the contract names its own (61003 for an
-	// account that unauthorized, -1 for outages and for a token WeChat
-	// keeps refusing, which a caller must not read as "bad tenant key").
+	// account that unauthorized, -1 for outages and a component without a
+	// ticket). A token WeChat refuses even after the refresh is passed
+	// through as upstream_error, like any errcode §4 does not name.
 	cases := []struct {
 		errcode int
 		status  int
@@ -284,16 +286,16 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 		compat  int
 	}{
 		{-1, 503, "upstream_unavailable", -1},
-		{40001, 503, "upstream_unavailable", -1},
-		{40014, 503, "upstream_unavailable", -1},
-		{42001, 503, "upstream_unavailable", -1},
+		{40001, 502, "upstream_error", 40001},
+		{40014, 502, "upstream_error", 40014},
+		{42001, 502, "upstream_error", 42001},
 		{41001, 502, "upstream_error", 41001},
 		{40003, 400, "invalid_argument", 40003},
 		{40013, 502, "upstream_error", 40013},
 		{45159, 400, "invalid_argument", 45159},
 		{45009, 429, "rate_limited", 45009},
 		{45011, 429, "rate_limited", 45011},
-		{48001, 403, "permission_set_missing", 48001},
+		{48001, 502, "upstream_error", 48001},
 		{61003, 403, "authorizer_unauthorized", 61003},
 		{61004, 502, "upstream_error", 61004},
 		{61005, 503, "component_not_ready", -1},
@@ -311,8 +313,13 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 			before := st.Sim.Counters().ByAccount["user/get"][emptyAccount]
 			code, hdr, body := st.get("/v1/authorizers/"+emptyAccount+"/fans", st.Key)
 			e := decodeAPIError(body)
-			if code != tc.status || e.Code != tc.code || e.Details["wechat_errcode"] != float64(tc.errcode) {
-				t.Fatalf("REST: %d %s, want %d %s with wechat_errcode", code, body, tc.status, tc.code)
+			msg, _ := e.Details["wechat_errmsg"].(string)
+			if code != tc.status || e.Code != tc.code || e.Details["wechat_errcode"] != float64(tc.errcode) ||
+				!strings.HasPrefix(msg, sim.Errmsg(tc.errcode)) {
+				t.Fatalf("REST: %d %s, want %d %s with wechat_errcode and wechat_errmsg", code, body, tc.status, tc.code)
+			}
+			if tc.code == "permission_set_missing" && (e.Details["required_any"] == nil || e.Details["granted"] == nil) {
+				t.Errorf("permission_set_missing without required_any and granted: %s", body)
 			}
 			if tc.code == "rate_limited" && hdr.Get("Retry-After") == "" {
 				t.Error("rate_limited without Retry-After")
@@ -321,7 +328,7 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 			maxCalls := int64(1)
 			switch tc.errcode {
 			case -1:
-				maxCalls = 4 // bounded retries
+				maxCalls = wechat.DefaultMaxAttempts // bounded retries
 			case 40001, 40014, 42001:
 				maxCalls = 2 // one retry after compare-and-refresh
 			}
@@ -338,7 +345,8 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 				Errcode int    `json:"errcode"`
 				Errmsg  string `json:"errmsg"`
 			}
-			if resp.StatusCode != 200 || json.Unmarshal(cb, &w) != nil || w.Errcode != tc.compat || w.Errmsg == "" {
+			if resp.StatusCode != 200 || json.Unmarshal(cb, &w) != nil || w.Errcode != tc.compat || w.Errmsg == "" ||
+				tc.compat == tc.errcode && !strings.HasPrefix(w.Errmsg, sim.Errmsg(tc.errcode)) {
 				t.Fatalf("compatible: %d %s, want errcode %d", resp.StatusCode, cb, tc.compat)
 			}
 		})
@@ -357,7 +365,7 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 		defer st.Sim.ClearFaults()
 		before := st.Sim.Counters().ByAccount[sim.EndpointAuthorizerToken][emptyAccount]
 		for range 10 {
-			if code, _, body := st.get("/v1/authorizers/"+emptyAccount+"/fans", st.Key); code != 503 {
+			if code, _, body := st.get("/v1/authorizers/"+emptyAccount+"/fans", st.Key); code != 502 {
 				t.Fatalf("%d %s", code, body)
 			}
 		}

@@ -80,7 +80,8 @@ func permissionMissing(api *API, a store.Authorizer) *errs.Error {
 // A WeChat errcode comes back as an *errs.Error carrying WeChatErrcode and
 // WeChatErrmsg (the compatible route passes those through). On a token
 // error it compare-and-refreshes and retries once; on 48001/61007 it
-// re-reads the account's permission sets.
+// re-reads the account's permission sets (61007 is permission_set_missing;
+// 48001, the account lacking the API itself, is upstream_error).
 func (s *Service) Call(ctx context.Context, api *API, appid string, args Args) ([]byte, error) {
 	a, err := s.authorize(api, appid)
 	if err != nil {
@@ -104,25 +105,26 @@ func (s *Service) Call(ctx context.Context, api *API, appid string, args Args) (
 		if resp, err = s.upstream.Call(ctx, req); err != nil {
 			return nil, err
 		}
-		if wechat.IsTokenError(resp.Errcode) {
-			// A fresh token refused too: WeChat is not right, the caller's
-			// key is not at fault (the compatible surface answers -1).
-			e := errs.E(errs.UpstreamUnavailable, "WeChat refused the account's current access token twice; retry later")
-			e.WeChatErrcode, e.WeChatErrmsg = resp.Errcode, resp.Errmsg
-			return nil, e
-		}
+		// A fresh token refused too falls through: CONTRACT §4 makes it
+		// upstream_error with WeChat's errcode, and the compatible route
+		// passes it through.
 	}
 	switch resp.Errcode {
 	case 0:
 		return resp.Body, nil
 	case wechat.ErrAPIUnauthorized, wechat.ErrAPIUnauthorizedToComp:
-		e := wechat.AsError(resp.Errcode, resp.Errmsg)
+		// WeChat refused despite the local grant: re-read the sets so the
+		// next call is refused locally if the grant is really gone.
 		fresh, rerr := s.accounts.RefreshInfo(ctx, appid)
 		if rerr != nil {
 			s.log.WarnContext(ctx, "re-reading permission sets failed", "appid", appid, "err", rerr.Error())
 			fresh = a
 		}
-		return nil, e.WithDetails(map[string]any{"required_any": api.RequiredSets, "granted": fresh.PermissionSets})
+		e := wechat.AsError(resp.Errcode, resp.Errmsg)
+		if e.Code == errs.PermissionSetMissing {
+			e = e.WithDetails(map[string]any{"required_any": api.RequiredSets, "granted": fresh.PermissionSets})
+		}
+		return nil, e
 	}
 	return nil, wechat.AsError(resp.Errcode, resp.Errmsg)
 }

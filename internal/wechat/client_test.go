@@ -333,7 +333,7 @@ func TestAsError(t *testing.T) {
 		{45159, errs.InvalidArgument, 0},
 		{45009, errs.RateLimited, 30 * time.Minute},
 		{45011, errs.RateLimited, time.Minute},
-		{48001, errs.PermissionSetMissing, 0},
+		{48001, errs.UpstreamError, 0},
 		{61007, errs.PermissionSetMissing, 0},
 		{61003, errs.AuthorizerUnauthorized, 0},
 		{61023, errs.AuthorizerUnauthorized, 0},

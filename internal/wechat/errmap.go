@@ -50,7 +50,7 @@ func AsErrorAt(errcode int, errmsg string, now time.Time) *errs.Error {
 	case ErrMinuteQuota:
 		e = errs.E(errs.RateLimited, "WeChat's per-minute quota for this API is reached")
 		e.RetryAfter = MinuteQuotaRetryAfter
-	case ErrAPIUnauthorized, ErrAPIUnauthorizedToComp:
+	case ErrAPIUnauthorizedToComp:
 		e = errs.E(errs.PermissionSetMissing, "the account has not granted the platform a permission set this API needs")
 	case ErrComponentUnauthorized:
 		e = errs.E(errs.AuthorizerUnauthorized, "the account has unauthorized the platform")
