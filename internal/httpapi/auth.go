@@ -140,10 +140,14 @@ func bearerToken(h string) (token, reason string) {
 }
 
 // rateLimit applies the tenant's token bucket on /v1: 429 rate_limited
-// with Retry-After when it is empty. It runs after requireTenant.
-func rateLimit(l TenantRateLimiter, log *slog.Logger) gin.HandlerFunc {
+// with Retry-After when it is empty. It runs after requireTenant; refused,
+// if not nil, is told of every refusal.
+func rateLimit(l TenantRateLimiter, log *slog.Logger, refused func(*gin.Context, error)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if err := takeToken(c, l); err != nil {
+			if refused != nil {
+				refused(c, err)
+			}
 			writeError(c, log, err)
 			return
 		}
@@ -153,9 +157,12 @@ func rateLimit(l TenantRateLimiter, log *slog.Logger) gin.HandlerFunc {
 
 // rateLimitCompat is rateLimit for the compatible surface: WeChat's 45011
 // with HTTP 200 (and Retry-After).
-func rateLimitCompat(l TenantRateLimiter, log *slog.Logger) gin.HandlerFunc {
+func rateLimitCompat(l TenantRateLimiter, log *slog.Logger, refused func(*gin.Context, error)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if err := takeToken(c, l); err != nil {
+			if refused != nil {
+				refused(c, err)
+			}
 			writeWeChatError(c, log, err)
 			return
 		}

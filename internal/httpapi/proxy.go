@@ -69,16 +69,40 @@ func (d ProxyDeps) finish(c *gin.Context, api *proxy.API, surface, appid string,
 	}
 }
 
+// proxiedRoutes remembers which API and surface each proxied route serves,
+// so a call the group's middleware refuses (the tenant's rate limit) is
+// counted in usage and metrics like the handlers' own outcomes.
+type proxiedRoutes map[string]proxiedRoute
+
+type proxiedRoute struct {
+	api     *proxy.API
+	surface string
+}
+
+func (p proxiedRoutes) handle(g *gin.RouterGroup, method, path string, api *proxy.API, surface string, h gin.HandlerFunc) {
+	p[g.BasePath()+path] = proxiedRoute{api: api, surface: surface}
+	g.Handle(method, path, h)
+}
+
+// refused records a proxied call refused before its handler ran.
+func (p proxiedRoutes) refused(d ProxyDeps) func(*gin.Context, error) {
+	return func(c *gin.Context, err error) {
+		if r, ok := p[c.FullPath()]; ok {
+			c.Set(ctxAPI, r.api.Name)
+			d.finish(c, r.api, r.surface, c.Param("appid"), err)
+		}
+	}
+}
+
 // handleProxyREST serves GET /v1/authorizers/{appid}/… for api: WeChat's
 // body as WeChat returned it, or the contract's error.
 func handleProxyREST(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		appid, err := d.account(c, api)
-		if err != nil {
-			writeError(c, d.Log, err)
-			return
+		var args proxy.Args
+		if err == nil {
+			args, err = api.RESTArgs(c.Param, c.Request.URL.Query())
 		}
-		args, err := api.RESTArgs(c.Param, c.Request.URL.Query())
 		var body []byte
 		if err == nil {
 			body, err = d.Service.Call(c.Request.Context(), api, appid, args)
@@ -98,6 +122,7 @@ func handleCompat(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		appid, err := d.account(c, api)
 		if err != nil {
+			d.finish(c, api, "compat", appid, err)
 			writeWeChatError(c, d.Log, err)
 			return
 		}
@@ -189,24 +214,25 @@ const exportWriteWindow = time.Minute
 
 // handleExport serves GET /v1/authorizers/{appid}/…/export: every page,
 // fetched by the gateway and streamed as it arrives, in constant memory.
-// Until the first page arrives errors are ordinary error answers; after
-// that the stream ends with an error line carrying the cursor to resume
-// from. A client that goes away stops the walk at once.
+// Local refusals (the key, the binding, the permission sets, bad input) are
+// ordinary error answers; once WeChat has been asked, any failure, even of
+// the first page, ends a 200 stream with the error line carrying the cursor
+// to resume from (CONTRACT §3.2). A client that goes away stops the walk at
+// once.
 func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		appid, err := d.account(c, api)
-		if err != nil {
-			writeError(c, d.Log, err)
-			return
+		var format exportFormat
+		if err == nil {
+			var ok bool
+			if format, ok = exportFormats[c.DefaultQuery("format", "ndjson")]; !ok {
+				err = errs.E(errs.InvalidArgument, "format must be ndjson or csv").WithDetails(map[string]any{"field": "format"})
+			}
 		}
-		name := c.DefaultQuery("format", "ndjson")
-		format, ok := exportFormats[name]
-		if !ok {
-			writeError(c, d.Log, errs.E(errs.InvalidArgument, "format must be ndjson or csv").
-				WithDetails(map[string]any{"field": "format"}))
-			return
+		var args proxy.Args
+		if err == nil {
+			args, err = api.RESTArgs(c.Param, c.Request.URL.Query())
 		}
-		args, err := api.RESTArgs(c.Param, c.Request.URL.Query())
 		if err == nil {
 			err = d.Service.Check(api, appid)
 		}
@@ -256,21 +282,24 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			return nil
 		}
 		resume, _, err := d.Service.Walk(ctx, api, appid, args, emit)
-		d.Metrics.ProxyCalls.WithLabelValues(api.Name, "export", outcome(err)).Inc()
 		switch {
 		case err != nil && ctx.Err() != nil:
+			d.Metrics.ProxyCalls.WithLabelValues(api.Name, "export", outcome(err)).Inc()
 			d.Log.InfoContext(ctx, "export stopped: client went away", "api", api.Name, "appid", appid, "pages", pages, "followers", followers)
 			return
-		case err != nil && !started:
-			d.Usage.Record(principalTenant(c), appid, api.Name, outcome(err))
-			writeError(c, d.Log, err)
-			return
 		case err != nil:
+			// Every page that arrived was counted as it went out; this
+			// counts the failed one (usage, metrics, errcode in the log).
+			d.finish(c, api, "export", appid, err)
 			e := normalize(c, d.Log, err)
-			d.Usage.Record(principalTenant(c), appid, api.Name, outcome(err))
+			if !started {
+				setRetryAfter(c, e)
+			}
+			begin()
 			c.Set(ctxErrCode, string(e.Code))
 			format.fail(w, e, resume)
 		default:
+			d.Metrics.ProxyCalls.WithLabelValues(api.Name, "export", "ok").Inc()
 			begin()
 		}
 		_ = w.Flush()

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"net/http"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/wxgate/wxgate/internal/proxy"
@@ -21,21 +23,22 @@ func addRoutes(r *gin.Engine, d Deps) {
 	r.GET("/wechat/callback", handleCallback(d.Platform, d.Logger))
 
 	// Tenant API (§3.2), behind a tenant key and the tenant's rate limit.
-	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger))
+	proxied := proxiedRoutes{}
+	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, proxied.refused(d.Proxy)))
 	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
 	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Logger))
 	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Logger))
 	// The proxied APIs, one REST route and one export route each, from the API table.
 	for _, api := range proxy.APIs {
-		v1.GET(api.RESTPath, handleProxyREST(api, d.Proxy))
-		v1.GET(api.RESTPath+"/export", handleExport(api, d.Proxy))
+		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest", handleProxyREST(api, d.Proxy))
+		proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export", handleExport(api, d.Proxy))
 	}
 
 	// WeChat-compatible API (§3.3): WeChat's paths under /wx/{appid}, the
 	// tenant key in access_token, every answer in WeChat's shape.
-	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), rateLimitCompat(d.Tenant.Limiter, d.Logger))
+	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), rateLimitCompat(d.Tenant.Limiter, d.Logger, proxied.refused(d.Proxy)))
 	for _, api := range proxy.APIs {
-		wx.Handle(api.Method, api.Path, handleCompat(api, d.Proxy))
+		proxied.handle(wx, api.Method, api.Path, api, "compat", handleCompat(api, d.Proxy))
 	}
 
 	// Admin API (§3.4), behind WXGATE_ADMIN_TOKEN.

@@ -1,0 +1,208 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/sim"
+)
+
+// getRaw fetches a gateway path with the tenant key and returns status,
+// headers and the whole body.
+func (st *stack) getRaw(path string) (int, http.Header, string) {
+	st.t.Helper()
+	code, hdr, body := st.get(path, st.Key)
+	return code, hdr, string(body)
+}
+
+// compat calls a compatible route and returns WeChat's errcode (0 on success).
+func (st *stack) compatErrcode(method, path, body string) int {
+	st.t.Helper()
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	req, _ := http.NewRequest(method, st.base()+path+sep+"access_token="+url.QueryEscape(st.Key), strings.NewReader(body))
+	resp, err := st.client.Do(req)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var w struct {
+		Errcode int `json:"errcode"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(raw, &w) != nil {
+		st.t.Fatalf("compatible %s: %d %s", path, resp.StatusCode, raw)
+	}
+	return w.Errcode
+}
+
+// TestExportsRefusalsAndUsage covers the tag export, export failures on the
+// first page (both formats), accounts that unauthorized the platform, and
+// that usage counts every outcome, refusals included.
+func TestExportsRefusalsAndUsage(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, stackOptions{Accounts: proxyAccounts()})
+	st.addAccount(sim.AccountSpec{AppID: otherAccount, Followers: 5, PermissionSets: []int{2}}, false)
+
+	t.Run("the tag export streams every member once, in order", func(t *testing.T) {
+		before := st.Sim.Counters().ByAccount[sim.EndpointUserTagGet][fansAccount]
+		code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/tags/134/fans/export?format=csv")
+		if code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+		lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+		if lines[0] != "openid" || len(lines) != 15000+1 {
+			t.Fatalf("header %q and %d lines, want openid and 15000 members", lines[0], len(lines)-1)
+		}
+		for i, got := range lines[1:] {
+			if want := sim.OpenID(fansAccount, i); got != want {
+				t.Fatalf("line %d: %s, want %s", i, got, want)
+			}
+		}
+		// Two full pages, then the empty page that ends tag paging.
+		if n := st.Sim.Counters().ByAccount[sim.EndpointUserTagGet][fansAccount] - before; n != 3 {
+			t.Fatalf("user/tag/get called %d times, want 3", n)
+		}
+		// A small tag in NDJSON, resumed from inside it.
+		code, _, body = st.getRaw("/v1/authorizers/" + fansAccount + "/tags/7/fans/export?next_openid=" + sim.OpenID(fansAccount, 104))
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(body), "\n") {
+			var line struct{ OpenID string }
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatalf("line %q: %v", l, err)
+			}
+			got = append(got, line.OpenID)
+		}
+		if code != 200 || len(got) != 5 || got[0] != sim.OpenID(fansAccount, 105) || got[4] != sim.OpenID(fansAccount, 109) {
+			t.Fatalf("resumed tag export: %d %v", code, got)
+		}
+	})
+
+	t.Run("a failure of the first page ends a 200 stream with the error line", func(t *testing.T) {
+		defer st.Sim.ClearFaults()
+		if err := st.Sim.SetFault(sim.Fault{Endpoint: "user/tag/get", AppID: fansAccount, Probability: 1, Kind: sim.FaultErrcode, Errcode: -1}); err != nil {
+			t.Fatal(err)
+		}
+		code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/tags/134/fans/export?format=csv")
+		if code != 200 || body != "openid\n#error,upstream_unavailable,\n" {
+			t.Fatalf("csv: %d %q", code, body)
+		}
+		st.Sim.ClearFaults()
+		if err := st.Sim.SetFault(sim.Fault{Endpoint: "user/get", AppID: fansAccount, Probability: 1, Kind: sim.FaultErrcode, Errcode: 45009}); err != nil {
+			t.Fatal(err)
+		}
+		cursor := sim.OpenID(fansAccount, 9999)
+		code, hdr, body := st.getRaw("/v1/authorizers/" + fansAccount + "/fans/export?next_openid=" + cursor)
+		var line struct {
+			Error struct {
+				Code    string         `json:"code"`
+				Details map[string]any `json:"details"`
+			} `json:"error"`
+			NextOpenID string `json:"next_openid"`
+		}
+		if err := json.Unmarshal([]byte(body), &line); err != nil || code != 200 || strings.Count(body, "\n") != 1 {
+			t.Fatalf("ndjson: %d %q (%v)", code, body, err)
+		}
+		if line.Error.Code != "rate_limited" || line.Error.Details["wechat_errcode"] != float64(45009) ||
+			line.NextOpenID != cursor || hdr.Get("Retry-After") == "" {
+			t.Fatalf("ndjson error line %q, Retry-After %q", body, hdr.Get("Retry-After"))
+		}
+	})
+
+	t.Run("an account that unauthorized the platform is refused without calling WeChat", func(t *testing.T) {
+		if err := st.Sim.Unauthorize(context.Background(), emptyAccount); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "unauthorized event applied", func() bool {
+			code, _, body := st.getRaw("/v1/authorizers/" + emptyAccount + "/fans")
+			return code == 403 && strings.Contains(body, `"authorizer_unauthorized"`)
+		})
+		before := st.Sim.Counters().ByAccount[sim.EndpointUserGet][emptyAccount]
+		for _, path := range []string{"/fans", "/fans/export", "/tags/7/fans"} {
+			code, _, body := st.getRaw("/v1/authorizers/" + emptyAccount + path)
+			if code != 403 || !strings.Contains(body, `"authorizer_unauthorized"`) {
+				t.Errorf("%s: %d %s", path, code, body)
+			}
+		}
+		if code := st.compatErrcode(http.MethodGet, "/wx/"+emptyAccount+"/cgi-bin/user/get", ""); code != 61003 {
+			t.Errorf("compatible getFans: errcode %d, want 61003", code)
+		}
+		if code := st.compatErrcode(http.MethodPost, "/wx/"+emptyAccount+"/cgi-bin/user/tag/get", `{"tagid":7}`); code != 61003 {
+			t.Errorf("compatible getTagFans: errcode %d, want 61003", code)
+		}
+		c := st.Sim.Counters()
+		if after := c.ByAccount[sim.EndpointUserGet][emptyAccount]; after != before || c.ByAccount[sim.EndpointUserTagGet][emptyAccount] != 0 {
+			t.Fatalf("WeChat was called for an unauthorized account")
+		}
+	})
+
+	t.Run("usage counts every outcome, refusals included", func(t *testing.T) {
+		restricted := st.newKey(map[string]any{"appids": []string{set100}})
+		calls := []struct {
+			path, key string
+			status    int
+		}{
+			{"/v1/authorizers/" + set100 + "/fans", st.Key, 200},
+			{"/v1/authorizers/" + otherAccount + "/fans", st.Key, 404},    // bound to nobody
+			{"/v1/authorizers/wx0000000000000404/fans", st.Key, 404},      // unknown
+			{"/v1/authorizers/" + fansAccount + "/fans", restricted, 403}, // forbidden
+			{"/v1/authorizers/" + set1Account + "/fans", st.Key, 403},     // permission_set_missing
+		}
+		for _, c := range calls {
+			if code, _, body := st.get(c.path, c.key); code != c.status {
+				t.Fatalf("%s: %d %s, want %d", c.path, code, body, c.status)
+			}
+		}
+		// The tenant's rate limit: a bucket of one, refilled once an hour.
+		st.must(http.MethodPatch, "/admin/tenants/"+st.TenantID, testAdminToken, map[string]any{"rate_limit": 0.0003, "rate_burst": 1}, nil, 200)
+		eventually(t, 5*time.Second, "rate limit applied", func() bool {
+			code, _, _ := st.get("/v1/authorizers/"+set100+"/fans", st.Key)
+			return code == 429
+		})
+		if code := st.compatErrcode(http.MethodGet, "/wx/"+set100+"/cgi-bin/user/get", ""); code != 45011 {
+			t.Fatalf("compatible rate limit: errcode %d", code)
+		}
+
+		var u struct {
+			Usage []struct {
+				AppID, API, Outcome string
+				Count               int64
+			}
+		}
+		st.must(http.MethodGet, "/admin/tenants/"+st.TenantID+"/usage", testAdminToken, nil, &u, 200)
+		got := map[string]int64{}
+		for _, r := range u.Usage {
+			got[r.AppID+" "+r.API+" "+r.Outcome] += r.Count
+		}
+		for _, want := range []string{
+			set100 + " getFans ok",
+			" getFans not_found", // foreign and unknown appids are counted without the appid
+			fansAccount + " getFans forbidden",
+			set1Account + " getFans permission_set_missing",
+			emptyAccount + " getFans authorizer_unauthorized",
+			fansAccount + " getTagFans upstream_unavailable",
+			fansAccount + " getFans rate_limited",
+			set100 + " getFans rate_limited",
+		} {
+			if got[want] == 0 {
+				t.Errorf("usage has no %q row; rows: %v", want, got)
+			}
+		}
+		if got[" getFans not_found"] != 2 {
+			t.Errorf("not_found counted %d times, want 2", got[" getFans not_found"])
+		}
+		for k := range got {
+			if strings.HasPrefix(k, otherAccount) || strings.HasPrefix(k, "wx0000000000000404") {
+				t.Errorf("usage names an account the tenant is not bound to: %q", k)
+			}
+		}
+	})
+}
