@@ -90,6 +90,9 @@ type Tokens struct {
 
 	// running is Run's context: shared flights end when the replica stops.
 	running atomic.Pointer[context.Context]
+	// started is when this replica began waiting for tickets: with none
+	// stored yet, the ticket-age metric counts from here.
+	started time.Time
 }
 
 // NewTokens builds a Tokens; call Load or Tick before the first Token.
@@ -103,7 +106,7 @@ func NewTokens(o TokenOptions) *Tokens {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
-	return &Tokens{o: o, log: o.Logger}
+	return &Tokens{o: o, log: o.Logger, started: o.Now()}
 }
 
 // Status is what GET /admin/component shows.
@@ -435,15 +438,21 @@ func (t *Tokens) Status(ctx context.Context) (Status, error) {
 // after moving their clock.
 func (t *Tokens) Tick(ctx context.Context) error {
 	st, err := t.load(ctx)
-	if errs.Is(err, errs.NotFound) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errs.Is(err, errs.NotFound) {
 		return err
 	}
 	now := t.o.Now()
-	if t.o.Metrics != nil && !st.TicketReceivedAt.IsZero() {
-		t.o.Metrics.TicketAge.Set(now.Sub(st.TicketReceivedAt).Seconds())
+	if t.o.Metrics != nil {
+		// Without any ticket the age is at least the time this replica has
+		// waited, so an alert on the age fires when pushes never start.
+		since := t.started
+		if !st.TicketReceivedAt.IsZero() {
+			since = st.TicketReceivedAt
+		}
+		t.o.Metrics.TicketAge.Set(now.Sub(since).Seconds())
+	}
+	if err != nil {
+		return nil // no component state yet
 	}
 	if st.Ticket.IsZero() || !due(st, now) {
 		return nil

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/secret"
@@ -23,6 +26,15 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, d store.Dialect)) {
 	}
 }
 
+func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
 func TestComponentTokenFromTicket(t *testing.T) {
 	t.Parallel()
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
@@ -35,8 +47,20 @@ func TestComponentTokenFromTicket(t *testing.T) {
 		if err != nil || st.TicketReceivedAt != nil || st.TokenExpiresAt != nil || st.ComponentAppID != componenttest.ComponentAppID {
 			t.Fatalf("status before any ticket = %+v, %v", st, err)
 		}
+		// Before any ticket the age metric counts the wait, so an alert on
+		// it fires when pushes never start.
+		p.Clock.Advance(25 * time.Minute)
+		if err := p.Component.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if age := gaugeValue(t, p.Metrics.TicketAge); age != 1500 {
+			t.Fatalf("ticket age before any ticket = %v, want 1500 s", age)
+		}
 		// The ticket push triggers the first token fetch.
 		p.PushTicket()
+		if age := gaugeValue(t, p.Metrics.TicketAge); age != 0 {
+			t.Fatalf("ticket age after a push = %v, want 0", age)
+		}
 		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
 			t.Fatalf("api_component_token calls after the first ticket = %d", n)
 		}

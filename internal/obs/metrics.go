@@ -74,7 +74,7 @@ func NewMetrics() *Metrics {
 			Name: "wxgate_authorizer_token_soonest_expiry_seconds", Help: "Seconds until the soonest authorizer access token expires.",
 		}),
 		TicketAge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "wxgate_component_ticket_age_seconds", Help: "Age of the newest component_verify_ticket (alert when it passes ~20 minutes).",
+			Name: "wxgate_component_ticket_age_seconds", Help: "Age of the newest component_verify_ticket, or the time this replica has waited for one when none arrived yet (alert when it passes ~20 minutes).",
 		}),
 		ExportsInProgress: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wxgate_exports_in_progress", Help: "Export streams currently running.",
