@@ -76,6 +76,7 @@ func wirePlatform(ctx context.Context, g *gateway) (httpapi.PlatformDeps, error)
 		Crypter:        crypter,
 		Events:         flow,
 		Receipts:       g.store,
+		ReplayWindow:   eventReceiptRetention,
 		Flow:           flow,
 		Directory:      g.store,
 		Tokens:         mgr,

@@ -22,6 +22,9 @@ type PlatformDeps struct {
 	Events EventHandler
 	// Receipts makes replayed events harmless (the store).
 	Receipts EventReceipts
+	// ReplayWindow, if set, is how long receipts are kept: a push whose
+	// signed timestamp is older is acknowledged and not applied.
+	ReplayWindow time.Duration
 	// Flow starts and completes authorizations (component.Flow).
 	Flow AuthorizationFlow
 	// Directory lists authorizers, tenant-scoped or not (the store).

@@ -98,8 +98,19 @@ func handleEvents(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 			refuse(http.StatusBadRequest, "wrong_appid", "wrong appid")
 			return
 		}
-		if sec, err := strconv.ParseInt(ts, 10, 64); err != nil || absDuration(d.now().Sub(time.Unix(sec, 0))) > eventClockWindow {
+		sec, tsErr := strconv.ParseInt(ts, 10, 64)
+		age := d.now().Sub(time.Unix(sec, 0))
+		if tsErr != nil || absDuration(age) > eventClockWindow {
 			log.WarnContext(ctx, "event timestamp far from our clock (late retry, or clock skew)", "info_type", ev.InfoType, "timestamp", ts)
+		}
+		if tsErr == nil && d.ReplayWindow > 0 && age > d.ReplayWindow {
+			// The timestamp is covered by msg_signature, so this is a
+			// genuine push replayed after its receipt may have been
+			// pruned: acknowledge it and apply nothing.
+			d.countEvent(ev.InfoType, "stale")
+			log.WarnContext(ctx, "event older than the replay window; ignored", "info_type", ev.InfoType, "timestamp", ts)
+			c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("success"))
+			return
 		}
 		sum := sha256.Sum256([]byte(env.Encrypt))
 		digest := hex.EncodeToString(sum[:])

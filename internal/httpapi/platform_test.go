@@ -13,9 +13,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -288,6 +290,48 @@ func TestEventReceiptFollowsTheEffect(t *testing.T) {
 	}
 	if seen, _ := st.EventSeen(context.Background(), digest); !seen {
 		t.Fatal("no receipt after the event was applied")
+	}
+}
+
+// TestEventsOlderThanTheReplayWindowAreIgnored: receipts are pruned after
+// the replay window, so a genuine push replayed later (its signed timestamp
+// cannot be changed) must not be applied again, e.g. an old ticket
+// replacing the newest one.
+func TestEventsOlderThanTheReplayWindowAreIgnored(t *testing.T) {
+	t.Parallel()
+	c, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, tfComponent)
+	events := &recordingEvents{}
+	st := storetest.Open(t, store.SQLite, nil)
+	now := time.Unix(1_800_000_000, 0)
+	const window = 7 * 24 * time.Hour
+	h := NewServer(Deps{
+		Logger: slog.New(slog.DiscardHandler), Metrics: obs.NewMetrics(), Store: st,
+		Platform: PlatformDeps{ComponentAppID: tfComponent, Crypter: c, Events: events, Receipts: st,
+			ReplayWindow: window, Now: func() time.Time { return now }},
+	})
+	plain := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: 1, InfoType: "component_verify_ticket", ComponentVerifyTicket: "ticket@@@old"})
+	for _, tc := range []struct {
+		name    string
+		age     time.Duration
+		applied int64
+	}{
+		{"a day late", 24 * time.Hour, 1},
+		{"just inside the window", window - time.Minute, 2},
+		{"older than the window", window + time.Minute, 2},
+		{"a year old", 365 * 24 * time.Hour, 2},
+	} {
+		ts := strconv.FormatInt(now.Add(-tc.age).Unix(), 10)
+		body, sig, err := c.SealEvent(plain, ts, "777")
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := url.Values{"timestamp": {ts}, "nonce": {"777"}, "encrypt_type": {"aes"}, "msg_signature": {sig}}
+		if w := postEvent(t, h, body, q); w.Code != 200 || w.Body.String() != "success" {
+			t.Fatalf("%s: %d %q", tc.name, w.Code, w.Body)
+		}
+		if n := events.n.Load(); n != tc.applied {
+			t.Fatalf("%s: %d events applied, want %d", tc.name, n, tc.applied)
+		}
 	}
 }
 
