@@ -57,10 +57,17 @@ func (d ProxyDeps) account(c *gin.Context, api *proxy.API) (string, error) {
 	return appid, authorizeAppID(c, d.Bindings, appid)
 }
 
+// countCall counts a proxied call in the metrics, by tenant (bounded by
+// the operator's tenants; the account is left to the access log and the
+// usage report, as thousands of appids would explode the series).
+func (d ProxyDeps) countCall(c *gin.Context, api *proxy.API, surface, outcome string) {
+	d.Metrics.ProxyCalls.WithLabelValues(api.Name, surface, outcome, principalTenant(c)).Inc()
+}
+
 // finish records a finished call in usage and metrics and leaves WeChat's
 // errcode for the access log.
 func (d ProxyDeps) finish(c *gin.Context, api *proxy.API, surface, appid string, err error) {
-	d.Metrics.ProxyCalls.WithLabelValues(api.Name, surface, outcome(err)).Inc()
+	d.countCall(c, api, surface, outcome(err))
 	if code := wechat.ErrcodeOf(err); code != 0 {
 		c.Set(ctxWeChat, code)
 	}
@@ -284,7 +291,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		resume, _, err := d.Service.Walk(ctx, api, appid, args, emit)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			d.Metrics.ProxyCalls.WithLabelValues(api.Name, "export", outcome(err)).Inc()
+			d.countCall(c, api, "export", outcome(err))
 			d.Log.InfoContext(ctx, "export stopped: client went away", "api", api.Name, "appid", appid, "pages", pages, "followers", followers)
 			return
 		case err != nil:
@@ -299,7 +306,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			c.Set(ctxErrCode, string(e.Code))
 			format.fail(w, e, resume)
 		default:
-			d.Metrics.ProxyCalls.WithLabelValues(api.Name, "export", "ok").Inc()
+			d.countCall(c, api, "export", "ok")
 			begin()
 		}
 		_ = w.Flush()
