@@ -52,6 +52,42 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 	st := newStack(t, stackOptions{Accounts: proxyAccounts()})
 	st.addAccount(sim.AccountSpec{AppID: otherAccount, Followers: 5, PermissionSets: []int{2}}, false)
 
+	t.Run("proxied calls cost no database query in the steady state", func(t *testing.T) {
+		requestQueries := func() string {
+			_, _, m := st.get("/metrics", "")
+			for _, l := range strings.Split(string(m), "\n") {
+				if strings.HasPrefix(l, `wxgate_store_queries_total{origin="request"}`) {
+					return l
+				}
+			}
+			return "none"
+		}
+		calls := func() {
+			for _, path := range []string{"/fans", "/tags/7/fans", "/fans/export", "/tags/7/fans/export?format=csv"} {
+				if code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + path); code != 200 {
+					t.Fatalf("%s: %d %s", path, code, body)
+				}
+			}
+			if code := st.compatErrcode(http.MethodGet, "/wx/"+set100+"/cgi-bin/user/get", ""); code != 0 {
+				t.Fatalf("compatible getFans: %d", code)
+			}
+			if code := st.compatErrcode(http.MethodPost, "/wx/"+fansAccount+"/cgi-bin/user/tag/get", `{"tagid":7}`); code != 0 {
+				t.Fatalf("compatible getTagFans: %d", code)
+			}
+		}
+		calls() // warm up
+		before := requestQueries()
+		if before == "none" { // the admin calls of the set-up made some
+			t.Fatal("/metrics has no request-origin store query counter")
+		}
+		for range 5 {
+			calls()
+		}
+		if after := requestQueries(); after != before {
+			t.Fatalf("30 proxied calls queried the store: %q -> %q", before, after)
+		}
+	})
+
 	t.Run("the tag export streams every member once, in order", func(t *testing.T) {
 		before := st.Sim.Counters().ByAccount[sim.EndpointUserTagGet][fansAccount]
 		code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/tags/134/fans/export?format=csv")
