@@ -132,11 +132,10 @@ func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req Aut
 		req.AuthType = defaultAuthType
 	}
 	if req.AuthType < 1 || req.AuthType > 3 {
-		return Authorization{}, errs.E(errs.InvalidArgument, "auth_type must be 1 (Official Accounts), 2 (Mini Programs) or 3 (both)").
-			WithDetails(map[string]any{"field": "auth_type"})
+		return Authorization{}, errs.Invalid("auth_type", "auth_type must be 1 (Official Accounts), 2 (Mini Programs) or 3 (both)")
 	}
 	if req.BizAppID != "" && !config.ValidAppID(req.BizAppID) {
-		return Authorization{}, errs.E(errs.InvalidArgument, "biz_appid must be a WeChat appid").WithDetails(map[string]any{"field": "biz_appid"})
+		return Authorization{}, errs.Invalid("biz_appid", "biz_appid must be a WeChat appid")
 	}
 	var code wechat.PreAuthCode
 	err := f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
@@ -160,7 +159,7 @@ func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req Aut
 }
 
 func validateReturnURL(raw string) error {
-	bad := errs.E(errs.InvalidArgument, "return_url must be an absolute http or https URL").WithDetails(map[string]any{"field": "return_url"})
+	bad := errs.Invalid("return_url", "return_url must be an absolute http or https URL")
 	if raw == "" || len(raw) > maxReturnURL {
 		return bad
 	}

@@ -63,6 +63,13 @@ func (e *Error) Unwrap() error { return e.Cause }
 // E builds an error with a code and a client-safe message.
 func E(code Code, message string) *Error { return &Error{Code: code, Message: message} }
 
+// Invalid is invalid_argument for one input field. details.fields maps the
+// field to its problem, the shape every validation error has (the admin
+// API's name several fields at once).
+func Invalid(field, message string) *Error {
+	return E(InvalidArgument, message).WithDetails(map[string]any{"fields": map[string]string{field: message}})
+}
+
 // Wrap builds an error with a code and message around a cause kept for logs.
 func Wrap(code Code, message string, cause error) *Error {
 	return &Error{Code: code, Message: message, Cause: cause}

@@ -503,8 +503,22 @@ func TestAuthorizationFlowOverHTTP(t *testing.T) {
 			}
 
 			// Bad requests.
-			if w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "javascript:alert(1)"}, "Authorization", "Bearer "+key); w.Code != 400 || errorCodeOf(t, w) != "invalid_argument" {
-				t.Fatalf("bad return_url: %d %s", w.Code, w.Body)
+			for field, body := range map[string]map[string]any{
+				"return_url": {"return_url": "javascript:alert(1)"},
+				"auth_type":  {"return_url": "https://x.example/", "auth_type": 9},
+				"biz_appid":  {"return_url": "https://x.example/", "biz_appid": "nope"},
+			} {
+				w := pf.do(http.MethodPost, "/v1/authorizations", body, "Authorization", "Bearer "+key)
+				var b struct {
+					Error struct {
+						Code    string
+						Details struct{ Fields map[string]string }
+					}
+				}
+				_ = json.Unmarshal(w.Body.Bytes(), &b)
+				if w.Code != 400 || b.Error.Code != "invalid_argument" || b.Error.Details.Fields[field] == "" {
+					t.Fatalf("bad %s: %d %s, want details.fields.%s", field, w.Code, w.Body, field)
+				}
 			}
 			if w := pf.do(http.MethodPost, "/v1/authorizations", "{not json", "Authorization", "Bearer "+key); w.Code != 400 {
 				t.Fatalf("bad json: %d %s", w.Code, w.Body)

@@ -233,7 +233,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		if err == nil {
 			var ok bool
 			if format, ok = exportFormats[c.DefaultQuery("format", "ndjson")]; !ok {
-				err = errs.E(errs.InvalidArgument, "format must be ndjson or csv").WithDetails(map[string]any{"field": "format"})
+				err = errs.Invalid("format", "format must be ndjson or csv")
 			}
 		}
 		var args proxy.Args

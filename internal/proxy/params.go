@@ -20,8 +20,7 @@ const MaxBodyBytes = 16 << 10
 // invalid builds the error for a refused parameter. The compatible route
 // answers it with the parameter's WeChat errcode.
 func invalid(p Param, reason string) *errs.Error {
-	return errs.E(errs.InvalidArgument, p.Name+" "+reason).
-		WithDetails(map[string]any{"field": p.Name, "reason": reason})
+	return errs.Invalid(p.Name, p.Name+" "+reason)
 }
 
 // CompatErrcode returns the WeChat errcode for a local validation error of
@@ -31,9 +30,9 @@ func (api *API) CompatErrcode(err error) int {
 	if e == nil || e.Code != errs.InvalidArgument || e.WeChatErrcode != 0 {
 		return 0
 	}
-	field, _ := e.Details["field"].(string)
+	fields, _ := e.Details["fields"].(map[string]string)
 	for _, p := range api.Params {
-		if p.Name == field {
+		if _, ok := fields[p.Name]; ok {
 			return p.WeChatErrcode
 		}
 	}
