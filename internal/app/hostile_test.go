@@ -342,6 +342,9 @@ func TestHostileInput(t *testing.T) {
 		// Chunked wins over Content-Length (RFC 9112); the request after the empty chunked body is never served.
 		hostileCase{"Content-Length with chunked, smuggled request", "POST", "/admin/tenants", append(bearer(admin), "Content-Length: 5", "Transfer-Encoding: chunked"),
 			[]byte("0\r\n\r\nPOST /admin/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin + "\r\nContent-Length: 17\r\n\r\n{\"name\":\"smugl\"}"), hostileWant{status: 400}},
+		// Invented methods: refused, and never a new metric series each.
+		hostileCase{"invented method on a route", "RANDOMA1", "/v1/authorizers/" + app + "/fans", bearer(key), nil, hostileWant{status: 405}},
+		hostileCase{"invented method, unknown path", "XYZ-6504", "/nowhere", nil, nil, hostileWant{status: 404}},
 		hostileCase{"SQL in X-Request-Id is not echoed", "GET", "/v1/authorizers/" + url.PathEscape(sqlPayloads[0]) + "/fans", append(bearer(key), "X-Request-Id: a'b;--"), nil, notFound},
 	)
 
@@ -437,6 +440,9 @@ func TestHostileInput(t *testing.T) {
 		for _, line := range strings.Split(string(metrics), "\n") {
 			if strings.HasPrefix(line, "wxgate_http_requests_total{") && strings.Contains(line, `status="5`) {
 				t.Errorf("a 5xx was answered: %s", line)
+			}
+			if strings.Contains(line, "RANDOMA1") || strings.Contains(line, "XYZ-6504") {
+				t.Errorf("a client's method became a label value: %s", line)
 			}
 		}
 		if logs := st.Replicas[0].Logs.String(); strings.Contains(logs, `"msg":"panic"`) {

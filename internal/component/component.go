@@ -439,7 +439,9 @@ func (t *Tokens) Status(ctx context.Context) (Status, error) {
 func (t *Tokens) Tick(ctx context.Context) error {
 	st, err := t.load(ctx)
 	if err != nil && !errs.Is(err, errs.NotFound) {
-		return err
+		// The store is unreachable: the ticket is not getting younger, so
+		// keep the age moving from what this replica last saw.
+		st = t.cached()
 	}
 	now := t.o.Now()
 	if t.o.Metrics != nil {
@@ -451,8 +453,11 @@ func (t *Tokens) Tick(ctx context.Context) error {
 		}
 		t.o.Metrics.TicketAge.Set(now.Sub(since).Seconds())
 	}
-	if err != nil {
+	if errs.Is(err, errs.NotFound) {
 		return nil // no component state yet
+	}
+	if err != nil {
+		return err
 	}
 	if st.Ticket.IsZero() || !due(st, now) {
 		return nil

@@ -200,3 +200,27 @@ func TestComponentTokenRefusedByWeChatIsReplacedOnce(t *testing.T) {
 		t.Fatalf("api_create_preauthcode calls = %d, want 2", n)
 	}
 }
+
+// TestTicketAgeKeepsGrowingWhileTheStoreIsDown: the age is what operators
+// alert on; an unreachable store must not freeze it at its last value.
+func TestTicketAgeKeepsGrowingWhileTheStoreIsDown(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{Dialect: store.SQLite})
+	ctx := p.Ctx()
+	p.PushTicket()
+	p.Clock.Advance(5 * time.Minute)
+	if err := p.Component.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if age := gaugeValue(t, p.Metrics.TicketAge); age != 300 {
+		t.Fatalf("ticket age = %v, want 300", age)
+	}
+	_ = p.Store.Close()
+	p.Clock.Advance(10 * time.Minute)
+	if err := p.Component.Tick(ctx); err == nil {
+		t.Fatal("Tick with the store closed reported no error")
+	}
+	if age := gaugeValue(t, p.Metrics.TicketAge); age != 900 {
+		t.Fatalf("ticket age with the store down = %v, want 900", age)
+	}
+}

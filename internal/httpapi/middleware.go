@@ -70,7 +70,7 @@ func accessLog(log *slog.Logger, m *obs.Metrics) gin.HandlerFunc {
 		}
 		status := c.Writer.Status()
 		elapsed := time.Since(start)
-		m.HTTPRequests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
+		m.HTTPRequests.WithLabelValues(route, methodLabel(c.Request.Method), strconv.Itoa(status)).Inc()
 		m.HTTPDuration.WithLabelValues(route).Observe(elapsed.Seconds())
 		attrs := []any{"method", c.Request.Method, "route", route, "status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000}
 		for _, k := range []string{ctxTenant, ctxAppID, ctxAPI, ctxErrCode} {
@@ -90,6 +90,17 @@ func accessLog(log *slog.Logger, m *obs.Metrics) gin.HandlerFunc {
 		}
 		log.Log(c.Request.Context(), level, "request", attrs...)
 	}
+}
+
+// methodLabel bounds the method label: any client may send any token as
+// its method, and each would otherwise become a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // recovery turns a panic into a 500 internal error, logged with its value.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -462,7 +463,9 @@ func (m *Manager) RefreshDue(ctx context.Context) int {
 		recover bool
 	}
 	var jobs []job
-	soonest := time.Duration(-1)
+	// soonest is +Inf while no account has a token; it goes negative when a
+	// token is past its expiry, which is what the gauge must show.
+	soonest, seen := time.Duration(0), false
 	m.mu.RLock()
 	for appid, e := range m.entries {
 		st := e.cur.Load()
@@ -471,8 +474,8 @@ func (m *Manager) RefreshDue(ctx context.Context) int {
 		}
 		a := st.a
 		if a.Status == store.StatusAuthorized && !a.AccessToken.IsZero() {
-			if left := a.TokenExpiresAt.Sub(now); soonest < 0 || left < soonest {
-				soonest = left
+			if left := a.TokenExpiresAt.Sub(now); !seen || left < soonest {
+				soonest, seen = left, true
 			}
 		}
 		switch {
@@ -488,8 +491,12 @@ func (m *Manager) RefreshDue(ctx context.Context) int {
 		}
 	}
 	m.mu.RUnlock()
-	if m.o.Metrics != nil && soonest >= 0 {
-		m.o.Metrics.SoonestTokenExpiry.Set(soonest.Seconds())
+	if m.o.Metrics != nil {
+		v := math.Inf(1)
+		if seen {
+			v = soonest.Seconds()
+		}
+		m.o.Metrics.SoonestTokenExpiry.Set(v)
 	}
 	if len(jobs) == 0 {
 		return 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -670,5 +671,51 @@ func TestRunStopsPromptlyDuringAStuckRefresh(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Run took %v to stop", d)
+	}
+}
+
+func gauge(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
+// TestSoonestExpiryGaugeShowsOverdueTokens: the gauge operators alert on
+// must go to (and below) zero when a token cannot be refreshed, and says
+// +Inf while there is no token to watch.
+func TestSoonestExpiryGaugeShowsOverdueTokens(t *testing.T) {
+	t.Parallel()
+	const life = 100 * time.Second
+	empty := setup(t, componenttest.Options{TokenLifetime: life})
+	empty.Tokens.RefreshDue(empty.Ctx())
+	if v := gauge(t, empty.Metrics.SoonestTokenExpiry); !math.IsInf(v, 1) {
+		t.Fatalf("without accounts the gauge = %v, want +Inf", v)
+	}
+
+	const stuck, fine = "wx0000000000000a51", "wx0000000000000a52"
+	p := setup(t, componenttest.Options{TokenLifetime: life}, stuck, fine)
+	ctx := p.Ctx()
+	if err := p.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointAuthorizerToken, AppID: stuck, Kind: sim.FaultErrcode, Errcode: 61004}); err != nil {
+		t.Fatal(err)
+	}
+	p.Clock.Advance(40 * time.Second)
+	p.Tokens.RefreshDue(ctx)
+	if v := gauge(t, p.Metrics.SoonestTokenExpiry); v != 60 {
+		t.Fatalf("gauge = %v, want 60", v)
+	}
+	// Both are due; only one can be refreshed. The other's token runs out.
+	for range 3 {
+		p.Clock.Advance(35 * time.Second)
+		p.Tokens.RefreshDue(ctx)
+	}
+	if a, _ := p.Tokens.Get(fine); a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(fine) {
+		t.Fatal("the healthy account was not refreshed")
+	}
+	p.Tokens.RefreshDue(ctx)
+	if v := gauge(t, p.Metrics.SoonestTokenExpiry); v != -45 {
+		t.Fatalf("gauge = %v, want -45 (the stuck token expired 45 s ago)", v)
 	}
 }
