@@ -30,7 +30,8 @@ const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disa
 
 // StartHint tells a developer how to get the test database running.
 const StartHint = "start PostgreSQL with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` " +
-	"(or `docker compose up -d postgres`), or point WXGATE_TEST_DATABASE_URL at a PostgreSQL database you may create schemas in"
+	"(or `docker compose up -d postgres`), create the database with `createdb -h 127.0.0.1 -U postgres test`, " +
+	"or point WXGATE_TEST_DATABASE_URL at a PostgreSQL database you may create schemas in"
 
 // Dialects lists the stores the shared contract tests run against.
 var Dialects = []store.Dialect{store.Postgres, store.SQLite}
