@@ -43,6 +43,8 @@ type FlowAPI interface {
 	CreatePreAuthCode(ctx context.Context, componentToken secret.Value) (wechat.PreAuthCode, error)
 	QueryAuth(ctx context.Context, componentToken, authCode secret.Value) (wechat.Authorization, error)
 	GetAuthorizerInfo(ctx context.Context, componentToken secret.Value, appid string) (wechat.AuthorizerInfo, error)
+	FindRefreshToken(ctx context.Context, componentToken secret.Value, appid string) (secret.Value, error)
+	RefreshAuthorizerToken(ctx context.Context, componentToken secret.Value, appid string, refreshToken secret.Value) (wechat.AuthorizerToken, error)
 }
 
 var _ FlowAPI = (*wechat.Client)(nil)
@@ -333,12 +335,21 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		auth, err = f.o.WeChat.QueryAuth(ctx, tok, code)
 		return err
 	})
+	recovered := false
 	if err != nil {
 		if appid, ok := f.alreadyDone(ctx, sess, appidHint, err); ok {
 			return appid, nil
 		}
-		f.log.WarnContext(ctx, "component: exchanging the authorization code failed", "err", err.Error(), "authorizer_appid", appidHint)
-		return "", err
+		if wechat.ErrcodeOf(err) == wechat.ErrCodeInvalid && appidHint != "" {
+			asked = f.o.Now().UTC()
+			if auth, err = f.recoverUsedCode(ctx, appidHint); err == nil {
+				recovered = true
+			}
+		}
+		if err != nil {
+			f.log.WarnContext(ctx, "component: exchanging the authorization code failed", "err", err.Error(), "authorizer_appid", appidHint)
+			return "", err
+		}
 	}
 	if appidHint != "" && auth.AppID != appidHint {
 		f.log.WarnContext(ctx, "component: the event's AuthorizerAppid differs from api_query_auth's", "event_appid", appidHint, "appid", auth.AppID)
@@ -349,9 +360,17 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		info, err = f.o.WeChat.GetAuthorizerInfo(ctx, tok, auth.AppID)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil && recovered:
+		// Without api_query_auth's answer the granted sets come only from
+		// here: fail, so WeChat's retry of the event tries again.
+		return "", err
+	case err != nil:
 		// The tokens are what matter; the nick name can wait.
 		f.log.WarnContext(ctx, "component: api_get_authorizer_info failed; storing without nick name", "appid", auth.AppID, "err", err.Error())
+	case recovered:
+		auth.PermissionSets = info.PermissionSets
+		f.log.InfoContext(ctx, "component: the authorization code was used by an exchange whose answer was lost; recovered the account through api_get_authorizer_list", "appid", auth.AppID)
 	}
 	tenantID := ""
 	if sess != nil {
@@ -380,6 +399,31 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 	f.log.InfoContext(ctx, "component: account authorized the platform", "appid", auth.AppID, "tenant", tenantID,
 		"permission_sets", saved.PermissionSets)
 	return auth.AppID, nil
+}
+
+// recoverUsedCode obtains appid's tokens when WeChat says its authorization
+// code is used (61009) although nothing here recorded the exchange: an
+// earlier exchange's answer was lost (a timeout after WeChat had used the
+// code). The account's refresh token is still listed by
+// api_get_authorizer_list; a refresh with it gives the access token.
+func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (wechat.Authorization, error) {
+	var auth wechat.Authorization
+	err := f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+		refresh, err := f.o.WeChat.FindRefreshToken(ctx, tok, appid)
+		if err != nil {
+			return err
+		}
+		if refresh.IsZero() {
+			return errs.E(errs.UpstreamError, "the authorization code is used and the account is not among the platform's authorizers")
+		}
+		t, err := f.o.WeChat.RefreshAuthorizerToken(ctx, tok, appid, refresh)
+		if err != nil {
+			return err
+		}
+		auth = wechat.Authorization{AppID: appid, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresIn: t.ExpiresIn}
+		return nil
+	})
+	return auth, err
 }
 
 // authCodeLifetime is how long an auth_code stays valid (WECHAT.md §2 item 4).

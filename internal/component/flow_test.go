@@ -13,6 +13,7 @@ import (
 	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
@@ -416,4 +417,52 @@ func TestLateUnauthorizedEventIsIgnored(t *testing.T) {
 	if a, _ := p.Store.GetAuthorizer(p.Ctx(), componenttest.ComponentAppID, appA); a.Status != store.StatusUnauthorized {
 		t.Fatalf("a current unauthorized event was not applied: %+v", a)
 	}
+}
+
+// TestLostExchangeAnswerIsRecovered: WeChat used the authorization code but
+// its answer never arrived (a timeout after the code was spent), so every
+// later exchange of the code answers 61009. The authorized event names the
+// account; the flow recovers its tokens through api_get_authorizer_list and
+// completes the authorization, bound to the session's tenant.
+func TestLostExchangeAnswerIsRecovered(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		p := componenttest.New(t, componenttest.Options{Dialect: d})
+		p.PushTicket()
+		p.NewAccount(appA, 2, 100)
+		tenant := p.NewTenant("acme")
+		direct := componenttest.Direct(p)
+		p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			q := r.URL.Query()
+			plain, err := p.Crypter.Open(body, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
+			if err != nil {
+				t.Error(err)
+			}
+			if ev, _ := wxcrypt.ParseEvent(plain); ev.InfoType == wxcrypt.InfoTypeAuthorized {
+				// The exchange whose answer was lost.
+				tok, err := p.Component.Token(r.Context())
+				if err != nil {
+					t.Error(err)
+				}
+				if _, err := p.WeChat.QueryAuth(r.Context(), tok, secret.Value(ev.AuthorizationCode)); err != nil {
+					t.Errorf("the lost exchange: %v", err)
+				}
+			}
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+			direct.ServeHTTP(w, r)
+		}))
+		a, _ := p.Authorize(tenant, appA)
+		checkAuthorized(t, p, tenant, appA, []int{2, 100})
+		if sess, _ := p.Store.GetSession(p.Ctx(), a.ID); sess.CompletedAt == nil || sess.AppID != appA {
+			t.Fatalf("session not completed: %+v", sess)
+		}
+		c := p.Sim.Counters()
+		if n := c.ByErrcode[sim.EndpointQueryAuth]; n[0] != 1 || n[61009] != 1 {
+			t.Fatalf("api_query_auth answers = %v, want one success (lost) and one 61009", n)
+		}
+		if n := p.Calls(sim.EndpointGetAuthorizerList, ""); n != 1 {
+			t.Fatalf("api_get_authorizer_list calls = %d, want 1", n)
+		}
+	})
 }

@@ -381,27 +381,15 @@ func (m *Manager) recover(ctx context.Context, e *entry, base store.Authorizer, 
 	return a, err
 }
 
-// findRefreshToken pages through api_get_authorizer_list for appid.
+// findRefreshToken asks api_get_authorizer_list for appid's refresh token.
 func (m *Manager) findRefreshToken(ctx context.Context, appid string) (secret.Value, error) {
-	for offset := 0; ; offset += listPage {
-		var page wechat.AuthorizerList
-		err := m.o.Component.WithToken(ctx, func(ct secret.Value) error {
-			var err error
-			page, err = m.o.WeChat.GetAuthorizerList(ctx, ct, offset, listPage)
-			return err
-		})
-		if err != nil {
-			return "", err
-		}
-		for _, l := range page.List {
-			if l.AppID == appid {
-				return l.RefreshToken, nil
-			}
-		}
-		if len(page.List) == 0 || offset+len(page.List) >= page.Total {
-			return "", nil
-		}
-	}
+	var refresh secret.Value
+	err := m.o.Component.WithToken(ctx, func(ct secret.Value) error {
+		var err error
+		refresh, err = m.o.WeChat.FindRefreshToken(ctx, ct, appid)
+		return err
+	})
+	return refresh, err
 }
 
 // markUnauthorized records that WeChat says the account no longer

@@ -61,7 +61,7 @@ var _ Store = (*store.Store)(nil)
 type API interface {
 	RefreshAuthorizerToken(ctx context.Context, componentToken secret.Value, appid string, refreshToken secret.Value) (wechat.AuthorizerToken, error)
 	GetAuthorizerInfo(ctx context.Context, componentToken secret.Value, appid string) (wechat.AuthorizerInfo, error)
-	GetAuthorizerList(ctx context.Context, componentToken secret.Value, offset, count int) (wechat.AuthorizerList, error)
+	FindRefreshToken(ctx context.Context, componentToken secret.Value, appid string) (secret.Value, error)
 }
 
 var _ API = (*wechat.Client)(nil)
@@ -93,7 +93,6 @@ const (
 	waitForOther = 10 * time.Second
 	// minLeaseTTL is the shortest refresh lease, whatever the lifetime.
 	minLeaseTTL = 5 * time.Second
-	listPage    = 500
 )
 
 // Options configure a Manager.

@@ -251,3 +251,24 @@ func (c *Client) GetAuthorizerList(ctx context.Context, componentToken secret.Va
 	}
 	return l, nil
 }
+
+// FindRefreshToken pages through api_get_authorizer_list for appid and
+// returns the refresh token WeChat holds for it ("" when the account is not
+// listed: it does not authorize the platform).
+func (c *Client) FindRefreshToken(ctx context.Context, componentToken secret.Value, appid string) (secret.Value, error) {
+	for offset := 0; ; {
+		page, err := c.GetAuthorizerList(ctx, componentToken, offset, maxAuthorizerListPage)
+		if err != nil {
+			return "", err
+		}
+		for _, l := range page.List {
+			if l.AppID == appid {
+				return l.RefreshToken, nil
+			}
+		}
+		offset += len(page.List)
+		if len(page.List) == 0 || offset >= page.Total {
+			return "", nil
+		}
+	}
+}
