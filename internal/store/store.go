@@ -127,7 +127,9 @@ func sqliteDSN(path string) string {
 	if path == ":memory:" {
 		return "file::memory:?" + q.Encode()
 	}
-	return "file:" + path + "?" + q.Encode()
+	// The path is escaped: in a file: URI a '#' or '?' in a directory name
+	// would otherwise cut it short and open another file.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
 // Dialect reports which database the store runs on.

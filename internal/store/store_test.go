@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -343,6 +345,27 @@ func TestMigrateIsIdempotent(t *testing.T) {
 			t.Fatalf("second Migrate applied %d (err %v), want 0", n, err)
 		}
 	})
+}
+
+// TestSQLitePathsAreTakenLiterally: '#', '?', '%' and spaces in a SQLite
+// path name that file and no other (in a file: URI they would cut the path
+// short, and two stores would share one database).
+func TestSQLitePathsAreTakenLiterally(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{"a#1", "a#2", "b?x=1", "c%20d", "e f"} {
+		path := filepath.Join(dir, name, "wxgate.db")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s := storetest.OpenURL(t, "sqlite:"+path, nil)
+		if _, err := s.CreateTenant(context.Background(), comp, "acme"); err != nil {
+			t.Fatalf("%s: %v (a store opened another's file)", name, err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("%s: the database is not at its path: %v", name, err)
+		}
+	}
 }
 
 func TestConcurrentMigrationsOnPostgres(t *testing.T) {
