@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -298,7 +299,9 @@ func (f *Flow) complete(ctx context.Context, sess *store.AuthSession, code secre
 	}
 	sum := sha256.Sum256([]byte(code.Reveal()))
 	digest := hex.EncodeToString(sum[:16])
-	v, err, _ := f.sf.Do("code:"+digest, func() (any, error) {
+	// The callback (no appid) and the event (which names the account and so
+	// can recover a lost exchange) do not share a flight.
+	v, err, _ := f.sf.Do("code:"+digest+":"+appidHint, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), codeLeaseTTL)
 		defer cancel()
 		lease := "authcode:" + digest
@@ -309,7 +312,7 @@ func (f *Flow) complete(ctx context.Context, sess *store.AuthSession, code secre
 		if !got {
 			// Another replica is exchanging this code (the callback and
 			// the event arrived at different replicas): wait for it.
-			return f.waitForExchange(ctx, sess, appidHint, lease)
+			return f.waitForExchange(ctx, sess, code, appidHint, lease)
 		}
 		defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, f.o.Owner) }()
 		if sess != nil {
@@ -336,20 +339,24 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		return err
 	})
 	recovered := false
-	if err != nil {
-		if appid, ok := f.alreadyDone(ctx, sess, appidHint, err); ok {
-			return appid, nil
+	var stored *store.Authorizer // the account as stored, when recovery kept its tokens
+	if err != nil && wechat.ErrcodeOf(err) == wechat.ErrCodeInvalid {
+		// The code is used: by the other of callback and event (the
+		// session says so), or by an exchange whose answer was lost.
+		if sess != nil {
+			if appid, ok := f.done(ctx, sess, appidHint); ok {
+				return appid, nil
+			}
 		}
-		if wechat.ErrcodeOf(err) == wechat.ErrCodeInvalid && appidHint != "" {
-			asked = f.o.Now().UTC()
-			if auth, err = f.recoverUsedCode(ctx, appidHint); err == nil {
+		if appidHint != "" {
+			if auth, asked, stored, err = f.recoverUsedCode(ctx, appidHint); err == nil {
 				recovered = true
 			}
 		}
-		if err != nil {
-			f.log.WarnContext(ctx, "component: exchanging the authorization code failed", "err", err.Error(), "authorizer_appid", appidHint)
-			return "", err
-		}
+	}
+	if err != nil {
+		f.log.WarnContext(ctx, "component: exchanging the authorization code failed", "err", err.Error(), "authorizer_appid", appidHint)
+		return "", err
 	}
 	if appidHint != "" && auth.AppID != appidHint {
 		f.log.WarnContext(ctx, "component: the event's AuthorizerAppid differs from api_query_auth's", "event_appid", appidHint, "appid", auth.AppID)
@@ -365,9 +372,13 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		// Without api_query_auth's answer the granted sets come only from
 		// here: fail, so WeChat's retry of the event tries again.
 		return "", err
+	case recovered && !info.Authorized:
+		return "", errs.E(errs.UpstreamUnavailable, "api_get_authorizer_info answered without the account's authorization; WeChat will retry the event")
 	case err != nil:
 		// The tokens are what matter; the nick name can wait.
 		f.log.WarnContext(ctx, "component: api_get_authorizer_info failed; storing without nick name", "appid", auth.AppID, "err", err.Error())
+	case recovered && stored != nil && sess == nil && slices.Equal(stored.PermissionSets, info.PermissionSets):
+		return auth.AppID, nil // a retry or replay for an account already up to date: nothing to change
 	case recovered:
 		auth.PermissionSets = info.PermissionSets
 		f.log.InfoContext(ctx, "component: the authorization code was used by an exchange whose answer was lost; recovered the account through api_get_authorizer_list", "appid", auth.AppID)
@@ -401,14 +412,25 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 	return auth.AppID, nil
 }
 
-// recoverUsedCode obtains appid's tokens when WeChat says its authorization
-// code is used (61009) although nothing here recorded the exchange: an
-// earlier exchange's answer was lost (a timeout after WeChat had used the
-// code). The account's refresh token is still listed by
-// api_get_authorizer_list; a refresh with it gives the access token.
-func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (wechat.Authorization, error) {
-	var auth wechat.Authorization
-	err := f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+// recoverUsedCode obtains appid's tokens when WeChat says the event's
+// authorization code is used (61009) and no session recorded it: an earlier
+// exchange's answer was lost (a timeout after WeChat had used the code), or
+// this is an update or a retry for an account already stored. An account
+// already authorized here keeps its tokens (the token manager refreshes them
+// under its lease; only the sets and the binding change). Otherwise its
+// refresh token is still listed by api_get_authorizer_list, and a refresh
+// with it gives the access token. since is when the returned token's life
+// began; stored is the account as stored when its tokens were kept.
+func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (auth wechat.Authorization, since time.Time, stored *store.Authorizer, err error) {
+	if a, err := f.o.Store.GetAuthorizer(ctx, f.o.AppID, appid); err == nil && a.Status == store.StatusAuthorized &&
+		!a.AccessToken.IsZero() && a.TokenExpiresAt.After(f.o.Now()) {
+		return wechat.Authorization{AppID: appid, AccessToken: a.AccessToken, RefreshToken: a.RefreshToken,
+			ExpiresIn: a.TokenExpiresAt.Sub(a.TokenRefreshedAt)}, a.TokenRefreshedAt, &a, nil
+	} else if err != nil && !errs.Is(err, errs.NotFound) {
+		return auth, since, nil, err
+	}
+	since = f.o.Now().UTC()
+	err = f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
 		refresh, err := f.o.WeChat.FindRefreshToken(ctx, tok, appid)
 		if err != nil {
 			return err
@@ -423,7 +445,7 @@ func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (wechat.Author
 		auth = wechat.Authorization{AppID: appid, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresIn: t.ExpiresIn}
 		return nil
 	})
-	return auth, err
+	return auth, since, nil, err
 }
 
 // authCodeLifetime is how long an auth_code stays valid (WECHAT.md §2 item 4).
@@ -434,17 +456,6 @@ var errStaleEvent = errors.New("component: event older than the last authorizati
 
 // codeLeaseTTL bounds one exchange of an authorization code.
 const codeLeaseTTL = 30 * time.Second
-
-// alreadyDone decides whether a failed exchange means someone else (the
-// callback, the event, a replay) already used the code: WeChat says the
-// code is invalid and the session is completed, or, without a session, the
-// account is stored and authorized.
-func (f *Flow) alreadyDone(ctx context.Context, sess *store.AuthSession, appidHint string, err error) (string, bool) {
-	if wechat.ErrcodeOf(err) != wechat.ErrCodeInvalid {
-		return "", false // not WeChat saying the code is used
-	}
-	return f.done(ctx, sess, appidHint)
-}
 
 // done reports whether the authorization the code stood for is recorded.
 func (f *Flow) done(ctx context.Context, sess *store.AuthSession, appidHint string) (string, bool) {
@@ -466,8 +477,10 @@ func (f *Flow) done(ctx context.Context, sess *store.AuthSession, appidHint stri
 }
 
 // waitForExchange waits until the replica holding the code's lease has
-// recorded the authorization (or gave the lease up).
-func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, appidHint, lease string) (string, error) {
+// recorded the authorization. If it gave the lease up without doing so (a
+// callback whose exchange failed), the event, which names the account,
+// takes the lease and exchanges (and so recovers) itself.
+func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint, lease string) (string, error) {
 	deadline := time.Now().Add(f.o.CompletionWait)
 	for time.Now().Before(deadline) {
 		select {
@@ -485,9 +498,12 @@ func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, app
 			return "", err
 		}
 		if got {
-			_ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, f.o.Owner)
+			defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, f.o.Owner) }()
 			if appid, ok := f.done(ctx, sess, appidHint); ok {
 				return appid, nil
+			}
+			if appidHint != "" {
+				return f.exchange(ctx, sess, code, appidHint)
 			}
 			return "", errs.E(errs.UpstreamError, "the authorization could not be completed; start it again")
 		}

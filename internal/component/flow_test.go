@@ -1,6 +1,9 @@
 package component_test
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/url"
@@ -419,50 +422,98 @@ func TestLateUnauthorizedEventIsIgnored(t *testing.T) {
 	}
 }
 
-// TestLostExchangeAnswerIsRecovered: WeChat used the authorization code but
-// its answer never arrived (a timeout after the code was spent), so every
-// later exchange of the code answers 61009. The authorized event names the
-// account; the flow recovers its tokens through api_get_authorizer_list and
-// completes the authorization, bound to the session's tenant.
-func TestLostExchangeAnswerIsRecovered(t *testing.T) {
-	t.Parallel()
-	forEachDialect(t, func(t *testing.T, d store.Dialect) {
-		p := componenttest.New(t, componenttest.Options{Dialect: d})
-		p.PushTicket()
-		p.NewAccount(appA, 2, 100)
-		tenant := p.NewTenant("acme")
-		direct := componenttest.Direct(p)
-		p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			q := r.URL.Query()
-			plain, err := p.Crypter.Open(body, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
+// loseExchangeAnswers makes every authorization event p receives arrive
+// after an exchange of its code whose answer was lost: WeChat used the code,
+// the gateway never saw the result. If holdFor > 0, that exchange runs as if
+// on another replica (a browser callback): it holds the code's lease for
+// holdFor, then gives up.
+func loseExchangeAnswers(t *testing.T, p *componenttest.Platform, holdFor time.Duration) {
+	direct := componenttest.Direct(p)
+	p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		q := r.URL.Query()
+		plain, err := p.Crypter.Open(body, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
+		if err != nil {
+			t.Error(err)
+		}
+		ev, _ := wxcrypt.ParseEvent(plain)
+		if ev.AuthorizationCode != "" {
+			ctx := r.Context()
+			if holdFor > 0 {
+				sum := sha256.Sum256([]byte(ev.AuthorizationCode))
+				lease := "authcode:" + hex.EncodeToString(sum[:16])
+				if ok, err := p.Store.TryLease(ctx, lease, "the-callback-replica", time.Minute); !ok || err != nil {
+					t.Errorf("taking the code's lease: %v, %v", ok, err)
+				}
+				time.AfterFunc(holdFor, func() { _ = p.Store.ReleaseLease(context.Background(), lease, "the-callback-replica") })
+			}
+			tok, err := p.Component.Token(ctx)
 			if err != nil {
 				t.Error(err)
 			}
-			if ev, _ := wxcrypt.ParseEvent(plain); ev.InfoType == wxcrypt.InfoTypeAuthorized {
-				// The exchange whose answer was lost.
-				tok, err := p.Component.Token(r.Context())
-				if err != nil {
-					t.Error(err)
-				}
-				if _, err := p.WeChat.QueryAuth(r.Context(), tok, secret.Value(ev.AuthorizationCode)); err != nil {
-					t.Errorf("the lost exchange: %v", err)
-				}
+			if _, err := p.WeChat.QueryAuth(ctx, tok, secret.Value(ev.AuthorizationCode)); err != nil {
+				t.Errorf("the lost exchange: %v", err)
 			}
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
-			direct.ServeHTTP(w, r)
-		}))
-		a, _ := p.Authorize(tenant, appA)
-		checkAuthorized(t, p, tenant, appA, []int{2, 100})
-		if sess, _ := p.Store.GetSession(p.Ctx(), a.ID); sess.CompletedAt == nil || sess.AppID != appA {
-			t.Fatalf("session not completed: %+v", sess)
 		}
-		c := p.Sim.Counters()
-		if n := c.ByErrcode[sim.EndpointQueryAuth]; n[0] != 1 || n[61009] != 1 {
-			t.Fatalf("api_query_auth answers = %v, want one success (lost) and one 61009", n)
-		}
-		if n := p.Calls(sim.EndpointGetAuthorizerList, ""); n != 1 {
-			t.Fatalf("api_get_authorizer_list calls = %d, want 1", n)
-		}
-	})
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		direct.ServeHTTP(w, r)
+	}))
+}
+
+// TestLostExchangeAnswerIsRecovered: after a lost exchange every later
+// exchange of the code answers 61009. The authorized event names the
+// account; the flow recovers its tokens through api_get_authorizer_list and
+// completes the authorization, bound to the session's tenant, also when the
+// lost exchange was a callback on another replica that held the code's lease.
+func TestLostExchangeAnswerIsRecovered(t *testing.T) {
+	t.Parallel()
+	for _, hold := range []time.Duration{0, 300 * time.Millisecond} {
+		forEachDialect(t, func(t *testing.T, d store.Dialect) {
+			p := componenttest.New(t, componenttest.Options{Dialect: d})
+			p.PushTicket()
+			p.NewAccount(appA, 2, 100)
+			tenant := p.NewTenant("acme")
+			loseExchangeAnswers(t, p, hold)
+			a, _ := p.Authorize(tenant, appA)
+			checkAuthorized(t, p, tenant, appA, []int{2, 100})
+			if sess, _ := p.Store.GetSession(p.Ctx(), a.ID); sess.CompletedAt == nil || sess.AppID != appA {
+				t.Fatalf("session not completed: %+v", sess)
+			}
+			c := p.Sim.Counters()
+			if n := c.ByErrcode[sim.EndpointQueryAuth]; n[0] != 1 || n[61009] != 1 {
+				t.Fatalf("api_query_auth answers = %v, want one success (lost) and one 61009", n)
+			}
+			if n := p.Calls(sim.EndpointGetAuthorizerList, ""); n != 1 {
+				t.Fatalf("api_get_authorizer_list calls = %d, want 1", n)
+			}
+		})
+	}
+}
+
+// TestLostUpdateAnswerStillUpdatesTheSets: an updateauthorized event whose
+// code was used by a lost exchange still brings the new sets in, and the
+// rotated refresh token is recovered when the old one is refused.
+func TestLostUpdateAnswerStillUpdatesTheSets(t *testing.T) {
+	t.Parallel()
+	p := componenttest.New(t, componenttest.Options{})
+	p.PushTicket()
+	p.NewAccount(appA, 1, 2)
+	tenant := p.NewTenant("acme")
+	p.Authorize(tenant, appA)
+	loseExchangeAnswers(t, p, 0)
+	if err := p.Sim.SetPermissionSets(p.Ctx(), appA, []int{1, 100}, true); err != nil {
+		t.Fatal(err)
+	}
+	// The access token WeChat issued with the lost answer is unknown here;
+	// the stored one keeps serving (WeChat's overlap) until refreshed.
+	if a, err := p.Store.TenantAuthorizer(p.Ctx(), componenttest.ComponentAppID, tenant, appA); err != nil ||
+		!slices.Equal(a.PermissionSets, []int{1, 100}) || a.Status != store.StatusAuthorized {
+		t.Fatalf("after the lost update: %+v, %v", a, err)
+	}
+	if _, err := p.Tokens.ForceRefresh(p.Ctx(), appA); err != nil {
+		t.Fatalf("refresh after the lost update: %v", err)
+	}
+	if a, _ := p.Tokens.Get(appA); a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) || a.Status != store.StatusAuthorized {
+		t.Fatalf("after the refresh: %+v", a)
+	}
 }
