@@ -277,8 +277,9 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 	// compat is what the compatible route answers: WeChat's errcode passed
 	// through, except where the contract names its own (61003 for an
 	// account that unauthorized, -1 for outages and a component without a
-	// ticket). A token WeChat refuses even after the refresh is passed
-	// through as upstream_error, like any errcode §4 does not name.
+	// ticket). A token WeChat refuses even after the refresh is
+	// upstream_error on REST, like any errcode §4 does not name, but -1 on
+	// the compatible surface, where 40001 would read as "bad tenant key".
 	cases := []struct {
 		errcode int
 		status  int
@@ -286,9 +287,9 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 		compat  int
 	}{
 		{-1, 503, "upstream_unavailable", -1},
-		{40001, 502, "upstream_error", 40001},
-		{40014, 502, "upstream_error", 40014},
-		{42001, 502, "upstream_error", 42001},
+		{40001, 502, "upstream_error", -1},
+		{40014, 502, "upstream_error", -1},
+		{42001, 502, "upstream_error", -1},
 		{41001, 502, "upstream_error", 41001},
 		{40003, 400, "invalid_argument", 40003},
 		{40013, 502, "upstream_error", 40013},

@@ -124,6 +124,12 @@ func writeWeChatError(c *gin.Context, log *slog.Logger, err error) {
 	if localWeChatCode[e.Code] {
 		code = 0 // the contract's code, not whatever the token chain saw
 	}
+	if e.Code == errs.UpstreamError && wechat.IsTokenError(code) {
+		// WeChat refused the account's token even after a refresh. On this
+		// surface 40001/40014/42001 mean "your key is bad", and SDKs react
+		// by dropping it: answer -1 (retry later) instead.
+		code = 0
+	}
 	if code == 0 {
 		var ok bool
 		if code, ok = wechatCodeOf[e.Code]; !ok {

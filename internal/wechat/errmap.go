@@ -18,7 +18,7 @@ var beijing = time.FixedZone("CST", 8*60*60)
 //
 //	40003, 45159          invalid_argument
 //	45009, 45011          rate_limited (RetryAfter: next Beijing midnight / one minute)
-//	48001, 61007          permission_set_missing
+//	61007                 permission_set_missing
 //	61003, 61023          authorizer_unauthorized
 //	61005, 61006          component_not_ready
 //	-1                    upstream_unavailable
