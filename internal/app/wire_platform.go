@@ -79,6 +79,7 @@ func wirePlatform(ctx context.Context, g *gateway) (httpapi.PlatformDeps, error)
 		ReplayWindow:   eventReceiptRetention,
 		Flow:           flow,
 		Directory:      g.store,
+		Accounts:       mgr,
 		Tokens:         mgr,
 		Component:      comp,
 		Metrics:        g.metrics,

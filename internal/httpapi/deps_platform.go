@@ -29,6 +29,9 @@ type PlatformDeps struct {
 	Flow AuthorizationFlow
 	// Directory lists authorizers, tenant-scoped or not (the store).
 	Directory AuthorizerDirectory
+	// Accounts is the token manager's in-memory copy of every authorizer:
+	// the tenant routes read it instead of the store.
+	Accounts AccountCache
 	// Tokens forces a token refresh (tokens.Manager).
 	Tokens TokenRefresher
 	// Component reports the ticket and component token (component.Tokens).
@@ -70,6 +73,12 @@ type AuthorizerDirectory interface {
 	TenantAuthorizer(ctx context.Context, componentAppID, tenantID, appid string) (store.Authorizer, error)
 	ListAuthorizers(ctx context.Context, componentAppID string) ([]store.Authorizer, error)
 	ListBindings(ctx context.Context, componentAppID string) ([]store.Binding, error)
+}
+
+// AccountCache reads an authorizer from memory (false when this replica
+// has not loaded it yet).
+type AccountCache interface {
+	Get(appid string) (store.Authorizer, bool)
 }
 
 // TokenRefresher forces an authorizer token refresh. Errors: not_found,

@@ -46,6 +46,8 @@ type BindingChecker interface {
 	// Bound reports whether appid is bound to tenantID; false for an unknown
 	// account and for another tenant's alike.
 	Bound(tenantID, appid string) bool
+	// BoundAppIDs lists the appids bound to tenantID, sorted.
+	BoundAppIDs(tenantID string) []string
 }
 
 // TenantRateLimiter is the per-tenant token bucket (per replica).

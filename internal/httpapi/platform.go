@@ -115,10 +115,11 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 	}
 }
 
-// handleListAuthorizers is GET /v1/authorizers: the caller's tenant's
-// accounts (only those its key may call, for a restricted key).
-func handleListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
-	if d.Directory == nil {
+// handleListAuthorizers is GET /v1/authorizers: the accounts bound to the
+// caller's tenant (those its key may call), from the tenant directory and
+// the token manager's memory: no store query in the steady state.
+func handleListAuthorizers(d PlatformDeps, bindings BindingChecker, log *slog.Logger) gin.HandlerFunc {
+	if d.Directory == nil || bindings == nil {
 		return notWired(log)
 	}
 	return func(c *gin.Context) {
@@ -127,15 +128,18 @@ func handleListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 			writeError(c, log, err)
 			return
 		}
-		list, err := d.Directory.TenantAuthorizers(c.Request.Context(), d.ComponentAppID, p.TenantID)
-		if err != nil {
-			writeError(c, log, err)
-			return
-		}
-		out := make([]authorizerJSON, 0, len(list))
-		for _, a := range list {
-			if p.Restricts(a.AppID) {
+		out := []authorizerJSON{}
+		for _, appid := range bindings.BoundAppIDs(p.TenantID) {
+			if p.Restricts(appid) {
 				continue
+			}
+			a, err := d.account(c, p.TenantID, appid)
+			if errs.Is(err, errs.NotFound) {
+				continue // unbound since the directory snapshot
+			}
+			if err != nil {
+				writeError(c, log, err)
+				return
 			}
 			out = append(out, toAuthorizerJSON(a))
 		}
@@ -145,30 +149,38 @@ func handleListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 
 // handleGetAuthorizer is GET /v1/authorizers/{appid}: not_found unless the
 // account is bound to the caller's tenant; forbidden if the key is
-// restricted to other accounts.
-func handleGetAuthorizer(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
-	if d.Directory == nil {
+// restricted to other accounts. Both are decided in memory, as on the
+// proxied routes.
+func handleGetAuthorizer(d PlatformDeps, bindings BindingChecker, log *slog.Logger) gin.HandlerFunc {
+	if d.Directory == nil || bindings == nil {
 		return notWired(log)
 	}
 	return func(c *gin.Context) {
-		p, err := mustPrincipal(c)
-		if err != nil {
-			writeError(c, log, err)
-			return
-		}
 		appid := c.Param("appid")
-		c.Set(ctxAppID, appid)
-		a, err := d.Directory.TenantAuthorizer(c.Request.Context(), d.ComponentAppID, p.TenantID, appid)
-		if err != nil {
+		if err := authorizeAppID(c, bindings, appid); err != nil {
 			writeError(c, log, err)
 			return
 		}
-		if p.Restricts(appid) {
-			writeError(c, log, errs.E(errs.Forbidden, "this key is restricted to other accounts"))
+		p, _ := principalFrom(c)
+		a, err := d.account(c, p.TenantID, appid)
+		if err != nil {
+			writeError(c, log, err)
 			return
 		}
 		c.JSON(http.StatusOK, toAuthorizerJSON(a))
 	}
+}
+
+// account reads a bound authorizer from the token manager's memory, or,
+// when this replica has not loaded it yet (authorized a moment ago on
+// another replica) or has no such memory, with the tenant-scoped query.
+func (d PlatformDeps) account(c *gin.Context, tenantID, appid string) (store.Authorizer, error) {
+	if d.Accounts != nil {
+		if a, ok := d.Accounts.Get(appid); ok {
+			return a, nil
+		}
+	}
+	return d.Directory.TenantAuthorizer(c.Request.Context(), d.ComponentAppID, tenantID, appid)
 }
 
 // handleAdminListAuthorizers is GET /admin/authorizers: every account of

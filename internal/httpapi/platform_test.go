@@ -37,7 +37,7 @@ import (
 func platformDepsOf(p *componenttest.Platform) PlatformDeps {
 	return PlatformDeps{
 		ComponentAppID: p.AppID, Crypter: p.Crypter, Events: p.Flow, Receipts: p.Store, Flow: p.Flow,
-		Directory: p.Store, Tokens: p.Tokens, Component: p.Component, Metrics: p.Metrics, Now: p.Clock.Now,
+		Directory: p.Store, Accounts: p.Tokens, Tokens: p.Tokens, Component: p.Component, Metrics: p.Metrics, Now: p.Clock.Now,
 	}
 }
 
@@ -51,10 +51,19 @@ type platformFixture struct {
 
 func newPlatformFixture(t *testing.T, dialect store.Dialect) *platformFixture {
 	t.Helper()
-	p := componenttest.New(t, componenttest.Options{ComponentAppID: tfComponent, Dialect: dialect})
+	// As in the gateway, a binding made by an authorization reloads the
+	// tenant directory at once.
+	var dir atomic.Pointer[tenant.Directory]
+	p := componenttest.New(t, componenttest.Options{ComponentAppID: tfComponent, Dialect: dialect,
+		OnBound: func(ctx context.Context, _, _ string) {
+			if d := dir.Load(); d != nil {
+				_ = d.Reload(ctx)
+			}
+		}})
 	f := newTenantFixtureOn(t, p.Store, p.Clock, func(o *tenantFixtureOptions) {
 		o.wire = append(o.wire, func(f *tenantFixture) { f.deps.Platform = platformDepsOf(p) })
 	})
+	dir.Store(f.svc.Directory)
 	p.Events.Set(f.router)
 	return &platformFixture{tenantFixture: f, p: p}
 }
@@ -563,10 +572,11 @@ func TestTenantRoutesFailClosedWithoutAPrincipal(t *testing.T) {
 	d := platformDepsOf(pf.p)
 	r := gin.New()
 	r.POST("/v1/authorizations", handleCreateAuthorization(d, log))
-	r.GET("/v1/authorizers", handleListAuthorizers(d, log))
-	r.GET("/v1/authorizers/:appid", handleGetAuthorizer(d, log))
+	b := pf.svc.Directory
+	r.GET("/v1/authorizers", handleListAuthorizers(d, b, log))
+	r.GET("/v1/authorizers/:appid", handleGetAuthorizer(d, b, log))
 	// A principal with an empty tenant id is no principal either.
-	r.GET("/empty/authorizers", func(c *gin.Context) { setPrincipal(c, tenant.Principal{}) }, handleListAuthorizers(d, log))
+	r.GET("/empty/authorizers", func(c *gin.Context) { setPrincipal(c, tenant.Principal{}) }, handleListAuthorizers(d, b, log))
 	for _, req := range []*http.Request{
 		httptest.NewRequest(http.MethodPost, "/v1/authorizations", strings.NewReader(`{"return_url":"https://x.example/"}`)),
 		httptest.NewRequest(http.MethodGet, "/v1/authorizers", nil),

@@ -26,8 +26,8 @@ func addRoutes(r *gin.Engine, d Deps) {
 	proxied := proxiedRoutes{}
 	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, proxied.refused(d.Proxy)))
 	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
-	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Logger))
-	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Logger))
+	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
+	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
 	// The proxied APIs, one REST route and one export route each, from the API table.
 	for _, api := range proxy.APIs {
 		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest", handleProxyREST(api, d.Proxy))

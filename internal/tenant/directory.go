@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,9 @@ type snapshot struct {
 	tenants  map[string]tenantEntry
 	keys     map[string]keyEntry
 	bindings map[binding]struct{}
+	// bound lists each tenant's appids, sorted (never modified once in a
+	// snapshot).
+	bound map[string][]string
 }
 
 type tenantEntry struct {
@@ -104,6 +108,7 @@ func (d *Directory) Reload(ctx context.Context) error {
 		tenants:  make(map[string]tenantEntry, len(s.Tenants)),
 		keys:     make(map[string]keyEntry, len(s.Keys)),
 		bindings: make(map[binding]struct{}, len(s.Bindings)),
+		bound:    map[string][]string{},
 	}
 	for _, t := range s.Tenants {
 		next.tenants[t.ID] = tenantEntry{rateLimit: t.RateLimit, rateBurst: t.RateBurst}
@@ -117,6 +122,10 @@ func (d *Directory) Reload(ctx context.Context) error {
 	}
 	for _, b := range s.Bindings {
 		next.bindings[binding{b.TenantID, b.AppID}] = struct{}{}
+		next.bound[b.TenantID] = append(next.bound[b.TenantID], b.AppID)
+	}
+	for _, appids := range next.bound {
+		slices.Sort(appids)
 	}
 	d.cur.Store(next)
 	return nil
@@ -166,6 +175,12 @@ func (d *Directory) poll(ctx context.Context) error {
 func (d *Directory) Bound(tenantID, appid string) bool {
 	_, ok := d.current().bindings[binding{tenantID, appid}]
 	return ok
+}
+
+// BoundAppIDs lists the appids bound to tenantID, sorted (the caller must
+// not modify the slice).
+func (d *Directory) BoundAppIDs(tenantID string) []string {
+	return d.current().bound[tenantID]
 }
 
 // TenantExists reports whether the tenant exists.

@@ -61,6 +61,9 @@ type Options struct {
 	Sim func(*sim.Options)
 	// SimMiddleware wraps the simulator's handler (to observe calls).
 	SimMiddleware func(http.Handler) http.Handler
+	// OnBound is called after an authorization bound an account to a
+	// tenant (the gateway reloads its tenant directory there).
+	OnBound func(ctx context.Context, tenantID, appid string)
 }
 
 // Platform is one replica of the platform backend with its simulator.
@@ -200,7 +203,7 @@ func (p *Platform) wire(o Options) {
 		AppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Tokens: p.Component, Owner: p.Owner,
 		PublicURL: PublicURL, MPURL: p.SimServer.URL, OpenURL: p.SimServer.URL,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics, OnAuthorizerChanged: p.Tokens.Apply,
-		CompletionWait: 5 * time.Second,
+		OnBound: o.OnBound, CompletionWait: 5 * time.Second,
 	})
 	ctx := context.Background()
 	if err := p.Component.Load(ctx); err != nil {
