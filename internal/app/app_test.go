@@ -7,7 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,5 +141,48 @@ func TestCommandsHaveHelpAndUsageErrors(t *testing.T) {
 	var out bytes.Buffer
 	if err := app.Run(context.Background(), []string{"version"}, nil, app.IO{Stdout: &out, Stderr: io.Discard}); err != nil || !strings.HasPrefix(out.String(), "wxgate ") {
 		t.Fatalf("version: %q %v", out.String(), err)
+	}
+}
+
+// TestReplicasMigratingAtOnce starts four `wxgate migrate` processes on one
+// empty PostgreSQL schema at the same moment: all succeed, exactly one
+// applies the migrations, and a gateway then serves on the schema.
+func TestReplicasMigratingAtOnce(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.NewURL(t, "postgres")
+	env := gatewayEnv(dbURL, "http://127.0.0.1:1")
+	const n = 4
+	outs := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], "migrate")
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), asWxgate + "=1"}
+			for k, v := range env {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			out, err := cmd.Output()
+			outs[i], errs[i] = string(out), err
+		}()
+	}
+	wg.Wait()
+	applied := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("migrate process %d: %v (%q)", i, errs[i], outs[i])
+		}
+		if !strings.HasPrefix(outs[i], "applied 0 migration") {
+			applied++
+		}
+	}
+	if applied != 1 {
+		t.Fatalf("%d processes applied migrations, want exactly 1: %q", applied, outs)
+	}
+	gw := start(t, env, "serve")
+	if code, _ := get(t, "http://"+gw.Addr+"/readyz"); code != 200 {
+		t.Fatalf("/readyz after the concurrent migrations = %d", code)
 	}
 }
