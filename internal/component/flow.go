@@ -304,20 +304,22 @@ func (f *Flow) complete(ctx context.Context, sess *store.AuthSession, code secre
 	v, err, _ := f.sf.Do("code:"+digest+":"+appidHint, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), codeLeaseTTL)
 		defer cancel()
-		lease := "authcode:" + digest
-		got, err := f.o.Store.TryLease(ctx, lease, f.o.Owner, codeLeaseTTL)
+		// The lease is held per call, not per replica: the callback and the
+		// event of one replica must not both hold it.
+		lease, owner := "authcode:"+digest, f.leaseOwner()
+		got, err := f.o.Store.TryLease(ctx, lease, owner, codeLeaseTTL)
 		if err != nil {
 			return "", err
 		}
 		if !got {
-			// Another replica is exchanging this code (the callback and
-			// the event arrived at different replicas): wait for it.
-			return f.waitForExchange(ctx, sess, code, appidHint, lease)
+			// Someone else (the other of callback and event, here or on
+			// another replica) is exchanging this code: wait for it.
+			return f.waitForExchange(ctx, sess, code, appidHint, lease, owner)
 		}
-		defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, f.o.Owner) }()
+		defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, owner) }()
 		if sess != nil {
-			if s, err := f.o.Store.GetSession(ctx, sess.ID); err == nil && s.CompletedAt != nil && s.AppID != "" {
-				return s.AppID, nil
+			if appid, ok := f.completed(ctx, sess); ok {
+				return appid, nil
 			}
 		}
 		return f.exchange(ctx, sess, code, appidHint)
@@ -344,7 +346,7 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		// The code is used: by the other of callback and event (the
 		// session says so), or by an exchange whose answer was lost.
 		if sess != nil {
-			if appid, ok := f.done(ctx, sess, appidHint); ok {
+			if appid, ok := f.completed(ctx, sess); ok {
 				return appid, nil
 			}
 		}
@@ -457,30 +459,28 @@ var errStaleEvent = errors.New("component: event older than the last authorizati
 // codeLeaseTTL bounds one exchange of an authorization code.
 const codeLeaseTTL = 30 * time.Second
 
-// done reports whether the authorization the code stood for is recorded.
-func (f *Flow) done(ctx context.Context, sess *store.AuthSession, appidHint string) (string, bool) {
-	if sess != nil {
-		s, err := f.o.Store.GetSession(ctx, sess.ID)
-		if err == nil && s.CompletedAt != nil && s.AppID != "" {
-			return s.AppID, true
-		}
-		return "", false
-	}
-	if appidHint == "" {
-		return "", false
-	}
-	a, err := f.o.Store.GetAuthorizer(ctx, f.o.AppID, appidHint)
-	if err == nil && a.Status == store.StatusAuthorized {
-		return appidHint, true
+// completed reports whether sess was completed (by the other of callback
+// and event, here or on another replica), and with which account.
+func (f *Flow) completed(ctx context.Context, sess *store.AuthSession) (string, bool) {
+	s, err := f.o.Store.GetSession(ctx, sess.ID)
+	if err == nil && s.CompletedAt != nil && s.AppID != "" {
+		return s.AppID, true
 	}
 	return "", false
+}
+
+// leaseOwner names one exchange attempt in the code's lease.
+func (f *Flow) leaseOwner() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return f.o.Owner + "/" + hex.EncodeToString(b)
 }
 
 // waitForExchange waits until the replica holding the code's lease has
 // recorded the authorization. If it gave the lease up without doing so (a
 // callback whose exchange failed), the event, which names the account,
 // takes the lease and exchanges (and so recovers) itself.
-func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint, lease string) (string, error) {
+func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint, lease, owner string) (string, error) {
 	deadline := time.Now().Add(f.o.CompletionWait)
 	for time.Now().Before(deadline) {
 		select {
@@ -489,20 +489,24 @@ func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, cod
 		case <-time.After(50 * time.Millisecond):
 		}
 		if sess != nil {
-			if appid, ok := f.done(ctx, sess, appidHint); ok {
+			if appid, ok := f.completed(ctx, sess); ok {
 				return appid, nil
 			}
 		}
-		got, err := f.o.Store.TryLease(ctx, lease, f.o.Owner, time.Second)
+		got, err := f.o.Store.TryLease(ctx, lease, owner, codeLeaseTTL)
 		if err != nil {
 			return "", err
 		}
 		if got {
-			defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, f.o.Owner) }()
-			if appid, ok := f.done(ctx, sess, appidHint); ok {
-				return appid, nil
+			defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, owner) }()
+			if sess != nil {
+				if appid, ok := f.completed(ctx, sess); ok {
+					return appid, nil
+				}
 			}
 			if appidHint != "" {
+				// An event: exchange (a used code recovers, and a retry
+				// for an account already up to date changes nothing).
 				return f.exchange(ctx, sess, code, appidHint)
 			}
 			return "", errs.E(errs.UpstreamError, "the authorization could not be completed; start it again")

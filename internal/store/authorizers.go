@@ -179,9 +179,9 @@ func (s *Store) listAuthorizers(q *gorm.DB) ([]Authorizer, error) {
 }
 
 // SaveAuthorization records a (re-)authorization: it inserts the authorizer
-// or replaces its tokens, sets and status, bumping its version. tenantID,
-// when not empty, binds the account to that tenant in the same transaction
-// (binding twice is a no-op).
+// or replaces its tokens (unless the stored ones were issued later), sets
+// and status, bumping its version. tenantID, when not empty, binds the
+// account to that tenant in the same transaction (binding twice is a no-op).
 func (s *Store) SaveAuthorization(ctx context.Context, a Authorizer, tenantID string) (Authorizer, error) {
 	var out Authorizer
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -198,6 +198,16 @@ func (s *Store) SaveAuthorization(ctx context.Context, a Authorizer, tenantID st
 			// update of an authorized account keeps it.
 			if a.AuthorizedAt.IsZero() && cur.Status != StatusUnauthorized {
 				a.AuthorizedAt = fromMS(cur.AuthorizedAt)
+			}
+			// Never replace a token with an older one: a save of tokens
+			// read earlier must not undo a refresh committed meanwhile.
+			if cur.Status == StatusAuthorized && cur.TokenRefreshedAt > ms(a.TokenRefreshedAt) {
+				stored, err := s.authorizerFromRow(cur)
+				if err != nil {
+					return err
+				}
+				a.AccessToken, a.RefreshToken = stored.AccessToken, stored.RefreshToken
+				a.TokenExpiresAt, a.TokenRefreshedAt = stored.TokenExpiresAt, stored.TokenRefreshedAt
 			}
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			a.Version = 1

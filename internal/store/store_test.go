@@ -129,6 +129,50 @@ func TestAuthorizerCRUDAndCompareAndSwap(t *testing.T) {
 	})
 }
 
+// TestSaveAuthorizationNeverRestoresAnOlderToken: a save of tokens read
+// before a refresh committed (a re-sync of an account's sets) keeps the newer
+// tokens and still applies the rest.
+func TestSaveAuthorizationNeverRestoresAnOlderToken(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store, clock *storetest.Clock) {
+		ctx := context.Background()
+		old := newAuthorizer("wxaaaaaaaaaaaaaaa7")
+		old.TokenRefreshedAt = clock.Now()
+		if _, err := s.SaveAuthorization(ctx, old, ""); err != nil {
+			t.Fatal(err)
+		}
+		// A refresh commits a newer token.
+		clock.Advance(time.Hour)
+		if _, err := s.UpdateAuthorizer(ctx, comp, old.AppID, 0, func(a *store.Authorizer) error {
+			a.AccessToken, a.RefreshToken = "AT-new", "refreshtoken@@@new"
+			a.TokenRefreshedAt, a.TokenExpiresAt = clock.Now(), clock.Now().Add(2*time.Hour)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// The save of what was read before the refresh, with new sets.
+		stale := old
+		stale.PermissionSets = []int{100}
+		got, err := s.SaveAuthorization(ctx, stale, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, _ := s.GetAuthorizer(ctx, comp, old.AppID)
+		for _, a := range []store.Authorizer{got, stored} {
+			if a.AccessToken != "AT-new" || a.RefreshToken != "refreshtoken@@@new" || !a.TokenRefreshedAt.Equal(clock.Now()) ||
+				fmt.Sprint(a.PermissionSets) != "[100]" {
+				t.Fatalf("after the stale save: %+v", a)
+			}
+		}
+		// A newer authorization replaces the tokens as before.
+		clock.Advance(time.Minute)
+		fresh := old
+		fresh.AccessToken, fresh.TokenRefreshedAt = "AT-reauthorized", clock.Now()
+		if got, _ := s.SaveAuthorization(ctx, fresh, ""); got.AccessToken != "AT-reauthorized" {
+			t.Fatalf("a newer authorization did not replace the token: %+v", got)
+		}
+	})
+}
+
 func TestConcurrentCompareAndSwapHasOneWinner(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, s *store.Store, _ *storetest.Clock) {
 		ctx := context.Background()
