@@ -5,8 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
@@ -24,15 +23,6 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, d store.Dialect)) {
 			fn(t, d)
 		})
 	}
-}
-
-func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetGauge().GetValue()
 }
 
 func TestComponentTokenFromTicket(t *testing.T) {
@@ -53,12 +43,12 @@ func TestComponentTokenFromTicket(t *testing.T) {
 		if err := p.Component.Tick(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if age := gaugeValue(t, p.Metrics.TicketAge); age != 1500 {
+		if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 1500 {
 			t.Fatalf("ticket age before any ticket = %v, want 1500 s", age)
 		}
 		// The ticket push triggers the first token fetch.
 		p.PushTicket()
-		if age := gaugeValue(t, p.Metrics.TicketAge); age != 0 {
+		if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 0 {
 			t.Fatalf("ticket age after a push = %v, want 0", age)
 		}
 		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
@@ -212,7 +202,7 @@ func TestTicketAgeKeepsGrowingWhileTheStoreIsDown(t *testing.T) {
 	if err := p.Component.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if age := gaugeValue(t, p.Metrics.TicketAge); age != 300 {
+	if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 300 {
 		t.Fatalf("ticket age = %v, want 300", age)
 	}
 	_ = p.Store.Close()
@@ -220,7 +210,7 @@ func TestTicketAgeKeepsGrowingWhileTheStoreIsDown(t *testing.T) {
 	if err := p.Component.Tick(ctx); err == nil {
 		t.Fatal("Tick with the store closed reported no error")
 	}
-	if age := gaugeValue(t, p.Metrics.TicketAge); age != 900 {
+	if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 900 {
 		t.Fatalf("ticket age with the store down = %v, want 900", age)
 	}
 }

@@ -340,8 +340,11 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		auth, err = f.o.WeChat.QueryAuth(ctx, tok, code)
 		return err
 	})
-	recovered := false
-	var stored *store.Authorizer // the account as stored, when recovery kept its tokens
+	// next is what will be stored: the exchange's answer, or what a
+	// recovery found.
+	next := store.Authorizer{AppID: auth.AppID, AccessToken: auth.AccessToken, RefreshToken: auth.RefreshToken,
+		TokenExpiresAt: asked.Add(auth.ExpiresIn), TokenRefreshedAt: asked, PermissionSets: auth.PermissionSets}
+	recovered, kept := false, false
 	if err != nil && wechat.ErrcodeOf(err) == wechat.ErrCodeInvalid {
 		// The code is used: by the other of callback and event (the
 		// session says so), or by an exchange whose answer was lost.
@@ -351,7 +354,7 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 			}
 		}
 		if appidHint != "" {
-			if auth, asked, stored, err = f.recoverUsedCode(ctx, appidHint); err == nil {
+			if next, kept, err = f.recoverUsedCode(ctx, appidHint); err == nil {
 				recovered = true
 			}
 		}
@@ -360,13 +363,13 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		f.log.WarnContext(ctx, "component: exchanging the authorization code failed", "err", err.Error(), "authorizer_appid", appidHint)
 		return "", err
 	}
-	if appidHint != "" && auth.AppID != appidHint {
-		f.log.WarnContext(ctx, "component: the event's AuthorizerAppid differs from api_query_auth's", "event_appid", appidHint, "appid", auth.AppID)
+	if appidHint != "" && next.AppID != appidHint {
+		f.log.WarnContext(ctx, "component: the event's AuthorizerAppid differs from api_query_auth's", "event_appid", appidHint, "appid", next.AppID)
 	}
 	var info wechat.AuthorizerInfo
 	err = f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
 		var err error
-		info, err = f.o.WeChat.GetAuthorizerInfo(ctx, tok, auth.AppID)
+		info, err = f.o.WeChat.GetAuthorizerInfo(ctx, tok, next.AppID)
 		return err
 	})
 	switch {
@@ -378,28 +381,24 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		return "", errs.E(errs.UpstreamUnavailable, "api_get_authorizer_info answered without the account's authorization; WeChat will retry the event")
 	case err != nil:
 		// The tokens are what matter; the nick name can wait.
-		f.log.WarnContext(ctx, "component: api_get_authorizer_info failed; storing without nick name", "appid", auth.AppID, "err", err.Error())
-	case recovered && stored != nil && sess == nil && slices.Equal(stored.PermissionSets, info.PermissionSets):
-		return auth.AppID, nil // a retry or replay for an account already up to date: nothing to change
+		f.log.WarnContext(ctx, "component: api_get_authorizer_info failed; storing without nick name", "appid", next.AppID, "err", err.Error())
+	case kept && sess == nil && slices.Equal(next.PermissionSets, info.PermissionSets):
+		return next.AppID, nil // a retry or replay for an account already up to date: nothing to change
 	case recovered:
-		auth.PermissionSets = info.PermissionSets
-		f.log.InfoContext(ctx, "component: the authorization code was used by an exchange whose answer was lost; recovered the account through api_get_authorizer_list", "appid", auth.AppID)
+		next.PermissionSets = info.PermissionSets
+		f.log.InfoContext(ctx, "component: the authorization code was used by an exchange whose answer was lost; recovered the account", "appid", next.AppID)
 	}
 	tenantID := ""
 	if sess != nil {
 		tenantID = sess.TenantID
 	}
-	saved, err := f.o.Store.SaveAuthorization(ctx, store.Authorizer{
-		ComponentAppID: f.o.AppID, AppID: auth.AppID, Status: store.StatusAuthorized,
-		AccessToken: auth.AccessToken, RefreshToken: auth.RefreshToken,
-		TokenExpiresAt: asked.Add(auth.ExpiresIn), TokenRefreshedAt: asked,
-		PermissionSets: auth.PermissionSets, NickName: info.NickName,
-	}, tenantID)
+	next.ComponentAppID, next.Status, next.NickName = f.o.AppID, store.StatusAuthorized, info.NickName
+	saved, err := f.o.Store.SaveAuthorization(ctx, next, tenantID)
 	if err != nil {
-		return "", fmt.Errorf("component: store authorization of %s: %w", auth.AppID, err)
+		return "", fmt.Errorf("component: store authorization of %s: %w", next.AppID, err)
 	}
 	if sess != nil {
-		if _, err := f.o.Store.CompleteSession(ctx, sess.ID, auth.AppID); err != nil {
+		if _, err := f.o.Store.CompleteSession(ctx, sess.ID, next.AppID); err != nil {
 			return "", fmt.Errorf("component: complete session: %w", err)
 		}
 	}
@@ -407,31 +406,30 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		f.o.OnAuthorizerChanged(saved)
 	}
 	if tenantID != "" && f.o.OnBound != nil {
-		f.o.OnBound(ctx, tenantID, auth.AppID)
+		f.o.OnBound(ctx, tenantID, next.AppID)
 	}
-	f.log.InfoContext(ctx, "component: account authorized the platform", "appid", auth.AppID, "tenant", tenantID,
+	f.log.InfoContext(ctx, "component: account authorized the platform", "appid", next.AppID, "tenant", tenantID,
 		"permission_sets", saved.PermissionSets)
-	return auth.AppID, nil
+	return next.AppID, nil
 }
 
-// recoverUsedCode obtains appid's tokens when WeChat says the event's
+// recoverUsedCode finds appid's tokens when WeChat says the event's
 // authorization code is used (61009) and no session recorded it: an earlier
 // exchange's answer was lost (a timeout after WeChat had used the code), or
 // this is an update or a retry for an account already stored. An account
-// already authorized here keeps its tokens (the token manager refreshes them
-// under its lease; only the sets and the binding change). Otherwise its
-// refresh token is still listed by api_get_authorizer_list, and a refresh
-// with it gives the access token. since is when the returned token's life
-// began; stored is the account as stored when its tokens were kept.
-func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (auth wechat.Authorization, since time.Time, stored *store.Authorizer, err error) {
-	if a, err := f.o.Store.GetAuthorizer(ctx, f.o.AppID, appid); err == nil && a.Status == store.StatusAuthorized &&
-		!a.AccessToken.IsZero() && a.TokenExpiresAt.After(f.o.Now()) {
-		return wechat.Authorization{AppID: appid, AccessToken: a.AccessToken, RefreshToken: a.RefreshToken,
-			ExpiresIn: a.TokenExpiresAt.Sub(a.TokenRefreshedAt)}, a.TokenRefreshedAt, &a, nil
-	} else if err != nil && !errs.Is(err, errs.NotFound) {
-		return auth, since, nil, err
+// already authorized here is returned as stored, kept (the token manager
+// refreshes its tokens under its lease; only the sets and the binding
+// change). Otherwise its refresh token is still listed by
+// api_get_authorizer_list, and a refresh with it gives the access token.
+func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (a store.Authorizer, kept bool, err error) {
+	a, err = f.o.Store.GetAuthorizer(ctx, f.o.AppID, appid)
+	switch {
+	case err == nil && a.Status == store.StatusAuthorized && !a.AccessToken.IsZero() && a.TokenExpiresAt.After(f.o.Now()):
+		return a, true, nil
+	case err != nil && !errs.Is(err, errs.NotFound):
+		return a, false, err
 	}
-	since = f.o.Now().UTC()
+	since := f.o.Now().UTC()
 	err = f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
 		refresh, err := f.o.WeChat.FindRefreshToken(ctx, tok, appid)
 		if err != nil {
@@ -444,10 +442,11 @@ func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (auth wechat.A
 		if err != nil {
 			return err
 		}
-		auth = wechat.Authorization{AppID: appid, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresIn: t.ExpiresIn}
+		a = store.Authorizer{AppID: appid, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
+			TokenExpiresAt: since.Add(t.ExpiresIn), TokenRefreshedAt: since}
 		return nil
 	})
-	return auth, since, nil, err
+	return a, false, err
 }
 
 // authCodeLifetime is how long an auth_code stays valid (WECHAT.md §2 item 4).

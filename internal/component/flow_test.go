@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -228,20 +227,9 @@ func TestAuthorizationEventAndRedirectRacing(t *testing.T) {
 		}
 		gotCode := make(chan string, 1)
 		release := make(chan struct{})
-		direct := componenttest.Direct(p)
-		p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			q := r.URL.Query()
-			plain, err := p.Crypter.Open(body, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
-			if err != nil {
-				http.Error(w, err.Error(), 400)
-				return
-			}
-			ev, _ := wxcrypt.ParseEvent(plain)
+		p.Events.Set(componenttest.Intercept(p, func(_ context.Context, ev wxcrypt.Event) {
 			gotCode <- ev.AuthorizationCode
 			<-release
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
-			direct.ServeHTTP(w, r)
 		}))
 		pushed := make(chan error, 1)
 		go func() {
@@ -436,35 +424,25 @@ func TestLateUnauthorizedEventIsIgnored(t *testing.T) {
 // on another replica (a browser callback): it holds the code's lease for
 // holdFor, then gives up.
 func loseExchangeAnswers(t *testing.T, p *componenttest.Platform, holdFor time.Duration) {
-	direct := componenttest.Direct(p)
-	p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		q := r.URL.Query()
-		plain, err := p.Crypter.Open(body, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
+	p.Events.Set(componenttest.Intercept(p, func(ctx context.Context, ev wxcrypt.Event) {
+		if ev.AuthorizationCode == "" {
+			return
+		}
+		if holdFor > 0 {
+			sum := sha256.Sum256([]byte(ev.AuthorizationCode))
+			lease := "authcode:" + hex.EncodeToString(sum[:16])
+			if ok, err := p.Store.TryLease(ctx, lease, "the-callback-replica", time.Minute); !ok || err != nil {
+				t.Errorf("taking the code's lease: %v, %v", ok, err)
+			}
+			time.AfterFunc(holdFor, func() { _ = p.Store.ReleaseLease(context.Background(), lease, "the-callback-replica") })
+		}
+		tok, err := p.Component.Token(ctx)
 		if err != nil {
 			t.Error(err)
 		}
-		ev, _ := wxcrypt.ParseEvent(plain)
-		if ev.AuthorizationCode != "" {
-			ctx := r.Context()
-			if holdFor > 0 {
-				sum := sha256.Sum256([]byte(ev.AuthorizationCode))
-				lease := "authcode:" + hex.EncodeToString(sum[:16])
-				if ok, err := p.Store.TryLease(ctx, lease, "the-callback-replica", time.Minute); !ok || err != nil {
-					t.Errorf("taking the code's lease: %v, %v", ok, err)
-				}
-				time.AfterFunc(holdFor, func() { _ = p.Store.ReleaseLease(context.Background(), lease, "the-callback-replica") })
-			}
-			tok, err := p.Component.Token(ctx)
-			if err != nil {
-				t.Error(err)
-			}
-			if _, err := p.WeChat.QueryAuth(ctx, tok, secret.Value(ev.AuthorizationCode)); err != nil {
-				t.Errorf("the lost exchange: %v", err)
-			}
+		if _, err := p.WeChat.QueryAuth(ctx, tok, secret.Value(ev.AuthorizationCode)); err != nil {
+			t.Errorf("the lost exchange: %v", err)
 		}
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		direct.ServeHTTP(w, r)
 	}))
 }
 

@@ -64,8 +64,9 @@ func requireTenant(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.
 // Failures answer in WeChat's shape with HTTP 200: a missing key 41001, an
 // invalid, expired or revoked one 40001 (CONTRACT §3.3).
 //
-// The proxy mounts it (with rateLimitCompat) on the /wx/:appid group and
-// then calls authorizeAppID for the appid of the path.
+// The router mounts it (with rateLimit answering writeWeChatError) on the
+// /wx/:appid group; the handlers then call authorizeAppID for the path's
+// appid.
 func requireTenantCompat(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if keys == nil {
@@ -139,31 +140,17 @@ func bearerToken(h string) (token, reason string) {
 	return tok, ""
 }
 
-// rateLimit applies the tenant's token bucket on /v1: 429 rate_limited
-// with Retry-After when it is empty. It runs after requireTenant; refused,
-// if not nil, is told of every refusal.
-func rateLimit(l TenantRateLimiter, log *slog.Logger, refused func(*gin.Context, error)) gin.HandlerFunc {
+// rateLimit applies the tenant's token bucket after requireTenant (or its
+// compatible twin): when it is empty, answer writes rate_limited with
+// Retry-After (writeError on /v1; writeWeChatError on /wx, WeChat's 45011).
+// refused, if not nil, is told of every refusal.
+func rateLimit(l TenantRateLimiter, log *slog.Logger, answer func(*gin.Context, *slog.Logger, error), refused func(*gin.Context, error)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if err := takeToken(c, l); err != nil {
 			if refused != nil {
 				refused(c, err)
 			}
-			writeError(c, log, err)
-			return
-		}
-		c.Next()
-	}
-}
-
-// rateLimitCompat is rateLimit for the compatible surface: WeChat's 45011
-// with HTTP 200 (and Retry-After).
-func rateLimitCompat(l TenantRateLimiter, log *slog.Logger, refused func(*gin.Context, error)) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if err := takeToken(c, l); err != nil {
-			if refused != nil {
-				refused(c, err)
-			}
-			writeWeChatError(c, log, err)
+			answer(c, log, err)
 			return
 		}
 		c.Next()

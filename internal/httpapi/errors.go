@@ -62,6 +62,15 @@ var localWeChatCode = map[errs.Code]bool{
 	errs.Internal:               true,
 }
 
+// answersLocally reports whether the compatible answer to e is the code of
+// wechatCodeOf rather than WeChat's own errcode: for the codes above, and
+// for a token WeChat refused even after the refresh, because on this
+// surface 40001/40014/42001 mean "your key is bad" and SDKs drop their key
+// on them.
+func answersLocally(e *errs.Error) bool {
+	return localWeChatCode[e.Code] || e.Code == errs.UpstreamError && wechat.IsTokenError(e.WeChatErrcode)
+}
+
 type errorBody struct {
 	Error errorPayload `json:"error"`
 }
@@ -121,14 +130,8 @@ func payloadDetails(e *errs.Error) map[string]any {
 func writeWeChatError(c *gin.Context, log *slog.Logger, err error) {
 	e := normalize(c, log, err)
 	code, msg := e.WeChatErrcode, e.WeChatErrmsg
-	if localWeChatCode[e.Code] {
+	if answersLocally(e) {
 		code = 0 // the contract's code, not whatever the token chain saw
-	}
-	if e.Code == errs.UpstreamError && wechat.IsTokenError(code) {
-		// WeChat refused the account's token even after a refresh. On this
-		// surface 40001/40014/42001 mean "your key is bad", and SDKs react
-		// by dropping it: answer -1 (retry later) instead.
-		code = 0
 	}
 	if code == 0 {
 		var ok bool

@@ -24,7 +24,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// Tenant API (§3.2), behind a tenant key and the tenant's rate limit.
 	proxied := proxiedRoutes{}
-	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, proxied.refused(d.Proxy)))
+	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, writeError, proxied.refused(d.Proxy)))
 	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
 	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
 	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
@@ -36,7 +36,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// WeChat-compatible API (§3.3): WeChat's paths under /wx/{appid}, the
 	// tenant key in access_token, every answer in WeChat's shape.
-	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), rateLimitCompat(d.Tenant.Limiter, d.Logger, proxied.refused(d.Proxy)))
+	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, writeWeChatError, proxied.refused(d.Proxy)))
 	for _, api := range proxy.APIs {
 		proxied.handle(wx, api.Method, api.Path, api, "compat", handleCompat(api, d.Proxy))
 	}

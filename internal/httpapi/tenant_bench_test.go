@@ -39,7 +39,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	gin.SetMode(gin.ReleaseMode)
 	engine := gin.New()
 	engine.GET("/middleware", requireTenant(d.Keys, f.metrics, log), ok)
-	engine.GET("/chain", requireTenant(d.Keys, f.metrics, log), rateLimit(d.Limiter, log, nil), ok)
+	engine.GET("/chain", requireTenant(d.Keys, f.metrics, log), rateLimit(d.Limiter, log, writeError, nil), ok)
 	engine.GET("/admin", requireAdmin(d.AdminToken, f.metrics, log), ok)
 
 	serve := func(b *testing.B, path, auth string, want int) {

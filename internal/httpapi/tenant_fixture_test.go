@@ -95,9 +95,9 @@ func newTenantFixtureOn(t testing.TB, st *store.Store, clock *storetest.Clock, o
 	d := f.deps.Tenant
 	// The /v1 and /wx probes get exactly the middleware routes.go gives the
 	// tenant routes (and the proxy the compatible ones).
-	f.router.GET("/v1/_probe/whoami", requireTenant(d.Keys, f.metrics, log), rateLimit(d.Limiter, log, nil), f.probeWhoami)
-	f.router.GET("/v1/_probe/authorizers/:appid", requireTenant(d.Keys, f.metrics, log), rateLimit(d.Limiter, log, nil), f.probeAccount(false))
-	f.router.GET("/wx/:appid/_probe", requireTenantCompat(d.Keys, f.metrics, log), rateLimitCompat(d.Limiter, log, nil), f.probeAccount(true))
+	f.router.GET("/v1/_probe/whoami", requireTenant(d.Keys, f.metrics, log), rateLimit(d.Limiter, log, writeError, nil), f.probeWhoami)
+	f.router.GET("/v1/_probe/authorizers/:appid", requireTenant(d.Keys, f.metrics, log), rateLimit(d.Limiter, log, writeError, nil), f.probeAccount(false))
+	f.router.GET("/wx/:appid/_probe", requireTenantCompat(d.Keys, f.metrics, log), rateLimit(d.Limiter, log, writeWeChatError, nil), f.probeAccount(true))
 	return f
 }
 

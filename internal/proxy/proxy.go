@@ -106,8 +106,8 @@ func (s *Service) Call(ctx context.Context, api *API, appid string, args Args) (
 			return nil, err
 		}
 		// A fresh token refused too falls through: CONTRACT §4 makes it
-		// upstream_error with WeChat's errcode, and the compatible route
-		// passes it through.
+		// upstream_error with WeChat's errcode (the compatible route
+		// answers -1, see httpapi.answersLocally).
 	}
 	switch resp.Errcode {
 	case 0:

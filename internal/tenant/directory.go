@@ -50,12 +50,11 @@ type Directory struct {
 }
 
 type snapshot struct {
-	rev      int64
-	tenants  map[string]tenantEntry
-	keys     map[string]keyEntry
-	bindings map[binding]struct{}
+	rev     int64
+	tenants map[string]tenantEntry
+	keys    map[string]keyEntry
 	// bound lists each tenant's appids, sorted (never modified once in a
-	// snapshot).
+	// snapshot): Bound searches it, BoundAppIDs hands it out.
 	bound map[string][]string
 }
 
@@ -71,12 +70,10 @@ type keyEntry struct {
 	revoked   bool
 }
 
-type binding struct{ tenantID, appid string }
-
 var emptySnapshot = &snapshot{
-	tenants:  map[string]tenantEntry{},
-	keys:     map[string]keyEntry{},
-	bindings: map[binding]struct{}{},
+	tenants: map[string]tenantEntry{},
+	keys:    map[string]keyEntry{},
+	bound:   map[string][]string{},
 }
 
 // NewDirectory returns an empty directory for componentAppID; call Reload
@@ -104,11 +101,10 @@ func (d *Directory) Reload(ctx context.Context) error {
 		return fmt.Errorf("tenant: reload directory: %w", err)
 	}
 	next := &snapshot{
-		rev:      s.Rev,
-		tenants:  make(map[string]tenantEntry, len(s.Tenants)),
-		keys:     make(map[string]keyEntry, len(s.Keys)),
-		bindings: make(map[binding]struct{}, len(s.Bindings)),
-		bound:    map[string][]string{},
+		rev:     s.Rev,
+		tenants: make(map[string]tenantEntry, len(s.Tenants)),
+		keys:    make(map[string]keyEntry, len(s.Keys)),
+		bound:   map[string][]string{},
 	}
 	for _, t := range s.Tenants {
 		next.tenants[t.ID] = tenantEntry{rateLimit: t.RateLimit, rateBurst: t.RateBurst}
@@ -121,7 +117,6 @@ func (d *Directory) Reload(ctx context.Context) error {
 		next.keys[k.KID] = e
 	}
 	for _, b := range s.Bindings {
-		next.bindings[binding{b.TenantID, b.AppID}] = struct{}{}
 		next.bound[b.TenantID] = append(next.bound[b.TenantID], b.AppID)
 	}
 	for _, appids := range next.bound {
@@ -173,7 +168,7 @@ func (d *Directory) poll(ctx context.Context) error {
 
 // Bound reports whether tenantID may see and call appid.
 func (d *Directory) Bound(tenantID, appid string) bool {
-	_, ok := d.current().bindings[binding{tenantID, appid}]
+	_, ok := slices.BinarySearch(d.current().bound[tenantID], appid)
 	return ok
 }
 

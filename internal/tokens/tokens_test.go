@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
@@ -27,14 +26,6 @@ import (
 )
 
 const appA = "wx00000000000000a1"
-
-func counter(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
-}
 
 // setup starts a platform with one authorized account.
 func setup(t *testing.T, o componenttest.Options, appids ...string) *componenttest.Platform {
@@ -292,7 +283,7 @@ func TestRefreshTokenRecoveredThroughTheAuthorizerList(t *testing.T) {
 	if n := p.Calls(sim.EndpointGetAuthorizerList, ""); n != 1 {
 		t.Fatalf("api_get_authorizer_list calls = %d", n)
 	}
-	if got := counter(p.Metrics.TokenRefreshes.WithLabelValues("authorizer", "recovered")); got != 1 {
+	if got := testutil.ToFloat64(p.Metrics.TokenRefreshes.WithLabelValues("authorizer", "recovered")); got != 1 {
 		t.Fatalf("recovered = %v", got)
 	}
 	stored, _ := p.Store.GetAuthorizer(ctx, componenttest.ComponentAppID, appA)
@@ -409,7 +400,7 @@ func TestFailedRefreshIsRetriedWhileTheOldTokenServes(t *testing.T) {
 			if a.AccessToken == old.AccessToken || a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) {
 				t.Fatal("not refreshed once WeChat recovered")
 			}
-			if got := counter(p.Metrics.TokenRefreshes.WithLabelValues("authorizer", "error")); got != 2 {
+			if got := testutil.ToFloat64(p.Metrics.TokenRefreshes.WithLabelValues("authorizer", "error")); got != 2 {
 				t.Fatalf("error refreshes = %v", got)
 			}
 		})
@@ -674,15 +665,6 @@ func TestRunStopsPromptlyDuringAStuckRefresh(t *testing.T) {
 	}
 }
 
-func gauge(t *testing.T, g prometheus.Gauge) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetGauge().GetValue()
-}
-
 // TestSoonestExpiryGaugeShowsOverdueTokens: the gauge operators alert on
 // must go to (and below) zero when a token cannot be refreshed, and says
 // +Inf while there is no token to watch.
@@ -691,7 +673,7 @@ func TestSoonestExpiryGaugeShowsOverdueTokens(t *testing.T) {
 	const life = 100 * time.Second
 	empty := setup(t, componenttest.Options{TokenLifetime: life})
 	empty.Tokens.RefreshDue(empty.Ctx())
-	if v := gauge(t, empty.Metrics.SoonestTokenExpiry); !math.IsInf(v, 1) {
+	if v := testutil.ToFloat64(empty.Metrics.SoonestTokenExpiry); !math.IsInf(v, 1) {
 		t.Fatalf("without accounts the gauge = %v, want +Inf", v)
 	}
 
@@ -703,7 +685,7 @@ func TestSoonestExpiryGaugeShowsOverdueTokens(t *testing.T) {
 	}
 	p.Clock.Advance(40 * time.Second)
 	p.Tokens.RefreshDue(ctx)
-	if v := gauge(t, p.Metrics.SoonestTokenExpiry); v != 60 {
+	if v := testutil.ToFloat64(p.Metrics.SoonestTokenExpiry); v != 60 {
 		t.Fatalf("gauge = %v, want 60", v)
 	}
 	// Both are due; only one can be refreshed. The other's token runs out.
@@ -715,7 +697,7 @@ func TestSoonestExpiryGaugeShowsOverdueTokens(t *testing.T) {
 		t.Fatal("the healthy account was not refreshed")
 	}
 	p.Tokens.RefreshDue(ctx)
-	if v := gauge(t, p.Metrics.SoonestTokenExpiry); v != -45 {
+	if v := testutil.ToFloat64(p.Metrics.SoonestTokenExpiry); v != -45 {
 		t.Fatalf("gauge = %v, want -45 (the stuck token expired 45 s ago)", v)
 	}
 }

@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
@@ -242,11 +241,11 @@ func TestRetryPolicy(t *testing.T) {
 			if n := f.sim.Counters().Calls[sim.EndpointCreatePreAuthCode]; n != tc.attempts {
 				t.Fatalf("simulator saw %d calls, want %d", n, tc.attempts)
 			}
-			if got := counter(f.metrics.UpstreamCalls.WithLabelValues("api_create_preauthcode", tc.callLabel)); got != float64(tc.attempts) {
+			if got := testutil.ToFloat64(f.metrics.UpstreamCalls.WithLabelValues("api_create_preauthcode", tc.callLabel)); got != float64(tc.attempts) {
 				t.Fatalf("upstream_calls{%s} = %v", tc.callLabel, got)
 			}
 			if tc.retryWhy != "" {
-				if got := counter(f.metrics.UpstreamRetries.WithLabelValues("api_create_preauthcode", tc.retryWhy)); got != float64(tc.attempts-1) {
+				if got := testutil.ToFloat64(f.metrics.UpstreamRetries.WithLabelValues("api_create_preauthcode", tc.retryWhy)); got != float64(tc.attempts-1) {
 					t.Fatalf("retries{%s} = %v", tc.retryWhy, got)
 				}
 			}
@@ -293,7 +292,7 @@ func TestTimeouts(t *testing.T) {
 	if d := time.Since(start); d > 900*time.Millisecond {
 		t.Fatalf("three 100ms attempts took %v", d)
 	}
-	if got := counter(f.metrics.UpstreamRetries.WithLabelValues("api_create_preauthcode", "timeout")); got != 2 {
+	if got := testutil.ToFloat64(f.metrics.UpstreamRetries.WithLabelValues("api_create_preauthcode", "timeout")); got != 2 {
 		t.Fatalf("timeout retries = %v", got)
 	}
 	// The caller's deadline bounds the whole call, retries included.
@@ -355,12 +354,4 @@ func TestAsError(t *testing.T) {
 	if e := wechat.AsError(45011, ""); e.WeChatErrmsg != wechat.Errmsg(45011) {
 		t.Errorf("empty errmsg not filled: %q", e.WeChatErrmsg)
 	}
-}
-
-func counter(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
 }

@@ -217,7 +217,11 @@ func (p *Platform) wire(o Options) {
 // Direct is an event receiver that verifies and decrypts pushes with
 // wxcrypt and hands them to Flow.HandleEvent, for tests that do not go
 // through the HTTP layer.
-func Direct(p *Platform) http.Handler {
+func Direct(p *Platform) http.Handler { return Intercept(p, nil) }
+
+// Intercept is Direct calling before (if not nil) with each decrypted event
+// first: to hold it back, or to act before the flow sees it.
+func Intercept(p *Platform, before func(ctx context.Context, ev wxcrypt.Event)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		q := r.URL.Query()
@@ -230,6 +234,9 @@ func Direct(p *Platform) http.Handler {
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
+		}
+		if before != nil {
+			before(r.Context(), ev)
 		}
 		if err := p.Flow.HandleEvent(r.Context(), ev); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
