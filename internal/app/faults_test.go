@@ -24,11 +24,11 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // reads the lease table
 
 	"github.com/wxgate/wxgate/internal/app"
+	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/faultnet"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
-	"github.com/wxgate/wxgate/internal/tokens"
 )
 
 // simRefreshToken asks the simulator (as WeChat's api_get_authorizer_list)
@@ -67,7 +67,7 @@ func earliestDue(n int, name func(int) string) (string, float64) {
 	best, frac := "", 2.0
 	for i := range n {
 		appid := name(i)
-		due := tokens.DueAt(store.Authorizer{AppID: appid, TokenRefreshedAt: t0, TokenExpiresAt: t0.Add(time.Hour)})
+		due := authorizer.DueAt(store.Authorizer{AppID: appid, TokenRefreshedAt: t0, TokenExpiresAt: t0.Add(time.Hour)})
 		if f := due.Sub(t0).Seconds() / 3600; f < frac {
 			best, frac = appid, f
 		}

@@ -11,12 +11,12 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/httpapi"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
-	"github.com/wxgate/wxgate/internal/tokens"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -84,7 +84,7 @@ type gateway struct {
 	now     func() time.Time
 	// tokens is the authorizer token manager and wechat the WeChat client
 	// (wire_platform.go); the proxy uses both.
-	tokens *tokens.Manager
+	tokens *authorizer.Manager
 	wechat *wechat.Client
 	// reloadTenants refreshes this replica's tenant directory at once
 	// (wire_tenant.go); the platform calls it after binding an account.

@@ -8,9 +8,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/httpapi"
-	"github.com/wxgate/wxgate/internal/tokens"
 	"github.com/wxgate/wxgate/internal/wechat"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
@@ -43,16 +43,16 @@ func wirePlatform(ctx context.Context, g *gateway) (httpapi.PlatformDeps, error)
 		return httpapi.PlatformDeps{}, fmt.Errorf("platform: %w", err)
 	}
 	owner := replicaID()
-	comp := component.NewTokens(component.TokenOptions{
+	comp := component.NewCredentials(component.CredentialOptions{
 		AppID: g.cfg.ComponentAppID, Store: g.store, WeChat: wx, Owner: owner,
 		Now: g.now, Logger: g.log, Metrics: g.metrics,
 	})
-	mgr := tokens.New(tokens.Options{
+	mgr := authorizer.New(authorizer.Options{
 		ComponentAppID: g.cfg.ComponentAppID, Store: g.store, WeChat: wx, Component: comp, Owner: owner,
 		Now: g.now, Logger: g.log, Metrics: g.metrics,
 	})
 	flow := component.NewFlow(component.FlowOptions{
-		AppID: g.cfg.ComponentAppID, Store: g.store, WeChat: wx, Tokens: comp, Owner: owner,
+		AppID: g.cfg.ComponentAppID, Store: g.store, WeChat: wx, Credentials: comp, Owner: owner,
 		PublicURL: g.cfg.PublicURL, MPURL: g.cfg.WeChatMPURL, OpenURL: g.cfg.WeChatOpenURL,
 		Now: g.now, Logger: g.log, Metrics: g.metrics, OnAuthorizerChanged: mgr.Apply,
 		OnBound: func(ctx context.Context, _, _ string) {
@@ -79,8 +79,7 @@ func wirePlatform(ctx context.Context, g *gateway) (httpapi.PlatformDeps, error)
 		ReplayWindow:   eventReceiptRetention,
 		Flow:           flow,
 		Directory:      g.store,
-		Accounts:       mgr,
-		Tokens:         mgr,
+		Authorizers:    mgr,
 		Component:      comp,
 		Metrics:        g.metrics,
 		Now:            g.now,

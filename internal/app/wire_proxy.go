@@ -3,17 +3,17 @@ package app
 import (
 	"time"
 
+	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/httpapi"
 	"github.com/wxgate/wxgate/internal/proxy"
-	"github.com/wxgate/wxgate/internal/tokens"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // The proxy's dependencies are the platform's token manager and WeChat client.
 var (
-	_ proxy.Accounts = (*tokens.Manager)(nil)
-	_ proxy.Upstream = (*wechat.Client)(nil)
-	_ httpapi.Proxy  = (*proxy.Service)(nil)
+	_ proxy.Authorizers = (*authorizer.Manager)(nil)
+	_ proxy.Upstream    = (*wechat.Client)(nil)
+	_ httpapi.Proxy     = (*proxy.Service)(nil)
 )
 
 // wireProxy builds the proxy over the token manager and WeChat client that

@@ -59,8 +59,8 @@ const (
 	fetchOnTicketTimeout = 3 * time.Second
 )
 
-// TokenOptions configure a Tokens.
-type TokenOptions struct {
+// CredentialOptions configure Credentials.
+type CredentialOptions struct {
 	AppID   string
 	Store   TokenStore
 	WeChat  TokenAPI
@@ -73,11 +73,11 @@ type TokenOptions struct {
 	PollInterval time.Duration
 }
 
-// Tokens keeps the component_access_token: in memory for the hot path, in
+// Credentials keeps the component_access_token: in memory for the hot path, in
 // the store for every replica, renewed at 75% of its lifetime by whichever
 // replica takes the "component-token" lease first.
-type Tokens struct {
-	o   TokenOptions
+type Credentials struct {
+	o   CredentialOptions
 	log *slog.Logger
 	sf  singleflight.Group
 
@@ -95,8 +95,8 @@ type Tokens struct {
 	started time.Time
 }
 
-// NewTokens builds a Tokens; call Load or Tick before the first Token.
-func NewTokens(o TokenOptions) *Tokens {
+// NewCredentials builds Credentials; call Load or Tick before the first Token.
+func NewCredentials(o CredentialOptions) *Credentials {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -106,7 +106,7 @@ func NewTokens(o TokenOptions) *Tokens {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
-	return &Tokens{o: o, log: o.Logger, started: o.Now()}
+	return &Credentials{o: o, log: o.Logger, started: o.Now()}
 }
 
 // Status is what GET /admin/component shows.
@@ -119,11 +119,11 @@ type Status struct {
 // ErrNoTicket is the component_not_ready error before the first ticket.
 var ErrNoTicket = errs.E(errs.ComponentNotReady, "no component_verify_ticket received yet; WeChat pushes one every 10 minutes")
 
-func (t *Tokens) leaseName() string { return "component-token:" + t.o.AppID }
+func (t *Credentials) leaseName() string { return "component-token:" + t.o.AppID }
 
 // Load reads the stored state into memory (nothing is stored before the
 // first ticket: that is not an error).
-func (t *Tokens) Load(ctx context.Context) error {
+func (t *Credentials) Load(ctx context.Context) error {
 	if _, err := t.load(ctx); err != nil && !errs.Is(err, errs.NotFound) {
 		return fmt.Errorf("component: load: %w", err)
 	}
@@ -131,7 +131,7 @@ func (t *Tokens) Load(ctx context.Context) error {
 }
 
 // load reads the stored state into memory.
-func (t *Tokens) load(ctx context.Context) (store.ComponentState, error) {
+func (t *Credentials) load(ctx context.Context) (store.ComponentState, error) {
 	st, err := t.o.Store.GetComponentState(ctx, t.o.AppID)
 	if err != nil {
 		return store.ComponentState{}, err
@@ -145,7 +145,7 @@ func (t *Tokens) load(ctx context.Context) (store.ComponentState, error) {
 	return st, nil
 }
 
-func (t *Tokens) cached() store.ComponentState {
+func (t *Credentials) cached() store.ComponentState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.cur
@@ -188,7 +188,7 @@ func due(st store.ComponentState, now time.Time) bool {
 // answers from memory; without a usable token it fetches one (once across
 // replicas). Errors: component_not_ready (no ticket yet, or WeChat answered
 // 61005/61006 for it), upstream_* when WeChat cannot be reached.
-func (t *Tokens) Token(ctx context.Context) (secret.Value, error) {
+func (t *Credentials) Token(ctx context.Context) (secret.Value, error) {
 	if st := t.cached(); usable(st, t.o.Now()) {
 		return st.Token, nil
 	}
@@ -202,7 +202,7 @@ func (t *Tokens) Token(ctx context.Context) (secret.Value, error) {
 // Invalidate is called when WeChat refused failed (40001/40014/42001): it
 // fetches a new token unless failed is no longer the current one, and
 // returns the token to retry with.
-func (t *Tokens) Invalidate(ctx context.Context, failed secret.Value) (secret.Value, error) {
+func (t *Credentials) Invalidate(ctx context.Context, failed secret.Value) (secret.Value, error) {
 	st, err := t.refresh(ctx, failed)
 	if err != nil {
 		return "", err
@@ -214,7 +214,7 @@ func (t *Tokens) Invalidate(ctx context.Context, failed secret.Value) (secret.Va
 // when there is no usable token (first start, or WeChat refused the previous
 // ticket), fetches one with it. A failed fetch is logged, not returned: the
 // ticket is stored and the next call or ticket retries.
-func (t *Tokens) HandleTicket(ctx context.Context, ticket secret.Value, receivedAt time.Time) error {
+func (t *Credentials) HandleTicket(ctx context.Context, ticket secret.Value, receivedAt time.Time) error {
 	if ticket.IsZero() {
 		return errs.E(errs.InvalidArgument, "empty component_verify_ticket")
 	}
@@ -243,7 +243,7 @@ func (t *Tokens) HandleTicket(ctx context.Context, ticket secret.Value, received
 // is usable, not due and not failed, and otherwise fetches a new one under
 // the cross-replica lease. Concurrent callers in this process share one
 // flight.
-func (t *Tokens) refresh(ctx context.Context, failed secret.Value) (store.ComponentState, error) {
+func (t *Credentials) refresh(ctx context.Context, failed secret.Value) (store.ComponentState, error) {
 	ch := t.sf.DoChan("token", func() (any, error) {
 		return t.refreshOnce(ctx, failed)
 	})
@@ -272,7 +272,7 @@ func good(st store.ComponentState, failed secret.Value, now time.Time) bool {
 	return usable(st, now) && !due(st, now) && (failed.IsZero() || st.Token != failed)
 }
 
-func (t *Tokens) refreshOnce(ctx context.Context, failed secret.Value) (store.ComponentState, error) {
+func (t *Credentials) refreshOnce(ctx context.Context, failed secret.Value) (store.ComponentState, error) {
 	// Detached from the caller (others may have joined the flight), bounded
 	// by the lease and by Run's lifetime.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseTTL)
@@ -373,7 +373,7 @@ func (t *Tokens) refreshOnce(ctx context.Context, failed secret.Value) (store.Co
 
 // refusedFor returns WeChat's refusal if st's ticket is the one WeChat
 // already refused.
-func (t *Tokens) refusedFor(st store.ComponentState) error {
+func (t *Credentials) refusedFor(st store.ComponentState) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.refused != nil && st.TicketReceivedAt.Equal(t.refusedTicket) {
@@ -384,7 +384,7 @@ func (t *Tokens) refusedFor(st store.ComponentState) error {
 
 // waitForOther waits for the replica holding the lease to store its token.
 // A usable token (not the failed one) is returned at once.
-func (t *Tokens) waitForOther(ctx context.Context, st store.ComponentState, failed secret.Value) (store.ComponentState, error) {
+func (t *Credentials) waitForOther(ctx context.Context, st store.ComponentState, failed secret.Value) (store.ComponentState, error) {
 	if usable(st, t.o.Now()) && (failed.IsZero() || st.Token != failed) {
 		return st, nil
 	}
@@ -406,14 +406,14 @@ func (t *Tokens) waitForOther(ctx context.Context, st store.ComponentState, fail
 	return store.ComponentState{}, errs.E(errs.ComponentNotReady, "the component token is being refreshed by another replica; try again")
 }
 
-func (t *Tokens) count(result string) {
+func (t *Credentials) count(result string) {
 	if t.o.Metrics != nil {
 		t.o.Metrics.TokenRefreshes.WithLabelValues("component", result).Inc()
 	}
 }
 
 // Status returns the ticket's arrival and the token's expiry.
-func (t *Tokens) Status(ctx context.Context) (Status, error) {
+func (t *Credentials) Status(ctx context.Context) (Status, error) {
 	s := Status{ComponentAppID: t.o.AppID}
 	st, err := t.load(ctx)
 	if errs.Is(err, errs.NotFound) {
@@ -436,7 +436,7 @@ func (t *Tokens) Status(ctx context.Context) (Status, error) {
 // Tick reloads the stored state, updates the ticket-age metric and renews
 // the token when it is due. Run calls it every PollInterval; tests call it
 // after moving their clock.
-func (t *Tokens) Tick(ctx context.Context) error {
+func (t *Credentials) Tick(ctx context.Context) error {
 	st, err := t.load(ctx)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		// The store is unreachable: the ticket is not getting younger, so
@@ -468,7 +468,7 @@ func (t *Tokens) Tick(ctx context.Context) error {
 
 // Run renews the token in the background until ctx ends; it returns nil on
 // cancellation.
-func (t *Tokens) Run(ctx context.Context) error {
+func (t *Credentials) Run(ctx context.Context) error {
 	t.running.Store(&ctx)
 	tick := time.NewTicker(t.o.PollInterval)
 	defer tick.Stop()
@@ -492,7 +492,7 @@ func (t *Tokens) Run(ctx context.Context) error {
 
 // withToken runs fn with the component token and, when WeChat refuses the
 // token (40001/40014/42001), once more with a fresh one.
-func (t *Tokens) withToken(ctx context.Context, fn func(secret.Value) error) error {
+func (t *Credentials) withToken(ctx context.Context, fn func(secret.Value) error) error {
 	tok, err := t.Token(ctx)
 	if err != nil {
 		return err
@@ -508,6 +508,6 @@ func (t *Tokens) withToken(ctx context.Context, fn func(secret.Value) error) err
 }
 
 // WithToken is withToken for other packages (the authorizer token manager).
-func (t *Tokens) WithToken(ctx context.Context, fn func(secret.Value) error) error {
+func (t *Credentials) WithToken(ctx context.Context, fn func(secret.Value) error) error {
 	return t.withToken(ctx, fn)
 }

@@ -30,17 +30,17 @@ func TestComponentTokenFromTicket(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
 		p := componenttest.New(t, componenttest.Options{Dialect: d, TokenLifetime: 100 * time.Second})
 		ctx := p.Ctx()
-		if _, err := p.Component.Token(ctx); !errs.Is(err, errs.ComponentNotReady) {
+		if _, err := p.Credentials.Token(ctx); !errs.Is(err, errs.ComponentNotReady) {
 			t.Fatalf("before any ticket: %v", err)
 		}
-		st, err := p.Component.Status(ctx)
+		st, err := p.Credentials.Status(ctx)
 		if err != nil || st.TicketReceivedAt != nil || st.TokenExpiresAt != nil || st.ComponentAppID != componenttest.ComponentAppID {
 			t.Fatalf("status before any ticket = %+v, %v", st, err)
 		}
 		// Before any ticket the age metric counts the wait, so an alert on
 		// it fires when pushes never start.
 		p.Clock.Advance(25 * time.Minute)
-		if err := p.Component.Tick(ctx); err != nil {
+		if err := p.Credentials.Tick(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 1500 {
@@ -54,11 +54,11 @@ func TestComponentTokenFromTicket(t *testing.T) {
 		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
 			t.Fatalf("api_component_token calls after the first ticket = %d", n)
 		}
-		tok, err := p.Component.Token(ctx)
+		tok, err := p.Credentials.Token(ctx)
 		if err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
 			t.Fatalf("token = %v, %v", tok, err)
 		}
-		st, _ = p.Component.Status(ctx)
+		st, _ = p.Credentials.Status(ctx)
 		if st.TicketReceivedAt == nil || !st.TicketReceivedAt.Equal(p.Clock.Now()) || st.TokenExpiresAt == nil || !st.TokenExpiresAt.Equal(p.Clock.Now().Add(100*time.Second)) {
 			t.Fatalf("status = %+v", st)
 		}
@@ -69,25 +69,25 @@ func TestComponentTokenFromTicket(t *testing.T) {
 		}
 		// Not due at 70% of the lifetime, due at 75%.
 		p.Clock.Advance(70 * time.Second)
-		if err := p.Component.Tick(ctx); err != nil {
+		if err := p.Credentials.Tick(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
 			t.Fatalf("refreshed before due: %d calls", n)
 		}
 		p.Clock.Advance(6 * time.Second)
-		if err := p.Component.Tick(ctx); err != nil {
+		if err := p.Credentials.Tick(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
 			t.Fatalf("not refreshed when due: %d calls", n)
 		}
-		if tok2, _ := p.Component.Token(ctx); tok2 == tok || tok2.Reveal() != p.Sim.CurrentComponentToken() {
+		if tok2, _ := p.Credentials.Token(ctx); tok2 == tok || tok2.Reveal() != p.Sim.CurrentComponentToken() {
 			t.Fatal("the refreshed token is not served")
 		}
 		// Restart: a new replica on the same database serves the stored token.
 		r := p.Replica(componenttest.Options{})
-		if tok3, err := r.Component.Token(ctx); err != nil || tok3.Reveal() != p.Sim.CurrentComponentToken() {
+		if tok3, err := r.Credentials.Token(ctx); err != nil || tok3.Reveal() != p.Sim.CurrentComponentToken() {
 			t.Fatalf("after restart: %v, %v", tok3, err)
 		}
 		if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
@@ -110,7 +110,7 @@ func TestComponentTokenRefreshedOnceAcrossReplicas(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if err := r.Component.Tick(ctx); err != nil {
+					if err := r.Credentials.Tick(ctx); err != nil {
 						t.Error(err)
 					}
 				}()
@@ -122,10 +122,10 @@ func TestComponentTokenRefreshedOnceAcrossReplicas(t *testing.T) {
 		t.Fatalf("api_component_token calls = %d, want 4 (first + one per lifetime)", n)
 	}
 	for i, r := range replicas {
-		if err := r.Component.Tick(ctx); err != nil { // the periodic reload
+		if err := r.Credentials.Tick(ctx); err != nil { // the periodic reload
 			t.Fatal(err)
 		}
-		if tok, err := r.Component.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+		if tok, err := r.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
 			t.Fatalf("replica %d serves %v, %v", i, tok, err)
 		}
 	}
@@ -136,20 +136,20 @@ func TestBadTicketIsReportedAndRecoveredByTheNextOne(t *testing.T) {
 	p := componenttest.New(t, componenttest.Options{})
 	ctx := p.Ctx()
 	// A ticket WeChat does not know (e.g. from another platform's config).
-	if err := p.Component.HandleTicket(ctx, secret.Value("ticket@@@unknown"), p.Clock.Now()); err != nil {
+	if err := p.Credentials.HandleTicket(ctx, secret.Value("ticket@@@unknown"), p.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := p.Component.Token(ctx)
+	_, err := p.Credentials.Token(ctx)
 	e := errs.As(err)
 	if e == nil || e.Code != errs.ComponentNotReady || e.WeChatErrcode != wechat.ErrTicketInvalid {
 		t.Fatalf("token with a bad ticket: %v", err)
 	}
 	// The refused ticket is not sent again, on demand or by the upkeep.
 	for range 3 {
-		if _, err := p.Component.Token(ctx); wechat.ErrcodeOf(err) != wechat.ErrTicketInvalid {
+		if _, err := p.Credentials.Token(ctx); wechat.ErrcodeOf(err) != wechat.ErrTicketInvalid {
 			t.Fatalf("token with a bad ticket: %v", err)
 		}
-		if err := p.Component.Tick(ctx); err == nil {
+		if err := p.Credentials.Tick(ctx); err == nil {
 			t.Fatal("tick with a bad ticket succeeded")
 		}
 	}
@@ -158,11 +158,11 @@ func TestBadTicketIsReportedAndRecoveredByTheNextOne(t *testing.T) {
 	}
 	p.Clock.Advance(time.Second)
 	p.PushTicket()
-	if tok, err := p.Component.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+	if tok, err := p.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
 		t.Fatalf("after a good ticket: %v, %v", tok, err)
 	}
 	// An older ticket arriving late does not replace the newer one.
-	if err := p.Component.HandleTicket(ctx, secret.Value("ticket@@@late"), p.Clock.Now().Add(-time.Hour)); err != nil {
+	if err := p.Credentials.HandleTicket(ctx, secret.Value("ticket@@@late"), p.Clock.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := p.Store.GetComponentState(ctx, componenttest.ComponentAppID)
@@ -199,7 +199,7 @@ func TestTicketAgeKeepsGrowingWhileTheStoreIsDown(t *testing.T) {
 	ctx := p.Ctx()
 	p.PushTicket()
 	p.Clock.Advance(5 * time.Minute)
-	if err := p.Component.Tick(ctx); err != nil {
+	if err := p.Credentials.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 300 {
@@ -207,7 +207,7 @@ func TestTicketAgeKeepsGrowingWhileTheStoreIsDown(t *testing.T) {
 	}
 	_ = p.Store.Close()
 	p.Clock.Advance(10 * time.Minute)
-	if err := p.Component.Tick(ctx); err == nil {
+	if err := p.Credentials.Tick(ctx); err == nil {
 		t.Fatal("Tick with the store closed reported no error")
 	}
 	if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 900 {

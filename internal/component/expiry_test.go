@@ -32,7 +32,7 @@ func TestComponentTokenExpiryCountsFromWhenWeChatWasAsked(t *testing.T) {
 	})
 	asked := p.Clock.Now()
 	p.PushTicket() // fetches the first token
-	st, err := p.Component.Status(p.Ctx())
+	st, err := p.Credentials.Status(p.Ctx())
 	if err != nil || st.TokenExpiresAt == nil {
 		t.Fatalf("status %+v, %v", st, err)
 	}

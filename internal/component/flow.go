@@ -52,10 +52,10 @@ var _ FlowAPI = (*wechat.Client)(nil)
 
 // FlowOptions configure a Flow.
 type FlowOptions struct {
-	AppID  string
-	Store  FlowStore
-	WeChat FlowAPI
-	Tokens *Tokens
+	AppID       string
+	Store       FlowStore
+	WeChat      FlowAPI
+	Credentials *Credentials
 	// Owner identifies this replica in leases.
 	Owner string
 	// PublicURL, MPURL and OpenURL are WXGATE_PUBLIC_URL,
@@ -141,7 +141,7 @@ func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req Aut
 		return Authorization{}, errs.Invalid("biz_appid", "biz_appid must be a WeChat appid")
 	}
 	var code wechat.PreAuthCode
-	err := f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+	err := f.o.Credentials.withToken(ctx, func(tok secret.Value) error {
 		var err error
 		code, err = f.o.WeChat.CreatePreAuthCode(ctx, tok)
 		return err
@@ -255,7 +255,7 @@ func (f *Flow) Callback(ctx context.Context, sessionID, authCode string) (Callba
 func (f *Flow) HandleEvent(ctx context.Context, ev wxcrypt.Event) error {
 	switch ev.InfoType {
 	case wxcrypt.InfoTypeVerifyTicket:
-		return f.o.Tokens.HandleTicket(ctx, secret.Value(ev.ComponentVerifyTicket), f.o.Now())
+		return f.o.Credentials.HandleTicket(ctx, secret.Value(ev.ComponentVerifyTicket), f.o.Now())
 	case wxcrypt.InfoTypeAuthorized, wxcrypt.InfoTypeUpdateAuthorized:
 		if ev.AuthorizationCode == "" || ev.AuthorizerAppid == "" {
 			return errs.E(errs.InvalidArgument, "authorization event without AuthorizationCode or AuthorizerAppid")
@@ -335,7 +335,7 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 	// The account's first token lives from no later than this: its expiry
 	// counts from here, not from after api_get_authorizer_info and the write.
 	asked := f.o.Now().UTC()
-	err := f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+	err := f.o.Credentials.withToken(ctx, func(tok secret.Value) error {
 		var err error
 		auth, err = f.o.WeChat.QueryAuth(ctx, tok, code)
 		return err
@@ -367,7 +367,7 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		f.log.WarnContext(ctx, "component: the event's AuthorizerAppid differs from api_query_auth's", "event_appid", appidHint, "appid", next.AppID)
 	}
 	var info wechat.AuthorizerInfo
-	err = f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+	err = f.o.Credentials.withToken(ctx, func(tok secret.Value) error {
 		var err error
 		info, err = f.o.WeChat.GetAuthorizerInfo(ctx, tok, next.AppID)
 		return err
@@ -430,7 +430,7 @@ func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (a store.Autho
 		return a, false, err
 	}
 	since := f.o.Now().UTC()
-	err = f.o.Tokens.withToken(ctx, func(tok secret.Value) error {
+	err = f.o.Credentials.withToken(ctx, func(tok secret.Value) error {
 		refresh, err := f.o.WeChat.FindRefreshToken(ctx, tok, appid)
 		if err != nil {
 			return err

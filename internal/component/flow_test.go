@@ -102,10 +102,10 @@ func checkAuthorized(t *testing.T, p *componenttest.Platform, tenant, appid stri
 		a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appid) || a.RefreshToken.IsZero() {
 		t.Fatalf("stored authorizer = %+v", a)
 	}
-	if err := p.Tokens.Sync(ctx); err != nil { // the periodic poll
+	if err := p.Authorizers.Sync(ctx); err != nil { // the periodic poll
 		t.Fatal(err)
 	}
-	got, ok := p.Tokens.Get(appid)
+	got, ok := p.Authorizers.Get(appid)
 	if !ok || got.AccessToken != a.AccessToken || got.Version != a.Version {
 		t.Fatalf("token manager has %+v", got)
 	}
@@ -276,7 +276,7 @@ func TestUpdateAuthorizedChangesSets(t *testing.T) {
 	p.NewAccount(appA, 1, 2)
 	tenant := p.NewTenant("acme")
 	p.Authorize(tenant, appA)
-	before, _ := p.Tokens.Get(appA)
+	before, _ := p.Authorizers.Get(appA)
 	// The admin removes set 2 and adds 100: WeChat pushes updateauthorized
 	// (without a pre_auth_code) with a new code and a new refresh token.
 	if err := p.Sim.SetPermissionSets(p.Ctx(), appA, []int{1, 100}, true); err != nil {
@@ -286,11 +286,11 @@ func TestUpdateAuthorizedChangesSets(t *testing.T) {
 	if a.Version <= before.Version {
 		t.Fatal("version did not move")
 	}
-	if got, _ := p.Tokens.Get(appA); !slices.Equal(got.PermissionSets, []int{1, 100}) {
+	if got, _ := p.Authorizers.Get(appA); !slices.Equal(got.PermissionSets, []int{1, 100}) {
 		t.Fatalf("token manager sets = %v", got.PermissionSets)
 	}
 	// The new refresh token works.
-	if _, err := p.Tokens.ForceRefresh(p.Ctx(), appA); err != nil {
+	if _, err := p.Authorizers.ForceRefresh(p.Ctx(), appA); err != nil {
 		t.Fatalf("refresh with the rotated refresh token: %v", err)
 	}
 }
@@ -304,7 +304,7 @@ func TestUnauthorized(t *testing.T) {
 		p.NewAccount(appA)
 		tenant := p.NewTenant("acme")
 		p.Authorize(tenant, appA)
-		if err := other.Tokens.Sync(p.Ctx()); err != nil {
+		if err := other.Authorizers.Sync(p.Ctx()); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.Sim.Unauthorize(p.Ctx(), appA); err != nil {
@@ -315,23 +315,23 @@ func TestUnauthorized(t *testing.T) {
 			t.Fatalf("after unauthorized: %+v, %v", a, err)
 		}
 		// This replica refuses at once; the other one after its next poll.
-		if _, err := p.Tokens.Token(p.Ctx(), appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
+		if _, err := p.Authorizers.Token(p.Ctx(), appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
 			t.Fatalf("token after unauthorized: %v", err)
 		}
-		if err := other.Tokens.Sync(p.Ctx()); err != nil {
+		if err := other.Authorizers.Sync(p.Ctx()); err != nil {
 			t.Fatal(err)
 		}
-		if g, _ := other.Tokens.Get(appA); g.Status != store.StatusUnauthorized || !g.AccessToken.IsZero() {
+		if g, _ := other.Authorizers.Get(appA); g.Status != store.StatusUnauthorized || !g.AccessToken.IsZero() {
 			t.Fatalf("other replica: %+v", g)
 		}
-		if _, err := other.Tokens.OnTokenError(p.Ctx(), appA, "90_old"); !errs.Is(err, errs.AuthorizerUnauthorized) {
+		if _, err := other.Authorizers.OnTokenError(p.Ctx(), appA, "90_old"); !errs.Is(err, errs.AuthorizerUnauthorized) {
 			t.Fatalf("token error after unauthorized: %v", err)
 		}
-		if _, err := p.Tokens.ForceRefresh(p.Ctx(), appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
+		if _, err := p.Authorizers.ForceRefresh(p.Ctx(), appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
 			t.Fatalf("forced refresh after unauthorized: %v", err)
 		}
 		p.Clock.Advance(3 * time.Hour)
-		p.Tokens.RefreshDue(p.Ctx())
+		p.Authorizers.RefreshDue(p.Ctx())
 		if n := p.Calls(sim.EndpointAuthorizerToken, ""); n != 0 {
 			t.Fatalf("refreshed an unauthorized account %d times", n)
 		}
@@ -436,7 +436,7 @@ func loseExchangeAnswers(t *testing.T, p *componenttest.Platform, holdFor time.D
 			}
 			time.AfterFunc(holdFor, func() { _ = p.Store.ReleaseLease(context.Background(), lease, "the-callback-replica") })
 		}
-		tok, err := p.Component.Token(ctx)
+		tok, err := p.Credentials.Token(ctx)
 		if err != nil {
 			t.Error(err)
 		}
@@ -500,10 +500,10 @@ func TestLostUpdateAnswerStillUpdatesTheSets(t *testing.T) {
 				!slices.Equal(a.PermissionSets, []int{1, 100}) || a.Status != store.StatusAuthorized {
 				t.Fatalf("after the lost update: %+v, %v", a, err)
 			}
-			if _, err := p.Tokens.ForceRefresh(p.Ctx(), appA); err != nil {
+			if _, err := p.Authorizers.ForceRefresh(p.Ctx(), appA); err != nil {
 				t.Fatalf("refresh after the lost update: %v", err)
 			}
-			if a, _ := p.Tokens.Get(appA); a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) || a.Status != store.StatusAuthorized {
+			if a, _ := p.Authorizers.Get(appA); a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) || a.Status != store.StatusAuthorized {
 				t.Fatalf("after the refresh: %+v", a)
 			}
 		})

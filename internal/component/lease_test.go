@@ -41,7 +41,7 @@ func TestDeadRefresherBlocksTheComponentTokenForAnEighthOfItsLifetime(t *testing
 	armed.Store(true)
 	p.Clock.Advance(life * 3 / 4) // due
 	done := make(chan error, 1)
-	go func() { done <- p.Component.Tick(ctx) }()
+	go func() { done <- p.Credentials.Tick(ctx) }()
 	select {
 	case <-arrived:
 	case <-time.After(10 * time.Second):

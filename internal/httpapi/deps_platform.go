@@ -29,12 +29,11 @@ type PlatformDeps struct {
 	Flow AuthorizationFlow
 	// Directory lists authorizers, tenant-scoped or not (the store).
 	Directory AuthorizerDirectory
-	// Accounts is the token manager's in-memory copy of every authorizer:
-	// the tenant routes read it instead of the store.
-	Accounts AccountCache
-	// Tokens forces a token refresh (tokens.Manager).
-	Tokens TokenRefresher
-	// Component reports the ticket and component token (component.Tokens).
+	// Authorizers is the authorizer manager (authorizer.Manager): its
+	// in-memory copy of every account, which the tenant routes read instead
+	// of the store, and forced token refreshes.
+	Authorizers Authorizers
+	// Component reports the ticket and component token (component.Credentials).
 	Component ComponentStatus
 	Metrics   *obs.Metrics
 	Now       func() time.Time
@@ -75,15 +74,13 @@ type AuthorizerDirectory interface {
 	ListBindings(ctx context.Context, componentAppID string) ([]store.Binding, error)
 }
 
-// AccountCache reads an authorizer from memory (false when this replica
-// has not loaded it yet).
-type AccountCache interface {
+// Authorizers is the authorizer manager as the platform routes use it.
+type Authorizers interface {
+	// Get reads an authorizer from memory (false when this replica has not
+	// loaded it yet).
 	Get(appid string) (store.Authorizer, bool)
-}
-
-// TokenRefresher forces an authorizer token refresh. Errors: not_found,
-// authorizer_unauthorized, upstream_*, component_not_ready.
-type TokenRefresher interface {
+	// ForceRefresh refreshes the account's token now. Errors: not_found,
+	// authorizer_unauthorized, upstream_*, component_not_ready.
 	ForceRefresh(ctx context.Context, appid string) (store.Authorizer, error)
 }
 
@@ -95,7 +92,7 @@ type ComponentStatus interface {
 var (
 	_ AuthorizationFlow   = (*component.Flow)(nil)
 	_ EventHandler        = (*component.Flow)(nil)
-	_ ComponentStatus     = (*component.Tokens)(nil)
+	_ ComponentStatus     = (*component.Credentials)(nil)
 	_ EventReceipts       = (*store.Store)(nil)
 	_ AuthorizerDirectory = (*store.Store)(nil)
 )

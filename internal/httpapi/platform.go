@@ -175,8 +175,8 @@ func handleGetAuthorizer(d PlatformDeps, bindings BindingChecker, log *slog.Logg
 // when this replica has not loaded it yet (authorized a moment ago on
 // another replica) or has no such memory, with the tenant-scoped query.
 func (d PlatformDeps) account(c *gin.Context, tenantID, appid string) (store.Authorizer, error) {
-	if d.Accounts != nil {
-		if a, ok := d.Accounts.Get(appid); ok {
+	if d.Authorizers != nil {
+		if a, ok := d.Authorizers.Get(appid); ok {
 			return a, nil
 		}
 	}
@@ -227,13 +227,13 @@ type adminAuthorizerJSON struct {
 // handleAdminRefresh is POST /admin/authorizers/{appid}/refresh: a forced
 // token refresh, answered with the account's AUTHORIZER.
 func handleAdminRefresh(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
-	if d.Tokens == nil {
+	if d.Authorizers == nil {
 		return notWired(log)
 	}
 	return func(c *gin.Context) {
 		appid := c.Param("appid")
 		c.Set(ctxAppID, appid)
-		a, err := d.Tokens.ForceRefresh(c.Request.Context(), appid)
+		a, err := d.Authorizers.ForceRefresh(c.Request.Context(), appid)
 		if err != nil {
 			writeError(c, log, err)
 			return

@@ -37,7 +37,7 @@ import (
 func platformDepsOf(p *componenttest.Platform) PlatformDeps {
 	return PlatformDeps{
 		ComponentAppID: p.AppID, Crypter: p.Crypter, Events: p.Flow, Receipts: p.Store, Flow: p.Flow,
-		Directory: p.Store, Accounts: p.Tokens, Tokens: p.Tokens, Component: p.Component, Metrics: p.Metrics, Now: p.Clock.Now,
+		Directory: p.Store, Authorizers: p.Authorizers, Component: p.Credentials, Metrics: p.Metrics, Now: p.Clock.Now,
 	}
 }
 
@@ -351,7 +351,7 @@ func TestEventsThroughTheRouter(t *testing.T) {
 	ctx := p.Ctx()
 	// A ticket pushed by the simulator goes through /wechat/events.
 	p.PushTicket()
-	if _, err := p.Component.Token(ctx); err != nil {
+	if _, err := p.Credentials.Token(ctx); err != nil {
 		t.Fatalf("component token after the pushed ticket: %v", err)
 	}
 	// Unknown InfoType: acknowledged, nothing changes.
@@ -366,7 +366,7 @@ func TestEventsThroughTheRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := p.Tokens.Get(appA1); !ok {
+	if _, ok := p.Authorizers.Get(appA1); !ok {
 		t.Fatal("the authorized event was not handled")
 	}
 	// Replaying the authorized event (same ciphertext) changes nothing;

@@ -13,9 +13,9 @@ import (
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
-// Accounts is the authorizer token manager as the proxy uses it. Get reads
-// the in-memory cache only (no database on the hot path).
-type Accounts interface {
+// Authorizers is the authorizer manager (authorizer.Manager) as the proxy
+// uses it. Get reads the in-memory cache only (no database on the hot path).
+type Authorizers interface {
 	// Get returns the cached authorizer; false if the component has no such account.
 	Get(appid string) (store.Authorizer, bool)
 	// OnTokenError is called after WeChat refused failed with 40001/40014/42001:
@@ -32,16 +32,16 @@ type Upstream interface {
 
 // Service runs proxied calls.
 type Service struct {
-	accounts Accounts
-	upstream Upstream
-	metrics  *obs.Metrics
-	log      *slog.Logger
-	timeout  time.Duration
+	authorizers Authorizers
+	upstream    Upstream
+	metrics     *obs.Metrics
+	log         *slog.Logger
+	timeout     time.Duration
 }
 
 // NewService builds the proxy. timeout bounds one call, retries included.
-func NewService(accounts Accounts, upstream Upstream, m *obs.Metrics, log *slog.Logger, timeout time.Duration) *Service {
-	return &Service{accounts: accounts, upstream: upstream, metrics: m, log: log, timeout: timeout}
+func NewService(authorizers Authorizers, upstream Upstream, m *obs.Metrics, log *slog.Logger, timeout time.Duration) *Service {
+	return &Service{authorizers: authorizers, upstream: upstream, metrics: m, log: log, timeout: timeout}
 }
 
 // Check refuses a call locally, before anything is sent to WeChat: unknown
@@ -54,7 +54,7 @@ func (s *Service) Check(api *API, appid string) error {
 }
 
 func (s *Service) authorize(api *API, appid string) (store.Authorizer, error) {
-	a, ok := s.accounts.Get(appid)
+	a, ok := s.authorizers.Get(appid)
 	if !ok {
 		return a, errs.E(errs.NotFound, "authorizer not found")
 	}
@@ -97,7 +97,7 @@ func (s *Service) Call(ctx context.Context, api *API, appid string, args Args) (
 	}
 	if wechat.IsTokenError(resp.Errcode) {
 		s.metrics.UpstreamRetries.WithLabelValues(api.Name, "token").Inc()
-		tok, terr := s.accounts.OnTokenError(ctx, appid, req.AccessToken)
+		tok, terr := s.authorizers.OnTokenError(ctx, appid, req.AccessToken)
 		if terr != nil {
 			return nil, terr
 		}
@@ -115,7 +115,7 @@ func (s *Service) Call(ctx context.Context, api *API, appid string, args Args) (
 	case wechat.ErrAPIUnauthorized, wechat.ErrAPIUnauthorizedToComp:
 		// WeChat refused despite the local grant: re-read the sets so the
 		// next call is refused locally if the grant is really gone.
-		fresh, rerr := s.accounts.RefreshInfo(ctx, appid)
+		fresh, rerr := s.authorizers.RefreshInfo(ctx, appid)
 		if rerr != nil {
 			s.log.WarnContext(ctx, "re-reading permission sets failed", "appid", appid, "err", rerr.Error())
 			fresh = a

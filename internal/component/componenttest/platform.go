@@ -22,13 +22,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
-	"github.com/wxgate/wxgate/internal/tokens"
 	"github.com/wxgate/wxgate/internal/wechat"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
@@ -55,8 +55,8 @@ type Options struct {
 	EventHandler func(*Platform) http.Handler
 	// WeChat adjusts the WeChat client's options.
 	WeChat func(*wechat.Options)
-	// Tokens adjusts the token manager's options.
-	Tokens func(*tokens.Options)
+	// Authorizers adjusts the authorizer manager's options.
+	Authorizers func(*authorizer.Options)
 	// Sim adjusts the simulator's options.
 	Sim func(*sim.Options)
 	// SimMiddleware wraps the simulator's handler (to observe calls).
@@ -76,9 +76,9 @@ type Platform struct {
 	DatabaseURL string
 	Store       *store.Store
 	WeChat      *wechat.Client
-	Component   *component.Tokens
+	Credentials *component.Credentials
 	Flow        *component.Flow
-	Tokens      *tokens.Manager
+	Authorizers *authorizer.Manager
 	Metrics     *obs.Metrics
 	Crypter     *wxcrypt.Crypter
 	Log         *slog.Logger
@@ -187,29 +187,29 @@ func (p *Platform) wire(o Options) {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.WeChat.CloseIdle)
-	p.Component = component.NewTokens(component.TokenOptions{
+	p.Credentials = component.NewCredentials(component.CredentialOptions{
 		AppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Owner: p.Owner,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
 	})
-	to := tokens.Options{
-		ComponentAppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Component: p.Component, Owner: p.Owner,
+	to := authorizer.Options{
+		ComponentAppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Component: p.Credentials, Owner: p.Owner,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
 	}
-	if o.Tokens != nil {
-		o.Tokens(&to)
+	if o.Authorizers != nil {
+		o.Authorizers(&to)
 	}
-	p.Tokens = tokens.New(to)
+	p.Authorizers = authorizer.New(to)
 	p.Flow = component.NewFlow(component.FlowOptions{
-		AppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Tokens: p.Component, Owner: p.Owner,
+		AppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Credentials: p.Credentials, Owner: p.Owner,
 		PublicURL: PublicURL, MPURL: p.SimServer.URL, OpenURL: p.SimServer.URL,
-		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics, OnAuthorizerChanged: p.Tokens.Apply,
+		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics, OnAuthorizerChanged: p.Authorizers.Apply,
 		OnBound: o.OnBound, CompletionWait: 5 * time.Second,
 	})
 	ctx := context.Background()
-	if err := p.Component.Load(ctx); err != nil {
+	if err := p.Credentials.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Tokens.Load(ctx); err != nil {
+	if err := p.Authorizers.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-// Package tokens is the authorizer token manager: an in-memory cache of
+// Package authorizer is the authorizer token manager: an in-memory cache of
 // every authorizer of the component (status, permission sets, access token,
 // expiry) that answers the proxy's hot path without a database query, and
 // the background refresher that renews each access token well before it
@@ -24,7 +24,7 @@
 //     per appid by a hash so thousands of accounts authorized together do
 //     not renew in the same second, and proportional so a short simulated
 //     lifetime behaves like WeChat's 7200 s.
-package tokens
+package authorizer
 
 import (
 	"context"
@@ -68,7 +68,7 @@ var _ API = (*wechat.Client)(nil)
 
 // ComponentToken runs a component API call with a valid
 // component_access_token (retrying once with a new one when WeChat refuses
-// it). component.Tokens implements it.
+// it). component.Credentials implements it.
 type ComponentToken interface {
 	WithToken(ctx context.Context, fn func(secret.Value) error) error
 }
@@ -210,17 +210,17 @@ func (m *Manager) Load(ctx context.Context) error {
 	defer m.pollMu.Unlock()
 	rev, err := m.o.Store.Revision(ctx, "authorizers")
 	if err != nil {
-		return fmt.Errorf("tokens: load: %w", err)
+		return fmt.Errorf("authorizer: load: %w", err)
 	}
 	all, err := m.o.Store.ListAuthorizers(ctx, m.o.ComponentAppID)
 	if err != nil {
-		return fmt.Errorf("tokens: load: %w", err)
+		return fmt.Errorf("authorizer: load: %w", err)
 	}
 	for _, a := range all {
 		m.Apply(a)
 	}
 	m.rev = rev
-	m.log.InfoContext(ctx, "tokens: loaded authorizers", "count", len(all), "rev", rev)
+	m.log.InfoContext(ctx, "authorizer: loaded authorizers", "count", len(all), "rev", rev)
 	return nil
 }
 
@@ -231,7 +231,7 @@ func (m *Manager) Sync(ctx context.Context) error {
 	defer m.pollMu.Unlock()
 	changed, err := m.o.Store.AuthorizersChangedSince(ctx, m.o.ComponentAppID, m.rev)
 	if err != nil {
-		return fmt.Errorf("tokens: sync: %w", err)
+		return fmt.Errorf("authorizer: sync: %w", err)
 	}
 	for _, a := range changed {
 		m.Apply(a)
@@ -437,7 +437,7 @@ func (m *Manager) RefreshInfo(ctx context.Context, appid string) (store.Authoriz
 			return nil, err
 		}
 		m.Apply(saved)
-		m.log.InfoContext(ctx, "tokens: permission sets re-read", "appid", appid, "permission_sets", saved.PermissionSets)
+		m.log.InfoContext(ctx, "authorizer: permission sets re-read", "appid", appid, "permission_sets", saved.PermissionSets)
 		return snapshot(saved), nil
 	})
 	if err != nil {

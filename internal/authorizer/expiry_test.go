@@ -1,4 +1,4 @@
-package tokens_test
+package authorizer_test
 
 import (
 	"net/http"
@@ -55,7 +55,7 @@ func TestTokenExpiryCountsFromWhenWeChatWasAsked(t *testing.T) {
 	// A refresh whose answer is slow to arrive.
 	slowPath.Store("/cgi-bin/component/" + sim.EndpointAuthorizerToken)
 	asked = p.Clock.Now()
-	if _, err := p.Tokens.ForceRefresh(ctx, appA); err != nil {
+	if _, err := p.Authorizers.ForceRefresh(ctx, appA); err != nil {
 		t.Fatal(err)
 	}
 	a, err = p.Store.GetAuthorizer(ctx, p.AppID, appA)

@@ -1,4 +1,4 @@
-package tokens
+package authorizer
 
 import (
 	"context"
@@ -169,7 +169,7 @@ func (m *Manager) refreshOnce(ctx context.Context, appid string, md mode, failed
 	}
 	defer func() {
 		if err := m.o.Store.ReleaseLease(context.WithoutCancel(ctx), m.leaseName(appid), m.o.Owner); err != nil {
-			m.log.Warn("tokens: release lease", "appid", appid, "err", err.Error())
+			m.log.Warn("authorizer: release lease", "appid", appid, "err", err.Error())
 		}
 	}()
 	// Under the lease, the store is the truth: another replica may have
@@ -216,7 +216,7 @@ func (m *Manager) renew(ctx context.Context, e *entry, base store.Authorizer, md
 	case err == nil:
 	case code == wechat.ErrRefreshTokenInvalid:
 		m.count("refresh_token_invalid")
-		m.log.WarnContext(ctx, "tokens: WeChat refused the refresh token (61023); trying to recover it", "appid", base.AppID)
+		m.log.WarnContext(ctx, "authorizer: WeChat refused the refresh token (61023); trying to recover it", "appid", base.AppID)
 		return m.recover(ctx, e, base, base.RefreshToken)
 	case code == wechat.ErrComponentUnauthorized:
 		m.count("unauthorized")
@@ -229,7 +229,7 @@ func (m *Manager) renew(ctx context.Context, e *entry, base store.Authorizer, md
 		n := e.failures
 		e.retryAt = m.o.Now().Add(retryDelay(life, n))
 		e.mu.Unlock()
-		m.log.WarnContext(ctx, "tokens: refresh failed; the current token keeps serving", "appid", base.AppID,
+		m.log.WarnContext(ctx, "authorizer: refresh failed; the current token keeps serving", "appid", base.AppID,
 			"reason", md.String(), "failures", n, "expires_in_s", int(base.TokenExpiresAt.Sub(m.o.Now()).Seconds()), "err", err.Error())
 		return snapshot(base), err
 	}
@@ -265,7 +265,7 @@ func (m *Manager) store(ctx context.Context, e *entry, base, next store.Authoriz
 			e.failures, e.retryAt = 0, time.Time{}
 			e.mu.Unlock()
 			m.count("ok")
-			m.log.DebugContext(ctx, "tokens: token refreshed", "appid", base.AppID, "reason", reason,
+			m.log.DebugContext(ctx, "authorizer: token refreshed", "appid", base.AppID, "reason", reason,
 				"expires_in_s", int(saved.TokenExpiresAt.Sub(m.o.Now()).Seconds()))
 			return snapshot(saved), nil
 		case errors.Is(err, errUnauthorizedMeanwhile):
@@ -300,7 +300,7 @@ func (m *Manager) store(ctx context.Context, e *entry, base, next store.Authoriz
 		e.failures++
 		e.retryAt = m.o.Now().Add(retryDelay(lifetime(next), e.failures))
 		e.mu.Unlock()
-		m.log.ErrorContext(ctx, "tokens: storing a new token failed; serving it from memory and retrying the write",
+		m.log.ErrorContext(ctx, "authorizer: storing a new token failed; serving it from memory and retrying the write",
 			"appid", base.AppID, "err", err.Error())
 		return snapshot(mem), nil
 	}
@@ -312,7 +312,7 @@ func (m *Manager) store(ctx context.Context, e *entry, base, next store.Authoriz
 	return snapshot(latest), nil
 }
 
-var errUnauthorizedMeanwhile = errors.New("tokens: account unauthorized meanwhile")
+var errUnauthorizedMeanwhile = errors.New("authorizer: account unauthorized meanwhile")
 
 // recover handles 61023: the account becomes needs_reauthorization, then
 // api_get_authorizer_list is searched for a refresh token other than
@@ -347,10 +347,10 @@ func (m *Manager) recover(ctx context.Context, e *entry, base store.Authorizer, 
 		e.mu.Unlock()
 		m.count("unrecovered")
 		if err != nil {
-			m.log.WarnContext(ctx, "tokens: api_get_authorizer_list failed; the account stays needs_reauthorization", "appid", base.AppID, "err", err.Error())
+			m.log.WarnContext(ctx, "authorizer: api_get_authorizer_list failed; the account stays needs_reauthorization", "appid", base.AppID, "err", err.Error())
 			return snapshot(base), err
 		}
-		m.log.WarnContext(ctx, "tokens: no other refresh token for the account; it must authorize the platform again", "appid", base.AppID)
+		m.log.WarnContext(ctx, "authorizer: no other refresh token for the account; it must authorize the platform again", "appid", base.AppID)
 		return snapshot(base), wechat.AsError(wechat.ErrRefreshTokenInvalid, "")
 	}
 	var tok wechat.AuthorizerToken
@@ -366,7 +366,7 @@ func (m *Manager) recover(ctx context.Context, e *entry, base store.Authorizer, 
 		e.retryAt = now.Add(retryDelay(life, e.failures))
 		e.mu.Unlock()
 		m.count("unrecovered")
-		m.log.WarnContext(ctx, "tokens: the recovered refresh token did not work", "appid", base.AppID, "err", err.Error())
+		m.log.WarnContext(ctx, "authorizer: the recovered refresh token did not work", "appid", base.AppID, "err", err.Error())
 		return snapshot(base), err
 	}
 	next := base
@@ -376,7 +376,7 @@ func (m *Manager) recover(ctx context.Context, e *entry, base store.Authorizer, 
 	a, err := m.store(ctx, e, base, next, "recovered")
 	if err == nil && a.Status == store.StatusAuthorized {
 		m.count("recovered")
-		m.log.InfoContext(ctx, "tokens: refresh token recovered through api_get_authorizer_list; the account resumes", "appid", base.AppID)
+		m.log.InfoContext(ctx, "authorizer: refresh token recovered through api_get_authorizer_list; the account resumes", "appid", base.AppID)
 	}
 	return a, err
 }
@@ -405,7 +405,7 @@ func (m *Manager) markUnauthorized(ctx context.Context, base store.Authorizer) (
 		return snapshot(base), err
 	}
 	m.Apply(saved)
-	m.log.WarnContext(ctx, "tokens: WeChat says the account unauthorized the platform (61003)", "appid", base.AppID)
+	m.log.WarnContext(ctx, "authorizer: WeChat says the account unauthorized the platform (61003)", "appid", base.AppID)
 	return snapshot(saved), nil
 }
 
@@ -506,7 +506,7 @@ func (m *Manager) RefreshDue(ctx context.Context) int {
 				_, err = m.refresh(ctx, j.appid, modeDue, "")
 			}
 			if err != nil && ctx.Err() == nil {
-				m.log.DebugContext(ctx, "tokens: scheduled refresh failed", "appid", j.appid, "err", err.Error())
+				m.log.DebugContext(ctx, "authorizer: scheduled refresh failed", "appid", j.appid, "err", err.Error())
 			}
 		}()
 	}
@@ -566,7 +566,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			if err := m.Sync(ctx); err != nil && ctx.Err() == nil {
 				failures++
 				if failures == 1 || failures%100 == 0 {
-					m.log.WarnContext(ctx, "tokens: polling for other replicas' changes failed", "err", err.Error(), "failures", failures)
+					m.log.WarnContext(ctx, "authorizer: polling for other replicas' changes failed", "err", err.Error(), "failures", failures)
 				}
 			} else {
 				failures = 0
@@ -590,5 +590,5 @@ func (m *Manager) Run(ctx context.Context) error {
 func (m *Manager) String() string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return fmt.Sprintf("tokens.Manager{component: %s, accounts: %d}", m.o.ComponentAppID, len(m.entries))
+	return fmt.Sprintf("authorizer.Manager{component: %s, accounts: %d}", m.o.ComponentAppID, len(m.entries))
 }

@@ -1,4 +1,4 @@
-package tokens_test
+package authorizer_test
 
 import (
 	"net/http"
@@ -39,7 +39,7 @@ func TestDeadRefresherBlocksAnAccountForAnEighthOfItsLifetime(t *testing.T) {
 	ctx := p.Ctx()
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.Tokens.ForceRefresh(ctx, appA)
+		_, err := p.Authorizers.ForceRefresh(ctx, appA)
 		done <- err
 	}()
 	select {

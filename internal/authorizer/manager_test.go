@@ -1,4 +1,4 @@
-package tokens_test
+package authorizer_test
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
-	"github.com/wxgate/wxgate/internal/tokens"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -58,13 +58,13 @@ func TestProactiveRefreshBeforeExpiry(t *testing.T) {
 			const life = 20 * time.Second
 			p := setup(t, componenttest.Options{Dialect: d, TokenLifetime: life}, appA)
 			ctx := p.Ctx()
-			start, _ := p.Tokens.Get(appA)
+			start, _ := p.Authorizers.Get(appA)
 			var refreshedAt []time.Duration
 			last := start.AccessToken
 			for step := 0; step < 100; step++ { // five lifetimes in 1 s steps
 				p.Clock.Advance(time.Second)
-				p.Tokens.RefreshDue(ctx)
-				a, ok := p.Tokens.Get(appA)
+				p.Authorizers.RefreshDue(ctx)
+				a, ok := p.Authorizers.Get(appA)
 				if !ok {
 					t.Fatal("account vanished")
 				}
@@ -103,10 +103,10 @@ func TestGetMakesNoDatabaseQuery(t *testing.T) {
 	var queries atomic.Int64
 	p.Store.OnQuery(func() { queries.Add(1) })
 	for range 1000 {
-		if a, ok := p.Tokens.Get(appA); !ok || a.AccessToken.IsZero() || !a.RefreshToken.IsZero() {
+		if a, ok := p.Authorizers.Get(appA); !ok || a.AccessToken.IsZero() || !a.RefreshToken.IsZero() {
 			t.Fatalf("get = %+v", a)
 		}
-		if _, err := p.Tokens.Token(p.Ctx(), appA); err != nil {
+		if _, err := p.Authorizers.Token(p.Ctx(), appA); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,10 +122,10 @@ func TestConcurrentTokenErrorsRefreshOnce(t *testing.T) {
 	p := setup(t, componenttest.Options{}, appA)
 	other := p.Replica(componenttest.Options{})
 	ctx := p.Ctx()
-	if err := other.Tokens.Sync(ctx); err != nil {
+	if err := other.Authorizers.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	old, _ := p.Tokens.Get(appA)
+	old, _ := p.Authorizers.Get(appA)
 	if err := p.Sim.InvalidateToken(appA); err != nil {
 		t.Fatal(err)
 	}
@@ -139,13 +139,13 @@ func TestConcurrentTokenErrorsRefreshOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, _ := r.Tokens.Get(appA)
+			a, _ := r.Authorizers.Get(appA)
 			<-start
 			if code := getFans(t, r, a.AccessToken); code != wechat.ErrInvalidCredential {
 				t.Errorf("first call answered %d", code)
 				return
 			}
-			tok, err := r.Tokens.OnTokenError(ctx, appA, a.AccessToken)
+			tok, err := r.Authorizers.OnTokenError(ctx, appA, a.AccessToken)
 			if err != nil {
 				t.Errorf("on token error: %v", err)
 				return
@@ -161,7 +161,7 @@ func TestConcurrentTokenErrorsRefreshOnce(t *testing.T) {
 		t.Fatalf("api_authorizer_token calls = %d, want exactly 1", n)
 	}
 	// A stale failure report does not refresh again.
-	tok, err := p.Tokens.OnTokenError(ctx, appA, old.AccessToken)
+	tok, err := p.Authorizers.OnTokenError(ctx, appA, old.AccessToken)
 	if err != nil || tok == old.AccessToken {
 		t.Fatalf("stale token error: %v, %v", tok, err)
 	}
@@ -176,7 +176,7 @@ func refreshesExpected(a store.Authorizer, life, step time.Duration, end time.Ti
 	n := 0
 	t := a.TokenRefreshedAt
 	for {
-		due := tokens.DueAt(store.Authorizer{AppID: a.AppID, TokenRefreshedAt: t, TokenExpiresAt: t.Add(life)})
+		due := authorizer.DueAt(store.Authorizer{AppID: a.AppID, TokenRefreshedAt: t, TokenExpiresAt: t.Add(life)})
 		at := a.TokenRefreshedAt
 		for at.Before(due) {
 			at = at.Add(step)
@@ -207,7 +207,7 @@ func TestTwoReplicasRefreshEachAccountOncePerWindow(t *testing.T) {
 	ctx := p.Ctx()
 	initial := map[string]store.Authorizer{}
 	for _, appid := range appids {
-		a, ok := p.Tokens.Get(appid)
+		a, ok := p.Authorizers.Get(appid)
 		if !ok {
 			t.Fatalf("%s not cached", appid)
 		}
@@ -221,20 +221,20 @@ func TestTwoReplicasRefreshEachAccountOncePerWindow(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := r.Tokens.Sync(ctx); err != nil {
+				if err := r.Authorizers.Sync(ctx); err != nil {
 					t.Error(err)
 				}
-				r.Tokens.RefreshDue(ctx)
+				r.Authorizers.RefreshDue(ctx)
 			}()
 		}
 		wg.Wait()
 		if i%20 == 19 {
 			for _, r := range replicas {
-				if err := r.Tokens.Sync(ctx); err != nil {
+				if err := r.Authorizers.Sync(ctx); err != nil {
 					t.Fatal(err)
 				}
 				for _, appid := range appids {
-					a, _ := r.Tokens.Get(appid)
+					a, _ := r.Authorizers.Get(appid)
 					if a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appid) {
 						t.Fatalf("step %d: %s serves a token that is not WeChat's current one", i, appid)
 					}
@@ -276,7 +276,7 @@ func TestRefreshTokenRecoveredThroughTheAuthorizerList(t *testing.T) {
 		t.Fatalf("re-authorization with the event lost: %v", err)
 	}
 	p.Events.Set(good)
-	a, err := p.Tokens.ForceRefresh(ctx, appA)
+	a, err := p.Authorizers.ForceRefresh(ctx, appA)
 	if err != nil || a.Status != store.StatusAuthorized || a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) {
 		t.Fatalf("after recovery: %+v, %v", a, err)
 	}
@@ -291,7 +291,7 @@ func TestRefreshTokenRecoveredThroughTheAuthorizerList(t *testing.T) {
 		t.Fatalf("stored = %+v", stored)
 	}
 	// The recovered refresh token was stored: the next refresh needs no list.
-	if _, err := p.Tokens.ForceRefresh(ctx, appA); err != nil {
+	if _, err := p.Authorizers.ForceRefresh(ctx, appA); err != nil {
 		t.Fatal(err)
 	}
 	if n := p.Calls(sim.EndpointGetAuthorizerList, ""); n != 1 {
@@ -313,12 +313,12 @@ func TestUnrecoverableRefreshTokenNeedsReauthorization(t *testing.T) {
 	}
 	p.Events.Set(good)
 	p.Clock.Advance(80 * time.Second)
-	p.Tokens.RefreshDue(ctx)
-	a, _ := p.Tokens.Get(appA)
+	p.Authorizers.RefreshDue(ctx)
+	a, _ := p.Authorizers.Get(appA)
 	if a.Status != store.StatusNeedsReauthorization {
 		t.Fatalf("status = %s", a.Status)
 	}
-	if _, err := p.Tokens.Token(ctx, appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
+	if _, err := p.Authorizers.Token(ctx, appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
 		t.Fatalf("token while needs_reauthorization: %v", err)
 	}
 	stored, _ := p.Store.GetAuthorizer(ctx, componenttest.ComponentAppID, appA)
@@ -328,14 +328,14 @@ func TestUnrecoverableRefreshTokenNeedsReauthorization(t *testing.T) {
 	// Recovery is retried later, not at every tick.
 	lists := p.Calls(sim.EndpointGetAuthorizerList, "")
 	p.Clock.Advance(time.Second)
-	p.Tokens.RefreshDue(ctx)
+	p.Authorizers.RefreshDue(ctx)
 	if n := p.Calls(sim.EndpointGetAuthorizerList, ""); n != lists {
 		t.Fatalf("recovery retried at once: %d list calls", n)
 	}
 	// The merchant authorizes again: the account resumes.
 	p.PushTicket()
 	p.Authorize(p.NewTenant("again"), appA)
-	if a, err := p.Tokens.Token(ctx, appA); err != nil || a.Status != store.StatusAuthorized {
+	if a, err := p.Authorizers.Token(ctx, appA); err != nil || a.Status != store.StatusAuthorized {
 		t.Fatalf("after re-authorization: %+v, %v", a, err)
 	}
 }
@@ -351,7 +351,7 @@ func TestFailedRefreshIsRetriedWhileTheOldTokenServes(t *testing.T) {
 			const life = 720 * time.Second // first retry pause: 1 s
 			p := setup(t, componenttest.Options{TokenLifetime: life, WeChat: func(o *wechat.Options) { o.AttemptTimeout = 100 * time.Millisecond }}, appA)
 			ctx := p.Ctx()
-			old, _ := p.Tokens.Get(appA)
+			old, _ := p.Authorizers.Get(appA)
 			if err := p.Sim.SetFault(fault); err != nil {
 				t.Fatal(err)
 			}
@@ -369,34 +369,34 @@ func TestFailedRefreshIsRetriedWhileTheOldTokenServes(t *testing.T) {
 				return n
 			}
 			p.Clock.Advance(life * 3 / 4)
-			p.Tokens.RefreshDue(ctx)
+			p.Authorizers.RefreshDue(ctx)
 			const tried = 3
 			if n := calls(tried); n != tried {
 				t.Fatalf("api_authorizer_token attempts = %d, want 3 (one call, two retries)", n)
 			}
-			a, _ := p.Tokens.Get(appA)
+			a, _ := p.Authorizers.Get(appA)
 			if a.AccessToken != old.AccessToken || getFans(t, p, a.AccessToken) != 0 {
 				t.Fatal("the old token does not keep serving")
 			}
 			// Backoff: not again at once, again after the pause, which grows.
-			p.Tokens.RefreshDue(ctx)
+			p.Authorizers.RefreshDue(ctx)
 			if n := p.Calls(sim.EndpointAuthorizerToken, appA); n != tried {
 				t.Fatalf("retried without backoff: %d", n)
 			}
 			p.Clock.Advance(time.Second)
-			p.Tokens.RefreshDue(ctx)
+			p.Authorizers.RefreshDue(ctx)
 			if n := calls(2 * tried); n != 2*tried {
 				t.Fatalf("not retried after the pause: %d", n)
 			}
 			p.Clock.Advance(time.Second)
-			p.Tokens.RefreshDue(ctx)
+			p.Authorizers.RefreshDue(ctx)
 			if n := p.Calls(sim.EndpointAuthorizerToken, appA); n != 2*tried {
 				t.Fatalf("the second pause did not grow: %d", n)
 			}
 			p.Sim.ClearFaults()
 			p.Clock.Advance(time.Second)
-			p.Tokens.RefreshDue(ctx)
-			a, _ = p.Tokens.Get(appA)
+			p.Authorizers.RefreshDue(ctx)
+			a, _ = p.Authorizers.Get(appA)
 			if a.AccessToken == old.AccessToken || a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) {
 				t.Fatal("not refreshed once WeChat recovered")
 			}
@@ -423,30 +423,30 @@ func (f *failingStore) UpdateAuthorizer(ctx context.Context, c, appid string, v 
 func TestNewTokenIsKeptWhenStoringItFails(t *testing.T) {
 	t.Parallel()
 	var fs *failingStore
-	p := setup(t, componenttest.Options{Tokens: func(o *tokens.Options) {
+	p := setup(t, componenttest.Options{Authorizers: func(o *authorizer.Options) {
 		fs = &failingStore{Store: o.Store.(*store.Store)}
 		o.Store = fs
 	}}, appA)
 	ctx := p.Ctx()
-	old, _ := p.Tokens.Get(appA)
+	old, _ := p.Authorizers.Get(appA)
 	fs.fail.Store(true)
-	a, err := p.Tokens.ForceRefresh(ctx, appA)
+	a, err := p.Authorizers.ForceRefresh(ctx, appA)
 	if err != nil || a.AccessToken == old.AccessToken || a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) {
 		t.Fatalf("forced refresh with the store failing: %+v, %v", a, err)
 	}
-	if got, _ := p.Tokens.Get(appA); got.AccessToken != a.AccessToken {
+	if got, _ := p.Authorizers.Get(appA); got.AccessToken != a.AccessToken {
 		t.Fatal("the new token is not served from memory")
 	}
 	// The poll sees the old stored row: it must not replace the new token.
-	if err := p.Tokens.Sync(ctx); err != nil {
+	if err := p.Authorizers.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := p.Tokens.Get(appA); got.AccessToken != a.AccessToken {
+	if got, _ := p.Authorizers.Get(appA); got.AccessToken != a.AccessToken {
 		t.Fatal("the poll replaced the unsaved token")
 	}
 	fs.fail.Store(false)
 	p.Clock.Advance(20 * time.Second)
-	p.Tokens.RefreshDue(ctx)
+	p.Authorizers.RefreshDue(ctx)
 	stored, _ := p.Store.GetAuthorizer(ctx, componenttest.ComponentAppID, appA)
 	if stored.AccessToken != a.AccessToken {
 		t.Fatal("the unsaved token was not written later")
@@ -463,11 +463,11 @@ func TestRefreshInfoRereadsSets(t *testing.T) {
 	if err := p.Sim.SetPermissionSets(ctx, appA, []int{1, 100}, false); err != nil {
 		t.Fatal(err)
 	}
-	a, err := p.Tokens.RefreshInfo(ctx, appA)
+	a, err := p.Authorizers.RefreshInfo(ctx, appA)
 	if err != nil || !slices.Equal(a.PermissionSets, []int{1, 100}) {
 		t.Fatalf("refresh info = %+v, %v", a, err)
 	}
-	if got, _ := p.Tokens.Get(appA); !got.HasAnySet([]int{100}) {
+	if got, _ := p.Authorizers.Get(appA); !got.HasAnySet([]int{100}) {
 		t.Fatal("the cache did not get the new sets")
 	}
 	stored, _ := p.Store.GetAuthorizer(ctx, componenttest.ComponentAppID, appA)
@@ -476,14 +476,14 @@ func TestRefreshInfoRereadsSets(t *testing.T) {
 	}
 	// Within the interval it answers from memory.
 	for range 5 {
-		if _, err := p.Tokens.RefreshInfo(ctx, appA); err != nil {
+		if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := p.Calls(sim.EndpointGetAuthorizerInfo, appA); n != 2 { // authorization + one re-read
 		t.Fatalf("api_get_authorizer_info calls = %d", n)
 	}
-	if _, err := p.Tokens.RefreshInfo(ctx, "wx0000000000000404"); !errs.Is(err, errs.NotFound) {
+	if _, err := p.Authorizers.RefreshInfo(ctx, "wx0000000000000404"); !errs.Is(err, errs.NotFound) {
 		t.Fatalf("unknown account: %v", err)
 	}
 }
@@ -493,11 +493,11 @@ func TestExpiredTokenIsRefreshedOnDemand(t *testing.T) {
 	p := setup(t, componenttest.Options{Dialect: store.SQLite, TokenLifetime: 60 * time.Second}, appA)
 	ctx := p.Ctx()
 	p.Clock.Advance(61 * time.Second) // the refresher did not run (e.g. the process was suspended)
-	a, err := p.Tokens.Token(ctx, appA)
+	a, err := p.Authorizers.Token(ctx, appA)
 	if err != nil || getFans(t, p, a.AccessToken) != 0 {
 		t.Fatalf("token = %+v, %v", a, err)
 	}
-	if _, err := p.Tokens.Token(ctx, "wx0000000000000404"); !errs.Is(err, errs.NotFound) {
+	if _, err := p.Authorizers.Token(ctx, "wx0000000000000404"); !errs.Is(err, errs.NotFound) {
 		t.Fatalf("unknown account: %v", err)
 	}
 }
@@ -511,23 +511,23 @@ func TestRestartLosesNothingAndRefreshesNothingEarly(t *testing.T) {
 			p := setup(t, componenttest.Options{Dialect: d, TokenLifetime: life}, appA, "wx00000000000000a2")
 			ctx := p.Ctx()
 			p.Clock.Advance(76 * time.Second)
-			p.Tokens.RefreshDue(ctx)                      // refreshes appA or both, depending on their jitter
-			if err := p.Component.Tick(ctx); err != nil { // the component token is due too
+			p.Authorizers.RefreshDue(ctx)                   // refreshes appA or both, depending on their jitter
+			if err := p.Credentials.Tick(ctx); err != nil { // the component token is due too
 				t.Fatal(err)
 			}
 			p.Clock.Advance(time.Second)
 			before := map[string]store.Authorizer{}
 			for _, appid := range []string{appA, "wx00000000000000a2"} {
-				before[appid], _ = p.Tokens.Get(appid)
+				before[appid], _ = p.Authorizers.Get(appid)
 			}
 			calls := p.Calls(sim.EndpointAuthorizerToken, "")
 			compCalls := p.Calls(sim.EndpointComponentToken, "")
-			compTok, _ := p.Component.Token(ctx)
+			compTok, _ := p.Credentials.Token(ctx)
 
 			// "Restart": a new replica on the same database, the old one gone.
 			r := p.Replica(componenttest.Options{})
-			r.Tokens.RefreshDue(ctx)
-			if err := r.Component.Tick(ctx); err != nil {
+			r.Authorizers.RefreshDue(ctx)
+			if err := r.Credentials.Tick(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if n := p.Calls(sim.EndpointAuthorizerToken, ""); n != calls {
@@ -536,20 +536,20 @@ func TestRestartLosesNothingAndRefreshesNothingEarly(t *testing.T) {
 			if n := p.Calls(sim.EndpointComponentToken, ""); n != compCalls {
 				t.Fatal("the restart fetched a component token")
 			}
-			if tok, err := r.Component.Token(ctx); err != nil || tok != compTok {
+			if tok, err := r.Credentials.Token(ctx); err != nil || tok != compTok {
 				t.Fatal("the component token was lost")
 			}
 			for appid, b := range before {
-				a, ok := r.Tokens.Get(appid)
+				a, ok := r.Authorizers.Get(appid)
 				if !ok || a.AccessToken != b.AccessToken || !a.TokenExpiresAt.Equal(b.TokenExpiresAt) || a.Version != b.Version {
 					t.Fatalf("%s after restart = %+v, before %+v", appid, a, b)
 				}
 			}
 			// The refresh tokens survived: the next due refreshes work.
 			p.Clock.Advance(life)
-			r.Tokens.RefreshDue(ctx)
+			r.Authorizers.RefreshDue(ctx)
 			for appid := range before {
-				a, _ := r.Tokens.Get(appid)
+				a, _ := r.Authorizers.Get(appid)
 				if a.AccessToken == before[appid].AccessToken || a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appid) {
 					t.Fatalf("%s not refreshed after restart", appid)
 				}
@@ -635,14 +635,14 @@ func TestRunStopsPromptlyDuringAStuckRefresh(t *testing.T) {
 	t.Parallel()
 	p := setup(t, componenttest.Options{Dialect: store.SQLite, TokenLifetime: 100 * time.Second,
 		WeChat: func(o *wechat.Options) { o.AttemptTimeout = time.Minute },
-		Tokens: func(o *tokens.Options) { o.TickInterval, o.PollInterval = 10*time.Millisecond, 10*time.Millisecond }}, appA)
+		Authorizers: func(o *authorizer.Options) { o.TickInterval, o.PollInterval = 10*time.Millisecond, 10*time.Millisecond }}, appA)
 	if err := p.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointAuthorizerToken, Kind: sim.FaultLatency, Latency: 5 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	p.Clock.Advance(80 * time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Tokens.Run(ctx) }()
+	go func() { done <- p.Authorizers.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for p.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] == 0 {
 		if time.Now().After(deadline) {
@@ -672,7 +672,7 @@ func TestSoonestExpiryGaugeShowsOverdueTokens(t *testing.T) {
 	t.Parallel()
 	const life = 100 * time.Second
 	empty := setup(t, componenttest.Options{TokenLifetime: life})
-	empty.Tokens.RefreshDue(empty.Ctx())
+	empty.Authorizers.RefreshDue(empty.Ctx())
 	if v := testutil.ToFloat64(empty.Metrics.SoonestTokenExpiry); !math.IsInf(v, 1) {
 		t.Fatalf("without accounts the gauge = %v, want +Inf", v)
 	}
@@ -684,19 +684,19 @@ func TestSoonestExpiryGaugeShowsOverdueTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Clock.Advance(40 * time.Second)
-	p.Tokens.RefreshDue(ctx)
+	p.Authorizers.RefreshDue(ctx)
 	if v := testutil.ToFloat64(p.Metrics.SoonestTokenExpiry); v != 60 {
 		t.Fatalf("gauge = %v, want 60", v)
 	}
 	// Both are due; only one can be refreshed. The other's token runs out.
 	for range 3 {
 		p.Clock.Advance(35 * time.Second)
-		p.Tokens.RefreshDue(ctx)
+		p.Authorizers.RefreshDue(ctx)
 	}
-	if a, _ := p.Tokens.Get(fine); a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(fine) {
+	if a, _ := p.Authorizers.Get(fine); a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(fine) {
 		t.Fatal("the healthy account was not refreshed")
 	}
-	p.Tokens.RefreshDue(ctx)
+	p.Authorizers.RefreshDue(ctx)
 	if v := testutil.ToFloat64(p.Metrics.SoonestTokenExpiry); v != -45 {
 		t.Fatalf("gauge = %v, want -45 (the stuck token expired 45 s ago)", v)
 	}

@@ -1,4 +1,4 @@
-package tokens_test
+package authorizer_test
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component/componenttest"
-	"github.com/wxgate/wxgate/internal/tokens"
 )
 
 func envInt(name string, def int) int {
@@ -57,7 +57,7 @@ func (l *refreshLog) middleware(next http.Handler) http.Handler {
 // window, the shortest gap between two refreshes of one account, and how
 // close to its expiry any served token was. It runs once whatever b.N is:
 //
-//	go test ./internal/tokens -run '^$' -bench ReplicasRefresh -benchtime 1x
+//	go test ./internal/authorizer -run '^$' -bench ReplicasRefresh -benchtime 1x
 //
 // WXGATE_BENCH_ACCOUNTS (default 1000), WXGATE_BENCH_REPLICAS (3),
 // WXGATE_BENCH_LIFETIME_S (600, simulated) and WXGATE_BENCH_SPEED (30:
@@ -69,17 +69,17 @@ func BenchmarkReplicasRefresh(b *testing.B) {
 	speed := envInt("WXGATE_BENCH_SPEED", 30)
 	const lifetimes = 3
 	// One real tick of 100 ms is speed/10 simulated seconds.
-	tuning := func(o *tokens.Options) {
+	tuning := func(o *authorizer.Options) {
 		o.TickInterval, o.PollInterval = 100*time.Millisecond, 100*time.Millisecond
 	}
 	log := &refreshLog{calls: map[string][]time.Time{}}
-	p := componenttest.New(b, componenttest.Options{TokenLifetime: life, Tokens: tuning, SimMiddleware: log.middleware})
+	p := componenttest.New(b, componenttest.Options{TokenLifetime: life, Authorizers: tuning, SimMiddleware: log.middleware})
 	log.now = p.Clock.Now
 	p.PushTicket()
 	appids := p.AuthorizeMany("bn", accounts)
 	replicas := []*componenttest.Platform{p}
 	for len(replicas) < nReplicas {
-		replicas = append(replicas, p.Replica(componenttest.Options{Tokens: tuning}))
+		replicas = append(replicas, p.Replica(componenttest.Options{Authorizers: tuning}))
 	}
 	log.mu.Lock()
 	clear(log.calls)
@@ -89,8 +89,8 @@ func BenchmarkReplicasRefresh(b *testing.B) {
 	var wg sync.WaitGroup
 	for _, r := range replicas {
 		wg.Add(2)
-		go func() { defer wg.Done(); _ = r.Tokens.Run(ctx) }()
-		go func() { defer wg.Done(); _ = r.Component.Run(ctx) }()
+		go func() { defer wg.Done(); _ = r.Authorizers.Run(ctx) }()
+		go func() { defer wg.Done(); _ = r.Credentials.Run(ctx) }()
 	}
 	// Readers: what a request would be served, sampled continuously.
 	type sample struct {
@@ -107,7 +107,7 @@ func BenchmarkReplicasRefresh(b *testing.B) {
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
 			for ctx.Err() == nil {
 				appid := appids[rng.IntN(len(appids))]
-				a, ok := r.Tokens.Get(appid)
+				a, ok := r.Authorizers.Get(appid)
 				if !ok {
 					continue
 				}
