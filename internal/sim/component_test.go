@@ -64,7 +64,7 @@ func TestWireFormat(t *testing.T) {
 	if !regexp.MustCompile(`^\{"pre_auth_code":"preauthcode@@@[A-Za-z0-9_-]+","expires_in":600\}$`).Match(r.Body) {
 		t.Errorf("success body = %s", r.Body)
 	}
-	// Every errmsg of WECHAT.md §5, exactly.
+	// Every errmsg of docs/wechat.md, "Error codes", exactly.
 	for code, msg := range map[int]string{
 		-1: "system error", 40001: "invalid credential, access_token is invalid or not latest", 40014: "invalid access_token",
 		42001: "access_token expired", 41001: "access_token missing", 40003: "invalid openid", 40013: "invalid appid",
