@@ -26,6 +26,7 @@ import (
 	"github.com/wxgate/wxgate/internal/app"
 	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/faultnet"
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
@@ -625,142 +626,161 @@ func TestFaultDatabaseDownKeepsServingAndLosesNothing(t *testing.T) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 	call := func(appid string) callResult { return fansCall(client, gw.Addr, st.Key, appid) }
-	ready := func() int { code, _ := get(t, "http://"+gw.Addr+"/readyz"); return code }
-	for _, a := range appids {
-		if r := call(a); r.status != 200 {
-			t.Fatalf("%s before the cut: %+v", a, r)
-		}
+	ready := func(t *testing.T) int { code, _ := get(t, "http://"+gw.Addr+"/readyz"); return code }
+	refreshes := func(appid string) int64 {
+		return st.Sim.Counters().ByAccount[sim.EndpointAuthorizerToken][appid]
 	}
 	var comp0 struct {
 		TicketReceivedAt string `json:"ticket_received_at"`
 	}
-	st.must(http.MethodGet, "/admin/component", testAdminToken, nil, &comp0, 200)
+	var (
+		cutAt, restoredAt    time.Time
+		issued, pushedTicket string
+		during               []time.Duration
+		pushes0, pushes      sim.PushCounts
+		down, landed, stored time.Duration
+	)
 
-	// A refresh in flight when the database goes: WeChat is slow to answer,
-	// and the database is cut once the call has reached it.
-	if err := st.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointAuthorizerToken, AppID: inFlight, Kind: sim.FaultLatency, Latency: 1500 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Sim.InvalidateToken(inFlight); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan callResult, 1)
-	go func() { first <- call(inFlight) }()
-	eventually(t, 10*time.Second, "the refresh reaching WeChat", func() bool {
-		return st.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] > 0
-	})
-	link.Cut()
-	cutAt := time.Now()
-	st.Sim.ClearFaults()
-	if r := <-first; r.status != 200 {
-		t.Errorf("the call whose token WeChat revoked while the database went away: %+v", r)
-	}
-	issued := st.Sim.CurrentAccessToken(inFlight)
-	if a, err := db.GetAuthorizer(ctx, testComponentAppID, inFlight); err != nil || a.AccessToken.Reveal() == issued {
-		t.Fatalf("the new token reached the database through a cut link (%v)", err)
-	}
-
-	// While the database is away: calls succeed (the new token from
-	// memory), /readyz says 503, WeChat is not asked for another token.
-	eventually(t, 10*time.Second, "/readyz 503 with the database away", func() bool { return ready() == 503 })
-	var during []time.Duration
-	for i := 0; time.Since(cutAt) < 3*time.Second; i++ {
-		a := appids[i%len(appids)]
-		r := call(a)
-		during = append(during, r.took)
-		if r.status != 200 {
-			t.Errorf("%s with the database away: %+v", a, r)
+	journey.Step(t, "before the cut", func(t *testing.T) {
+		for _, a := range appids {
+			if r := call(a); r.status != 200 {
+				t.Fatalf("%s before the cut: got %+v, want 200", a, r)
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-
-	// A token WeChat revokes while the database is away.
-	refreshes := func(appid string) int64 {
-		return st.Sim.Counters().ByAccount[sim.EndpointAuthorizerToken][appid]
-	}
-	asked := refreshes(revoked)
-	if err := st.Sim.InvalidateToken(revoked); err != nil {
-		t.Fatal(err)
-	}
-	rv := call(revoked)
-	renewedUpstream := refreshes(revoked) > asked
-	switch {
-	case rv.status == 200 && renewedUpstream:
-		t.Logf("revoked while the database is away: renewed from WeChat and served from memory")
-	case rv.status >= 500 && !renewedUpstream:
-		t.Logf("revoked while the database is away: not renewed (WeChat not asked), answered %d %s", rv.status, rv.code)
-	default:
-		t.Errorf("revoked while the database is away: answered %+v, WeChat asked: %v", rv, renewedUpstream)
-	}
-
-	// A ticket pushed while the database is away: the gateway answers
-	// non-success until it can store it; a retry after the restore lands.
-	pushes0 := st.Sim.Counters().Pushes["component_verify_ticket"]
-	type pushed struct {
-		ticket string
-		err    error
-	}
-	push := make(chan pushed, 1)
-	go func() {
-		tk, err := st.Sim.PushTicket(ctx)
-		push <- pushed{tk, err}
-	}()
-	eventually(t, 10*time.Second, "a refused push being retried", func() bool {
-		return st.Sim.Counters().Pushes["component_verify_ticket"].Attempts >= pushes0.Attempts+2
+		st.in(t).must(http.MethodGet, "/admin/component", testAdminToken, nil, &comp0, 200)
 	})
-	if p := st.Sim.Counters().Pushes["component_verify_ticket"]; p.Delivered != pushes0.Delivered {
-		t.Fatalf("a ticket push was answered success while the database was away: %+v", p)
-	}
-	down := time.Since(cutAt)
-	if err := link.Restore(); err != nil {
-		t.Fatal(err)
-	}
-	restoredAt := time.Now()
-	pr := <-push
-	if pr.err != nil {
-		t.Fatalf("the ticket push never landed: %v", pr.err)
-	}
-	landed := time.Since(restoredAt)
-	pushes := st.Sim.Counters().Pushes["component_verify_ticket"]
 
-	// Back: ready, the ticket and the in-flight token stored, the revoked
-	// account working, without a restart.
-	eventually(t, 10*time.Second, "/readyz 200 with the database back", func() bool { return ready() == 200 })
-	comp, err := db.GetComponentState(ctx, testComponentAppID)
-	if err != nil || comp.Ticket.Reveal() != pr.ticket {
-		t.Errorf("the stored ticket is not the one pushed while the database was away (%v)", err)
-	}
-	var comp1 struct {
-		TicketReceivedAt string `json:"ticket_received_at"`
-	}
-	st.must(http.MethodGet, "/admin/component", testAdminToken, nil, &comp1, 200)
-	if comp1.TicketReceivedAt <= comp0.TicketReceivedAt {
-		t.Errorf("ticket_received_at %s, before the outage %s", comp1.TicketReceivedAt, comp0.TicketReceivedAt)
-	}
-	var stored time.Duration
-	eventually(t, 15*time.Second, "the token WeChat issued during the outage being stored", func() bool {
-		a, err := db.GetAuthorizer(ctx, testComponentAppID, inFlight)
-		stored = time.Since(restoredAt)
-		return err == nil && a.AccessToken.Reveal() == issued
-	})
-	if n := refreshes(inFlight); n != 1 {
-		t.Errorf("WeChat was asked %d times for %s's token, want once: the token issued during the outage was not the one stored", n, inFlight)
-	}
-	if st.Sim.CurrentAccessToken(inFlight) != issued {
-		t.Errorf("%s got yet another token after the restore", inFlight)
-	}
-	for _, a := range appids {
-		if r := call(a); r.status != 200 {
-			t.Errorf("%s with the database back: %+v", a, r)
+	journey.Step(t, "a refresh in flight when the database goes", func(t *testing.T) {
+		// WeChat is slow to answer, and the database is cut once the call
+		// has reached it.
+		if err := st.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointAuthorizerToken, AppID: inFlight, Kind: sim.FaultLatency, Latency: 1500 * time.Millisecond}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	eventually(t, 15*time.Second, "the revoked account's token stored", func() bool {
-		a, err := db.GetAuthorizer(ctx, testComponentAppID, revoked)
-		return err == nil && a.AccessToken.Reveal() == st.Sim.CurrentAccessToken(revoked) && a.Status == store.StatusAuthorized
+		if err := st.Sim.InvalidateToken(inFlight); err != nil {
+			t.Fatal(err)
+		}
+		first := make(chan callResult, 1)
+		go func() { first <- call(inFlight) }()
+		eventually(t, 10*time.Second, "the refresh reaching WeChat", func() bool {
+			return st.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] > 0
+		})
+		link.Cut()
+		cutAt = time.Now()
+		st.Sim.ClearFaults()
+		if r := <-first; r.status != 200 {
+			t.Errorf("the call whose token WeChat revoked while the database went away: got %+v, want 200", r)
+		}
+		issued = st.Sim.CurrentAccessToken(inFlight)
+		if a, err := db.GetAuthorizer(ctx, testComponentAppID, inFlight); err != nil || a.AccessToken.Reveal() == issued {
+			t.Fatalf("the stored token: got the one WeChat issued after the cut (%v), want the old one: nothing passes a cut link", err)
+		}
 	})
-	if n := st.Sim.Counters().ByErrcode[sim.EndpointUserGet][42001]; n != 0 {
-		t.Errorf("%d user/get calls with an expired token", n)
-	}
+
+	journey.Step(t, "calls are served while the database is away", func(t *testing.T) {
+		// The new token from memory; /readyz says 503; WeChat is not asked
+		// for another token.
+		eventually(t, 10*time.Second, "/readyz 503 with the database away", func() bool { return ready(t) == 503 })
+		for i := 0; time.Since(cutAt) < 3*time.Second; i++ {
+			a := appids[i%len(appids)]
+			r := call(a)
+			during = append(during, r.took)
+			if r.status != 200 {
+				t.Errorf("%s with the database away: got %+v, want 200", a, r)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	journey.Step(t, "a token WeChat revokes while the database is away", func(t *testing.T) {
+		asked := refreshes(revoked)
+		if err := st.Sim.InvalidateToken(revoked); err != nil {
+			t.Fatal(err)
+		}
+		rv := call(revoked)
+		renewedUpstream := refreshes(revoked) > asked
+		switch {
+		case rv.status == 200 && renewedUpstream:
+			t.Logf("revoked while the database is away: renewed from WeChat and served from memory")
+		case rv.status >= 500 && !renewedUpstream:
+			t.Logf("revoked while the database is away: not renewed (WeChat not asked), answered %d %s", rv.status, rv.code)
+		default:
+			t.Errorf("revoked while the database is away: got %+v with WeChat asked: %v, want 200 renewed from WeChat, or 5xx without asking", rv, renewedUpstream)
+		}
+	})
+
+	journey.Step(t, "a ticket pushed while the database is away", func(t *testing.T) {
+		// The gateway answers non-success until it can store it; a retry
+		// after the restore lands.
+		pushes0 = st.Sim.Counters().Pushes["component_verify_ticket"]
+		type pushed struct {
+			ticket string
+			err    error
+		}
+		push := make(chan pushed, 1)
+		go func() {
+			tk, err := st.Sim.PushTicket(ctx)
+			push <- pushed{tk, err}
+		}()
+		eventually(t, 10*time.Second, "a refused push being retried", func() bool {
+			return st.Sim.Counters().Pushes["component_verify_ticket"].Attempts >= pushes0.Attempts+2
+		})
+		if p := st.Sim.Counters().Pushes["component_verify_ticket"]; p.Delivered != pushes0.Delivered {
+			t.Fatalf("ticket pushes while the database was away: got %+v, want none answered success (delivered %d)", p, pushes0.Delivered)
+		}
+		down = time.Since(cutAt)
+		if err := link.Restore(); err != nil {
+			t.Fatal(err)
+		}
+		restoredAt = time.Now()
+		pr := <-push
+		if pr.err != nil {
+			t.Fatalf("the ticket push: got %v, want it to land", pr.err)
+		}
+		landed = time.Since(restoredAt)
+		pushes = st.Sim.Counters().Pushes["component_verify_ticket"]
+		pushedTicket = pr.ticket
+	})
+
+	journey.Step(t, "back without a restart", func(t *testing.T) {
+		// Ready, the ticket and the in-flight token stored, the revoked
+		// account working.
+		eventually(t, 10*time.Second, "/readyz 200 with the database back", func() bool { return ready(t) == 200 })
+		comp, err := db.GetComponentState(ctx, testComponentAppID)
+		if err != nil || comp.Ticket.Reveal() != pushedTicket {
+			t.Errorf("the stored ticket: got another (%v), want the one pushed while the database was away", err)
+		}
+		var comp1 struct {
+			TicketReceivedAt string `json:"ticket_received_at"`
+		}
+		st.in(t).must(http.MethodGet, "/admin/component", testAdminToken, nil, &comp1, 200)
+		if comp1.TicketReceivedAt <= comp0.TicketReceivedAt {
+			t.Errorf("ticket_received_at: got %s, want later than before the outage (%s)", comp1.TicketReceivedAt, comp0.TicketReceivedAt)
+		}
+		eventually(t, 15*time.Second, "the token WeChat issued during the outage being stored", func() bool {
+			a, err := db.GetAuthorizer(ctx, testComponentAppID, inFlight)
+			stored = time.Since(restoredAt)
+			return err == nil && a.AccessToken.Reveal() == issued
+		})
+		if n := refreshes(inFlight); n != 1 {
+			t.Errorf("api_authorizer_token calls for %s: got %d, want 1 (else the token issued during the outage was not the one stored)", inFlight, n)
+		}
+		if st.Sim.CurrentAccessToken(inFlight) != issued {
+			t.Errorf("%s's token after the restore: got yet another, want the one issued during the outage", inFlight)
+		}
+		for _, a := range appids {
+			if r := call(a); r.status != 200 {
+				t.Errorf("%s with the database back: got %+v, want 200", a, r)
+			}
+		}
+		eventually(t, 15*time.Second, "the revoked account's token stored", func() bool {
+			a, err := db.GetAuthorizer(ctx, testComponentAppID, revoked)
+			return err == nil && a.AccessToken.Reveal() == st.Sim.CurrentAccessToken(revoked) && a.Status == store.StatusAuthorized
+		})
+		if n := st.Sim.Counters().ByErrcode[sim.EndpointUserGet][42001]; n != 0 {
+			t.Errorf("user/get calls with an expired token: got %d, want 0", n)
+		}
+	})
+
 	t.Logf("database away for %v: %d calls served meanwhile (p50 %v, max %v); the token WeChat issued mid-refresh was stored %v after the restore (WeChat asked once);"+
 		" ticket push: %d attempts refused, landed %v after the restore (%+v); /readyz 503 while away, 200 after",
 		down.Round(100*time.Millisecond), len(during), pct(during, 0.5).Round(time.Millisecond), pct(during, 1).Round(time.Millisecond),
