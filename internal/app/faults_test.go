@@ -147,78 +147,93 @@ func TestFaultKillReplicaMidRefresh(t *testing.T) {
 	dead.Store(-1)
 	load := c.startLoad(2, 20*time.Millisecond, appids, func(i int) bool { return dead.Load() == int64(i) })
 
-	// Wait for the victim's refresh to reach WeChat (it then hangs for slow).
-	eventually(t, life, "the victim's refresh reaching WeChat", func() bool {
-		return c.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] > 0
-	})
-	before := c.Sim.Counters().Refreshes[victim].Count
-	pid := leaseOwnerPid(t, db, victim)
-	var killed *app.Replica
-	for i, r := range c.Replicas {
-		if r.Pid() == pid {
-			killed = r
-			dead.Store(int64(i))
-		}
-	}
-	if killed == nil {
-		t.Fatalf("the lease of %s is held by pid %d, which is none of the replicas", victim, pid)
-	}
-	c.kill(killed)
-	killedAt := time.Now()
-	c.Sim.ClearFaults() // WeChat is fine; the crash was the fault
+	var (
+		before             int64
+		pid                int
+		killed             *app.Replica
+		killedAt, finished time.Time
+		ok, failed         int64
+		counters           sim.Counters
+	)
 
-	// WeChat completes the refresh it was serving when the replica died
-	// (it issues a token nobody receives: one refresh); a survivor's
-	// refresh must follow before the account's token expires.
-	var finished time.Time
-	eventually(t, life+10*time.Second, "a surviving replica refreshing "+victim, func() bool {
-		if c.Sim.Counters().Refreshes[victim].Count >= before+2 {
-			finished = time.Now()
-			return true
+	journey.Step(t, "kill the replica holding the victim's refresh", func(t *testing.T) {
+		// Wait for the victim's refresh to reach WeChat (it then hangs for slow).
+		eventually(t, life, "the victim's refresh reaching WeChat", func() bool {
+			return c.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] > 0
+		})
+		before = c.Sim.Counters().Refreshes[victim].Count
+		pid = leaseOwnerPid(t, db, victim)
+		for i, r := range c.Replicas {
+			if r.Pid() == pid {
+				killed = r
+				dead.Store(int64(i))
+			}
 		}
-		return false
+		if killed == nil {
+			t.Fatalf("the lease of %s: got pid %d, want one of the replicas'", victim, pid)
+		}
+		c.kill(killed)
+		killedAt = time.Now()
+		c.Sim.ClearFaults() // WeChat is fine; the crash was the fault
 	})
-	if expiry := authorized.Add(life); !finished.Before(expiry) {
-		t.Errorf("the survivor's refresh came %v after the token it renewed expired", finished.Sub(expiry))
-	}
-	time.Sleep(2 * time.Second) // traffic on the new token
-	ok, failed, first := load.end()
 
-	if failed > 0 {
-		t.Errorf("%d of %d requests to the surviving replicas failed; first: %s", failed, ok+failed, first)
-	}
-	counters := c.Sim.Counters()
-	for _, code := range []int{40001, 42001} {
-		if n := counters.ByErrcode[sim.EndpointUserGet][code]; n != 0 {
-			t.Errorf("the simulator answered user/get %d times with %d", n, code)
+	journey.Step(t, "a survivor refreshes before the token expires", func(t *testing.T) {
+		// WeChat completes the refresh it was serving when the replica died
+		// (it issues a token nobody receives: one refresh); a survivor's
+		// refresh must follow before the account's token expires.
+		eventually(t, life+10*time.Second, "a surviving replica refreshing "+victim, func() bool {
+			if c.Sim.Counters().Refreshes[victim].Count >= before+2 {
+				finished = time.Now()
+				return true
+			}
+			return false
+		})
+		if expiry := authorized.Add(life); !finished.Before(expiry) {
+			t.Errorf("the survivor's refresh: got it %v after the token it renewed expired, want it before", finished.Sub(expiry))
 		}
-	}
-	if n := counters.ByErrcode[sim.EndpointAuthorizerToken][61023]; n != 0 {
-		t.Errorf("WeChat refused a refresh token %d times: a refresh token was lost", n)
-	}
-	st := storetest.OpenURL(t, c.DBURL, nil)
-	eventually(t, 5*time.Second, "the stored token being the one WeChat issued last", func() bool {
+	})
+
+	journey.Step(t, "the survivors served everything and nothing was lost", func(t *testing.T) {
+		time.Sleep(2 * time.Second) // traffic on the new token
+		var first string
+		ok, failed, first = load.end()
+		if failed > 0 {
+			t.Errorf("requests to the surviving replicas: got %d of %d failed, want none; first: %s", failed, ok+failed, first)
+		}
+		counters = c.Sim.Counters()
+		for _, code := range []int{40001, 42001} {
+			if n := counters.ByErrcode[sim.EndpointUserGet][code]; n != 0 {
+				t.Errorf("user/get answered %d: got %d times, want 0", code, n)
+			}
+		}
+		if n := counters.ByErrcode[sim.EndpointAuthorizerToken][61023]; n != 0 {
+			t.Errorf("refresh tokens WeChat refused: got %d, want 0 (a refresh token was lost)", n)
+		}
+		st := storetest.OpenURL(t, c.DBURL, nil)
+		eventually(t, 5*time.Second, "the stored token being the one WeChat issued last", func() bool {
+			a, err := st.GetAuthorizer(context.Background(), testComponentAppID, victim)
+			return err == nil && a.AccessToken.Reveal() == c.Sim.CurrentAccessToken(victim)
+		})
 		a, err := st.GetAuthorizer(context.Background(), testComponentAppID, victim)
-		return err == nil && a.AccessToken.Reveal() == c.Sim.CurrentAccessToken(victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Status != store.StatusAuthorized {
+			t.Errorf("%s after the crash: got %s, want authorized", victim, a.Status)
+		}
+		if a.RefreshToken.Reveal() != simRefreshToken(t, c.Sim, c.SimURL, victim) {
+			t.Errorf("the stored refresh token of %s: got one WeChat does not honour, want WeChat's", victim)
+		}
+		for i, r := range c.Replicas {
+			if r == killed {
+				continue
+			}
+			if code, raw, err := c.fans(r, victim); code != 200 {
+				t.Errorf("replica %d after the crash: got %d %s %v, want 200", i, code, raw, err)
+			}
+		}
 	})
-	a, err := st.GetAuthorizer(context.Background(), testComponentAppID, victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Status != store.StatusAuthorized {
-		t.Errorf("%s is %s after the crash, want authorized", victim, a.Status)
-	}
-	if a.RefreshToken.Reveal() != simRefreshToken(t, c.Sim, c.SimURL, victim) {
-		t.Errorf("the stored refresh token of %s is not the one WeChat honours", victim)
-	}
-	for i, r := range c.Replicas {
-		if r == killed {
-			continue
-		}
-		if code, raw, err := c.fans(r, victim); code != 200 {
-			t.Errorf("replica %d after the crash: %d %s %v", i, code, raw, err)
-		}
-	}
+
 	t.Logf("victim %s renews at %.0f%% of its %v lifetime; its refresh reached WeChat %v after authorization; replica pid %d killed;"+
 		" a survivor completed the refresh %v after the kill (%v before the old token expired); %d requests to survivors, %d failed; refreshes of %s: %d",
 		victim, 100*frac, life, killedAt.Sub(authorized).Round(100*time.Millisecond), pid, finished.Sub(killedAt).Round(100*time.Millisecond),
@@ -468,7 +483,7 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 	}
 	c.addAccounts(specs)
 	r := c.Replicas[0]
-	goroutines := func() float64 {
+	goroutines := func(t *testing.T) float64 {
 		t.Helper()
 		g, err := c.metric(r, "go_goroutines")
 		if err != nil {
@@ -476,12 +491,12 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 		}
 		return g
 	}
-	settled := func(limit float64) float64 {
+	settled := func(t *testing.T, limit float64) float64 {
 		t.Helper()
 		var g float64
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if g = goroutines(); g <= limit || time.Now().After(deadline) {
+			if g = goroutines(t); g <= limit || time.Now().After(deadline) {
 				return g
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -491,70 +506,76 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 		code, _, _ := c.do(r, http.MethodGet, "/readyz", "", nil, nil)
 		return code
 	}
-
-	// Two healthy bursts open every connection a burst needs; the level
-	// after them is the baseline.
-	for range 2 {
-		if out, _ := c.burst(r, concurrency, appids).outcomes(); out["200 "] != concurrency {
-			t.Fatalf("healthy burst: %v", out)
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	baseline := goroutines()
+	var baseline float64
 	slack := 10.0
+
+	journey.Step(t, "healthy bursts set the baseline", func(t *testing.T) {
+		// Two healthy bursts open every connection a burst needs; the level
+		// after them is the baseline.
+		for range 2 {
+			if out, _ := c.burst(r, concurrency, appids).outcomes(); out["200 "] != concurrency {
+				t.Fatalf("healthy burst: got %v, want %d × 200", out, concurrency)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		baseline = goroutines(t)
+	})
 
 	type phase struct {
 		name       string
-		down, back func()
+		down, back func(t *testing.T)
 		want       string
 		bound      time.Duration
 	}
+	clearFaults := func(*testing.T) { c.Sim.ClearFaults() }
 	phases := []phase{
-		{"drops every connection", func() {
+		{"drops every connection", func(*testing.T) {
 			_ = c.Sim.SetFault(sim.Fault{Endpoint: "*", Kind: sim.FaultDrop})
-		}, c.Sim.ClearFaults, "503 upstream_unavailable", fastBound},
-		{"is unreachable", c.WeChat.Cut, func() {
+		}, clearFaults, "503 upstream_unavailable", fastBound},
+		{"is unreachable", func(*testing.T) { c.WeChat.Cut() }, func(t *testing.T) {
 			if err := c.WeChat.Restore(); err != nil {
 				t.Fatal(err)
 			}
 		}, "503 upstream_unavailable", fastBound},
-		{"never answers", func() {
+		{"never answers", func(*testing.T) {
 			_ = c.Sim.SetFault(sim.Fault{Endpoint: "*", Kind: sim.FaultLatency, Latency: 5 * time.Minute})
-		}, c.Sim.ClearFaults, "504 upstream_timeout", timeout + 3*time.Second},
+		}, clearFaults, "504 upstream_timeout", timeout + 3*time.Second},
 	}
 	for _, p := range phases {
-		p.down()
-		b := c.burst(r, concurrency, appids)
-		out, slowest := b.outcomes()
-		readyDown := ready()
-		after := settled(baseline + slack)
-		p.back()
-		var recovered time.Duration
-		began := time.Now()
-		eventually(t, 10*time.Second, "calls succeeding once WeChat is back", func() bool {
-			return fansCall(c.client, r.Addr, c.Key, appids[0]).status == 200
-		})
-		recovered = time.Since(began)
-		backOut, _ := c.burst(r, concurrency, appids).outcomes()
+		journey.Step(t, "WeChat "+p.name, func(t *testing.T) {
+			p.down(t)
+			b := c.burst(r, concurrency, appids)
+			out, slowest := b.outcomes()
+			readyDown := ready()
+			after := settled(t, baseline+slack)
+			p.back(t)
+			var recovered time.Duration
+			began := time.Now()
+			eventually(t, 10*time.Second, "calls succeeding once WeChat is back", func() bool {
+				return fansCall(c.client, r.Addr, c.Key, appids[0]).status == 200
+			})
+			recovered = time.Since(began)
+			backOut, _ := c.burst(r, concurrency, appids).outcomes()
 
-		if out[p.want] != concurrency {
-			t.Errorf("WeChat %s: %v, want %d × %s", p.name, out, concurrency, p.want)
-		}
-		if slowest > p.bound {
-			t.Errorf("WeChat %s: the slowest answer took %v, want under %v", p.name, slowest, p.bound)
-		}
-		if readyDown != 200 {
-			t.Errorf("WeChat %s: /readyz = %d; the replica's database is fine, it must stay ready", p.name, readyDown)
-		}
-		if after > baseline+slack {
-			t.Errorf("WeChat %s: %v goroutines 10 s after the burst, %v before: they pile up", p.name, after, baseline)
-		}
-		if backOut["200 "] != concurrency {
-			t.Errorf("WeChat back after it %s: %v", p.name, backOut)
-		}
-		t.Logf("WeChat %s: %d concurrent calls → %v, slowest %v, median %v; goroutines %.0f before, %.0f at peak, %.0f after; ready %d; calls succeed again %v after WeChat returned",
-			p.name, concurrency, out, slowest.Round(time.Millisecond), pct(durations(b.results), 0.5).Round(time.Millisecond),
-			baseline, b.peak, after, readyDown, recovered.Round(time.Millisecond))
+			if out[p.want] != concurrency {
+				t.Errorf("WeChat %s: got %v, want %d × %s", p.name, out, concurrency, p.want)
+			}
+			if slowest > p.bound {
+				t.Errorf("WeChat %s: the slowest answer took %v, want under %v", p.name, slowest, p.bound)
+			}
+			if readyDown != 200 {
+				t.Errorf("WeChat %s: /readyz got %d, want 200: the replica's database is fine, it must stay ready", p.name, readyDown)
+			}
+			if after > baseline+slack {
+				t.Errorf("WeChat %s: got %v goroutines 10 s after the burst, want at most %v (%v before): they pile up", p.name, after, baseline+slack, baseline)
+			}
+			if backOut["200 "] != concurrency {
+				t.Errorf("WeChat back after it %s: got %v, want %d × 200", p.name, backOut, concurrency)
+			}
+			t.Logf("WeChat %s: %d concurrent calls → %v, slowest %v, median %v; goroutines %.0f before, %.0f at peak, %.0f after; ready %d; calls succeed again %v after WeChat returned",
+				p.name, concurrency, out, slowest.Round(time.Millisecond), pct(durations(b.results), 0.5).Round(time.Millisecond),
+				baseline, b.peak, after, readyDown, recovered.Round(time.Millisecond))
+		})
 	}
 }
 
