@@ -35,6 +35,8 @@ type Deps struct {
 	Platform PlatformDeps
 	// Proxy holds the proxied API services (proxy.go).
 	Proxy ProxyDeps
+	// Console is the operator console (console.go); nil leaves /console unrouted.
+	Console ConsoleRoutes
 }
 
 // NewServer builds the router with every route of routes.go.
@@ -48,6 +50,10 @@ func NewServer(d Deps) http.Handler {
 	r.UnescapePathValues = false
 	r.Use(requestContext(), accessLog(d.Logger, d.Metrics), recovery(d.Logger))
 	r.NoRoute(func(c *gin.Context) {
+		if d.Console != nil && strings.HasPrefix(c.Request.URL.Path, "/console/") {
+			d.Console.NotFound(c)
+			return
+		}
 		if isCompat(c) {
 			e := errs.E(errs.NotFound, "no such route")
 			e.WeChatErrcode, e.WeChatErrmsg = wechat.ErrInvalidURL, wechat.Errmsg(wechat.ErrInvalidURL)
