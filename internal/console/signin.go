@@ -19,12 +19,12 @@ import (
 var (
 	errPageNotFound    = errs.E(errs.NotFound, "no such page")
 	errAccountNotFound = errs.E(errs.NotFound, "authorizer not found")
-	errWrongToken    = errs.E(errs.Unauthenticated, "wrong admin token")
-	errStaleSignIn   = errs.E(errs.Forbidden, "the sign-in form expired; try again")
-	errCodeRefused   = errs.E(errs.Unauthenticated, "this sign-in link is unknown, used or expired")
-	errThrottled     = errs.E(errs.RateLimited, "too many sign-in attempts; wait a little")
-	errUnknownAsset  = errs.E(errs.NotFound, "no such file")
-	errSignInMessage = map[*errs.Error]string{errWrongToken: "signin.wrong", errStaleSignIn: "signin.stale", errCodeRefused: "signin.code_refused", errThrottled: "signin.throttled"}
+	errWrongToken      = errs.E(errs.Unauthenticated, "wrong admin token")
+	errStaleSignIn     = errs.E(errs.Forbidden, "the sign-in form expired; try again")
+	errCodeRefused     = errs.E(errs.Unauthenticated, "this sign-in link is unknown, used or expired")
+	errThrottled       = errs.E(errs.RateLimited, "too many sign-in attempts; wait a little")
+	errUnknownAsset    = errs.E(errs.NotFound, "no such file")
+	errSignInMessage   = map[*errs.Error]string{errWrongToken: "signin.wrong", errStaleSignIn: "signin.stale", errCodeRefused: "signin.code_refused", errThrottled: "signin.throttled"}
 )
 
 // handleStatic serves the embedded assets. A request for the current
@@ -82,7 +82,11 @@ func (c *Console) renderSignIn(g *gin.Context, status int, failure error) {
 	form := newToken().Reveal()
 	http.SetCookie(g.Writer, &http.Cookie{Name: signinCookie, Value: form, Path: basePath, MaxAge: 3600,
 		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode})
-	p.Data = signinData{Form: form, Next: safeNext(g.Query("next"))}
+	next := g.Query("next")
+	if n := g.PostForm("next"); n != "" {
+		next = n
+	}
+	p.Data = signinData{Form: form, Next: safeNext(next)}
 	if failure != nil {
 		var e *errs.Error
 		if errors.As(failure, &e) && errSignInMessage[e] != "" {

@@ -99,7 +99,9 @@ func (c *Console) usagePage(g *gin.Context, p *page) error {
 	for _, tt := range totals {
 		d.Totals = append(d.Totals, *tt)
 	}
-	slices.SortFunc(d.Totals, func(a, b usageTotal) int { return cmp.Or(cmp.Compare(b.OK+b.Failed, a.OK+a.Failed), cmp.Compare(a.API, b.API)) })
+	slices.SortFunc(d.Totals, func(a, b usageTotal) int {
+		return cmp.Or(cmp.Compare(b.OK+b.Failed, a.OK+a.Failed), cmp.Compare(a.API, b.API))
+	})
 	p.Data = d
 	return nil
 }
