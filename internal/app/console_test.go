@@ -471,3 +471,157 @@ func TestConsoleCookieIsSecureUnderHTTPS(t *testing.T) {
 		t.Fatalf("session cookie under https: got %+v", ck)
 	}
 }
+
+// The operator's tasks through the console's forms, as a browser posts
+// them: each changes what the admin API would, and refuses what it would.
+func TestConsoleOperatorTasks(t *testing.T) {
+	clock := storetest.NewClock()
+	st := storetest.Open(t, store.SQLite, clock.Now)
+	gw := consoleReplica(t, st, clock.Now, "http://gw.test")
+	ctx := context.Background()
+	const comp = "wx1234567890abcdef"
+	for _, appid := range []string{"wxaaaaaaaaaaaaaaa1", "wxaaaaaaaaaaaaaaa2"} {
+		if _, err := st.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: comp, AppID: appid, AccessToken: "a", RefreshToken: "r",
+			TokenExpiresAt: clock.Now().Add(time.Hour), TokenRefreshedAt: clock.Now(), PermissionSets: []int{2}, NickName: "Shop " + appid[16:]}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw = consoleReplica(t, st, clock.Now, "http://gw.test") // loads the accounts
+	br := newBrowser(t, gw)
+	wantStatus(t, br.signIn(consoleAdminToken), http.StatusSeeOther)
+	csrf := br.csrf()
+	post := func(path string, form url.Values) (*http.Response, string) {
+		form.Set("csrf", csrf)
+		return br.post(path, form)
+	}
+	var id string
+
+	t.Run("create a tenant; a taken or empty name is refused", func(t *testing.T) {
+		resp, _ := post("/console/tenants", url.Values{"name": {"  Acme  "}})
+		wantStatus(t, resp, http.StatusSeeOther)
+		list, _ := st.ListTenants(ctx, comp)
+		if len(list) != 1 || list[0].Name != "Acme" {
+			t.Fatalf("tenants: got %+v", list)
+		}
+		id = list[0].ID
+		wantLocation(t, resp, "/console/tenants/"+id+"?flash=tenant_created")
+		resp, page := post("/console/tenants", url.Values{"name": {"Acme"}})
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(page, "already taken") {
+			t.Fatalf("duplicate: got %d", resp.StatusCode)
+		}
+		resp, page = post("/console/tenants", url.Values{"name": {" "}})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "name: is required") {
+			t.Fatalf("empty name: got %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("rename and set the rate limit; out-of-range limits are refused", func(t *testing.T) {
+		wantStatus(t, first(post("/console/tenants/"+id+"/rename", url.Values{"name": {"Acme Group"}})), http.StatusSeeOther)
+		wantStatus(t, first(post("/console/tenants/"+id+"/limits", url.Values{"rate_limit": {"12.5"}, "rate_burst": {"40"}})), http.StatusSeeOther)
+		tn, _ := st.GetTenant(ctx, comp, id)
+		if tn.Name != "Acme Group" || tn.RateLimit != 12.5 || tn.RateBurst != 40 {
+			t.Fatalf("tenant: got %+v", tn)
+		}
+		for _, form := range []url.Values{{"rate_limit": {"-1"}}, {"rate_limit": {"1e9"}}, {"rate_burst": {"2.5"}}, {"rate_limit": {"NaN"}}} {
+			if resp, _ := post("/console/tenants/"+id+"/limits", form); resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%v: got %d want 400", form, resp.StatusCode)
+			}
+		}
+		wantStatus(t, first(post("/console/tenants/"+id+"/limits", url.Values{"rate_limit": {""}, "rate_burst": {""}})), http.StatusSeeOther)
+		if tn, _ := st.GetTenant(ctx, comp, id); tn.RateLimit != 0 || tn.RateBurst != 0 {
+			t.Fatalf("back to the default: got %+v", tn)
+		}
+	})
+
+	t.Run("issue a restricted, expiring key; bad appids are refused", func(t *testing.T) {
+		resp, _ := post("/console/tenants/"+id+"/keys", url.Values{"name": {"ci"}, "ttl_days": {"30"}, "appids": {"wxaaaaaaaaaaaaaaa1, wxaaaaaaaaaaaaaaa2"}})
+		wantStatus(t, resp, http.StatusCreated)
+		keys, _ := st.ListKeys(ctx, id)
+		if len(keys) != 1 || len(keys[0].AppIDs) != 2 || keys[0].ExpiresAt == nil || !keys[0].ExpiresAt.Equal(clock.Now().Add(30*24*time.Hour)) {
+			t.Fatalf("keys: got %+v", keys)
+		}
+		if resp, _ := post("/console/tenants/"+id+"/keys", url.Values{"appids": {"wx123"}}); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("bad appid: got %d want 400", resp.StatusCode)
+		}
+		wantStatus(t, first(post("/console/tenants/"+id+"/keys/"+keys[0].KID+"/revoke", url.Values{})), http.StatusSeeOther)
+		if keys, _ := st.ListKeys(ctx, id); keys[0].RevokedAt == nil {
+			t.Fatal("not revoked")
+		}
+	})
+
+	t.Run("bind and unbind from both sides; the accounts page filters by tenant", func(t *testing.T) {
+		wantStatus(t, first(post("/console/tenants/"+id+"/bind", url.Values{"appid": {"wxaaaaaaaaaaaaaaa1"}})), http.StatusSeeOther)
+		wantStatus(t, first(post("/console/accounts/wxaaaaaaaaaaaaaaa2/bind", url.Values{"tenant": {id}})), http.StatusSeeOther)
+		if resp, _ := post("/console/tenants/"+id+"/bind", url.Values{"appid": {"wxbbbbbbbbbbbbbbb9"}}); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("unknown account: got %d want 404", resp.StatusCode)
+		}
+		_, page := br.get("/console/accounts?tenant=" + id)
+		if strings.Count(page, `<tr data-appid=`) != 2 || !strings.Contains(page, "Acme Group") {
+			t.Fatalf("accounts of the tenant:\n%s", page)
+		}
+		wantStatus(t, first(post("/console/accounts/wxaaaaaaaaaaaaaaa2/tenants/"+id+"/unbind", url.Values{})), http.StatusSeeOther)
+		wantStatus(t, first(post("/console/tenants/"+id+"/accounts/wxaaaaaaaaaaaaaaa1/unbind", url.Values{})), http.StatusSeeOther)
+		if b, _ := st.ListBindings(ctx, comp); len(b) != 0 {
+			t.Fatalf("bindings left: %+v", b)
+		}
+	})
+
+	t.Run("search, filter and page the accounts", func(t *testing.T) {
+		for path, want := range map[string]int{
+			"/console/accounts":                          2,
+			"/console/accounts?q=A2":                     1,
+			"/console/accounts?status=unauthorized":      0,
+			"/console/accounts?sort=expiry&page=99":      2,
+			"/console/tenants?q=acme":                    0,
+			"/console/accounts?q=%3Cscript%3E&sort=name": 0,
+		} {
+			resp, page := br.get(path)
+			wantStatus(t, resp, http.StatusOK)
+			if got := strings.Count(page, `<tr data-appid=`); got != want && strings.HasPrefix(path, "/console/accounts") {
+				t.Errorf("%s: got %d rows want %d", path, got, want)
+			}
+			if strings.Contains(page, "<script>") {
+				t.Errorf("%s: the query is echoed unescaped", path)
+			}
+		}
+	})
+
+	t.Run("usage as a chart page and a CSV download", func(t *testing.T) {
+		if err := st.AddUsage(ctx, []store.UsageRow{{TenantID: id, AppID: "wxaaaaaaaaaaaaaaa1", API: "getFans", Outcome: "ok", Hour: clock.Now(), Count: 7}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, page := br.get("/console/usage?tenant=" + id + "&range=7d")
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="chart-usage"`) || !strings.Contains(page, "7 calls in this range") {
+			t.Fatalf("usage page: got %d", resp.StatusCode)
+		}
+		resp, csv := br.get("/console/usage.csv?tenant=" + id + "&range=7d")
+		if resp.Header.Get("Content-Type") != "text/csv; charset=utf-8" || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment;") {
+			t.Fatalf("CSV headers: %v", resp.Header)
+		}
+		if want := "hour,appid,api,outcome,count\n" + clock.Now().Truncate(time.Hour).Format(time.RFC3339) + ",wxaaaaaaaaaaaaaaa1,getFans,ok,7\n"; csv != want {
+			t.Fatalf("CSV: got %q want %q", csv, want)
+		}
+	})
+
+	t.Run("without a ticket, an authorization link is refused with the reason", func(t *testing.T) {
+		resp, page := post("/console/authorize", url.Values{"tenant": {id}, "auth_type": {"1"}})
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "component_verify_ticket") {
+			t.Fatalf("got %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("delete the tenant; unknown pages are 404 pages", func(t *testing.T) {
+		wantStatus(t, first(post("/console/tenants/"+id+"/delete", url.Values{})), http.StatusSeeOther)
+		if list, _ := st.ListTenants(ctx, comp); len(list) != 0 {
+			t.Fatalf("tenants left: %+v", list)
+		}
+		for _, path := range []string{"/console/tenants/" + id, "/console/accounts/wxnope00000000000", "/console/nope"} {
+			resp, page := br.get(path)
+			if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "<html") {
+				t.Errorf("%s: got %d want a 404 page", path, resp.StatusCode)
+			}
+		}
+	})
+}
+
+func first(resp *http.Response, _ string) *http.Response { return resp }

@@ -80,24 +80,23 @@ func wellFormed(s string) bool {
 
 // create starts a session and returns its token.
 func (s *sessions) create(ctx context.Context) (secret.Value, error) {
-	tok, now := newToken(), s.now().UTC()
-	err := s.st.CreateConsoleToken(ctx, store.ConsoleToken{TokenHash: digest(tok.Reveal()), Kind: store.ConsoleSession,
-		CreatedAt: now, SeenAt: now, ExpiresAt: now.Add(s.lifetime)})
-	if err != nil {
-		return "", err
-	}
-	return tok, nil
+	return s.issue(ctx, store.ConsoleSession, s.lifetime)
 }
 
 // issueCode stores a one-time sign-in code and returns it.
 func (s *sessions) issueCode(ctx context.Context) (secret.Value, error) {
-	code, now := newToken(), s.now().UTC()
-	err := s.st.CreateConsoleToken(ctx, store.ConsoleToken{TokenHash: digest(code.Reveal()), Kind: store.ConsoleSignInCode,
-		CreatedAt: now, SeenAt: now, ExpiresAt: now.Add(s.codeTTL)})
+	return s.issue(ctx, store.ConsoleSignInCode, s.codeTTL)
+}
+
+// issue stores the digest of a fresh token of kind, valid for ttl.
+func (s *sessions) issue(ctx context.Context, kind string, ttl time.Duration) (secret.Value, error) {
+	tok, now := newToken(), s.now().UTC()
+	err := s.st.CreateConsoleToken(ctx, store.ConsoleToken{TokenHash: digest(tok.Reveal()), Kind: kind,
+		CreatedAt: now, SeenAt: now, ExpiresAt: now.Add(ttl)})
 	if err != nil {
 		return "", err
 	}
-	return code, nil
+	return tok, nil
 }
 
 // redeemCode consumes a sign-in code (once, on one replica) and starts a

@@ -100,49 +100,46 @@ func (u *Usage) Flush(ctx context.Context) error {
 }
 
 func (u *Usage) flushMinutes(ctx context.Context) error {
-	u.mu.Lock()
-	pending := u.minutes
-	u.minutes = make(map[int64]store.CallMinute, len(pending))
-	u.mu.Unlock()
-	if len(pending) == 0 {
-		return nil
-	}
-	rows := make([]store.CallMinute, 0, len(pending))
-	for _, m := range pending {
-		rows = append(rows, m)
-	}
-	if err := u.st.AddCallMinutes(ctx, u.componentAppID, rows); err != nil {
-		u.mu.Lock()
-		for k, m := range pending {
-			cur := u.minutes[k]
-			cur.Minute, cur.Calls, cur.Errors = m.Minute, cur.Calls+m.Calls, cur.Errors+m.Errors
-			u.minutes[k] = cur
+	return flushPending(&u.mu, &u.minutes, func(pending map[int64]store.CallMinute) error {
+		rows := make([]store.CallMinute, 0, len(pending))
+		for _, m := range pending {
+			rows = append(rows, m)
 		}
-		u.mu.Unlock()
-		return err
-	}
-	return nil
+		return u.st.AddCallMinutes(ctx, u.componentAppID, rows)
+	}, func(cur, old store.CallMinute) store.CallMinute {
+		return store.CallMinute{Minute: old.Minute, Calls: cur.Calls + old.Calls, Errors: cur.Errors + old.Errors}
+	})
 }
 
 func (u *Usage) flushHours(ctx context.Context) error {
-	u.mu.Lock()
-	pending := u.counts
-	u.counts = make(map[usageKey]int64, len(pending))
-	u.mu.Unlock()
-	if len(pending) == 0 {
+	return flushPending(&u.mu, &u.counts, func(pending map[usageKey]int64) error {
+		rows := make([]store.UsageRow, 0, len(pending))
+		for k, n := range pending {
+			rows = append(rows, store.UsageRow{TenantID: k.tenantID, AppID: k.appid, API: k.api, Outcome: k.outcome,
+				Hour: time.UnixMilli(k.hour).UTC(), Count: n})
+		}
+		return u.st.AddUsage(ctx, rows)
+	}, func(cur, old int64) int64 { return cur + old })
+}
+
+// flushPending takes the pending map out from under mu and writes it; if the
+// write fails, its entries are merged back into what gathered meanwhile
+// (merge(current, failed); current is the zero value when absent), so
+// nothing is lost and nothing counted twice.
+func flushPending[K comparable, V any](mu *sync.Mutex, pending *map[K]V, write func(map[K]V) error, merge func(cur, old V) V) error {
+	mu.Lock()
+	batch := *pending
+	*pending = make(map[K]V, len(batch))
+	mu.Unlock()
+	if len(batch) == 0 {
 		return nil
 	}
-	rows := make([]store.UsageRow, 0, len(pending))
-	for k, n := range pending {
-		rows = append(rows, store.UsageRow{TenantID: k.tenantID, AppID: k.appid, API: k.api, Outcome: k.outcome,
-			Hour: time.UnixMilli(k.hour).UTC(), Count: n})
-	}
-	if err := u.st.AddUsage(ctx, rows); err != nil {
-		u.mu.Lock()
-		for k, n := range pending {
-			u.counts[k] += n
+	if err := write(batch); err != nil {
+		mu.Lock()
+		for k, v := range batch {
+			(*pending)[k] = merge((*pending)[k], v)
 		}
-		u.mu.Unlock()
+		mu.Unlock()
 		return err
 	}
 	return nil
@@ -189,24 +186,14 @@ func (l *LastUsed) Mark(kid string, at time.Time) {
 
 // Flush writes the pending last-use times; on failure they are kept.
 func (l *LastUsed) Flush(ctx context.Context) error {
-	l.mu.Lock()
-	batch := l.pending
-	l.pending = make(map[string]time.Time, len(batch))
-	l.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
-	if err := l.st.TouchKeys(ctx, batch); err != nil {
-		l.mu.Lock()
-		for kid, at := range batch {
-			if prev, ok := l.pending[kid]; !ok || at.After(prev) {
-				l.pending[kid] = at
-			}
+	return flushPending(&l.mu, &l.pending, func(batch map[string]time.Time) error {
+		return l.st.TouchKeys(ctx, batch)
+	}, func(cur, old time.Time) time.Time {
+		if old.After(cur) {
+			return old
 		}
-		l.mu.Unlock()
-		return err
-	}
-	return nil
+		return cur
+	})
 }
 
 // Pending returns a copy of the times not yet written (for tests).
