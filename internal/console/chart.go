@@ -4,6 +4,8 @@ package console
 // it from a JSON block next to the chart): shared x values in Unix seconds
 // and one series per line.
 type chart struct {
+	// XLabel names the x axis in the legend.
+	XLabel string   `json:"xlabel"`
 	X      []int64  `json:"x"`
 	Series []series `json:"series"`
 	// Step is the width of one x step in seconds (bars and tooltips).

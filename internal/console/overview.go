@@ -112,7 +112,7 @@ func (c *Console) overviewPage(g *gin.Context, p *page) error {
 		return err
 	}
 	n := int(span / time.Minute)
-	ch := chart{X: make([]int64, n), Step: 60, Series: []series{
+	ch := chart{XLabel: p.T("chart.time"), X: make([]int64, n), Step: 60, Series: []series{
 		{Label: p.T("overview.calls"), Values: make([]int64, n), Color: palette[0]},
 		{Label: p.T("overview.errors"), Values: make([]int64, n), Color: palette[1]},
 	}}

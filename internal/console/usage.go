@@ -72,7 +72,7 @@ func (c *Console) usagePage(g *gin.Context, p *page) error {
 	d.TenantName = t.Name
 	d.CSV = basePath + "/usage.csv?tenant=" + t.ID + "&range=" + rng
 	n := int(to.Sub(from) / time.Hour)
-	d.Chart = chart{X: make([]int64, n), Step: 3600}
+	d.Chart = chart{XLabel: p.T("chart.time"), X: make([]int64, n), Step: 3600}
 	for i := range n {
 		d.Chart.X[i] = from.Add(time.Duration(i) * time.Hour).Unix()
 	}

@@ -60,7 +60,7 @@
           { values: fmtTime(kind), grid: { stroke: "#f1f5f9" } },
           { grid: { stroke: "#f1f5f9" }, size: 50 }
         ],
-        series: [{}].concat(data.series.map(function (s) {
+        series: [{ label: data.xlabel }].concat(data.series.map(function (s) {
           return { label: s.label, stroke: s.color, width: 2, fill: s.color + "14", points: { show: false } };
         }))
       };
