@@ -375,7 +375,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	step("the overview shows the platform, in English and Chinese", func(t *testing.T) {
-		do(t, chromedp.Navigate(demo.Console), chromedp.WaitVisible(chromedp.CSS("#overview .uplot")))
+		// The five calls made at the start reach the chart with the usage
+		// flusher (every 10 s), from the store.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			do(t, chromedp.Navigate(demo.Console+"?window=1h"), chromedp.WaitVisible(chromedp.CSS("#overview .uplot")))
+			got := text(t, "#call-totals")
+			if strings.HasPrefix(got, "5 calls, 2 errors") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("call totals: got %q want 5 calls, 2 errors", got)
+			}
+			time.Sleep(time.Second)
+		}
 		if got := text(t, "#accounts-by-status"); !strings.Contains(got, "4") {
 			t.Errorf("accounts card: got %q want 4 accounts", got)
 		}
