@@ -540,8 +540,10 @@ func TestConsoleOperatorTasks(t *testing.T) {
 		if len(keys) != 1 || len(keys[0].AppIDs) != 2 || keys[0].ExpiresAt == nil || !keys[0].ExpiresAt.Equal(clock.Now().Add(30*24*time.Hour)) {
 			t.Fatalf("keys: got %+v", keys)
 		}
-		if resp, _ := post("/console/tenants/"+id+"/keys", url.Values{"appids": {"wx123"}}); resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("bad appid: got %d want 400", resp.StatusCode)
+		for _, form := range []url.Values{{"appids": {"wx123"}}, {"ttl_days": {"-1"}}, {"ttl_days": {"3661"}}, {"ttl_days": {"999999999999"}}} {
+			if resp, _ := post("/console/tenants/"+id+"/keys", form); resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%v: got %d want 400", form, resp.StatusCode)
+			}
 		}
 		wantStatus(t, first(post("/console/tenants/"+id+"/keys/"+keys[0].KID+"/revoke", url.Values{})), http.StatusSeeOther)
 		if keys, _ := st.ListKeys(ctx, id); keys[0].RevokedAt == nil {

@@ -222,12 +222,11 @@ func (c *Console) handleIssueKey() gin.HandlerFunc {
 		}
 		if raw := strings.TrimSpace(g.PostForm("ttl_days")); raw != "" {
 			days, err := strconv.Atoi(raw)
-			ttl := time.Duration(days) * 24 * time.Hour
-			if err != nil || days < 0 || ttl > tenant.MaxKeyTTL {
-				c.showError(g, "tenant", c.tenantPage, fieldError("ttl_days", "must be a whole number of days between 0 (no expiry) and 3660"))
+			if maxDays := int(tenant.MaxKeyTTL / (24 * time.Hour)); err != nil || days < 0 || days > maxDays {
+				c.showError(g, "tenant", c.tenantPage, fieldError("ttl_days", "must be a whole number of days between 0 (no expiry) and "+strconv.Itoa(maxDays)))
 				return
 			}
-			req.TTL = ttl
+			req.TTL = time.Duration(days) * 24 * time.Hour
 		}
 		for _, a := range strings.FieldsFunc(g.PostForm("appids"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }) {
 			if !config.ValidAppID(a) {
