@@ -109,6 +109,11 @@ func startDemo(t *testing.T) demoRun {
 	return d
 }
 
+// stepTimeout bounds one browser action, generously: it is a liveness
+// bound for a loaded machine running the race detector, not a performance
+// figure.
+const stepTimeout = 60 * time.Second
+
 // cspProbe records Content-Security-Policy violations on every page.
 const cspProbe = `window.__csp = [];
 document.addEventListener("securitypolicyviolation", function (e) { window.__csp.push(e.violatedDirective + " " + e.blockedURI); });`
@@ -156,7 +161,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// do runs the actions with a bounded wait, failing the step with err.
 	do := func(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
+		ctx, cancel := context.WithTimeout(browser, stepTimeout)
 		defer cancel()
 		if err := chromedp.Do(ctx, actions...); err != nil {
 			loc, _ := chromedp.Run(browser, chromedp.Location())
@@ -165,7 +170,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	text := func(t *testing.T, sel string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
+		ctx, cancel := context.WithTimeout(browser, stepTimeout)
 		defer cancel()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 		if err != nil {
