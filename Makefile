@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/wxgate/wxgate/internal/app.Version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: test build vet fuzz bench docker
+.PHONY: test build vet fuzz bench docker screenshots
 
 ## test: go vet + every test with the race detector (needs PostgreSQL, see README).
 test: vet
@@ -27,6 +27,10 @@ fuzz:
 ## bench: the figures of docs/performance.md.
 bench:
 	$(GO) run ./cmd/wxgate bench
+
+## screenshots: the console's browser journey, saving its pages to docs/img/console/ (needs Chromium).
+screenshots:
+	WXGATE_SCREENSHOTS=$(CURDIR)/docs/img/console $(GO) test -count=1 -run '^TestConsoleInBrowser$$' ./internal/app/
 
 docker:
 	docker build -t wxgate:$(VERSION) .

@@ -132,7 +132,12 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 		if err != nil {
 			return fmt.Errorf("demo: setting up: %w", err)
 		}
-		return printDemo(stdio.Stdout, gatewayURL, simURL, key, cfg.AdminToken.Reveal())
+		signIn, err := gw.console.SignInLink(gctx)
+		if err != nil {
+			return fmt.Errorf("demo: console sign-in link: %w", err)
+		}
+		return printDemo(stdio.Stdout, demoBanner{Gateway: gatewayURL, Sim: simURL, Key: key, Admin: cfg.AdminToken.Reveal(),
+			Console: gw.console.URL(), SignIn: signIn})
 	})
 	err = grp.Wait()
 	if ctx.Err() != nil {
@@ -256,6 +261,12 @@ wxgate demo is running (embedded SQLite store, WeChat replaced by the simulator)
 
   gateway    {{.Gateway}}        (OpenAPI: {{.Gateway}}/openapi.json, metrics: {{.Gateway}}/metrics)
   simulator  {{.Sim}}        (control API: {{.Sim}}/sim/accounts)
+  console    {{.Console}}
+
+Open the operator console signed in with one click (the link works once, within 10 minutes;
+afterwards sign in with the admin token below):
+
+  {{.SignIn}}
 
 A tenant "demo" was created with this key (shown once):
 
@@ -303,6 +314,13 @@ Try:
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants; echo
 `))
 
-func printDemo(w io.Writer, gatewayURL, simURL, key, admin string) error {
-	return demoText.Execute(w, map[string]string{"Gateway": gatewayURL, "Sim": simURL, "Key": key, "Admin": admin})
+// demoBanner is what the demo prints once it is ready.
+type demoBanner struct {
+	Gateway, Sim, Key, Admin string
+	// Console is the console's URL; SignIn its one-time sign-in link.
+	Console, SignIn string
+}
+
+func printDemo(w io.Writer, b demoBanner) error {
+	return demoText.Execute(w, b)
 }

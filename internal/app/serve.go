@@ -17,6 +17,7 @@ import (
 	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/console"
 	"github.com/wxgate/wxgate/internal/httpapi"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
@@ -88,6 +89,8 @@ type gateway struct {
 	log     *slog.Logger
 	store   *store.Store
 	handler http.Handler
+	// console signs the demo's operator in (SignInLink).
+	console *console.Console
 	// workers run until the context ends (token refreshers, cache pollers,
 	// usage flusher, janitor). Each must return nil on cancellation.
 	workers []func(ctx context.Context) error
@@ -99,6 +102,11 @@ const (
 	eventReceiptRetention = 7 * 24 * time.Hour
 	sessionRetention      = 24 * time.Hour
 	janitorInterval       = time.Hour
+	// callMinuteRetention keeps the console's per-minute call counts for
+	// its longest chart window (24 h) and a day more.
+	callMinuteRetention = 48 * time.Hour
+	// consoleIdleTimeout ends console sessions unused for that long.
+	consoleIdleTimeout = console.DefaultIdleTimeout
 )
 
 // newGateway wires every service of one replica over an open, migrated
@@ -179,6 +187,17 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	// The proxy: the proxied WeChat APIs over the authorizers' tokens.
 	proxied := proxy.NewService(authorizers, wx, metrics, log, cfg.UpstreamTimeout)
 
+	// The operator console, over the same services (no HTTP calls to itself).
+	cons, err := console.New(console.Options{
+		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, ComponentAppID: cfg.ComponentAppID,
+		Tenants: tenants.Admin, Directory: tenants.Directory, Authorizers: authorizers, Flow: flow,
+		Component: credentials, Calls: st, Sessions: st, StatusOf: httpapi.StatusOf,
+		IdleTimeout: consoleIdleTimeout, Now: now, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	// The router, over everything above.
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger:  log,
@@ -217,15 +236,17 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 			Log:                 log,
 			ExportProgressEvery: 5 * time.Second,
 		},
+		Console: cons,
 	})
 
 	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, func(ctx context.Context) error {
 		return platformJanitor(ctx, st, log, now)
 	})
-	return &gateway{cfg: cfg, log: log, store: st, handler: handler, workers: workers}, nil
+	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, workers: workers}, nil
 }
 
-// platformJanitor prunes old event receipts and finished sessions hourly.
+// platformJanitor prunes old event receipts, finished authorization
+// sessions, expired console sessions and old per-minute call counts hourly.
 func platformJanitor(ctx context.Context, st *store.Store, log *slog.Logger, now func() time.Time) error {
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
@@ -241,6 +262,12 @@ func platformJanitor(ctx context.Context, st *store.Store, log *slog.Logger, now
 		}
 		if _, err := st.DeleteExpiredSessions(ctx, at.Add(-sessionRetention)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "janitor: pruning authorization sessions failed", "err", err.Error())
+		}
+		if _, err := st.DeleteExpiredConsoleTokens(ctx, at, at.Add(-consoleIdleTimeout)); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning console sessions failed", "err", err.Error())
+		}
+		if _, err := st.DeleteCallMinutesBefore(ctx, at.Add(-callMinuteRetention)); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning per-minute call counts failed", "err", err.Error())
 		}
 	}
 }

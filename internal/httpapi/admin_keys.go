@@ -16,8 +16,8 @@ import (
 
 // Bounds of a key request.
 const (
-	maxKeyTTLSeconds = 10 * 366 * 24 * 3600 // about ten years
-	maxKeyAppIDs     = 100
+	maxKeyTTLSeconds = int64(tenant.MaxKeyTTL / time.Second)
+	maxKeyAppIDs     = tenant.MaxKeyAppIDs
 )
 
 type issueKeyRequest struct {

@@ -9,19 +9,17 @@ import (
 	"reflect"
 	"strings"
 	"time"
-	"unicode"
+
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/tenant"
 )
 
 // maxAdminBody caps admin request bodies.
 const maxAdminBody = 64 << 10
-
-// maxNameLength caps tenant and key names, in characters.
-const maxNameLength = 100
 
 // decodeAdminJSON reads the request body into dst: one JSON object, at
 // most 64 KiB, valid UTF-8, no unknown fields. An empty body is {} when allowEmpty.
@@ -112,13 +110,8 @@ func (f fieldErrors) err() error {
 
 // checkName validates a tenant or key name (already trimmed).
 func checkName(f fieldErrors, field, name string, required bool) {
-	switch {
-	case name == "" && required:
-		f.add(field, "is required")
-	case utf8.RuneCountInString(name) > maxNameLength:
-		f.add(field, "must be at most 100 characters")
-	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
-		f.add(field, "must not contain control characters")
+	if p := tenant.NameProblem(name, required); p != "" {
+		f.add(field, p)
 	}
 }
 

@@ -10,12 +10,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/store"
-)
-
-// Bounds of a tenant's rate-limit override.
-const (
-	maxRateLimit = 100_000
-	maxRateBurst = 1_000_000
+	"github.com/wxgate/wxgate/internal/tenant"
 )
 
 // tenantJSON is a tenant in admin responses. rate_limit (requests per
@@ -107,10 +102,10 @@ func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 			*req.Name = strings.TrimSpace(*req.Name)
 			checkName(f, "name", *req.Name, true)
 		}
-		if req.RateLimit != nil && (*req.RateLimit < 0 || *req.RateLimit > maxRateLimit || math.IsNaN(*req.RateLimit)) {
+		if req.RateLimit != nil && (*req.RateLimit < 0 || *req.RateLimit > tenant.MaxRateLimit || math.IsNaN(*req.RateLimit)) {
 			f.add("rate_limit", "must be between 0 (the default) and 100000 requests per second")
 		}
-		if req.RateBurst != nil && (*req.RateBurst < 0 || *req.RateBurst > maxRateBurst) {
+		if req.RateBurst != nil && (*req.RateBurst < 0 || *req.RateBurst > tenant.MaxRateBurst) {
 			f.add("rate_burst", "must be between 0 (the default) and 1000000")
 		}
 		if err := f.err(); err != nil {

@@ -56,4 +56,10 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.GET("/authorizers", handleAdminListAuthorizers(d.Platform, d.Logger))
 	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(d.Platform, d.Logger))
 	admin.GET("/component", handleAdminComponent(d.Platform, d.Logger))
+
+	// Operator console (docs/console.md): HTML pages behind a session
+	// cookie, registered by the console itself (console/routes.go).
+	if d.Console != nil {
+		d.Console.Register(r.Group("/console"))
+	}
 }

@@ -34,6 +34,8 @@ type Deps struct {
 	Platform PlatformDeps
 	// Proxy holds the proxied API services (proxy.go).
 	Proxy ProxyDeps
+	// Console is the operator console (console.go); nil leaves /console unrouted.
+	Console ConsoleRoutes
 }
 
 // NewServer builds the router with every route of routes.go.
@@ -47,6 +49,10 @@ func NewServer(d Deps) http.Handler {
 	r.UnescapePathValues = false
 	r.Use(requestContext(), accessLog(d.Logger, d.Metrics), recovery(d.Logger))
 	r.NoRoute(func(c *gin.Context) {
+		if d.Console != nil && strings.HasPrefix(c.Request.URL.Path, "/console/") {
+			d.Console.NotFound(c)
+			return
+		}
 		answerError(c, d.Logger, errs.E(errs.NotFound, "no such route").WithCause(errNoRoute))
 	})
 	r.NoMethod(func(c *gin.Context) {

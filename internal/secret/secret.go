@@ -4,6 +4,8 @@
 package secret
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
 )
@@ -22,6 +24,18 @@ func (v Value) Reveal() string { return string(v) }
 
 // IsZero reports whether the secret is empty.
 func (v Value) IsZero() bool { return v == "" }
+
+// Matches reports whether candidate equals the secret, in constant time:
+// both are hashed first, so not even the secret's length leaks. An empty
+// secret matches nothing.
+func (v Value) Matches(candidate string) bool {
+	if v == "" {
+		return false
+	}
+	want := sha256.Sum256([]byte(v))
+	got := sha256.Sum256([]byte(candidate))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
 
 // String redacts the value so fmt and %v never print it.
 func (v Value) String() string {

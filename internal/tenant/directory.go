@@ -56,9 +56,12 @@ type snapshot struct {
 	// bound lists each tenant's appids, sorted (never modified once in a
 	// snapshot): Bound searches it, BoundAppIDs hands it out.
 	bound map[string][]string
+	// tenantsOf is bound inverted: each appid's tenant ids, sorted.
+	tenantsOf map[string][]string
 }
 
 type tenantEntry struct {
+	name      string
 	rateLimit float64
 	rateBurst int
 }
@@ -71,9 +74,10 @@ type keyEntry struct {
 }
 
 var emptySnapshot = &snapshot{
-	tenants: map[string]tenantEntry{},
-	keys:    map[string]keyEntry{},
-	bound:   map[string][]string{},
+	tenants:   map[string]tenantEntry{},
+	keys:      map[string]keyEntry{},
+	bound:     map[string][]string{},
+	tenantsOf: map[string][]string{},
 }
 
 // NewDirectory returns an empty directory for componentAppID; call Reload
@@ -101,13 +105,14 @@ func (d *Directory) Reload(ctx context.Context) error {
 		return fmt.Errorf("tenant: reload directory: %w", err)
 	}
 	next := &snapshot{
-		rev:     s.Rev,
-		tenants: make(map[string]tenantEntry, len(s.Tenants)),
-		keys:    make(map[string]keyEntry, len(s.Keys)),
-		bound:   map[string][]string{},
+		rev:       s.Rev,
+		tenants:   make(map[string]tenantEntry, len(s.Tenants)),
+		keys:      make(map[string]keyEntry, len(s.Keys)),
+		bound:     map[string][]string{},
+		tenantsOf: map[string][]string{},
 	}
 	for _, t := range s.Tenants {
-		next.tenants[t.ID] = tenantEntry{rateLimit: t.RateLimit, rateBurst: t.RateBurst}
+		next.tenants[t.ID] = tenantEntry{name: t.Name, rateLimit: t.RateLimit, rateBurst: t.RateBurst}
 	}
 	for _, k := range s.Keys {
 		e := keyEntry{tenantID: k.TenantID, appids: k.AppIDs, revoked: k.RevokedAt != nil}
@@ -118,9 +123,13 @@ func (d *Directory) Reload(ctx context.Context) error {
 	}
 	for _, b := range s.Bindings {
 		next.bound[b.TenantID] = append(next.bound[b.TenantID], b.AppID)
+		next.tenantsOf[b.AppID] = append(next.tenantsOf[b.AppID], b.TenantID)
 	}
 	for _, appids := range next.bound {
 		slices.Sort(appids)
+	}
+	for _, ids := range next.tenantsOf {
+		slices.Sort(ids)
 	}
 	d.cur.Store(next)
 	return nil
@@ -176,6 +185,18 @@ func (d *Directory) Bound(tenantID, appid string) bool {
 // not modify the slice).
 func (d *Directory) BoundAppIDs(tenantID string) []string {
 	return d.current().bound[tenantID]
+}
+
+// BoundTenants lists the ids of the tenants appid is bound to, sorted (the
+// caller must not modify the slice).
+func (d *Directory) BoundTenants(appid string) []string {
+	return d.current().tenantsOf[appid]
+}
+
+// TenantName returns the tenant's name and whether the tenant exists.
+func (d *Directory) TenantName(tenantID string) (string, bool) {
+	t, ok := d.current().tenants[tenantID]
+	return t.name, ok
 }
 
 // TenantExists reports whether the tenant exists.

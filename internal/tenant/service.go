@@ -68,7 +68,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	usage := NewUsage(o.Store, dir.Bound, o.Now, o.Logger, o.UsageFlush)
+	usage := NewUsage(o.Store, o.ComponentAppID, dir.Bound, o.Now, o.Logger, o.UsageFlush)
 	return &Service{
 		Directory: dir,
 		Verifier:  verifier,

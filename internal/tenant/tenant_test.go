@@ -262,13 +262,13 @@ func TestFlushersWriteOnShutdownAndKeepCountsOnFailure(t *testing.T) {
 	if len(lu.Pending()) != 1 {
 		t.Fatal("a failed flush lost the marks")
 	}
-	uf := tenant.NewUsage(broken, nil, clock.Now, slog.New(slog.DiscardHandler), 0)
+	uf := tenant.NewUsage(broken, "wxcomponent", nil, clock.Now, slog.New(slog.DiscardHandler), 0)
 	uf.Record(tn.ID, "", "getFans", "ok")
 	if err := uf.Flush(ctx); err == nil {
 		t.Fatal("flush to a closed store succeeded")
 	}
 	uf.Record(tn.ID, "", "getFans", "ok")
-	if err := tenant.NewUsage(st, nil, clock.Now, slog.New(slog.DiscardHandler), 0).Flush(ctx); err != nil {
+	if err := tenant.NewUsage(st, "wxcomponent", nil, clock.Now, slog.New(slog.DiscardHandler), 0).Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 

@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"sync"
@@ -22,20 +23,27 @@ const (
 type UsageStore interface {
 	// AddUsage adds counts (per tenant, account, API, outcome and hour).
 	AddUsage(ctx context.Context, rows []store.UsageRow) error
+	// AddCallMinutes adds the component's calls and failed calls per minute.
+	AddCallMinutes(ctx context.Context, componentAppID string, rows []store.CallMinute) error
 }
 
-// Usage counts calls per tenant, account, API and outcome in memory and
-// flushes the counts to the store every interval (and when the replica
-// stops). A failed flush keeps its counts for the next one.
+// Usage counts calls per tenant, account, API and outcome (per hour, for
+// the usage report) and the component's calls and failed calls (per
+// minute, for the console's chart) in memory, and flushes both to the store
+// every interval (and when the replica stops). Each replica adds its own
+// counts, so the stored figures are the deployment's. A failed flush keeps
+// its counts for the next one.
 type Usage struct {
-	st       UsageStore
-	now      func() time.Time
-	log      *slog.Logger
-	interval time.Duration
-	bound    func(tenantID, appid string) bool
+	st             UsageStore
+	componentAppID string
+	now            func() time.Time
+	log            *slog.Logger
+	interval       time.Duration
+	bound          func(tenantID, appid string) bool
 
-	mu     sync.Mutex
-	counts map[usageKey]int64
+	mu      sync.Mutex
+	counts  map[usageKey]int64
+	minutes map[int64]store.CallMinute // by Unix millisecond of the minute
 }
 
 type usageKey struct {
@@ -43,15 +51,16 @@ type usageKey struct {
 	hour                          int64
 }
 
-// NewUsage returns a usage counter. bound, when not nil, filters the appid
-// of each call: an account the tenant is not bound to is counted under ""
-// so that made-up appids in URLs cannot grow the usage table. interval <= 0
-// means DefaultUsageFlushInterval.
-func NewUsage(st UsageStore, bound func(tenantID, appid string) bool, now func() time.Time, log *slog.Logger, interval time.Duration) *Usage {
+// NewUsage returns a usage counter for componentAppID's calls. bound, when
+// not nil, filters the appid of each call: an account the tenant is not
+// bound to is counted under "" so that made-up appids in URLs cannot grow
+// the usage table. interval <= 0 means DefaultUsageFlushInterval.
+func NewUsage(st UsageStore, componentAppID string, bound func(tenantID, appid string) bool, now func() time.Time, log *slog.Logger, interval time.Duration) *Usage {
 	if interval <= 0 {
 		interval = DefaultUsageFlushInterval
 	}
-	return &Usage{st: st, bound: bound, now: now, log: log, interval: interval, counts: map[usageKey]int64{}}
+	return &Usage{st: st, componentAppID: componentAppID, bound: bound, now: now, log: log, interval: interval,
+		counts: map[usageKey]int64{}, minutes: map[int64]store.CallMinute{}}
 }
 
 // Record counts one call of api by tenantID on appid with outcome ("ok" or
@@ -64,32 +73,73 @@ func (u *Usage) Record(tenantID, appid, api, outcome string) {
 	if appid != "" && u.bound != nil && !u.bound(tenantID, appid) {
 		appid = ""
 	}
-	k := usageKey{tenantID: tenantID, appid: appid, api: api, outcome: outcome, hour: u.now().Truncate(time.Hour).UnixMilli()}
+	now := u.now()
+	k := usageKey{tenantID: tenantID, appid: appid, api: api, outcome: outcome, hour: now.Truncate(time.Hour).UnixMilli()}
+	minute := now.Truncate(time.Minute)
 	u.mu.Lock()
 	u.counts[k]++
+	m := u.minutes[minute.UnixMilli()]
+	m.Minute = minute
+	m.Calls++
+	if outcome != OutcomeOK {
+		m.Errors++
+	}
+	u.minutes[minute.UnixMilli()] = m
 	u.mu.Unlock()
 }
 
-// Flush writes the counts gathered so far; on failure they are kept.
+// OutcomeOK is the outcome of a successful call; every other outcome (an
+// error code slug) counts as an error in the per-minute figures.
+const OutcomeOK = "ok"
+
+// Flush writes the counts gathered so far: the hourly usage and the
+// per-minute figures, each on its own, so a failure of one neither loses
+// nor doubles the other. On failure the counts are kept for the next flush.
 func (u *Usage) Flush(ctx context.Context) error {
-	u.mu.Lock()
-	pending := u.counts
-	u.counts = make(map[usageKey]int64, len(pending))
-	u.mu.Unlock()
-	if len(pending) == 0 {
+	return errors.Join(u.flushHours(ctx), u.flushMinutes(ctx))
+}
+
+func (u *Usage) flushMinutes(ctx context.Context) error {
+	return flushPending(&u.mu, &u.minutes, func(pending map[int64]store.CallMinute) error {
+		rows := make([]store.CallMinute, 0, len(pending))
+		for _, m := range pending {
+			rows = append(rows, m)
+		}
+		return u.st.AddCallMinutes(ctx, u.componentAppID, rows)
+	}, func(cur, old store.CallMinute) store.CallMinute {
+		return store.CallMinute{Minute: old.Minute, Calls: cur.Calls + old.Calls, Errors: cur.Errors + old.Errors}
+	})
+}
+
+func (u *Usage) flushHours(ctx context.Context) error {
+	return flushPending(&u.mu, &u.counts, func(pending map[usageKey]int64) error {
+		rows := make([]store.UsageRow, 0, len(pending))
+		for k, n := range pending {
+			rows = append(rows, store.UsageRow{TenantID: k.tenantID, AppID: k.appid, API: k.api, Outcome: k.outcome,
+				Hour: time.UnixMilli(k.hour).UTC(), Count: n})
+		}
+		return u.st.AddUsage(ctx, rows)
+	}, func(cur, old int64) int64 { return cur + old })
+}
+
+// flushPending takes the pending map out from under mu and writes it; if the
+// write fails, its entries are merged back into what gathered meanwhile
+// (merge(current, failed); current is the zero value when absent), so
+// nothing is lost and nothing counted twice.
+func flushPending[K comparable, V any](mu *sync.Mutex, pending *map[K]V, write func(map[K]V) error, merge func(cur, old V) V) error {
+	mu.Lock()
+	batch := *pending
+	*pending = make(map[K]V, len(batch))
+	mu.Unlock()
+	if len(batch) == 0 {
 		return nil
 	}
-	rows := make([]store.UsageRow, 0, len(pending))
-	for k, n := range pending {
-		rows = append(rows, store.UsageRow{TenantID: k.tenantID, AppID: k.appid, API: k.api, Outcome: k.outcome,
-			Hour: time.UnixMilli(k.hour).UTC(), Count: n})
-	}
-	if err := u.st.AddUsage(ctx, rows); err != nil {
-		u.mu.Lock()
-		for k, n := range pending {
-			u.counts[k] += n
+	if err := write(batch); err != nil {
+		mu.Lock()
+		for k, v := range batch {
+			(*pending)[k] = merge((*pending)[k], v)
 		}
-		u.mu.Unlock()
+		mu.Unlock()
 		return err
 	}
 	return nil
@@ -136,24 +186,14 @@ func (l *LastUsed) Mark(kid string, at time.Time) {
 
 // Flush writes the pending last-use times; on failure they are kept.
 func (l *LastUsed) Flush(ctx context.Context) error {
-	l.mu.Lock()
-	batch := l.pending
-	l.pending = make(map[string]time.Time, len(batch))
-	l.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
-	if err := l.st.TouchKeys(ctx, batch); err != nil {
-		l.mu.Lock()
-		for kid, at := range batch {
-			if prev, ok := l.pending[kid]; !ok || at.After(prev) {
-				l.pending[kid] = at
-			}
+	return flushPending(&l.mu, &l.pending, func(batch map[string]time.Time) error {
+		return l.st.TouchKeys(ctx, batch)
+	}, func(cur, old time.Time) time.Time {
+		if old.After(cur) {
+			return old
 		}
-		l.mu.Unlock()
-		return err
-	}
-	return nil
+		return cur
+	})
 }
 
 // Pending returns a copy of the times not yet written (for tests).

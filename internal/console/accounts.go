@@ -1,0 +1,200 @@
+package console
+
+import (
+	"cmp"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/store"
+)
+
+type accountRow struct {
+	AppID, NickName, Status string
+	Sets                    []permissionSet
+	TokenExpiresAt          time.Time
+	Tenants                 []tenantRef
+}
+
+type tenantRef struct{ ID, Name string }
+
+type accountsData struct {
+	Q, Status, Tenant, TenantName, Sort string
+	Statuses                            []string
+	Rows                                []accountRow
+	Pager                               pager
+}
+
+var accountStatuses = []string{store.StatusAuthorized, store.StatusNeedsReauthorization, store.StatusUnauthorized}
+
+// accountsPage lists accounts from the authorizer manager's memory,
+// filtered (text in the appid or nick name, status, tenant), sorted and
+// paged on the server: thousands of accounts cost no store query and
+// render one page of rows.
+func (c *Console) accountsPage(g *gin.Context, p *page) error {
+	d := accountsData{Q: strings.TrimSpace(g.Query("q")), Status: g.Query("status"), Tenant: g.Query("tenant"),
+		Sort: g.DefaultQuery("sort", "appid"), Statuses: accountStatuses}
+	if !slices.Contains(accountStatuses, d.Status) {
+		d.Status = ""
+	}
+	var inTenant []string
+	if d.Tenant != "" {
+		name, ok := c.o.Directory.TenantName(d.Tenant)
+		if !ok {
+			d.Tenant = ""
+		} else {
+			d.TenantName, inTenant = name, c.o.Directory.BoundAppIDs(d.Tenant)
+		}
+	}
+	lq := strings.ToLower(d.Q)
+	all := c.o.Authorizers.List()
+	// Sort pointers: swapping 10,000 whole accounts costs more than the rest of the page.
+	match := make([]*store.Authorizer, 0, len(all))
+	for i := range all {
+		a := &all[i]
+		switch {
+		case d.Status != "" && a.Status != d.Status:
+		case d.Tenant != "" && !containsSorted(inTenant, a.AppID):
+		case lq != "" && !strings.Contains(strings.ToLower(a.AppID), lq) && !strings.Contains(strings.ToLower(a.NickName), lq):
+		default:
+			match = append(match, a)
+		}
+	}
+	switch d.Sort {
+	case "expiry":
+		slices.SortFunc(match, func(a, b *store.Authorizer) int {
+			return cmp.Or(a.TokenExpiresAt.Compare(b.TokenExpiresAt), cmp.Compare(a.AppID, b.AppID))
+		})
+	case "name":
+		slices.SortFunc(match, func(a, b *store.Authorizer) int {
+			return cmp.Or(cmp.Compare(a.NickName, b.NickName), cmp.Compare(a.AppID, b.AppID))
+		})
+	default:
+		d.Sort = "appid"
+		slices.SortFunc(match, func(a, b *store.Authorizer) int { return cmp.Compare(a.AppID, b.AppID) })
+	}
+	n, _ := strconv.Atoi(g.Query("page"))
+	pg, lo, hi := paginate(len(match), n, accountsPerPage, func(n int) string {
+		return basePath + "/accounts?" + url.Values{"q": {d.Q}, "status": {d.Status}, "tenant": {d.Tenant}, "sort": {d.Sort}, "page": {strconv.Itoa(n)}}.Encode()
+	})
+	d.Pager = pg
+	for _, a := range match[lo:hi] {
+		d.Rows = append(d.Rows, c.accountRow(*a))
+	}
+	p.Data = d
+	return nil
+}
+
+func containsSorted(list []string, s string) bool {
+	_, ok := slices.BinarySearch(list, s)
+	return ok
+}
+
+func (c *Console) accountRow(a store.Authorizer) accountRow {
+	r := accountRow{AppID: a.AppID, NickName: a.NickName, Status: a.Status, Sets: permissionSets(a.PermissionSets), TokenExpiresAt: a.TokenExpiresAt}
+	for _, id := range c.o.Directory.BoundTenants(a.AppID) {
+		name, _ := c.o.Directory.TenantName(id)
+		r.Tenants = append(r.Tenants, tenantRef{ID: id, Name: name})
+	}
+	return r
+}
+
+type accountData struct {
+	Account          accountRow
+	AuthorizedAt     time.Time
+	TokenRefreshedAt time.Time
+	UpdatedAt        time.Time
+	// Others are the tenants it can be bound to.
+	Others []tenantRef
+}
+
+// accountPage shows one account with its tenants.
+func (c *Console) accountPage(g *gin.Context, p *page) error {
+	appid := g.Param("appid")
+	a, ok := c.o.Authorizers.Get(appid)
+	if !ok || !config.ValidAppID(appid) {
+		return errAccountNotFound
+	}
+	d := accountData{Account: c.accountRow(a), AuthorizedAt: a.AuthorizedAt, TokenRefreshedAt: a.TokenRefreshedAt, UpdatedAt: a.UpdatedAt}
+	tenants, err := c.o.Tenants.ListTenants(g.Request.Context())
+	if err != nil {
+		return err
+	}
+	bound := c.o.Directory.BoundTenants(appid)
+	for _, t := range tenants {
+		if !containsSorted(bound, t.ID) {
+			d.Others = append(d.Others, tenantRef{ID: t.ID, Name: t.Name})
+		}
+	}
+	p.Data = d
+	return nil
+}
+
+func accountURL(appid, flash string) string {
+	return basePath + "/accounts/" + url.PathEscape(appid) + "?flash=" + flash
+}
+
+// handleRefresh forces a token refresh of the account.
+func (c *Console) handleRefresh() gin.HandlerFunc {
+	return func(g *gin.Context) {
+		appid := g.Param("appid")
+		if _, err := c.o.Authorizers.ForceRefresh(g.Request.Context(), appid); err != nil {
+			c.showError(g, "account", c.accountPage, err)
+			return
+		}
+		g.Redirect(http.StatusSeeOther, accountURL(appid, "token_refreshed"))
+	}
+}
+
+// bindSide says which page a binding form was posted from: the tenant's
+// (the appid is in the form) or the account's (the tenant is).
+type bindSide int
+
+const (
+	bindFromTenant bindSide = iota
+	bindFromAccount
+)
+
+// handleBind binds an account to a tenant.
+func (c *Console) handleBind(side bindSide) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		tenantID, appid := g.Param("id"), strings.TrimSpace(g.PostForm("appid"))
+		if side == bindFromAccount {
+			tenantID, appid = g.PostForm("tenant"), g.Param("appid")
+		}
+		var err error = errAccountNotFound
+		if config.ValidAppID(appid) {
+			err = c.o.Tenants.Bind(g.Request.Context(), tenantID, appid)
+		}
+		c.bindingDone(g, side, tenantID, appid, "bound", err)
+	}
+}
+
+// handleUnbind removes a binding.
+func (c *Console) handleUnbind(side bindSide) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		tenantID, appid := g.Param("id"), g.Param("appid")
+		c.bindingDone(g, side, tenantID, appid, "unbound", c.o.Tenants.Unbind(g.Request.Context(), tenantID, appid))
+	}
+}
+
+// bindingDone answers a binding form: back to the page it came from, with
+// flash, or that page again with err.
+func (c *Console) bindingDone(g *gin.Context, side bindSide, tenantID, appid, flash string, err error) {
+	switch {
+	case err != nil && side == bindFromAccount:
+		c.showError(g, "account", c.accountPage, err)
+	case err != nil:
+		c.showError(g, "tenant", c.tenantPage, err)
+	case side == bindFromAccount:
+		g.Redirect(http.StatusSeeOther, accountURL(appid, flash))
+	default:
+		g.Redirect(http.StatusSeeOther, tenantURL(tenantID, flash))
+	}
+}

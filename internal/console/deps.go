@@ -1,0 +1,96 @@
+package console
+
+import (
+	"context"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/authorizer"
+	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/secret"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/tenant"
+)
+
+// TenantAdmin is the operator's side of tenants (tenant.Admin). Errors:
+// not_found for an unknown tenant, key or account; conflict for a taken
+// tenant name.
+type TenantAdmin interface {
+	CreateTenant(ctx context.Context, name string) (store.Tenant, error)
+	GetTenant(ctx context.Context, id string) (store.Tenant, error)
+	ListTenants(ctx context.Context) ([]store.Tenant, error)
+	UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error)
+	DeleteTenant(ctx context.Context, id string) error
+	// IssueKey returns the key's metadata and the key itself, shown once.
+	IssueKey(ctx context.Context, tenantID string, req tenant.KeyRequest) (store.Key, secret.Value, error)
+	ListKeys(ctx context.Context, tenantID string) ([]store.Key, error)
+	RevokeKey(ctx context.Context, kid string) error
+	Bind(ctx context.Context, tenantID, appid string) error
+	Unbind(ctx context.Context, tenantID, appid string) error
+	// Usage returns the tenant's hourly call counts in [from, to).
+	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
+}
+
+// Directory is this replica's in-memory view of tenants and bindings
+// (tenant.Directory): the console reads names and bindings from it, not
+// from the store, so listing thousands of accounts costs no query.
+type Directory interface {
+	// BoundAppIDs lists the appids bound to tenantID, sorted.
+	BoundAppIDs(tenantID string) []string
+	// BoundTenants lists the tenant ids appid is bound to, sorted.
+	BoundTenants(appid string) []string
+	// TenantName returns the tenant's name and whether it exists.
+	TenantName(tenantID string) (string, bool)
+}
+
+// Authorizers is the authorizer manager (authorizer.Manager): its
+// in-memory copy of every account and forced token refreshes.
+type Authorizers interface {
+	// List returns every account (order unspecified).
+	List() []store.Authorizer
+	// Get returns one account from memory; false if unknown here.
+	Get(appid string) (store.Authorizer, bool)
+	// ForceRefresh renews the account's token now. Errors: not_found,
+	// authorizer_unauthorized, upstream_*, component_not_ready.
+	ForceRefresh(ctx context.Context, appid string) (store.Authorizer, error)
+}
+
+// AuthorizationFlow starts authorizations (component.Flow).
+type AuthorizationFlow interface {
+	// CreateAuthorization starts a session for tenantID. Errors:
+	// invalid_argument, component_not_ready, upstream_*.
+	CreateAuthorization(ctx context.Context, tenantID string, req component.AuthorizationRequest) (component.Authorization, error)
+}
+
+// ComponentStatus reports the component's ticket and token
+// (component.Credentials).
+type ComponentStatus interface {
+	Status(ctx context.Context) (component.Status, error)
+}
+
+// CallCounts reads the deployment's proxied calls per minute (the store).
+type CallCounts interface {
+	CallMinutes(ctx context.Context, componentAppID string, from, to time.Time) ([]store.CallMinute, error)
+}
+
+// SessionStore keeps console sessions and one-time sign-in codes by the
+// digest of their token (the store), so every replica knows them.
+type SessionStore interface {
+	CreateConsoleToken(ctx context.Context, t store.ConsoleToken) error
+	// GetConsoleToken answers not_found for an unknown digest.
+	GetConsoleToken(ctx context.Context, kind, tokenHash string) (store.ConsoleToken, error)
+	TouchConsoleToken(ctx context.Context, tokenHash string, at time.Time) error
+	// ConsumeConsoleToken deletes and returns an unexpired row; of several
+	// callers exactly one gets it, the others not_found.
+	ConsumeConsoleToken(ctx context.Context, kind, tokenHash string, now time.Time) (store.ConsoleToken, error)
+	DeleteConsoleToken(ctx context.Context, tokenHash string) error
+}
+
+var (
+	_ TenantAdmin       = (*tenant.Admin)(nil)
+	_ Directory         = (*tenant.Directory)(nil)
+	_ Authorizers       = (*authorizer.Manager)(nil)
+	_ AuthorizationFlow = (*component.Flow)(nil)
+	_ ComponentStatus   = (*component.Credentials)(nil)
+	_ CallCounts        = (*store.Store)(nil)
+	_ SessionStore      = (*store.Store)(nil)
+)

@@ -1,0 +1,266 @@
+package console
+
+import (
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/tenant"
+)
+
+// Rows per page of the long lists.
+const (
+	tenantsPerPage  = 50
+	accountsPerPage = 50
+	// tenantListCap bounds the accounts and keys listed on one tenant's
+	// page; the accounts page filtered by tenant shows them all.
+	tenantListCap = 100
+)
+
+type tenantRow struct {
+	store.Tenant
+	Accounts int
+}
+
+type tenantsData struct {
+	Q     string
+	Rows  []tenantRow
+	Pager pager
+}
+
+// tenantsPage lists tenants, searched by name or id and paged on the server.
+func (c *Console) tenantsPage(g *gin.Context, p *page) error {
+	list, err := c.o.Tenants.ListTenants(g.Request.Context())
+	if err != nil {
+		return err
+	}
+	q := strings.TrimSpace(g.Query("q"))
+	lq := strings.ToLower(q)
+	var match []store.Tenant
+	for _, t := range list {
+		if lq == "" || strings.Contains(strings.ToLower(t.Name), lq) || strings.Contains(t.ID, lq) {
+			match = append(match, t)
+		}
+	}
+	n, _ := strconv.Atoi(g.Query("page"))
+	pg, lo, hi := paginate(len(match), n, tenantsPerPage, func(n int) string {
+		return basePath + "/tenants?" + url.Values{"q": {q}, "page": {strconv.Itoa(n)}}.Encode()
+	})
+	d := tenantsData{Q: q, Pager: pg}
+	for _, t := range match[lo:hi] {
+		d.Rows = append(d.Rows, tenantRow{Tenant: t, Accounts: len(c.o.Directory.BoundAppIDs(t.ID))})
+	}
+	p.Data = d
+	return nil
+}
+
+type tenantData struct {
+	Tenant       store.Tenant
+	Keys         []store.Key
+	KeysTotal    int
+	Accounts     []accountRef
+	AccountCount int
+}
+
+// accountRef names an account (nick name from memory when known).
+type accountRef struct {
+	AppID, NickName, Status string
+}
+
+// tenantPage shows one tenant: its settings, keys and accounts.
+func (c *Console) tenantPage(g *gin.Context, p *page) error {
+	ctx := g.Request.Context()
+	t, err := c.o.Tenants.GetTenant(ctx, g.Param("id"))
+	if err != nil {
+		return err
+	}
+	keys, err := c.o.Tenants.ListKeys(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	d := tenantData{Tenant: t, KeysTotal: len(keys), Keys: keys[:min(len(keys), tenantListCap)]}
+	appids := c.o.Directory.BoundAppIDs(t.ID)
+	d.AccountCount = len(appids)
+	for _, appid := range appids[:min(len(appids), tenantListCap)] {
+		d.Accounts = append(d.Accounts, c.accountRef(appid))
+	}
+	p.Data = d
+	return nil
+}
+
+func (c *Console) accountRef(appid string) accountRef {
+	r := accountRef{AppID: appid}
+	if a, ok := c.o.Authorizers.Get(appid); ok {
+		r.NickName, r.Status = a.NickName, a.Status
+	}
+	return r
+}
+
+// tenantURL is a tenant's page, with a flash message.
+func tenantURL(id, flash string) string {
+	return basePath + "/tenants/" + url.PathEscape(id) + "?flash=" + flash
+}
+
+// fieldError is invalid_argument for one form field, shaped like the
+// admin API's validation errors.
+func fieldError(field, problem string) error {
+	return errs.E(errs.InvalidArgument, "request has invalid fields").
+		WithDetails(map[string]any{"fields": map[string]string{field: problem}})
+}
+
+func (c *Console) handleCreateTenant() gin.HandlerFunc {
+	return func(g *gin.Context) {
+		name := strings.TrimSpace(g.PostForm("name"))
+		if why := tenant.NameProblem(name, true); why != "" {
+			c.showError(g, "tenants", c.tenantsPage, fieldError("name", why))
+			return
+		}
+		t, err := c.o.Tenants.CreateTenant(g.Request.Context(), name)
+		if err != nil {
+			c.showError(g, "tenants", c.tenantsPage, err)
+			return
+		}
+		g.Redirect(http.StatusSeeOther, tenantURL(t.ID, "tenant_created"))
+	}
+}
+
+func (c *Console) handleRenameTenant() gin.HandlerFunc {
+	return func(g *gin.Context) {
+		name := strings.TrimSpace(g.PostForm("name"))
+		if why := tenant.NameProblem(name, true); why != "" {
+			c.showError(g, "tenant", c.tenantPage, fieldError("name", why))
+			return
+		}
+		_, err := c.o.Tenants.UpdateTenant(g.Request.Context(), g.Param("id"), func(t *store.Tenant) error {
+			t.Name = name
+			return nil
+		})
+		if err != nil {
+			c.showError(g, "tenant", c.tenantPage, err)
+			return
+		}
+		g.Redirect(http.StatusSeeOther, tenantURL(g.Param("id"), "tenant_renamed"))
+	}
+}
+
+// handleTenantLimits sets the tenant's rate-limit override; empty fields
+// (or 0) return to the configured default.
+func (c *Console) handleTenantLimits() gin.HandlerFunc {
+	return func(g *gin.Context) {
+		rateLimit, err := parseNumber(g.PostForm("rate_limit"), "rate_limit", tenant.MaxRateLimit)
+		if err != nil {
+			c.showError(g, "tenant", c.tenantPage, err)
+			return
+		}
+		burst, err := parseNumber(g.PostForm("rate_burst"), "rate_burst", tenant.MaxRateBurst)
+		if err == nil && burst != math.Trunc(burst) {
+			err = fieldError("rate_burst", "must be a whole number")
+		}
+		if err != nil {
+			c.showError(g, "tenant", c.tenantPage, err)
+			return
+		}
+		_, err = c.o.Tenants.UpdateTenant(g.Request.Context(), g.Param("id"), func(t *store.Tenant) error {
+			t.RateLimit, t.RateBurst = rateLimit, int(burst)
+			return nil
+		})
+		if err != nil {
+			c.showError(g, "tenant", c.tenantPage, err)
+			return
+		}
+		g.Redirect(http.StatusSeeOther, tenantURL(g.Param("id"), "limits_saved"))
+	}
+}
+
+// parseNumber reads an optional number in [0, limit]; empty is 0.
+func parseNumber(raw, field string, limit float64) (float64, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(raw, 64)
+	if err != nil || math.IsNaN(v) || v < 0 || v > limit {
+		return 0, fieldError(field, "must be a number between 0 (the default) and "+strconv.FormatFloat(limit, 'f', -1, 64))
+	}
+	return v, nil
+}
+
+func (c *Console) handleDeleteTenant() gin.HandlerFunc {
+	return func(g *gin.Context) {
+		if err := c.o.Tenants.DeleteTenant(g.Request.Context(), g.Param("id")); err != nil {
+			c.showError(g, "tenant", c.tenantPage, err)
+			return
+		}
+		g.Redirect(http.StatusSeeOther, basePath+"/tenants?flash=tenant_deleted")
+	}
+}
+
+// keyData is the page that shows a new key, once.
+type keyData struct {
+	Tenant store.Tenant
+	Key    store.Key
+	Secret string
+}
+
+// handleIssueKey issues a key (optionally expiring, optionally restricted
+// to some accounts) and shows it once; the page is never cached.
+func (c *Console) handleIssueKey() gin.HandlerFunc {
+	return func(g *gin.Context) {
+		ctx := g.Request.Context()
+		req := tenant.KeyRequest{Name: strings.TrimSpace(g.PostForm("name"))}
+		if why := tenant.NameProblem(req.Name, false); why != "" {
+			c.showError(g, "tenant", c.tenantPage, fieldError("name", why))
+			return
+		}
+		if raw := strings.TrimSpace(g.PostForm("ttl_days")); raw != "" {
+			days, err := strconv.Atoi(raw)
+			if maxDays := int(tenant.MaxKeyTTL / (24 * time.Hour)); err != nil || days < 0 || days > maxDays {
+				c.showError(g, "tenant", c.tenantPage, fieldError("ttl_days", "must be a whole number of days between 0 (no expiry) and "+strconv.Itoa(maxDays)))
+				return
+			}
+			req.TTL = time.Duration(days) * 24 * time.Hour
+		}
+		for _, a := range strings.FieldsFunc(g.PostForm("appids"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }) {
+			if !config.ValidAppID(a) {
+				c.showError(g, "tenant", c.tenantPage, fieldError("appids", a+" is not a WeChat appid (wx followed by 16 letters or digits)"))
+				return
+			}
+			req.AppIDs = append(req.AppIDs, a)
+		}
+		if len(req.AppIDs) > tenant.MaxKeyAppIDs {
+			c.showError(g, "tenant", c.tenantPage, fieldError("appids", "must list at most 100 accounts"))
+			return
+		}
+		k, raw, err := c.o.Tenants.IssueKey(ctx, g.Param("id"), req)
+		if err != nil {
+			c.showError(g, "tenant", c.tenantPage, err)
+			return
+		}
+		t, err := c.o.Tenants.GetTenant(ctx, k.TenantID)
+		if err != nil {
+			c.problem(g, err)
+			return
+		}
+		p := c.newPage(g, "key.title", "tenants")
+		p.Data = keyData{Tenant: t, Key: k, Secret: raw.Reveal()}
+		c.render(g, http.StatusCreated, "key", p)
+	}
+}
+
+func (c *Console) handleRevokeKey() gin.HandlerFunc {
+	return func(g *gin.Context) {
+		if err := c.o.Tenants.RevokeKey(g.Request.Context(), g.Param("kid")); err != nil {
+			c.showError(g, "tenant", c.tenantPage, err)
+			return
+		}
+		g.Redirect(http.StatusSeeOther, tenantURL(g.Param("id"), "key_revoked"))
+	}
+}
