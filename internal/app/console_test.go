@@ -434,6 +434,20 @@ func testConsoleSecurity(t *testing.T, dialect store.Dialect) {
 		clock.Advance(10 * time.Second)
 		wantStatus(t, c.signIn(consoleAdminToken), http.StatusSeeOther)
 
+		// No proxy is trusted by default: a client that names itself in
+		// X-Forwarded-For is still throttled by its own address.
+		clock.Advance(time.Hour)
+		spoof := newBrowser(t, a)
+		spoof.ip = "198.51.100.3"
+		for i := range 5 {
+			spoof.header.Set("X-Forwarded-For", "203.0.113."+strconv.Itoa(100+i))
+			if resp := spoof.signIn("wrong"); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("spoofed attempt %d: got %d want 401", i+1, resp.StatusCode)
+			}
+		}
+		spoof.header.Set("X-Forwarded-For", "203.0.113.150")
+		wantStatus(t, spoof.signIn(consoleAdminToken), http.StatusTooManyRequests)
+
 		clock.Advance(time.Hour)
 		for i := range 20 {
 			m := newBrowser(t, a)

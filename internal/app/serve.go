@@ -200,9 +200,10 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 
 	// The router, over everything above.
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger:  log,
-		Metrics: metrics,
-		Store:   st,
+		Logger:         log,
+		TrustedProxies: cfg.TrustedProxies,
+		Metrics:        metrics,
+		Store:          st,
 		Tenant: httpapi.TenantDeps{
 			AdminToken:   cfg.AdminToken,
 			Now:          now,

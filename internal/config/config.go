@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -46,6 +47,10 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
+	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse proxies
+	// whose X-Forwarded-For names the client; empty: trust none, the client
+	// is the connection's peer.
+	TrustedProxies []string
 }
 
 // String prints the configuration with every secret redacted.
@@ -130,6 +135,24 @@ var keys = []key{
 	}},
 	{env: "WXGATE_UPSTREAM_TIMEOUT", yaml: "upstream_timeout", def: "10s", apply: func(c *Config, v string) error { return setDuration(&c.UpstreamTimeout, v) }},
 	{env: "WXGATE_SHUTDOWN_TIMEOUT", yaml: "shutdown_timeout", def: "15s", apply: func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) }},
+	{env: "WXGATE_TRUSTED_PROXIES", yaml: "trusted_proxies", apply: applyTrustedProxies},
+}
+
+// applyTrustedProxies parses a comma-separated list of IPs and CIDRs.
+func applyTrustedProxies(c *Config, v string) error {
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(f); err != nil {
+			if _, err := netip.ParseAddr(f); err != nil {
+				return fmt.Errorf("%q is neither an IP address nor a CIDR prefix", f)
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, f)
+	}
+	return nil
 }
 
 // Keys lists the environment variables wxgate reads, in documentation order.

@@ -36,6 +36,10 @@ type Deps struct {
 	Proxy ProxyDeps
 	// Console is the operator console (console.go); nil leaves /console unrouted.
 	Console ConsoleRoutes
+	// TrustedProxies (IPs, CIDRs) may name the client in X-Forwarded-For;
+	// nil trusts none, so a client cannot choose the address its sign-in
+	// throttling and logs see.
+	TrustedProxies []string
 }
 
 // NewServer builds the router with every route of routes.go.
@@ -47,6 +51,10 @@ func NewServer(d Deps) http.Handler {
 	r.RemoveExtraSlash = false
 	r.UseRawPath = true
 	r.UnescapePathValues = false
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		// config validated the list; fail closed to the peer address.
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.Use(requestContext(), accessLog(d.Logger, d.Metrics), recovery(d.Logger))
 	r.NoRoute(func(c *gin.Context) {
 		if d.Console != nil && strings.HasPrefix(c.Request.URL.Path, "/console/") {
