@@ -211,7 +211,7 @@ func (p *Platform) wire(o Options) {
 		AppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Credentials: p.Credentials, Owner: p.Owner,
 		PublicURL: PublicURL, MPURL: p.SimServer.URL, OpenURL: p.SimServer.URL,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics, OnAuthorizerChanged: p.Authorizers.Apply,
-		OnBound: o.OnBound, CompletionWait: 5 * time.Second,
+		OnBound: o.OnBound,
 	})
 	ctx := context.Background()
 	if err := p.Credentials.Load(ctx); err != nil {
