@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
@@ -71,10 +72,10 @@ func FuzzEventsHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rawQuery string, body, plain []byte, seal bool) {
 		sink := &fuzzEventsSink{receipts: map[string]bool{}}
 		r := gin.New()
-		r.POST("/wechat/events", handleEvents(PlatformDeps{
-			ComponentAppID: fuzzEventsAppID, Crypter: crypter, Events: sink, Receipts: sink,
+		r.POST("/wechat/events", handleEvents(component.NewEvents(component.EventOptions{
+			AppID: fuzzEventsAppID, Crypter: crypter, Handler: sink, Receipts: sink,
 			Metrics: obs.NewMetrics(), Now: func() time.Time { return time.Unix(1700000000, 0) },
-		}, slog.New(slog.DiscardHandler)))
+		}), slog.New(slog.DiscardHandler)))
 
 		query := rawQuery
 		signedOK := false

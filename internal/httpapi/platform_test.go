@@ -37,7 +37,7 @@ import (
 // fixture, as wire_platform.go does for a real replica.
 func platformDepsOf(p *componenttest.Platform) PlatformDeps {
 	return PlatformDeps{
-		ComponentAppID: p.AppID, Crypter: p.Crypter, Events: p.Flow, Receipts: p.Store, Flow: p.Flow,
+		ComponentAppID: p.AppID, Events: p.Receiver, Flow: p.Flow,
 		Directory: p.Store, Authorizers: p.Authorizers, Component: p.Credentials, Metrics: p.Metrics, Now: p.Clock.Now,
 	}
 }
@@ -110,13 +110,20 @@ func (r *recordingEvents) HandleEvent(_ context.Context, ev wxcrypt.Event) error
 	return nil
 }
 
-func eventsRouter(t *testing.T, crypter *wxcrypt.Crypter, appid string, events EventHandler) (http.Handler, *store.Store) {
+func eventsRouter(t *testing.T, crypter *wxcrypt.Crypter, appid string, events component.EventHandler) (http.Handler, *store.Store) {
 	t.Helper()
 	st := storetest.Open(t, store.SQLite, nil)
+	return eventsRouterOn(st, component.EventOptions{AppID: appid, Crypter: crypter, Handler: events}), st
+}
+
+// eventsRouterOn is the real router with the event policy o over st.
+func eventsRouterOn(st *store.Store, o component.EventOptions) http.Handler {
+	m := obs.NewMetrics()
+	o.Receipts, o.Metrics = st, m
 	return NewServer(Deps{
-		Logger: slog.New(slog.DiscardHandler), Metrics: obs.NewMetrics(), Store: st,
-		Platform: PlatformDeps{ComponentAppID: appid, Crypter: crypter, Events: events, Receipts: st},
-	}), st
+		Logger: slog.New(slog.DiscardHandler), Metrics: m, Store: st,
+		Platform: PlatformDeps{ComponentAppID: o.AppID, Events: component.NewEvents(o)},
+	})
 }
 
 // receipts counts the stored event receipts (by deleting them).
@@ -314,11 +321,8 @@ func TestEventsOlderThanTheReplayWindowAreIgnored(t *testing.T) {
 	st := storetest.Open(t, store.SQLite, nil)
 	now := time.Unix(1_800_000_000, 0)
 	const window = 7 * 24 * time.Hour
-	h := NewServer(Deps{
-		Logger: slog.New(slog.DiscardHandler), Metrics: obs.NewMetrics(), Store: st,
-		Platform: PlatformDeps{ComponentAppID: tfComponent, Crypter: c, Events: events, Receipts: st,
-			ReplayWindow: window, Now: func() time.Time { return now }},
-	})
+	h := eventsRouterOn(st, component.EventOptions{AppID: tfComponent, Crypter: c, Handler: events,
+		ReplayWindow: window, Now: func() time.Time { return now }})
 	plain := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: 1, InfoType: "component_verify_ticket", ComponentVerifyTicket: "ticket@@@old"})
 	for _, tc := range []struct {
 		name    string

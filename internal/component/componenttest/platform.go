@@ -78,6 +78,9 @@ type Platform struct {
 	WeChat      *wechat.Client
 	Credentials *component.Credentials
 	Flow        *component.Flow
+	// Receiver is the event URL's policy over Flow and the store, as the
+	// gateway's /wechat/events handler calls it.
+	Receiver    *component.Events
 	Authorizers *authorizer.Manager
 	Metrics     *obs.Metrics
 	Crypter     *wxcrypt.Crypter
@@ -212,6 +215,10 @@ func (p *Platform) wire(o Options) {
 		PublicURL: PublicURL, MPURL: p.SimServer.URL, OpenURL: p.SimServer.URL,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics, OnAuthorizerChanged: p.Authorizers.Apply,
 		OnBound: o.OnBound,
+	})
+	p.Receiver = component.NewEvents(component.EventOptions{
+		AppID: p.AppID, Crypter: p.Crypter, Handler: p.Flow, Receipts: p.Store,
+		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
 	})
 	ctx := context.Background()
 	if err := p.Credentials.Load(ctx); err != nil {
