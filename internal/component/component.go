@@ -27,7 +27,7 @@ import (
 // TokenStore is the persistence the component token needs.
 type TokenStore interface {
 	GetComponentState(ctx context.Context, appid string) (store.ComponentState, error)
-	SaveTicket(ctx context.Context, appid string, ticket secret.Value, receivedAt time.Time) (bool, error)
+	SaveTicket(ctx context.Context, appid string, ticket secret.Value, createdAt, receivedAt time.Time) (bool, error)
 	SwapComponentToken(ctx context.Context, appid string, expectVersion int64, token secret.Value, refreshedAt, expiresAt time.Time) (store.ComponentState, error)
 	lease.Store
 }
@@ -194,17 +194,23 @@ func (t *Credentials) Invalidate(ctx context.Context, failed secret.Value) (secr
 	return st.Token, nil
 }
 
-// HandleTicket stores a component_verify_ticket pushed at receivedAt and,
-// when there is no usable token (first start, or WeChat refused the previous
-// ticket), fetches one with it. A failed fetch is logged, not returned: the
-// ticket is stored and the next call or ticket retries.
-func (t *Credentials) HandleTicket(ctx context.Context, ticket secret.Value, receivedAt time.Time) error {
+// HandleTicket stores a component_verify_ticket that WeChat created at
+// createdAt (its push's CreateTime) unless a ticket created later is
+// stored already (a late or replayed push never replaces a newer ticket),
+// and, when there is no usable token (first start, or WeChat refused the
+// previous ticket), fetches one with it. A failed fetch is logged, not
+// returned: the ticket is stored and the next call or ticket retries.
+func (t *Credentials) HandleTicket(ctx context.Context, ticket secret.Value, createdAt time.Time) error {
 	if ticket.IsZero() {
 		return errs.E(errs.InvalidArgument, "empty component_verify_ticket")
 	}
-	stored, err := t.o.Store.SaveTicket(ctx, t.o.AppID, ticket, receivedAt)
+	receivedAt := t.o.Now()
+	stored, err := t.o.Store.SaveTicket(ctx, t.o.AppID, ticket, createdAt, receivedAt)
 	if err != nil {
 		return fmt.Errorf("component: save ticket: %w", err)
+	}
+	if !stored {
+		t.log.InfoContext(ctx, "component: a ticket created before the stored one; kept the stored one", "created_at", createdAt)
 	}
 	if t.o.Metrics != nil && stored {
 		t.o.Metrics.TicketAge.Set(t.o.Now().Sub(receivedAt).Seconds())

@@ -34,9 +34,20 @@ type EventReceipts interface {
 
 var _ EventReceipts = (*store.Store)(nil)
 
-// lateWindow: a push whose URL timestamp is further than this from our
-// clock is logged (WeChat retries late; it is still handled).
-const lateWindow = 5 * time.Minute
+// Freshness of pushed events (docs/architecture.md, "Platform events").
+const (
+	// FutureWindow is how far ahead of this replica's clock a push's URL
+	// timestamp or its event's CreateTime may be. WeChat stamps a push when
+	// it sends it, so a later time means clocks out of sync by more than
+	// NTP allows, or a forged timestamp: msg_signature hashes the sorted
+	// concatenation of token, timestamp, nonce and Encrypt, so digits can
+	// move from the nonce into the timestamp without changing it, and
+	// moving digits always makes the timestamp later.
+	FutureWindow = 5 * time.Minute
+	// lateWindow: a push whose URL timestamp is older than this is logged
+	// (a late retry, or clock skew); it is still handled.
+	lateWindow = 5 * time.Minute
+)
 
 // The result label of the events metric, one per way a push ends.
 const (
@@ -53,6 +64,8 @@ const (
 	resultBadSignature = "bad_signature"
 	resultWrongAppID   = "wrong_appid"
 	resultUndecrypt    = "undecryptable"
+	resultBadTimestamp = "bad_timestamp"
+	resultFuture       = "future"
 )
 
 // knownInfoTypes bounds the info_type metric label.
@@ -71,8 +84,8 @@ type EventOptions struct {
 	Handler EventHandler
 	// Receipts makes replayed events harmless (the store).
 	Receipts EventReceipts
-	// ReplayWindow, if set, is how long receipts are kept: a push whose
-	// signed timestamp is older is acknowledged and not applied.
+	// ReplayWindow, if set, is how long receipts are kept: an event created
+	// longer ago than that is acknowledged and not applied.
 	ReplayWindow time.Duration
 	Now          func() time.Time
 	Logger       *slog.Logger
@@ -143,13 +156,14 @@ func (e *Events) Unread(ctx context.Context, tooLarge bool) Outcome {
 }
 
 // Receive decides about one push. Refusals (malformed, wrong appid, bad
-// signature) happen before anything is stored.
+// signature, a timestamp in the future) happen before anything is stored.
 // An event is remembered by the digest of its ciphertext only after it was
 // applied, so a replay is acknowledged without effect, while a push whose
 // handling failed transiently (or whose replica died half-way) is handled
 // again when WeChat retries it. Once receipts are pruned, ReplayWindow
-// turns a replayed push away by its signed timestamp. Two copies handled
-// at the same moment are harmless: tickets are stored as they are,
+// turns a replayed push away by its event's CreateTime, which is inside
+// the ciphertext and cannot be changed. Two copies handled at the same
+// moment are harmless: an older ticket never replaces a newer one,
 // authorization codes are one-time, and an unauthorized event older than
 // the account's authorization is ignored.
 func (e *Events) Receive(ctx context.Context, p Push) Outcome {
@@ -215,20 +229,38 @@ func (e *Events) Receive(ctx context.Context, p Push) Outcome {
 	return Outcome{Answer: AnswerSuccess, Result: result}
 }
 
-// fresh judges a verified push's timestamp. It answers false with the
-// outcome for a push that is not to be applied.
+// fresh judges a verified push's times (docs/architecture.md, "Platform
+// events"). The URL timestamp and the event's CreateTime may not be more
+// than FutureWindow ahead of this replica's clock; the event's age is
+// judged by its CreateTime (signed, inside the ciphertext), or by the URL
+// timestamp if it has none. It answers false with the outcome for a push
+// that is not to be applied. Times are compared in whole seconds, so no
+// value overflows.
 func (e *Events) fresh(ctx context.Context, timestamp string, ev wxcrypt.Event) (Outcome, bool) {
-	sec, tsErr := strconv.ParseInt(timestamp, 10, 64)
-	age := e.o.Now().Sub(time.Unix(sec, 0))
-	if tsErr != nil || age.Abs() > lateWindow {
-		e.log.WarnContext(ctx, "event timestamp far from our clock (late retry, or clock skew)", "info_type", ev.InfoType, "timestamp", timestamp)
+	sent, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return e.refuse(ctx, AnswerMalformed, resultBadTimestamp, "bad timestamp"), false
 	}
-	if tsErr == nil && e.o.ReplayWindow > 0 && age > e.o.ReplayWindow {
-		// The timestamp is covered by msg_signature, so this is a genuine
-		// push replayed after its receipt may have been pruned: acknowledge
-		// it and apply nothing.
+	now := e.o.Now().Unix()
+	latest := now + int64(FutureWindow/time.Second)
+	if sent > latest || ev.CreateTime > latest {
+		e.log.WarnContext(ctx, "event: timestamp in the future; forged or clocks out of sync", "info_type", ev.InfoType,
+			"timestamp", timestamp, "create_time", ev.CreateTime, "now", now)
+		return e.refuse(ctx, AnswerMalformed, resultFuture, "timestamp in the future"), false
+	}
+	if sent < now-int64(lateWindow/time.Second) {
+		e.log.WarnContext(ctx, "event: timestamp far behind our clock (late retry, or clock skew)", "info_type", ev.InfoType, "timestamp", timestamp)
+	}
+	created := ev.CreateTime
+	if created <= 0 {
+		created = sent
+	}
+	if e.o.ReplayWindow > 0 && created < now-int64(e.o.ReplayWindow/time.Second) {
+		// A genuine push replayed after its receipt may have been pruned:
+		// acknowledge it and apply nothing.
 		e.count(ev.InfoType, resultStale)
-		e.log.WarnContext(ctx, "event older than the replay window; ignored", "info_type", ev.InfoType, "timestamp", timestamp)
+		e.log.WarnContext(ctx, "event: created before the replay window; ignored", "info_type", ev.InfoType,
+			"create_time", ev.CreateTime, "timestamp", timestamp)
 		return Outcome{Answer: AnswerSuccess, Result: resultStale}, false
 	}
 	return Outcome{}, true

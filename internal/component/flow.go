@@ -251,7 +251,13 @@ func (f *Flow) Callback(ctx context.Context, sessionID, authCode string) (Callba
 func (f *Flow) HandleEvent(ctx context.Context, ev wxcrypt.Event) error {
 	switch ev.InfoType {
 	case wxcrypt.InfoTypeVerifyTicket:
-		return f.o.Credentials.HandleTicket(ctx, secret.Value(ev.ComponentVerifyTicket), f.o.Now())
+		// Tickets are ordered by when WeChat created them; a push without
+		// a CreateTime is taken as created now.
+		created := f.o.Now()
+		if ev.CreateTime > 0 {
+			created = time.Unix(ev.CreateTime, 0)
+		}
+		return f.o.Credentials.HandleTicket(ctx, secret.Value(ev.ComponentVerifyTicket), created)
 	case wxcrypt.InfoTypeAuthorized, wxcrypt.InfoTypeUpdateAuthorized:
 		if ev.AuthorizationCode == "" || ev.AuthorizerAppid == "" {
 			return errs.E(errs.InvalidArgument, "authorization event without AuthorizationCode or AuthorizerAppid")

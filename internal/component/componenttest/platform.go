@@ -40,6 +40,8 @@ const (
 	MessageToken    = "spamtest"
 	AESKey          = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 	PublicURL       = "https://gateway.example.com"
+	// ReplayWindow is how long the gateway keeps event receipts.
+	ReplayWindow = 7 * 24 * time.Hour
 )
 
 // Options tune a Platform. Zero values are fine.
@@ -217,7 +219,7 @@ func (p *Platform) wire(o Options) {
 		OnBound: o.OnBound,
 	})
 	p.Receiver = component.NewEvents(component.EventOptions{
-		AppID: p.AppID, Crypter: p.Crypter, Handler: p.Flow, Receipts: p.Store,
+		AppID: p.AppID, Crypter: p.Crypter, Handler: p.Flow, Receipts: p.Store, ReplayWindow: ReplayWindow,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
 	})
 	ctx := context.Background()
