@@ -181,7 +181,7 @@ func New(o Options) *Manager {
 		o.InfoInterval = DefaultInfoInterval
 	}
 	return &Manager{o: o, log: o.Logger, entries: make(map[string]*entry),
-		leases: lease.New(lease.Options{Store: o.Store, Owner: o.Owner, Now: o.Now, Logger: o.Logger})}
+		leases: lease.New(o.Store, o.Owner, o.Now, o.Logger)}
 }
 
 // Load reads every authorizer of the component into the cache. Call it

@@ -90,17 +90,23 @@ type Credentials struct {
 
 // NewCredentials builds Credentials; call Load or Tick before the first Token.
 func NewCredentials(o CredentialOptions) *Credentials {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	withDefaults(&o.Now, &o.Logger)
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
 	return &Credentials{o: o, log: o.Logger, started: o.Now(),
-		leases: lease.New(lease.Options{Store: o.Store, Owner: o.Owner, Now: o.Now, Logger: o.Logger})}
+		leases: lease.New(o.Store, o.Owner, o.Now, o.Logger)}
+}
+
+// withDefaults fills in the clock (time.Now) and the logger (discarding)
+// of options that left them unset.
+func withDefaults(now *func() time.Time, log **slog.Logger) {
+	if *now == nil {
+		*now = time.Now
+	}
+	if *log == nil {
+		*log = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Status is what GET /admin/component shows.

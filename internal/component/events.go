@@ -102,12 +102,7 @@ type Events struct {
 
 // NewEvents builds Events.
 func NewEvents(o EventOptions) *Events {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	withDefaults(&o.Now, &o.Logger)
 	return &Events{o: o, log: o.Logger}
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/component/componenttest"
-	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
@@ -57,17 +56,7 @@ func TestAnOlderTicketNeverReplacesTheStoredOne(t *testing.T) {
 			stored(t)
 		})
 		t.Run("the component token renews with the current ticket", func(t *testing.T) {
-			p.Clock.Advance(7200 * time.Second * 3 / 4)
-			if err := p.Credentials.Tick(ctx); err != nil {
-				t.Fatalf("renewal: %v", err)
-			}
-			if tok, err := p.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
-				t.Fatalf("component token: %v, %v", tok, err)
-			}
-			answers := p.Sim.Counters().ByErrcode[sim.EndpointComponentToken]
-			if answers[0] != 3 || answers[61005]+answers[61006] != 0 {
-				t.Fatalf("api_component_token answers = %v, want 3 successes and no refused ticket", answers)
-			}
+			p.RenewComponentToken(t, 7200*time.Second, 3) // the first ticket's, the current one's, the renewal
 		})
 	})
 }

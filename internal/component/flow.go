@@ -84,14 +84,9 @@ type Flow struct {
 
 // NewFlow builds a Flow.
 func NewFlow(o FlowOptions) *Flow {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	withDefaults(&o.Now, &o.Logger)
 	return &Flow{o: o, log: o.Logger,
-		leases: lease.New(lease.Options{Store: o.Store, Owner: o.Owner, Now: o.Now, Logger: o.Logger})}
+		leases: lease.New(o.Store, o.Owner, o.Now, o.Logger)}
 }
 
 // AuthorizationRequest is the body of POST /v1/authorizations.

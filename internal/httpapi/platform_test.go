@@ -313,6 +313,18 @@ func TestEventReceiptFollowsTheEffect(t *testing.T) {
 	}
 }
 
+// windowedEventsRouter is the router over a recording flow, with the
+// gateway's 7-day replay window and a clock stopped at now.
+func windowedEventsRouter(t *testing.T, now time.Time) (http.Handler, *wxcrypt.Crypter, *recordingEvents, *store.Store) {
+	t.Helper()
+	c, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, tfComponent)
+	events := &recordingEvents{}
+	st := storetest.Open(t, store.SQLite, nil)
+	h := eventsRouterOn(st, component.EventOptions{AppID: tfComponent, Crypter: c, Handler: events,
+		ReplayWindow: componenttest.ReplayWindow, Now: func() time.Time { return now }})
+	return h, c, events, st
+}
+
 // TestEventsOlderThanTheReplayWindowAreIgnored: receipts are pruned after
 // the replay window, so a genuine push replayed later must not be applied
 // again, e.g. an old ticket replacing the newest one. Its age is the
@@ -321,13 +333,9 @@ func TestEventReceiptFollowsTheEffect(t *testing.T) {
 // ignored too.
 func TestEventsOlderThanTheReplayWindowAreIgnored(t *testing.T) {
 	t.Parallel()
-	c, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, tfComponent)
-	events := &recordingEvents{}
-	st := storetest.Open(t, store.SQLite, nil)
 	now := time.Unix(1_800_000_000, 0)
-	const window = 7 * 24 * time.Hour
-	h := eventsRouterOn(st, component.EventOptions{AppID: tfComponent, Crypter: c, Handler: events,
-		ReplayWindow: window, Now: func() time.Time { return now }})
+	h, c, events, _ := windowedEventsRouter(t, now)
+	const window = componenttest.ReplayWindow
 	for _, tc := range []struct {
 		name         string
 		created, url time.Duration // the event's age by its CreateTime and by the URL timestamp
@@ -386,12 +394,8 @@ func moveDigits(c *wxcrypt.Crypter, sig, ts, nonce, encrypt string) (string, str
 // refused before anything is applied or stored.
 func TestEventTimestampsInTheFutureAreRefused(t *testing.T) {
 	t.Parallel()
-	c, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, tfComponent)
-	events := &recordingEvents{}
-	st := storetest.Open(t, store.SQLite, nil)
 	now := time.Unix(1_800_000_000, 0)
-	h := eventsRouterOn(st, component.EventOptions{AppID: tfComponent, Crypter: c, Handler: events,
-		ReplayWindow: 7 * 24 * time.Hour, Now: func() time.Time { return now }})
+	h, c, events, st := windowedEventsRouter(t, now)
 	ticket := func(created int64) []byte {
 		return wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: created, InfoType: "component_verify_ticket", ComponentVerifyTicket: "ticket@@@x"})
 	}
@@ -538,17 +542,7 @@ func TestOldTicketPushReplayedDoesNotBreakTheComponentToken(t *testing.T) {
 		}
 	})
 	t.Run("the component token renews with it", func(t *testing.T) {
-		p.Clock.Advance(7200 * time.Second * 3 / 4)
-		if err := p.Credentials.Tick(ctx); err != nil {
-			t.Fatalf("renewal: %v", err)
-		}
-		if tok, err := p.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
-			t.Fatalf("component token after the renewal: %v, %v", tok, err)
-		}
-		answers := p.Sim.Counters().ByErrcode[sim.EndpointComponentToken]
-		if answers[0] != 3 || answers[61005]+answers[61006] != 0 {
-			t.Fatalf("api_component_token answers = %v, want 3 successes (first ticket, today's, the renewal) and no refused ticket", answers)
-		}
+		p.RenewComponentToken(t, 7200*time.Second, 3) // the first ticket's, today's, the renewal
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/store/storetest"
 )
 
 const appA = "wx00000000000000a1"
@@ -95,7 +96,7 @@ func TestDeadHolderBlocksTheJobForItsTTLOnly(t *testing.T) {
 	for _, h := range holders {
 		t.Run(h.name, func(t *testing.T) {
 			t.Parallel()
-			forEachStore(t, func(t *testing.T, d store.Dialect) { deadHolder(t, d, h) })
+			storetest.ForEachDialect(t, func(t *testing.T, d store.Dialect) { deadHolder(t, d, h) })
 		})
 	}
 }

@@ -81,39 +81,27 @@ func TTL(ceiling, lifetime time.Duration) time.Duration {
 // result is still not there.
 var ErrStillHeld = errors.New("lease: still held by another owner")
 
-// Options configure Leases.
-type Options struct {
-	Store Store
-	// Owner names this replica in the lease table; unique per process.
-	Owner string
-	// Now is the clock Wait measures MaxWait with (default time.Now).
-	Now    func() time.Time
-	Logger *slog.Logger
-}
-
 // Leases takes and releases named leases for one owner, and runs the
 // waits of the callers that did not get one.
 type Leases struct {
-	o   Options
-	log *slog.Logger
+	store Store
+	owner string
+	now   func() time.Time
+	log   *slog.Logger
 	// running is the owner's Run context, once Run started: detached jobs
 	// end when the replica stops.
 	running atomic.Pointer[context.Context]
 }
 
-// New builds Leases.
-func New(o Options) *Leases {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Leases{o: o, log: o.Logger}
+// New builds Leases for owner (unique per process) over store; now is the
+// clock Wait measures MaxWait with, log receives failed releases. All are
+// required.
+func New(store Store, owner string, now func() time.Time, log *slog.Logger) *Leases {
+	return &Leases{store: store, owner: owner, now: now, log: log}
 }
 
 // Owner is the name this replica holds leases under.
-func (l *Leases) Owner() string { return l.o.Owner }
+func (l *Leases) Owner() string { return l.owner }
 
 // Attempt returns Leases owned by one attempt of this owner, for a job two
 // callers of the same replica must not run at once either (the browser
@@ -122,9 +110,7 @@ func (l *Leases) Owner() string { return l.o.Owner }
 func (l *Leases) Attempt() *Leases {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	o := l.o
-	o.Owner = l.o.Owner + "/" + hex.EncodeToString(b)
-	a := &Leases{o: o, log: l.log}
+	a := New(l.store, l.owner+"/"+hex.EncodeToString(b), l.now, l.log)
 	a.running.Store(l.running.Load())
 	return a
 }
@@ -154,7 +140,7 @@ type Lease struct {
 // Take tries to take the named lease for ttl. It answers nil (and no
 // error) when another owner holds it.
 func (l *Leases) Take(ctx context.Context, name string, ttl time.Duration) (*Lease, error) {
-	got, err := l.o.Store.TryLease(ctx, name, l.o.Owner, ttl)
+	got, err := l.store.TryLease(ctx, name, l.owner, ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +154,7 @@ func (l *Leases) Take(ctx context.Context, name string, ttl time.Duration) (*Lea
 // either way). A failure is logged: the lease then runs out at its TTL,
 // and until then nobody else does the job.
 func (h *Lease) Release(ctx context.Context) {
-	if err := h.l.o.Store.ReleaseLease(context.WithoutCancel(ctx), h.name, h.l.o.Owner); err != nil {
+	if err := h.l.store.ReleaseLease(context.WithoutCancel(ctx), h.name, h.l.owner); err != nil {
 		h.l.log.WarnContext(ctx, "lease: release failed; the lease runs out at its TTL", "lease", h.name, "err", err.Error())
 	}
 }
@@ -178,10 +164,10 @@ func (h *Lease) Release(ctx context.Context) {
 // upstream_timeout error saying what was awaited if ctx ends first, and
 // ErrStillHeld when MaxWait passed.
 func (l *Leases) Wait(ctx context.Context, what string, done func(context.Context) (bool, error)) error {
-	deadline := l.o.Now().Add(MaxWait)
+	deadline := l.now().Add(MaxWait)
 	t := time.NewTicker(PollInterval)
 	defer t.Stop()
-	for l.o.Now().Before(deadline) {
+	for l.now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return errs.Wrap(errs.UpstreamTimeout, "timed out waiting for "+what, ctx.Err())

@@ -15,18 +15,6 @@ import (
 	"github.com/wxgate/wxgate/internal/store/storetest"
 )
 
-// forEachStore runs fn on a fresh PostgreSQL schema and a fresh SQLite
-// file, each with its own clock (the store's and the leases').
-func forEachStore(t *testing.T, fn func(t *testing.T, d store.Dialect)) {
-	t.Helper()
-	for _, d := range storetest.Dialects {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			fn(t, d)
-		})
-	}
-}
-
 func TestTTL(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -93,12 +81,12 @@ func (r *recorder) warnings() []string {
 // replica excluding each other, and a failed release that is logged.
 func TestLeasesOnEachStore(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, d store.Dialect) {
+	storetest.ForEachDialect(t, func(t *testing.T, d store.Dialect) {
 		clock := storetest.NewClock()
 		st := storetest.Open(t, d, clock.Now)
 		log := &recorder{}
 		newLeases := func(owner string) *lease.Leases {
-			return lease.New(lease.Options{Store: st, Owner: owner, Now: clock.Now, Logger: slog.New(log)})
+			return lease.New(st, owner, clock.Now, slog.New(log))
 		}
 		a, b := newLeases("replica-a"), newLeases("replica-b")
 		ctx := context.Background()
@@ -177,7 +165,7 @@ func TestLeasesOnEachStore(t *testing.T) {
 func TestWait(t *testing.T) {
 	t.Parallel()
 	clock := storetest.NewClock()
-	l := lease.New(lease.Options{Owner: "waiter", Now: clock.Now})
+	l := lease.New(nil, "waiter", clock.Now, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	t.Run("returns once done", func(t *testing.T) {
 		polls := 0
@@ -230,7 +218,7 @@ type ctxKey struct{}
 // its own bound nor the owner's Run.
 func TestDetach(t *testing.T) {
 	t.Parallel()
-	l := lease.New(lease.Options{Owner: "replica"})
+	l := lease.New(nil, "replica", time.Now, slog.New(slog.DiscardHandler))
 	ended := func(ctx context.Context) bool {
 		select {
 		case <-ctx.Done():

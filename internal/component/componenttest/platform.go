@@ -280,6 +280,27 @@ func (p *Platform) PushTicket() string {
 	return ticket
 }
 
+// RenewComponentToken moves the clock to when a component token of the
+// given lifetime is due and renews it. It fails t unless this replica then
+// serves WeChat's current token, WeChat answered api_component_token with
+// success successes times in all, and it never refused a ticket (61005,
+// 61006).
+func (p *Platform) RenewComponentToken(t testing.TB, lifetime time.Duration, successes int64) {
+	t.Helper()
+	ctx := p.Ctx()
+	p.Clock.Advance(lifetime * 3 / 4)
+	if err := p.Credentials.Tick(ctx); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	if tok, err := p.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+		t.Fatalf("component token after the renewal: %v, %v; want WeChat's current one", tok, err)
+	}
+	answers := p.Sim.Counters().ByErrcode[sim.EndpointComponentToken]
+	if answers[0] != successes || answers[61005]+answers[61006] != 0 {
+		t.Fatalf("api_component_token answers = %v, want %d successes and no refused ticket", answers, successes)
+	}
+}
+
 // NewTenant creates a tenant in the store.
 func (p *Platform) NewTenant(name string) string {
 	p.T.Helper()
