@@ -177,6 +177,12 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 			}
 		},
 	})
+	// The event URL's policy: which pushes are refused, applied, or
+	// acknowledged without effect.
+	events := component.NewEvents(component.EventOptions{
+		AppID: cfg.ComponentAppID, Crypter: crypter, Handler: flow, Receipts: st,
+		ReplayWindow: eventReceiptRetention, Now: now, Logger: log, Metrics: metrics,
+	})
 	if err := credentials.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -218,10 +224,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		},
 		Platform: httpapi.PlatformDeps{
 			ComponentAppID: cfg.ComponentAppID,
-			Crypter:        crypter,
-			Events:         flow,
-			Receipts:       st,
-			ReplayWindow:   eventReceiptRetention,
+			Events:         events,
 			Flow:           flow,
 			Directory:      st,
 			Authorizers:    authorizers,

@@ -38,6 +38,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/lease"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
@@ -51,8 +52,7 @@ type Store interface {
 	AuthorizersChangedSince(ctx context.Context, componentAppID string, rev int64) ([]store.Authorizer, error)
 	GetAuthorizer(ctx context.Context, componentAppID, appid string) (store.Authorizer, error)
 	UpdateAuthorizer(ctx context.Context, componentAppID, appid string, expectVersion int64, fn func(*store.Authorizer) error) (store.Authorizer, error)
-	TryLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
-	ReleaseLease(ctx context.Context, name, owner string) error
+	lease.Store
 }
 
 var _ Store = (*store.Store)(nil)
@@ -78,7 +78,7 @@ const (
 	DefaultPollInterval = 300 * time.Millisecond
 	DefaultTickInterval = time.Second
 	DefaultConcurrency  = 16
-	DefaultLeaseTTL     = 30 * time.Second
+	DefaultLeaseTTL     = lease.DefaultTTL
 	// DefaultInfoInterval is the least time between two re-reads of an
 	// account's permission sets (RefreshInfo).
 	DefaultInfoInterval = 30 * time.Second
@@ -88,11 +88,6 @@ const (
 	// [50%, 75%) of its token's lifetime.
 	refreshFrom = 0.50
 	refreshSpan = 0.25
-	// waitForOther bounds how long a caller that needs a new token waits
-	// for the replica holding the refresh lease.
-	waitForOther = 10 * time.Second
-	// minLeaseTTL is the shortest refresh lease, whatever the lifetime.
-	minLeaseTTL = 5 * time.Second
 )
 
 // Options configure a Manager.
@@ -113,7 +108,7 @@ type Options struct {
 	// Concurrency bounds the refreshes one tick runs at once.
 	Concurrency int
 	// LeaseTTL is how long a refresh lease lasts if its holder dies (at
-	// most an eighth of the token's lifetime, see Manager.leaseTTL).
+	// most an eighth of the token's lifetime, see lease.TTL).
 	LeaseTTL time.Duration
 	// InfoInterval is the least time between two RefreshInfo of one account.
 	InfoInterval time.Duration
@@ -150,31 +145,16 @@ type state struct {
 // Manager is the authorizer token manager. Build it with New, call Load,
 // then run Run as a worker.
 type Manager struct {
-	o   Options
-	log *slog.Logger
-	sf  singleflight.Group
+	o      Options
+	log    *slog.Logger
+	sf     singleflight.Group
+	leases *lease.Leases
 
 	mu      sync.RWMutex
 	entries map[string]*entry
 
 	pollMu sync.Mutex
 	rev    int64
-
-	// running is Run's context: refresh flights are detached from the
-	// callers that started them (one caller giving up must not abort a
-	// flight others joined) but end when the replica shuts down.
-	running atomic.Pointer[context.Context]
-}
-
-// detach returns a context for a shared flight: ctx's values without its
-// cancellation, bounded by d and by Run's lifetime.
-func (m *Manager) detach(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
-	if rc := m.running.Load(); rc != nil {
-		stop := context.AfterFunc(*rc, cancel)
-		return ctx, func() { stop(); cancel() }
-	}
-	return ctx, cancel
 }
 
 // New builds a Manager.
@@ -200,7 +180,8 @@ func New(o Options) *Manager {
 	if o.InfoInterval <= 0 {
 		o.InfoInterval = DefaultInfoInterval
 	}
-	return &Manager{o: o, log: o.Logger, entries: make(map[string]*entry)}
+	return &Manager{o: o, log: o.Logger, entries: make(map[string]*entry),
+		leases: lease.New(o.Store, o.Owner, o.Now, o.Logger)}
 }
 
 // Load reads every authorizer of the component into the cache. Call it
@@ -411,7 +392,7 @@ func (m *Manager) RefreshInfo(ctx context.Context, appid string) (store.Authoriz
 		return a, nil
 	}
 	v, err, _ := m.sf.Do("info:"+appid, func() (any, error) {
-		ctx, cancel := m.detach(ctx, m.o.LeaseTTL)
+		ctx, cancel := m.leases.Detach(ctx, m.o.LeaseTTL)
 		defer cancel()
 		var info wechat.AuthorizerInfo
 		err := m.o.Component.WithToken(ctx, func(tok secret.Value) error {

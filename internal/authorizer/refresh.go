@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/lease"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/wechat"
@@ -86,14 +87,10 @@ type singleflightResult struct {
 	shared bool
 }
 
-// leaseTTL is how long a refresh of a holds the account's lease, and so
-// how long a replica that dies during the refresh keeps the others from
-// taking it over: LeaseTTL, but at most an eighth of the token's lifetime
-// (never under minLeaseTTL). With WeChat's 7200 s that is LeaseTTL; with a
-// short lifetime (a simulator, a test) a dead holder's lease still runs out
-// long before the token it was renewing expires, as it does with 7200 s.
+// leaseTTL is how long a refresh of a holds the account's lease (the
+// rule of lease.TTL, with LeaseTTL as the ceiling).
 func (m *Manager) leaseTTL(a store.Authorizer) time.Duration {
-	return min(m.o.LeaseTTL, max(lifetime(a)/8, minLeaseTTL))
+	return lease.TTL(m.o.LeaseTTL, lifetime(a))
 }
 
 func (m *Manager) leaseName(appid string) string {
@@ -131,9 +128,11 @@ func needed(st *state, md mode, failed secret.Value, now time.Time) bool {
 	return true
 }
 
-// refreshOnce is one flight: lease, re-read, call WeChat, compare-and-swap.
+// refreshOnce is one flight of the lease protocol (package lease): under
+// the account's lease it re-reads the row, calls WeChat and writes with
+// compare-and-swap; without the lease it waits for the holder's refresh.
 func (m *Manager) refreshOnce(ctx context.Context, appid string, md mode, failed secret.Value) (store.Authorizer, error) {
-	ctx, cancel := m.detach(ctx, m.o.LeaseTTL)
+	ctx, cancel := m.leases.Detach(ctx, m.o.LeaseTTL)
 	defer cancel()
 	e, st, err := m.current(ctx, appid)
 	if err != nil {
@@ -157,21 +156,17 @@ func (m *Manager) refreshOnce(ctx context.Context, appid string, md mode, failed
 			return snapshot(st.a), nil
 		}
 	}
-	got, err := m.o.Store.TryLease(ctx, m.leaseName(appid), m.o.Owner, ttl)
+	held, err := m.leases.Take(ctx, m.leaseName(appid), ttl)
 	if err != nil {
 		return snapshot(st.a), err
 	}
-	if !got {
+	if held == nil {
 		if md == modeDue {
 			return snapshot(st.a), nil // another replica is on it
 		}
 		return m.waitForOther(ctx, appid, st, md, failed)
 	}
-	defer func() {
-		if err := m.o.Store.ReleaseLease(context.WithoutCancel(ctx), m.leaseName(appid), m.o.Owner); err != nil {
-			m.log.Warn("authorizer: release lease", "appid", appid, "err", err.Error())
-		}
-	}()
+	defer held.Release(ctx)
 	// Under the lease, the store is the truth: another replica may have
 	// refreshed a moment ago.
 	stored, err := m.o.Store.GetAuthorizer(ctx, m.o.ComponentAppID, appid)
@@ -412,25 +407,22 @@ func (m *Manager) markUnauthorized(ctx context.Context, base store.Authorizer) (
 // waitForOther waits for the replica holding the account's lease to store
 // its refresh, and answers the result.
 func (m *Manager) waitForOther(ctx context.Context, appid string, st *state, md mode, failed secret.Value) (store.Authorizer, error) {
-	deadline := time.Now().Add(waitForOther)
-	for time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return snapshot(st.a), errs.Wrap(errs.UpstreamTimeout, "timed out waiting for the account's token refresh", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+	var a store.Authorizer
+	err := m.leases.Wait(ctx, "the account's token refresh", func(ctx context.Context) (bool, error) {
+		var err error
+		if a, err = m.o.Store.GetAuthorizer(ctx, m.o.ComponentAppID, appid); err != nil || a.Version == st.a.Version {
+			return false, err
 		}
-		a, err := m.o.Store.GetAuthorizer(ctx, m.o.ComponentAppID, appid)
-		if err != nil {
-			return snapshot(st.a), err
-		}
-		if a.Version != st.a.Version {
-			m.Apply(a)
-			if !needed(&state{a: a}, md, failed, m.o.Now()) || md == modeForce {
-				return snapshot(a), nil
-			}
-		}
+		m.Apply(a)
+		return !needed(&state{a: a}, md, failed, m.o.Now()) || md == modeForce, nil
+	})
+	if errors.Is(err, lease.ErrStillHeld) {
+		return snapshot(st.a), errs.E(errs.UpstreamUnavailable, "the account's token is being refreshed by another replica; try again")
 	}
-	return snapshot(st.a), errs.E(errs.UpstreamUnavailable, "the account's token is being refreshed by another replica; try again")
+	if err != nil {
+		return snapshot(st.a), err
+	}
+	return snapshot(a), nil
 }
 
 func (m *Manager) count(result string) {
@@ -520,15 +512,15 @@ func (m *Manager) tryRecover(ctx context.Context, appid string) (store.Authorize
 	v, err, _ := m.sf.Do(appid, func() (any, error) {
 		cached, _ := m.Get(appid)
 		ttl := m.leaseTTL(cached)
-		ctx, cancel := m.detach(ctx, ttl)
+		ctx, cancel := m.leases.Detach(ctx, ttl)
 		defer cancel()
 		e := m.entry(appid)
-		got, err := m.o.Store.TryLease(ctx, m.leaseName(appid), m.o.Owner, ttl)
-		if err != nil || !got {
+		held, err := m.leases.Take(ctx, m.leaseName(appid), ttl)
+		if err != nil || held == nil {
 			a, _ := m.Get(appid)
 			return a, err
 		}
-		defer func() { _ = m.o.Store.ReleaseLease(context.WithoutCancel(ctx), m.leaseName(appid), m.o.Owner) }()
+		defer held.Release(ctx)
 		stored, err := m.o.Store.GetAuthorizer(ctx, m.o.ComponentAppID, appid)
 		if err != nil {
 			return store.Authorizer{}, err
@@ -549,7 +541,7 @@ func (m *Manager) tryRecover(ctx context.Context, appid string) (store.Authorize
 // the store every PollInterval and refreshes due tokens every TickInterval.
 // It returns nil on cancellation.
 func (m *Manager) Run(ctx context.Context) error {
-	m.running.Store(&ctx)
+	m.leases.Bind(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

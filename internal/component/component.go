@@ -8,15 +8,16 @@ package component
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/lease"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
@@ -26,10 +27,9 @@ import (
 // TokenStore is the persistence the component token needs.
 type TokenStore interface {
 	GetComponentState(ctx context.Context, appid string) (store.ComponentState, error)
-	SaveTicket(ctx context.Context, appid string, ticket secret.Value, receivedAt time.Time) (bool, error)
+	SaveTicket(ctx context.Context, appid string, ticket secret.Value, createdAt, receivedAt time.Time) (bool, error)
 	SwapComponentToken(ctx context.Context, appid string, expectVersion int64, token secret.Value, refreshedAt, expiresAt time.Time) (store.ComponentState, error)
-	TryLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
-	ReleaseLease(ctx context.Context, name, owner string) error
+	lease.Store
 }
 
 var _ TokenStore = (*store.Store)(nil)
@@ -48,12 +48,6 @@ const (
 	refreshAt = 0.75
 	// defaultLifetime is assumed when a stored token's lifetime is unknown.
 	defaultLifetime = 7200 * time.Second
-	leaseTTL        = 30 * time.Second
-	// minLeaseTTL is the shortest token lease, whatever the lifetime.
-	minLeaseTTL = 5 * time.Second
-	// waitForOther bounds how long a replica that did not get the lease
-	// waits for the holder's token when it has no valid one itself.
-	waitForOther = 5 * time.Second
 	// fetchOnTicketTimeout bounds the token fetch a new ticket triggers
 	// inside the event handler (WeChat wants its answer within 5 s).
 	fetchOnTicketTimeout = 3 * time.Second
@@ -77,9 +71,10 @@ type CredentialOptions struct {
 // the store for every replica, renewed at 75% of its lifetime by whichever
 // replica takes the "component-token" lease first.
 type Credentials struct {
-	o   CredentialOptions
-	log *slog.Logger
-	sf  singleflight.Group
+	o      CredentialOptions
+	log    *slog.Logger
+	sf     singleflight.Group
+	leases *lease.Leases
 
 	mu  sync.Mutex
 	cur store.ComponentState // last state seen (token may be empty)
@@ -88,8 +83,6 @@ type Credentials struct {
 	refused       error
 	refusedTicket time.Time
 
-	// running is Run's context: shared flights end when the replica stops.
-	running atomic.Pointer[context.Context]
 	// started is when this replica began waiting for tickets: with none
 	// stored yet, the ticket-age metric counts from here.
 	started time.Time
@@ -97,16 +90,23 @@ type Credentials struct {
 
 // NewCredentials builds Credentials; call Load or Tick before the first Token.
 func NewCredentials(o CredentialOptions) *Credentials {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	withDefaults(&o.Now, &o.Logger)
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
-	return &Credentials{o: o, log: o.Logger, started: o.Now()}
+	return &Credentials{o: o, log: o.Logger, started: o.Now(),
+		leases: lease.New(o.Store, o.Owner, o.Now, o.Logger)}
+}
+
+// withDefaults fills in the clock (time.Now) and the logger (discarding)
+// of options that left them unset.
+func withDefaults(now *func() time.Time, log **slog.Logger) {
+	if *now == nil {
+		*now = time.Now
+	}
+	if *log == nil {
+		*log = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Status is what GET /admin/component shows.
@@ -149,16 +149,6 @@ func (t *Credentials) cached() store.ComponentState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.cur
-}
-
-// leaseFor is how long a renewal of st's token holds the lease, and so how
-// long a replica that dies during it keeps the others from taking over:
-// leaseTTL, but at most an eighth of the token's lifetime (never under
-// minLeaseTTL). With WeChat's 7200 s that is leaseTTL; with a short lifetime
-// (a simulator, a test) a dead holder's lease still runs out long before
-// the token expires, as it does with 7200 s.
-func leaseFor(st store.ComponentState) time.Duration {
-	return min(leaseTTL, max(lifetime(st)/8, minLeaseTTL))
 }
 
 func lifetime(st store.ComponentState) time.Duration {
@@ -210,17 +200,23 @@ func (t *Credentials) Invalidate(ctx context.Context, failed secret.Value) (secr
 	return st.Token, nil
 }
 
-// HandleTicket stores a component_verify_ticket pushed at receivedAt and,
-// when there is no usable token (first start, or WeChat refused the previous
-// ticket), fetches one with it. A failed fetch is logged, not returned: the
-// ticket is stored and the next call or ticket retries.
-func (t *Credentials) HandleTicket(ctx context.Context, ticket secret.Value, receivedAt time.Time) error {
+// HandleTicket stores a component_verify_ticket that WeChat created at
+// createdAt (its push's CreateTime) unless a ticket created later is
+// stored already (a late or replayed push never replaces a newer ticket),
+// and, when there is no usable token (first start, or WeChat refused the
+// previous ticket), fetches one with it. A failed fetch is logged, not
+// returned: the ticket is stored and the next call or ticket retries.
+func (t *Credentials) HandleTicket(ctx context.Context, ticket secret.Value, createdAt time.Time) error {
 	if ticket.IsZero() {
 		return errs.E(errs.InvalidArgument, "empty component_verify_ticket")
 	}
-	stored, err := t.o.Store.SaveTicket(ctx, t.o.AppID, ticket, receivedAt)
+	receivedAt := t.o.Now()
+	stored, err := t.o.Store.SaveTicket(ctx, t.o.AppID, ticket, createdAt, receivedAt)
 	if err != nil {
 		return fmt.Errorf("component: save ticket: %w", err)
+	}
+	if !stored {
+		t.log.InfoContext(ctx, "component: a ticket created before the stored one; kept the stored one", "created_at", createdAt)
 	}
 	if t.o.Metrics != nil && stored {
 		t.o.Metrics.TicketAge.Set(t.o.Now().Sub(receivedAt).Seconds())
@@ -272,14 +268,14 @@ func good(st store.ComponentState, failed secret.Value, now time.Time) bool {
 	return usable(st, now) && !due(st, now) && (failed.IsZero() || st.Token != failed)
 }
 
+// refreshOnce is one flight of the lease protocol (package lease): under
+// the "component-token" lease it re-reads the state, asks WeChat and
+// stores the token with compare-and-swap; without the lease it waits for
+// the holder's token.
 func (t *Credentials) refreshOnce(ctx context.Context, failed secret.Value) (store.ComponentState, error) {
-	// Detached from the caller (others may have joined the flight), bounded
-	// by the lease and by Run's lifetime.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseTTL)
+	// Others may have joined the flight: it outlives this caller.
+	ctx, cancel := t.leases.Detach(ctx, lease.DefaultTTL)
 	defer cancel()
-	if rc := t.running.Load(); rc != nil {
-		defer context.AfterFunc(*rc, cancel)()
-	}
 	st, err := t.load(ctx)
 	if errs.Is(err, errs.NotFound) {
 		return store.ComponentState{}, ErrNoTicket
@@ -300,21 +296,17 @@ func (t *Credentials) refreshOnce(ctx context.Context, failed secret.Value) (sto
 		return store.ComponentState{}, err
 	}
 	// The flight ends before the lease it takes runs out.
-	ttl := leaseFor(st)
+	ttl := lease.TTL(lease.DefaultTTL, lifetime(st))
 	ctx, cancelLease := context.WithTimeout(ctx, ttl)
 	defer cancelLease()
-	got, err := t.o.Store.TryLease(ctx, t.leaseName(), t.o.Owner, ttl)
+	held, err := t.leases.Take(ctx, t.leaseName(), ttl)
 	if err != nil {
 		return store.ComponentState{}, err
 	}
-	if !got {
+	if held == nil {
 		return t.waitForOther(ctx, st, failed)
 	}
-	defer func() {
-		if err := t.o.Store.ReleaseLease(context.WithoutCancel(ctx), t.leaseName(), t.o.Owner); err != nil {
-			t.log.Warn("component: release token lease", "err", err.Error())
-		}
-	}()
+	defer held.Release(ctx)
 	// Re-read under the lease: another replica may have just finished.
 	if st, err = t.load(ctx); err != nil {
 		return store.ComponentState{}, err
@@ -388,22 +380,21 @@ func (t *Credentials) waitForOther(ctx context.Context, st store.ComponentState,
 	if usable(st, t.o.Now()) && (failed.IsZero() || st.Token != failed) {
 		return st, nil
 	}
-	deadline := time.Now().Add(waitForOther)
-	for time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return store.ComponentState{}, errs.Wrap(errs.UpstreamTimeout, "timed out waiting for the component token", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+	var cur store.ComponentState
+	err := t.leases.Wait(ctx, "the component token", func(ctx context.Context) (bool, error) {
+		var err error
+		if cur, err = t.load(ctx); err != nil {
+			return false, err
 		}
-		cur, err := t.load(ctx)
-		if err != nil {
-			return store.ComponentState{}, err
-		}
-		if cur.Version != st.Version && usable(cur, t.o.Now()) && (failed.IsZero() || cur.Token != failed) {
-			return cur, nil
-		}
+		return cur.Version != st.Version && usable(cur, t.o.Now()) && (failed.IsZero() || cur.Token != failed), nil
+	})
+	if errors.Is(err, lease.ErrStillHeld) {
+		return store.ComponentState{}, errs.E(errs.ComponentNotReady, "the component token is being refreshed by another replica; try again")
 	}
-	return store.ComponentState{}, errs.E(errs.ComponentNotReady, "the component token is being refreshed by another replica; try again")
+	if err != nil {
+		return store.ComponentState{}, err
+	}
+	return cur, nil
 }
 
 func (t *Credentials) count(result string) {
@@ -469,7 +460,7 @@ func (t *Credentials) Tick(ctx context.Context) error {
 // Run renews the token in the background until ctx ends; it returns nil on
 // cancellation.
 func (t *Credentials) Run(ctx context.Context) error {
-	t.running.Store(&ctx)
+	t.leases.Bind(ctx)
 	tick := time.NewTicker(t.o.PollInterval)
 	defer tick.Stop()
 	failures := 0

@@ -18,12 +18,8 @@ import (
 )
 
 func forEachDialect(t *testing.T, fn func(t *testing.T, d store.Dialect)) {
-	for _, d := range storetest.Dialects {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			fn(t, d)
-		})
-	}
+	t.Helper()
+	storetest.ForEachDialect(t, fn)
 }
 
 func TestComponentTokenFromTicket(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/lease"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
@@ -33,8 +34,7 @@ type FlowStore interface {
 	SaveAuthorization(ctx context.Context, a store.Authorizer, tenantID string) (store.Authorizer, error)
 	GetAuthorizer(ctx context.Context, componentAppID, appid string) (store.Authorizer, error)
 	UpdateAuthorizer(ctx context.Context, componentAppID, appid string, expectVersion int64, fn func(*store.Authorizer) error) (store.Authorizer, error)
-	TryLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
-	ReleaseLease(ctx context.Context, name, owner string) error
+	lease.Store
 }
 
 var _ FlowStore = (*store.Store)(nil)
@@ -72,30 +72,21 @@ type FlowOptions struct {
 	// to a tenant, so this replica's tenant directory knows the binding
 	// before the browser is redirected back to the tenant.
 	OnBound func(ctx context.Context, tenantID, appid string)
-	// CompletionWait bounds how long a callback or event that lost the
-	// race for a one-time code waits for the winner (default 10 s).
-	CompletionWait time.Duration
 }
 
 // Flow is the authorization flow (docs/api.md, "WeChat-facing endpoints" and "POST /v1/authorizations").
 type Flow struct {
-	o   FlowOptions
-	log *slog.Logger
-	sf  singleflight.Group
+	o      FlowOptions
+	log    *slog.Logger
+	sf     singleflight.Group
+	leases *lease.Leases
 }
 
 // NewFlow builds a Flow.
 func NewFlow(o FlowOptions) *Flow {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.CompletionWait <= 0 {
-		o.CompletionWait = 10 * time.Second
-	}
-	return &Flow{o: o, log: o.Logger}
+	withDefaults(&o.Now, &o.Logger)
+	return &Flow{o: o, log: o.Logger,
+		leases: lease.New(o.Store, o.Owner, o.Now, o.Logger)}
 }
 
 // AuthorizationRequest is the body of POST /v1/authorizations.
@@ -255,7 +246,13 @@ func (f *Flow) Callback(ctx context.Context, sessionID, authCode string) (Callba
 func (f *Flow) HandleEvent(ctx context.Context, ev wxcrypt.Event) error {
 	switch ev.InfoType {
 	case wxcrypt.InfoTypeVerifyTicket:
-		return f.o.Credentials.HandleTicket(ctx, secret.Value(ev.ComponentVerifyTicket), f.o.Now())
+		// Tickets are ordered by when WeChat created them; a push without
+		// a CreateTime is taken as created now.
+		created := f.o.Now()
+		if ev.CreateTime > 0 {
+			created = time.Unix(ev.CreateTime, 0)
+		}
+		return f.o.Credentials.HandleTicket(ctx, secret.Value(ev.ComponentVerifyTicket), created)
 	case wxcrypt.InfoTypeAuthorized, wxcrypt.InfoTypeUpdateAuthorized:
 		if ev.AuthorizationCode == "" || ev.AuthorizerAppid == "" {
 			return errs.E(errs.InvalidArgument, "authorization event without AuthorizationCode or AuthorizerAppid")
@@ -302,21 +299,21 @@ func (f *Flow) complete(ctx context.Context, sess *store.AuthSession, code secre
 	// The callback (no appid) and the event (which names the account and so
 	// can recover a lost exchange) do not share a flight.
 	v, err, _ := f.sf.Do("code:"+digest+":"+appidHint, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), codeLeaseTTL)
+		ctx, cancel := f.leases.Detach(ctx, codeLeaseTTL)
 		defer cancel()
 		// The lease is held per call, not per replica: the callback and the
 		// event of one replica must not both hold it.
-		lease, owner := "authcode:"+digest, f.leaseOwner()
-		got, err := f.o.Store.TryLease(ctx, lease, owner, codeLeaseTTL)
+		name, attempt := "authcode:"+digest, f.leases.Attempt()
+		held, err := attempt.Take(ctx, name, codeLeaseTTL)
 		if err != nil {
 			return "", err
 		}
-		if !got {
+		if held == nil {
 			// Someone else (the other of callback and event, here or on
 			// another replica) is exchanging this code: wait for it.
-			return f.waitForExchange(ctx, sess, code, appidHint, lease, owner)
+			return f.waitForExchange(ctx, sess, code, appidHint, attempt, name)
 		}
-		defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, owner) }()
+		defer held.Release(ctx)
 		if sess != nil {
 			if appid, ok := f.completed(ctx, sess); ok {
 				return appid, nil
@@ -455,8 +452,9 @@ const authCodeLifetime = 600 * time.Second
 // errStaleEvent marks an event that an authorization has since overtaken.
 var errStaleEvent = errors.New("component: event older than the last authorization")
 
-// codeLeaseTTL bounds one exchange of an authorization code.
-const codeLeaseTTL = 30 * time.Second
+// codeLeaseTTL bounds one exchange of an authorization code (the lease
+// rule of lease.TTL for what lives authCodeLifetime).
+var codeLeaseTTL = lease.TTL(lease.DefaultTTL, authCodeLifetime)
 
 // completed reports whether sess was completed (by the other of callback
 // and event, here or on another replica), and with which account.
@@ -468,50 +466,47 @@ func (f *Flow) completed(ctx context.Context, sess *store.AuthSession) (string, 
 	return "", false
 }
 
-// leaseOwner names one exchange attempt in the code's lease.
-func (f *Flow) leaseOwner() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return f.o.Owner + "/" + hex.EncodeToString(b)
-}
-
 // waitForExchange waits until the replica holding the code's lease has
 // recorded the authorization. If it gave the lease up without doing so (a
 // callback whose exchange failed), the event, which names the account,
 // takes the lease and exchanges (and so recovers) itself.
-func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint, lease, owner string) (string, error) {
-	deadline := time.Now().Add(f.o.CompletionWait)
-	for time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return "", errs.Wrap(errs.UpstreamTimeout, "timed out waiting for the authorization to complete", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
+func (f *Flow) waitForExchange(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint string, attempt *lease.Leases, name string) (string, error) {
+	var appid string
+	var exchangeErr error
+	err := attempt.Wait(ctx, "the authorization to complete", func(ctx context.Context) (bool, error) {
 		if sess != nil {
-			if appid, ok := f.completed(ctx, sess); ok {
-				return appid, nil
+			var ok bool
+			if appid, ok = f.completed(ctx, sess); ok {
+				return true, nil
 			}
 		}
-		got, err := f.o.Store.TryLease(ctx, lease, owner, codeLeaseTTL)
-		if err != nil {
-			return "", err
+		held, err := attempt.Take(ctx, name, codeLeaseTTL)
+		if err != nil || held == nil {
+			return false, err
 		}
-		if got {
-			defer func() { _ = f.o.Store.ReleaseLease(context.WithoutCancel(ctx), lease, owner) }()
-			if sess != nil {
-				if appid, ok := f.completed(ctx, sess); ok {
-					return appid, nil
-				}
+		defer held.Release(ctx)
+		if sess != nil {
+			var ok bool
+			if appid, ok = f.completed(ctx, sess); ok {
+				return true, nil
 			}
-			if appidHint != "" {
-				// An event: exchange (a used code recovers, and a retry
-				// for an account already up to date changes nothing).
-				return f.exchange(ctx, sess, code, appidHint)
-			}
-			return "", errs.E(errs.UpstreamError, "the authorization could not be completed; start it again")
 		}
+		if appidHint == "" {
+			exchangeErr = errs.E(errs.UpstreamError, "the authorization could not be completed; start it again")
+			return true, nil
+		}
+		// An event: exchange (a used code recovers, and a retry for an
+		// account already up to date changes nothing).
+		appid, exchangeErr = f.exchange(ctx, sess, code, appidHint)
+		return true, nil
+	})
+	if errors.Is(err, lease.ErrStillHeld) {
+		return "", errs.E(errs.UpstreamUnavailable, "the authorization is still being completed; try again")
 	}
-	return "", errs.E(errs.UpstreamUnavailable, "the authorization is still being completed; try again")
+	if err != nil {
+		return "", err
+	}
+	return appid, exchangeErr
 }
 
 // Unauthorized marks the account unauthorized and erases its tokens: every

@@ -7,7 +7,6 @@ import (
 	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/store"
-	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
 
 // PlatformDeps are the platform backend services (events, component token,
@@ -16,15 +15,8 @@ import (
 type PlatformDeps struct {
 	// ComponentAppID is WXGATE_COMPONENT_APPID: every query is scoped to it.
 	ComponentAppID string
-	// Crypter verifies and decrypts the pushed events.
-	Crypter *wxcrypt.Crypter
-	// Events applies a decrypted event (component.Flow).
-	Events EventHandler
-	// Receipts makes replayed events harmless (the store).
-	Receipts EventReceipts
-	// ReplayWindow, if set, is how long receipts are kept: a push whose
-	// signed timestamp is older is acknowledged and not applied.
-	ReplayWindow time.Duration
+	// Events decides about each push to the event URL (component.Events).
+	Events EventReceiver
 	// Flow starts and completes authorizations (component.Flow).
 	Flow AuthorizationFlow
 	// Directory lists authorizers, tenant-scoped or not (the store).
@@ -39,18 +31,14 @@ type PlatformDeps struct {
 	Now       func() time.Time
 }
 
-// EventHandler applies a verified, decrypted platform event. An error
-// means the event must be handled again when WeChat retries it.
-type EventHandler interface {
-	HandleEvent(ctx context.Context, ev wxcrypt.Event) error
-}
-
-// EventReceipts remembers handled events by digest.
-type EventReceipts interface {
-	// EventSeen reports whether digest was recorded as handled.
-	EventSeen(ctx context.Context, digest string) (bool, error)
-	// RecordEvent records digest as handled (idempotent).
-	RecordEvent(ctx context.Context, digest string) error
+// EventReceiver is the platform's event policy.
+type EventReceiver interface {
+	// Receive decides about a push: refuse it, apply it, acknowledge it
+	// without effect, or ask WeChat to retry.
+	Receive(ctx context.Context, p component.Push) component.Outcome
+	// Unread refuses a push whose body could not be read (tooLarge: over
+	// the size cap).
+	Unread(ctx context.Context, tooLarge bool) component.Outcome
 }
 
 // AuthorizationFlow is the authorization flow (docs/api.md, "WeChat-facing endpoints" and "POST /v1/authorizations").
@@ -90,9 +78,8 @@ type ComponentStatus interface {
 
 var (
 	_ AuthorizationFlow   = (*component.Flow)(nil)
-	_ EventHandler        = (*component.Flow)(nil)
+	_ EventReceiver       = (*component.Events)(nil)
 	_ ComponentStatus     = (*component.Credentials)(nil)
-	_ EventReceipts       = (*store.Store)(nil)
 	_ AuthorizerDirectory = (*store.Store)(nil)
 )
 

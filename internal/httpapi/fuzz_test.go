@@ -8,15 +8,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
+
+// fuzzEventsNow is the handler's clock in FuzzEventsHandler.
+var fuzzEventsNow = time.Unix(1700000000, 0)
 
 const (
 	fuzzEventsAppID = "wx2c2769f8efd9abc2"
@@ -57,8 +62,10 @@ func (s *fuzzEventsSink) RecordEvent(_ context.Context, digest string) error {
 // platform's own key (the part of the path a forger cannot reach). The
 // handler never panics and never answers 5xx with healthy dependencies; it
 // answers 200 "success" only for a correctly signed body whose plaintext is
-// an event of this platform, and only then applies the event, once per
-// ciphertext; anything else is 400, 401 or 413 and applies nothing.
+// an event of this platform, stamped (URL timestamp and CreateTime) no
+// later than component.FutureWindow ahead of its clock, and only then
+// applies the event, once per ciphertext; anything else is 400, 401 or 413
+// and applies nothing.
 // Seeds: testdata/fuzz/FuzzEventsHandler (run by plain `go test`).
 func FuzzEventsHandler(f *testing.F) {
 	crypter, err := wxcrypt.New(fuzzEventsToken, fuzzEventsKey, fuzzEventsAppID)
@@ -71,10 +78,10 @@ func FuzzEventsHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rawQuery string, body, plain []byte, seal bool) {
 		sink := &fuzzEventsSink{receipts: map[string]bool{}}
 		r := gin.New()
-		r.POST("/wechat/events", handleEvents(PlatformDeps{
-			ComponentAppID: fuzzEventsAppID, Crypter: crypter, Events: sink, Receipts: sink,
-			Metrics: obs.NewMetrics(), Now: func() time.Time { return time.Unix(1700000000, 0) },
-		}, slog.New(slog.DiscardHandler)))
+		r.POST("/wechat/events", handleEvents(component.NewEvents(component.EventOptions{
+			AppID: fuzzEventsAppID, Crypter: crypter, Handler: sink, Receipts: sink,
+			Metrics: obs.NewMetrics(), Now: func() time.Time { return fuzzEventsNow },
+		}), slog.New(slog.DiscardHandler)))
 
 		query := rawQuery
 		signedOK := false
@@ -103,10 +110,13 @@ func FuzzEventsHandler(f *testing.F) {
 		// What a correct handler must do, from the plaintext alone.
 		var want wxcrypt.Event
 		accept := false
-		if signedOK {
+		q, _ := url.ParseQuery(query)
+		ts, tsErr := strconv.ParseInt(q.Get("timestamp"), 10, 64)
+		latest := fuzzEventsNow.Add(component.FutureWindow).Unix()
+		if signedOK && tsErr == nil && ts <= latest {
 			if env, err := wxcrypt.ParseEnvelope(body); err == nil && (env.AppID == "" || env.AppID == fuzzEventsAppID) {
 				if msg, err := crypter.Decrypt(env.Encrypt); err == nil {
-					if ev, err := wxcrypt.ParseEvent(msg); err == nil && (ev.AppID == "" || ev.AppID == fuzzEventsAppID) {
+					if ev, err := wxcrypt.ParseEvent(msg); err == nil && (ev.AppID == "" || ev.AppID == fuzzEventsAppID) && ev.CreateTime <= latest {
 						want, accept = ev, true
 					}
 				} else if !errors.Is(err, wxcrypt.ErrMalformed) && !errors.Is(err, wxcrypt.ErrAppIDMismatch) {

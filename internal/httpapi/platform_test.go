@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -8,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,7 +40,7 @@ import (
 // fixture, as wire_platform.go does for a real replica.
 func platformDepsOf(p *componenttest.Platform) PlatformDeps {
 	return PlatformDeps{
-		ComponentAppID: p.AppID, Crypter: p.Crypter, Events: p.Flow, Receipts: p.Store, Flow: p.Flow,
+		ComponentAppID: p.AppID, Events: p.Receiver, Flow: p.Flow,
 		Directory: p.Store, Authorizers: p.Authorizers, Component: p.Credentials, Metrics: p.Metrics, Now: p.Clock.Now,
 	}
 }
@@ -110,13 +113,20 @@ func (r *recordingEvents) HandleEvent(_ context.Context, ev wxcrypt.Event) error
 	return nil
 }
 
-func eventsRouter(t *testing.T, crypter *wxcrypt.Crypter, appid string, events EventHandler) (http.Handler, *store.Store) {
+func eventsRouter(t *testing.T, crypter *wxcrypt.Crypter, appid string, events component.EventHandler) (http.Handler, *store.Store) {
 	t.Helper()
 	st := storetest.Open(t, store.SQLite, nil)
+	return eventsRouterOn(st, component.EventOptions{AppID: appid, Crypter: crypter, Handler: events}), st
+}
+
+// eventsRouterOn is the real router with the event policy o over st.
+func eventsRouterOn(st *store.Store, o component.EventOptions) http.Handler {
+	m := obs.NewMetrics()
+	o.Receipts, o.Metrics = st, m
 	return NewServer(Deps{
-		Logger: slog.New(slog.DiscardHandler), Metrics: obs.NewMetrics(), Store: st,
-		Platform: PlatformDeps{ComponentAppID: appid, Crypter: crypter, Events: events, Receipts: st},
-	}), st
+		Logger: slog.New(slog.DiscardHandler), Metrics: m, Store: st,
+		Platform: PlatformDeps{ComponentAppID: o.AppID, Events: component.NewEvents(o)},
+	})
 }
 
 // receipts counts the stored event receipts (by deleting them).
@@ -303,46 +313,243 @@ func TestEventReceiptFollowsTheEffect(t *testing.T) {
 	}
 }
 
-// TestEventsOlderThanTheReplayWindowAreIgnored: receipts are pruned after
-// the replay window, so a genuine push replayed later (its signed timestamp
-// cannot be changed) must not be applied again, e.g. an old ticket
-// replacing the newest one.
-func TestEventsOlderThanTheReplayWindowAreIgnored(t *testing.T) {
-	t.Parallel()
+// windowedEventsRouter is the router over a recording flow, with the
+// gateway's 7-day replay window and a clock stopped at now.
+func windowedEventsRouter(t *testing.T, now time.Time) (http.Handler, *wxcrypt.Crypter, *recordingEvents, *store.Store) {
+	t.Helper()
 	c, _ := wxcrypt.New(componenttest.MessageToken, componenttest.AESKey, tfComponent)
 	events := &recordingEvents{}
 	st := storetest.Open(t, store.SQLite, nil)
+	h := eventsRouterOn(st, component.EventOptions{AppID: tfComponent, Crypter: c, Handler: events,
+		ReplayWindow: componenttest.ReplayWindow, Now: func() time.Time { return now }})
+	return h, c, events, st
+}
+
+// TestEventsOlderThanTheReplayWindowAreIgnored: receipts are pruned after
+// the replay window, so a genuine push replayed later must not be applied
+// again, e.g. an old ticket replacing the newest one. Its age is the
+// event's CreateTime, which is inside the signed ciphertext: a push whose
+// URL timestamp is recent but whose event is older than the window is
+// ignored too.
+func TestEventsOlderThanTheReplayWindowAreIgnored(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_800_000_000, 0)
-	const window = 7 * 24 * time.Hour
-	h := NewServer(Deps{
-		Logger: slog.New(slog.DiscardHandler), Metrics: obs.NewMetrics(), Store: st,
-		Platform: PlatformDeps{ComponentAppID: tfComponent, Crypter: c, Events: events, Receipts: st,
-			ReplayWindow: window, Now: func() time.Time { return now }},
-	})
-	plain := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: 1, InfoType: "component_verify_ticket", ComponentVerifyTicket: "ticket@@@old"})
+	h, c, events, _ := windowedEventsRouter(t, now)
+	const window = componenttest.ReplayWindow
 	for _, tc := range []struct {
-		name    string
-		age     time.Duration
-		applied int64
+		name         string
+		created, url time.Duration // the event's age by its CreateTime and by the URL timestamp
+		applied      int64
 	}{
-		{"a day late", 24 * time.Hour, 1},
-		{"just inside the window", window - time.Minute, 2},
-		{"older than the window", window + time.Minute, 2},
-		{"a year old", 365 * 24 * time.Hour, 2},
+		{"a day late", 24 * time.Hour, 24 * time.Hour, 1},
+		{"just inside the window", window - time.Minute, window - time.Minute, 2},
+		{"older than the window", window + time.Minute, window + time.Minute, 2},
+		{"a year old", 365 * 24 * time.Hour, 365 * 24 * time.Hour, 2},
+		{"a recent URL timestamp on an event older than the window", window + time.Minute, time.Minute, 2},
+		{"an old URL timestamp on a recent event", time.Minute, window + time.Minute, 3},
 	} {
-		ts := strconv.FormatInt(now.Add(-tc.age).Unix(), 10)
-		body, sig, err := c.SealEvent(plain, ts, "777")
+		t.Run(tc.name, func(t *testing.T) {
+			plain := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: now.Add(-tc.created).Unix(),
+				InfoType: "component_verify_ticket", ComponentVerifyTicket: "ticket@@@" + tc.name})
+			ts := strconv.FormatInt(now.Add(-tc.url).Unix(), 10)
+			body, sig, err := c.SealEvent(plain, ts, "777")
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := url.Values{"timestamp": {ts}, "nonce": {"777"}, "encrypt_type": {"aes"}, "msg_signature": {sig}}
+			if w := postEvent(t, h, body, q); w.Code != 200 || w.Body.String() != "success" {
+				t.Fatalf("got %d %q, want 200 \"success\"", w.Code, w.Body)
+			}
+			if n := events.n.Load(); n != tc.applied {
+				t.Fatalf("%d events applied, want %d", n, tc.applied)
+			}
+		})
+	}
+}
+
+// moveDigits returns the timestamp and nonce of a forgery of a signed push:
+// digits moved between the nonce and the timestamp so that the sorted
+// concatenation msg_signature hashes is unchanged. It answers ok=false if
+// no such move keeps the signature (then the parts are not adjacent in the
+// sort order).
+func moveDigits(c *wxcrypt.Crypter, sig, ts, nonce, encrypt string) (string, string, bool) {
+	for k := 1; k < len(nonce); k++ {
+		for _, f := range [][2]string{
+			{ts + nonce[:k], nonce[k:]}, // the nonce's first digits to the timestamp's end
+			{nonce[k:] + ts, nonce[:k]}, // the nonce's last digits to the timestamp's start
+		} {
+			if c.Verify(sig, f[0], f[1], encrypt) {
+				return f[0], f[1], true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// TestEventTimestampsInTheFutureAreRefused: msg_signature cannot tell
+// which digits belong to the timestamp and which to the nonce, so a
+// captured push can be re-sent with its timestamp made later (a timestamp
+// only grows when it gains digits) and its signature intact. A timestamp
+// or a CreateTime further ahead of the clock than component.FutureWindow is
+// refused before anything is applied or stored.
+func TestEventTimestampsInTheFutureAreRefused(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	h, c, events, st := windowedEventsRouter(t, now)
+	ticket := func(created int64) []byte {
+		return wxcrypt.EncodeEvent(wxcrypt.Event{AppID: tfComponent, CreateTime: created, InfoType: "component_verify_ticket", ComponentVerifyTicket: "ticket@@@x"})
+	}
+	// forge seals plain as WeChat did at sent, then moves digits of the
+	// nonce into the timestamp, keeping msg_signature.
+	forge := func(t *testing.T, plain []byte, sent time.Time) ([]byte, url.Values) {
+		t.Helper()
+		ts := strconv.FormatInt(sent.Unix(), 10)
+		for range 20 { // the random IV may put Encrypt between timestamp and nonce
+			body, sig, err := c.SealEvent(plain, ts, "9876543210")
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, _ := wxcrypt.ParseEnvelope(body)
+			if fts, fnonce, ok := moveDigits(c, sig, ts, "9876543210", env.Encrypt); ok {
+				return body, url.Values{"timestamp": {fts}, "nonce": {fnonce}, "encrypt_type": {"aes"}, "msg_signature": {sig}}
+			}
+		}
+		t.Fatal("no digit move kept the signature")
+		return nil, nil
+	}
+	sealAt := func(t *testing.T, plain []byte, ts string) ([]byte, url.Values) {
+		t.Helper()
+		body, sig, err := c.SealEvent(plain, ts, "4242")
 		if err != nil {
 			t.Fatal(err)
 		}
-		q := url.Values{"timestamp": {ts}, "nonce": {"777"}, "encrypt_type": {"aes"}, "msg_signature": {sig}}
-		if w := postEvent(t, h, body, q); w.Code != 200 || w.Body.String() != "success" {
-			t.Fatalf("%s: %d %q", tc.name, w.Code, w.Body)
-		}
-		if n := events.n.Load(); n != tc.applied {
-			t.Fatalf("%s: %d events applied, want %d", tc.name, n, tc.applied)
-		}
+		return body, url.Values{"timestamp": {ts}, "nonce": {"4242"}, "encrypt_type": {"aes"}, "msg_signature": {sig}}
 	}
+	unix := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
+	eightDays := 8 * 24 * time.Hour
+	for _, tc := range []struct {
+		name    string
+		push    func(t *testing.T) ([]byte, url.Values)
+		status  int
+		applied int64
+	}{
+		{"an eight-day-old push with digits moved into its timestamp", func(t *testing.T) ([]byte, url.Values) {
+			return forge(t, ticket(now.Add(-eightDays).Unix()), now.Add(-eightDays))
+		}, 400, 0},
+		{"the same forgery of a push without CreateTime", func(t *testing.T) ([]byte, url.Values) {
+			return forge(t, ticket(0), now.Add(-eightDays))
+		}, 400, 0},
+		{"a CreateTime an hour ahead", func(t *testing.T) ([]byte, url.Values) {
+			return sealAt(t, ticket(now.Add(time.Hour).Unix()), unix(0))
+		}, 400, 0},
+		{"a URL timestamp an hour ahead", func(t *testing.T) ([]byte, url.Values) {
+			return sealAt(t, ticket(now.Unix()), unix(time.Hour))
+		}, 400, 0},
+		{"a timestamp that is no number", func(t *testing.T) ([]byte, url.Values) {
+			return sealAt(t, ticket(now.Unix()), "17x")
+		}, 400, 0},
+		{"both within the window ahead (clock skew)", func(t *testing.T) ([]byte, url.Values) {
+			return sealAt(t, ticket(now.Add(component.FutureWindow).Unix()), unix(component.FutureWindow))
+		}, 200, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, q := tc.push(t)
+			w := postEvent(t, h, body, q)
+			if w.Code != tc.status {
+				t.Fatalf("got %d %q, want %d", w.Code, w.Body, tc.status)
+			}
+			if n := events.n.Load(); n != tc.applied {
+				t.Fatalf("%d events applied, want %d", n, tc.applied)
+			}
+		})
+	}
+	if n := receipts(t, st); n != 1 {
+		t.Fatalf("%d receipts stored, want 1 (the push within the window)", n)
+	}
+}
+
+// TestOldTicketPushReplayedDoesNotBreakTheComponentToken replays, through
+// the router, a ticket push WeChat sent eight days earlier (after the
+// janitor pruned its receipt), as it was and with digits moved into its
+// timestamp. Neither may replace the current ticket: the component token
+// must still renew with it (WeChat answers 61005/61006 for the old one).
+func TestOldTicketPushReplayedDoesNotBreakTheComponentToken(t *testing.T) {
+	t.Parallel()
+	pf := newPlatformFixture(t, store.Postgres)
+	p := pf.p
+	ctx := p.Ctx()
+	var mu sync.Mutex
+	var pushes []capturedPush
+	p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		pushes = append(pushes, capturedPush{body: body, query: r.URL.Query()})
+		mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		pf.router.ServeHTTP(w, r)
+	}))
+	var first capturedPush
+	var forged url.Values
+	t.Run("the ticket of eight days ago", func(t *testing.T) {
+		// The attacker keeps a push whose digits can be moved: one where
+		// nothing sorts between the timestamp and the random nonce.
+		for range 30 {
+			p.PushTicket()
+			mu.Lock()
+			first = pushes[len(pushes)-1]
+			mu.Unlock()
+			env, _ := wxcrypt.ParseEnvelope(first.body)
+			sig := first.query.Get("msg_signature")
+			if ts, nonce, ok := moveDigits(p.Crypter, sig, first.query.Get("timestamp"), first.query.Get("nonce"), env.Encrypt); ok {
+				forged = url.Values{"timestamp": {ts}, "nonce": {nonce}, "encrypt_type": {"aes"}, "msg_signature": {sig}}
+				break
+			}
+		}
+		if forged == nil {
+			t.Fatal("no pushed ticket left digits to move")
+		}
+		if _, err := p.Credentials.Token(ctx); err != nil {
+			t.Fatalf("component token: %v", err)
+		}
+	})
+	var current string
+	t.Run("today's ticket", func(t *testing.T) {
+		p.Clock.Advance(8 * 24 * time.Hour)
+		current = p.PushTicket()
+		if tok, err := p.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+			t.Fatalf("component token with today's ticket: %v, %v", tok, err)
+		}
+	})
+	t.Run("the janitor prunes receipts past the window", func(t *testing.T) {
+		if n, err := p.Store.DeleteEventsBefore(ctx, p.Clock.Now().Add(-componenttest.ReplayWindow)); err != nil || n != int64(len(pushes)-1) {
+			t.Fatalf("pruned %d receipts (%v), want %d", n, err, len(pushes)-1)
+		}
+	})
+	t.Run("the replay as it was is acknowledged and ignored", func(t *testing.T) {
+		if w := postEvent(t, pf.router, first.body, first.query); w.Code != 200 || w.Body.String() != "success" {
+			t.Fatalf("got %d %q, want 200 \"success\"", w.Code, w.Body)
+		}
+	})
+	t.Run("the replay with digits moved into its timestamp is refused", func(t *testing.T) {
+		if w := postEvent(t, pf.router, first.body, forged); w.Code != http.StatusBadRequest {
+			t.Fatalf("got %d %q, want 400", w.Code, w.Body)
+		}
+	})
+	t.Run("today's ticket is still the stored one", func(t *testing.T) {
+		st, err := p.Store.GetComponentState(ctx, tfComponent)
+		if err != nil || st.Ticket.Reveal() != current {
+			t.Fatal("an eight-day-old ticket replaced today's")
+		}
+	})
+	t.Run("the component token renews with it", func(t *testing.T) {
+		p.RenewComponentToken(t, 7200*time.Second, 3) // the first ticket's, today's, the renewal
+	})
+}
+
+// capturedPush is a push as the simulator sent it.
+type capturedPush struct {
+	body  []byte
+	query url.Values
 }
 
 func TestEventsThroughTheRouter(t *testing.T) {

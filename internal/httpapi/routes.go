@@ -19,7 +19,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// WeChat-facing (docs/api.md, "WeChat-facing endpoints"): authenticated by msg_signature, or by the
 	// authorization session in the query.
-	r.POST("/wechat/events", handleEvents(d.Platform, d.Logger))
+	r.POST("/wechat/events", handleEvents(d.Platform.Events, d.Logger))
 	r.GET("/wechat/callback", handleCallback(d.Platform, d.Logger))
 
 	// Tenant API (docs/api.md, "Tenant API"), behind a tenant key and the tenant's rate limit.

@@ -15,8 +15,11 @@ import (
 // components table): its latest component_verify_ticket and its component
 // token, both in clear (they are sealed in the database).
 type ComponentState struct {
-	AppID            string
-	Ticket           secret.Value
+	AppID  string
+	Ticket secret.Value
+	// TicketCreatedAt is when WeChat created the ticket (its push's
+	// CreateTime); tickets are ordered by it.
+	TicketCreatedAt  time.Time
 	TicketReceivedAt time.Time
 	Token            secret.Value
 	TokenExpiresAt   time.Time
@@ -33,6 +36,7 @@ type ComponentState struct {
 type componentRow struct {
 	AppID            string `gorm:"column:appid;primaryKey"`
 	TicketEnc        string
+	TicketCreatedAt  int64
 	TicketReceivedAt int64
 	TokenEnc         string
 	TokenExpiresAt   int64
@@ -56,7 +60,7 @@ func (s *Store) componentFromRow(r componentRow) (ComponentState, error) {
 		return ComponentState{}, errs.Wrap(errs.Internal, "internal error", err)
 	}
 	return ComponentState{
-		AppID: r.AppID, Ticket: ticket, TicketReceivedAt: fromMS(r.TicketReceivedAt),
+		AppID: r.AppID, Ticket: ticket, TicketCreatedAt: fromMS(r.TicketCreatedAt), TicketReceivedAt: fromMS(r.TicketReceivedAt),
 		Token: token, TokenExpiresAt: fromMS(r.TokenExpiresAt), TokenRefreshedAt: fromMS(r.TokenRefreshedAt),
 		Version: r.Version, UpdatedAt: fromMS(r.UpdatedAt),
 	}, nil
@@ -72,23 +76,25 @@ func (s *Store) GetComponentState(ctx context.Context, appid string) (ComponentS
 	return s.componentFromRow(r)
 }
 
-// SaveTicket stores a component_verify_ticket unless a newer one is already
-// stored (pushes can arrive out of order), bumping the version. It reports
-// whether it stored it.
-func (s *Store) SaveTicket(ctx context.Context, appid string, ticket secret.Value, receivedAt time.Time) (bool, error) {
+// SaveTicket stores a component_verify_ticket that WeChat created at
+// createdAt (its push's CreateTime) and this replica received at
+// receivedAt, bumping the version, unless one created later is already
+// stored: pushes arrive out of order, late, or replayed, and only WeChat's
+// clock orders them. It reports whether it stored it.
+func (s *Store) SaveTicket(ctx context.Context, appid string, ticket secret.Value, createdAt, receivedAt time.Time) (bool, error) {
 	enc, err := s.box.Seal(ticket, ticketAAD(appid))
 	if err != nil {
 		return false, errs.Wrap(errs.Internal, "internal error", err)
 	}
 	now := ms(s.now())
-	row := componentRow{AppID: appid, TicketEnc: enc, TicketReceivedAt: ms(receivedAt), Version: 1, UpdatedAt: now}
+	row := componentRow{AppID: appid, TicketEnc: enc, TicketCreatedAt: ms(createdAt), TicketReceivedAt: ms(receivedAt), Version: 1, UpdatedAt: now}
 	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "appid"}},
 		DoUpdates: clause.Assignments(map[string]any{
-			"ticket_enc": enc, "ticket_received_at": ms(receivedAt), "updated_at": now,
+			"ticket_enc": enc, "ticket_created_at": ms(createdAt), "ticket_received_at": ms(receivedAt), "updated_at": now,
 			"version": gorm.Expr("components.version + 1"),
 		}),
-		Where: clause.Where{Exprs: []clause.Expression{clause.Lte{Column: "components.ticket_received_at", Value: ms(receivedAt)}}},
+		Where: clause.Where{Exprs: []clause.Expression{clause.Lte{Column: "components.ticket_created_at", Value: ms(createdAt)}}},
 	}).Create(&row)
 	if res.Error != nil {
 		return false, translate(res.Error, "component")

@@ -13,10 +13,10 @@ import (
 )
 
 // TestComponentTicketAndToken is the components table's contract as the
-// component credentials use it: tickets stored newest-wins, the component
-// token swapped in by compare-and-swap on the version with the time it was
-// obtained, and any change (a ticket, another replica's token) making a
-// refresher that read before it lose.
+// component credentials use it: tickets stored newest-wins (by WeChat's
+// CreateTime), the component token swapped in by compare-and-swap on the
+// version with the time it was obtained, and any change (a ticket, another
+// replica's token) making a refresher that read before it lose.
 func TestComponentTicketAndToken(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, s *store.Store, clock *storetest.Clock) {
 		ctx := context.Background()
@@ -31,11 +31,11 @@ func TestComponentTicketAndToken(t *testing.T) {
 			}
 		})
 		step(t, "a newer ticket is stored, an older one is not", func(t *testing.T) {
-			if ok, err := s.SaveTicket(ctx, comp, "ticket@@@one", t1); err != nil || !ok {
+			if ok, err := s.SaveTicket(ctx, comp, "ticket@@@one", t1, t1); err != nil || !ok {
 				t.Fatalf("SaveTicket: stored=%v err=%v, want stored", ok, err)
 			}
 			// An older ticket arriving late does not replace the newer one.
-			if ok, err := s.SaveTicket(ctx, comp, "ticket@@@old", t1.Add(-time.Minute)); err != nil || ok {
+			if ok, err := s.SaveTicket(ctx, comp, "ticket@@@old", t1.Add(-time.Minute), t1.Add(time.Minute)); err != nil || ok {
 				t.Fatalf("SaveTicket(older): stored=%v err=%v, want not stored", ok, err)
 			}
 			var err error
@@ -75,7 +75,7 @@ func TestComponentTicketAndToken(t *testing.T) {
 		})
 		step(t, "a ticket arriving makes a refresher that read before it lose", func(t *testing.T) {
 			t2 := clock.Now()
-			if ok, err := s.SaveTicket(ctx, comp, "ticket@@@two", t2); err != nil || !ok {
+			if ok, err := s.SaveTicket(ctx, comp, "ticket@@@two", t2, t2); err != nil || !ok {
 				t.Fatalf("SaveTicket(newer): stored=%v err=%v, want stored", ok, err)
 			}
 			if _, err := s.SwapComponentToken(ctx, comp, c.Version, "late", t2, t2.Add(2*time.Hour)); !errs.Is(err, errs.Conflict) {
@@ -89,12 +89,49 @@ func TestComponentTicketAndToken(t *testing.T) {
 	})
 }
 
+// TestTicketsAreOrderedByWeChatsCreateTime: a ticket replaces the stored
+// one only if WeChat created it no earlier, whatever the receiving
+// replica's clock says: a push of an old ticket replayed days later (its
+// receipt pruned) must not replace the current ticket.
+func TestTicketsAreOrderedByWeChatsCreateTime(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store, clock *storetest.Clock) {
+		ctx := context.Background()
+		created := clock.Now().Add(-2 * time.Second)
+		save := func(t *testing.T, ticket string, createdAt, receivedAt time.Time, want bool) {
+			t.Helper()
+			if ok, err := s.SaveTicket(ctx, comp, secret.Value(ticket), createdAt, receivedAt); err != nil || ok != want {
+				t.Fatalf("SaveTicket(%s): stored=%v err=%v, want stored=%v", ticket, ok, err, want)
+			}
+		}
+		stored := func(t *testing.T, ticket string, createdAt time.Time) {
+			t.Helper()
+			c, err := s.GetComponentState(ctx, comp)
+			if err != nil || c.Ticket.Reveal() != ticket || !c.TicketCreatedAt.Equal(createdAt) {
+				t.Fatalf("stored %q created %v (%v), want %q created %v", c.Ticket.Reveal(), c.TicketCreatedAt, err, ticket, createdAt)
+			}
+		}
+		step(t, "the first ticket", func(t *testing.T) {
+			save(t, "ticket@@@now", created, clock.Now(), true)
+			stored(t, "ticket@@@now", created)
+		})
+		step(t, "an eight-day-old ticket received now is not stored", func(t *testing.T) {
+			save(t, "ticket@@@old", created.Add(-8*24*time.Hour), clock.Now().Add(time.Minute), false)
+			stored(t, "ticket@@@now", created)
+		})
+		step(t, "a newer ticket received by a replica whose clock is behind is stored", func(t *testing.T) {
+			next := created.Add(10 * time.Minute)
+			save(t, "ticket@@@next", next, clock.Now().Add(-time.Hour), true)
+			stored(t, "ticket@@@next", next)
+		})
+	})
+}
+
 // TestConcurrentComponentSwapsHaveOneWinner: replicas refreshing the
 // component token from the same state store one token between them.
 func TestConcurrentComponentSwapsHaveOneWinner(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, s *store.Store, clock *storetest.Clock) {
 		ctx := context.Background()
-		if _, err := s.SaveTicket(ctx, comp, "ticket@@@one", clock.Now()); err != nil {
+		if _, err := s.SaveTicket(ctx, comp, "ticket@@@one", clock.Now(), clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		c, err := s.GetComponentState(ctx, comp)

@@ -141,7 +141,7 @@ func TestPostgresDumpHasNoPlaintextSecrets(t *testing.T) {
 	if _, err := s.SaveAuthorization(ctx, a, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SaveTicket(ctx, comp, "ticket@@@PLAINTEXT-TICKET-19d0", time.Now()); err != nil {
+	if _, err := s.SaveTicket(ctx, comp, "ticket@@@PLAINTEXT-TICKET-19d0", time.Now(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := s.GetComponentState(ctx, comp)

@@ -40,6 +40,8 @@ const (
 	MessageToken    = "spamtest"
 	AESKey          = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 	PublicURL       = "https://gateway.example.com"
+	// ReplayWindow is how long the gateway keeps event receipts.
+	ReplayWindow = 7 * 24 * time.Hour
 )
 
 // Options tune a Platform. Zero values are fine.
@@ -78,6 +80,9 @@ type Platform struct {
 	WeChat      *wechat.Client
 	Credentials *component.Credentials
 	Flow        *component.Flow
+	// Receiver is the event URL's policy over Flow and the store, as the
+	// gateway's /wechat/events handler calls it.
+	Receiver    *component.Events
 	Authorizers *authorizer.Manager
 	Metrics     *obs.Metrics
 	Crypter     *wxcrypt.Crypter
@@ -211,7 +216,11 @@ func (p *Platform) wire(o Options) {
 		AppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Credentials: p.Credentials, Owner: p.Owner,
 		PublicURL: PublicURL, MPURL: p.SimServer.URL, OpenURL: p.SimServer.URL,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics, OnAuthorizerChanged: p.Authorizers.Apply,
-		OnBound: o.OnBound, CompletionWait: 5 * time.Second,
+		OnBound: o.OnBound,
+	})
+	p.Receiver = component.NewEvents(component.EventOptions{
+		AppID: p.AppID, Crypter: p.Crypter, Handler: p.Flow, Receipts: p.Store, ReplayWindow: ReplayWindow,
+		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
 	})
 	ctx := context.Background()
 	if err := p.Credentials.Load(ctx); err != nil {
@@ -269,6 +278,27 @@ func (p *Platform) PushTicket() string {
 		p.T.Fatalf("push ticket: %v", err)
 	}
 	return ticket
+}
+
+// RenewComponentToken moves the clock to when a component token of the
+// given lifetime is due and renews it. It fails t unless this replica then
+// serves WeChat's current token, WeChat answered api_component_token with
+// success successes times in all, and it never refused a ticket (61005,
+// 61006).
+func (p *Platform) RenewComponentToken(t testing.TB, lifetime time.Duration, successes int64) {
+	t.Helper()
+	ctx := p.Ctx()
+	p.Clock.Advance(lifetime * 3 / 4)
+	if err := p.Credentials.Tick(ctx); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	if tok, err := p.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+		t.Fatalf("component token after the renewal: %v, %v; want WeChat's current one", tok, err)
+	}
+	answers := p.Sim.Counters().ByErrcode[sim.EndpointComponentToken]
+	if answers[0] != successes || answers[61005]+answers[61006] != 0 {
+		t.Fatalf("api_component_token answers = %v, want %d successes and no refused ticket", answers, successes)
+	}
 }
 
 // NewTenant creates a tenant in the store.

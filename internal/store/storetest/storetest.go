@@ -36,6 +36,17 @@ const StartHint = "start PostgreSQL with `pg_ctlcluster --skip-systemctl-redirec
 // Dialects lists the stores the shared contract tests run against.
 var Dialects = []store.Dialect{store.Postgres, store.SQLite}
 
+// ForEachDialect runs fn as a parallel subtest on each store of Dialects.
+func ForEachDialect(t *testing.T, fn func(t *testing.T, d store.Dialect)) {
+	t.Helper()
+	for _, d := range Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			fn(t, d)
+		})
+	}
+}
+
 // PostgresURL returns the base URL of the test PostgreSQL database.
 func PostgresURL() string {
 	if v := os.Getenv("WXGATE_TEST_DATABASE_URL"); v != "" {
