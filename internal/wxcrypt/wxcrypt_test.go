@@ -190,6 +190,51 @@ func TestDecryptErrors(t *testing.T) {
 	}
 }
 
+// TestPadOutsideOneTo32IsRefused decrypts frames that are well formed in
+// every other way (random, length prefix, message, the Crypter's appid)
+// and whose pad bytes are all equal to the pad length: only the bound on
+// the pad length (WeChat pads to 32-byte blocks, so 1..32) can refuse them.
+func TestPadOutsideOneTo32IsRefused(t *testing.T) {
+	c := mustNew(t, vecAppID)
+	// frame is random(16) ‖ length ‖ msg ‖ appid ‖ pad×pad, with msg sized
+	// so that the whole is a number of AES blocks.
+	frame := func(pad int) []byte {
+		n := headerSize + len(c.appid) + pad
+		msg := bytes.Repeat([]byte{'m'}, 16+(16-n%16)%16)
+		p := make([]byte, RandomSize, n+len(msg))
+		p = append(p, byte(len(msg)>>24), byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg)))
+		p = append(p, msg...)
+		p = append(p, c.appid...)
+		return append(p, bytes.Repeat([]byte{byte(pad)}, pad)...)
+	}
+	// The frame builder is right: with a pad of 1..32 the same frames open.
+	for _, pad := range []int{1, 16, 31, 32} {
+		if got, err := c.Decrypt(encryptRaw(t, c, frame(pad))); err != nil || len(got) < 16 {
+			t.Fatalf("pad %d: a well-formed frame does not open: %v", pad, err)
+		}
+	}
+	for pad := 33; pad <= 48; pad++ {
+		t.Run(fmt.Sprintf("pad %d", pad), func(t *testing.T) {
+			msg, err := c.Decrypt(encryptRaw(t, c, frame(pad)))
+			if !errors.Is(err, ErrBadPadding) {
+				t.Fatalf("Decrypt = %q, %v; want ErrBadPadding", msg, err)
+			}
+		})
+	}
+	t.Run("pad 0", func(t *testing.T) {
+		// Nothing but the appid after the message, whose last byte is 0.
+		zero := mustNew(t, "wxzeroterminated\x00")
+		n := headerSize + len(zero.appid)
+		msg := bytes.Repeat([]byte{'m'}, 16+(16-n%16)%16)
+		p := make([]byte, RandomSize, n+len(msg))
+		p = append(p, byte(len(msg)>>24), byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg)))
+		p = append(append(p, msg...), zero.appid...)
+		if got, err := zero.Decrypt(encryptRaw(t, zero, p)); !errors.Is(err, ErrBadPadding) {
+			t.Fatalf("Decrypt = %q, %v; want ErrBadPadding", got, err)
+		}
+	})
+}
+
 func TestTamperNeverPanicsAndFailsVerify(t *testing.T) {
 	c := mustNew(t, vecAppID)
 	raw, _ := base64.StdEncoding.DecodeString(vecEncrypt)
