@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/base64"
@@ -18,6 +19,135 @@ import (
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
+
+// TestRevokedKeyIsRefusedOnEveryReplica: a key revoked through the admin
+// API stops authenticating on both replicas within the directory poll.
+func TestRevokedKeyIsRefusedOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, stackOptions{Replicas: 2, Accounts: []sim.AccountSpec{{AppID: appid(0x7a0), Followers: 3, PermissionSets: []int{2}}}})
+	var k struct{ KID, Key string }
+	st.must(http.MethodPost, "/admin/tenants/"+st.TenantID+"/keys", testAdminToken, map[string]any{"name": "leaving"}, &k, 201)
+	for i, r := range st.Replicas {
+		eventually(t, 10*time.Second, fmt.Sprintf("the new key works on replica %d", i), func() bool {
+			code, _ := st.callOn(r, http.MethodGet, "/v1/authorizers/"+appid(0x7a0)+"/fans", k.Key, nil, nil)
+			return code == 200
+		})
+	}
+	st.must(http.MethodDelete, "/admin/keys/"+k.KID, testAdminToken, nil, nil, 204)
+	for i, r := range st.Replicas {
+		eventually(t, 5*time.Second, fmt.Sprintf("the revoked key refused on replica %d", i), func() bool {
+			code, body := st.callOn(r, http.MethodGet, "/v1/authorizers/"+appid(0x7a0)+"/fans", k.Key, nil, nil)
+			return code == 401 && decodeAPIError(body).Code == "unauthenticated"
+		})
+	}
+	// The tenant's other key is untouched.
+	if code, body := st.callOn(st.Replicas[1], http.MethodGet, "/v1/authorizers/"+appid(0x7a0)+"/fans", st.Key, nil, nil); code != 200 {
+		t.Fatalf("the other key: %d %s", code, body)
+	}
+}
+
+// TestLostReauthorizationIsRecoveredThrough61023: the merchant authorizes
+// again while the gateway misses the event, so its stored refresh token
+// is stale; the next refresh meets 61023, finds the new refresh token with
+// api_get_authorizer_list, and the account keeps working.
+func TestLostReauthorizationIsRecoveredThrough61023(t *testing.T) {
+	t.Parallel()
+	acct := appid(0x7b0)
+	st := newStack(t, stackOptions{Accounts: []sim.AccountSpec{{AppID: acct, Followers: 3, PermissionSets: []int{2}}}})
+	st.Host.Relay("127.0.0.1:1") // nothing listens there: the push is lost
+	if _, err := st.Sim.Authorize(context.Background(), acct, ""); err == nil {
+		t.Fatal("the re-authorization event was delivered; the test needs it lost")
+	}
+	st.Host.Relay(st.Replicas[0].Addr)
+	before := st.Sim.Counters()
+	var a struct{ Status string }
+	st.must(http.MethodPost, "/admin/authorizers/"+acct+"/refresh", testAdminToken, nil, &a, 200)
+	after := st.Sim.Counters()
+	if a.Status != "authorized" {
+		t.Fatalf("status after the refresh = %q, want authorized", a.Status)
+	}
+	if n := after.ByErrcode[sim.EndpointAuthorizerToken][61023] - before.ByErrcode[sim.EndpointAuthorizerToken][61023]; n != 1 {
+		t.Fatalf("%d refreshes met 61023, want 1 (the stale refresh token)", n)
+	}
+	if n := after.Calls[sim.EndpointGetAuthorizerList] - before.Calls[sim.EndpointGetAuthorizerList]; n < 1 {
+		t.Fatal("api_get_authorizer_list was not asked")
+	}
+	if code, _, body := st.get("/v1/authorizers/"+acct+"/fans", st.Key); code != 200 {
+		t.Fatalf("after recovery: %d %s", code, body)
+	}
+}
+
+// TestReplayedEventsAreNotAppliedAgain posts signed ticket events to a real
+// gateway: a fresh push is applied once; the same push again is a replay,
+// answered "success" and not applied; a genuine push older than the replay
+// window is acknowledged and ignored.
+func TestReplayedEventsAreNotAppliedAgain(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, stackOptions{})
+	c, err := wxcrypt.New("test-component-token", testAESKey, testComponentAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(ticket string, at time.Time) ([]byte, url.Values) {
+		plain := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: testComponentAppID, CreateTime: at.Unix(), InfoType: wxcrypt.InfoTypeVerifyTicket, ComponentVerifyTicket: ticket})
+		ts := strconv.FormatInt(at.Unix(), 10)
+		body, sig, err := c.SealEvent(plain, ts, "9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body, url.Values{"timestamp": {ts}, "nonce": {"9"}, "encrypt_type": {"aes"}, "msg_signature": {sig}}
+	}
+	// results reads the ticket events counted with result ("ok" = applied).
+	results := func(result string) float64 {
+		n, _ := metricAt(st.client, st.Replicas[0].Addr, `wxgate_events_total{info_type="component_verify_ticket",result="`+result+`"}`)
+		return n
+	}
+	body, q := seal("ticket@@@replay-fresh", time.Now())
+	t.Run("a fresh push is applied once", func(t *testing.T) {
+		applied := results("ok")
+		if got := postSealed(t, st, body, q); string(got) != "success" {
+			t.Fatalf("answered %q", got)
+		}
+		if n := results("ok"); n != applied+1 {
+			t.Fatalf("applied %v times, want 1", n-applied)
+		}
+	})
+	t.Run("the same push again is answered and not applied", func(t *testing.T) {
+		applied, replays := results("ok"), results("replay")
+		if got := postSealed(t, st, body, q); string(got) != "success" {
+			t.Fatalf("answered %q", got)
+		}
+		if results("ok") != applied || results("replay") != replays+1 {
+			t.Fatalf("ok %v→%v, replay %v→%v; want the push counted as a replay only", applied, results("ok"), replays, results("replay"))
+		}
+	})
+	t.Run("a genuine push older than the replay window is ignored", func(t *testing.T) {
+		applied, stale := results("ok"), results("stale")
+		old, oq := seal("ticket@@@replay-old", time.Now().Add(-8*24*time.Hour))
+		if got := postSealed(t, st, old, oq); string(got) != "success" {
+			t.Fatalf("answered %q", got)
+		}
+		if results("ok") != applied || results("stale") != stale+1 {
+			t.Fatalf("ok %v→%v, stale %v→%v; want the push counted as stale only", applied, results("ok"), stale, results("stale"))
+		}
+	})
+}
+
+// postSealed posts an encrypted event body with its query to the gateway's
+// event URL and returns the answer.
+func postSealed(t *testing.T, st *stack, body []byte, q url.Values) []byte {
+	t.Helper()
+	resp, err := st.client.Post(st.base()+"/wechat/events?"+q.Encode(), "text/xml", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("event answered %d %s", resp.StatusCode, b)
+	}
+	return b
+}
 
 // TestTokenErrorSeenByTwoReplicasInTurnRefreshesOnce: WeChat invalidates an
 // account's token; a call on replica A meets 40001, refreshes and retries;
