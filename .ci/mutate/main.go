@@ -21,7 +21,11 @@
 //
 // Usage (from the module root):
 //
-//	go run ./.ci/mutate [-workers 2] [-files REGEXP] [-out report.json] ./internal/proxy ...
+//	go run ./.ci/mutate [-workers 2] [-files REGEXP] [-out report.json] [-since old.json] ./internal/proxy ...
+//
+// With -since, the mutants an earlier report counted as caught keep that
+// status and only the others are tried: valid while tests are only added,
+// never weakened or removed, and the code under test is unchanged.
 package main
 
 import (
@@ -105,6 +109,7 @@ func run(args []string) error {
 	files := fl.String("files", "", "only mutate the package's files whose name matches this regexp")
 	out := fl.String("out", "", "write the JSON report here")
 	minTimeout := fl.Duration("timeout", 60*time.Second, "least time one mutant's tests may take")
+	since := fl.String("since", "", "a previous JSON report: mutants it found caught keep that status (tests were only added since), the others are tried again")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -126,9 +131,15 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	var previous map[string]string
+	if *since != "" {
+		if previous, err = caught(*since); err != nil {
+			return err
+		}
+	}
 	var reports []pkgReport
 	for _, dir := range fl.Args() {
-		rep, err := measure(root, module, filepath.Clean(dir), only, *workers, *minTimeout)
+		rep, err := measure(root, module, filepath.Clean(dir), only, *workers, *minTimeout, previous)
 		if err != nil {
 			return fmt.Errorf("%s: %w", dir, err)
 		}
@@ -157,7 +168,7 @@ func modulePath(root string) (string, error) {
 }
 
 // measure runs every mutant of the package in dir.
-func measure(root, module, dir string, only *regexp.Regexp, workers int, minTimeout time.Duration) (pkgReport, error) {
+func measure(root, module, dir string, only *regexp.Regexp, workers int, minTimeout time.Duration, previous map[string]string) (pkgReport, error) {
 	rep := pkgReport{Package: dir}
 	muts, err := mutants(root, dir, only)
 	if err != nil {
@@ -171,6 +182,10 @@ func measure(root, module, dir string, only *regexp.Regexp, workers int, minTime
 	var queue []*mutant
 	for i := range muts {
 		m := &muts[i]
+		if st, ok := previous[m.String()]; ok {
+			m.Status = st
+			continue
+		}
 		m.tests = cov[lineKey{m.File, m.Line}]
 		if len(m.tests) == 0 {
 			m.Status = notCovered
@@ -232,6 +247,28 @@ func measure(root, module, dir string, only *regexp.Regexp, workers int, minTime
 		rep.Score = 100 * float64(c.Killed+c.TimedOut) / float64(total)
 	}
 	return rep, nil
+}
+
+// caught reads a previous report: the status of each mutant it counted as
+// caught (killed, timed out) or not viable, by mutant.
+func caught(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var reports []pkgReport
+	if err := json.Unmarshal(b, &reports); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := map[string]string{}
+	for _, r := range reports {
+		for _, m := range r.Mutants {
+			if m.Status == killed || m.Status == timedOut || m.Status == notViable {
+				out[m.String()] = m.Status
+			}
+		}
+	}
+	return out, nil
 }
 
 // mutants lists the mutants of the non-test Go files in dir.

@@ -222,16 +222,18 @@ func framed(t *testing.T, msg string, pad int) string {
 	return base64.StdEncoding.EncodeToString(buf)
 }
 
-// TestEventWithAPadAbove32IsRefused posts signed ticket events to a real
-// gateway's event URL: a frame padded to WeChat's 32-byte block is
-// accepted, the same frame with 33..48 consistent pad bytes is refused.
-func TestEventWithAPadAbove32IsRefused(t *testing.T) {
+// TestEventURLRefusesForgedSignaturesAndBadPads posts ticket events to a
+// real gateway's event URL: a frame padded to WeChat's 32-byte block and
+// signed with the component's token is accepted; the same frame signed
+// with another token is refused (401), and frames with 33..48 consistent
+// pad bytes are refused (400).
+func TestEventURLRefusesForgedSignaturesAndBadPads(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, stackOptions{})
-	post := func(encrypt string) (int, string) {
+	postSigned := func(token, encrypt string) (int, string) {
 		ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "4242"
 		q := url.Values{"timestamp": {ts}, "nonce": {nonce}, "encrypt_type": {"aes"},
-			"msg_signature": {wxcrypt.Signature("test-component-token", ts, nonce, encrypt)}}
+			"msg_signature": {wxcrypt.Signature(token, ts, nonce, encrypt)}}
 		body := "<xml><AppId><![CDATA[" + testComponentAppID + "]]></AppId><Encrypt><![CDATA[" + encrypt + "]]></Encrypt></xml>"
 		resp, err := st.client.Post(st.base()+"/wechat/events?"+q.Encode(), "text/xml", strings.NewReader(body))
 		if err != nil {
@@ -241,6 +243,7 @@ func TestEventWithAPadAbove32IsRefused(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	post := func(encrypt string) (int, string) { return postSigned("test-component-token", encrypt) }
 	ticket := func(n int) string {
 		return string(wxcrypt.EncodeEvent(wxcrypt.Event{AppID: testComponentAppID, CreateTime: time.Now().Unix(),
 			InfoType: wxcrypt.InfoTypeVerifyTicket, ComponentVerifyTicket: fmt.Sprintf("ticket@@@pad-test-%d", n)}))
@@ -250,6 +253,13 @@ func TestEventWithAPadAbove32IsRefused(t *testing.T) {
 		pad := 32 - (16+4+len(msg)+len(testComponentAppID))%32
 		if code, body := post(framed(t, msg, pad)); code != 200 || body != "success" {
 			t.Fatalf("%d %q", code, body)
+		}
+	})
+	t.Run("the same frame under a forged signature is refused", func(t *testing.T) {
+		msg := ticket(1)
+		pad := 32 - (16+4+len(msg)+len(testComponentAppID))%32
+		if code, body := postSigned("not-the-component-token", framed(t, msg, pad)); code != 401 || body == "success" {
+			t.Fatalf("%d %q, want 401", code, body)
 		}
 	})
 	for pad := 33; pad <= 48; pad++ {
