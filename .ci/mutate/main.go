@@ -16,8 +16,9 @@
 // Each test of the package is first run alone with coverage, so a mutant
 // runs only the tests that reach its line (and a line no test reaches is
 // "not covered", counted as a survivor). A mutant that does not compile is
-// "not viable" and not counted; one whose tests run past the timeout is
-// "timed out" and counted as caught.
+// "not viable" and not counted; one whose tests run past the timeout twice
+// (the second time three times as long) is "timed out" and counted as
+// caught.
 //
 // Usage (from the module root):
 //
@@ -108,7 +109,7 @@ func run(args []string) error {
 	workers := fl.Int("workers", 2, "mutants tested at once")
 	files := fl.String("files", "", "only mutate the package's files whose name matches this regexp")
 	out := fl.String("out", "", "write the JSON report here")
-	minTimeout := fl.Duration("timeout", 60*time.Second, "least time one mutant's tests may take")
+	minTimeout := fl.Duration("timeout", 2*time.Minute, "time one mutant's build and tests may take, on top of ten times its tests' own time")
 	since := fl.String("since", "", "a previous JSON report: mutants it found caught keep that status (tests were only added since), the others are tried again")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -193,13 +194,19 @@ func measure(root, module, dir string, only *regexp.Regexp, workers int, minTime
 		}
 		queue = append(queue, m)
 	}
-	// Each worker mutates its own copy of the module.
+	// Each worker mutates its own copy of the module, built once before
+	// the first mutant so no mutant's time budget pays for a cold build.
 	copies := make([]string, workers)
 	for i := range copies {
 		if copies[i], err = copyModule(root); err != nil {
 			return rep, err
 		}
 		defer os.RemoveAll(copies[i])
+		warm := exec.Command("go", "test", "-count=1", "-vet=off", "-run", "^$", "./"+dir)
+		warm.Dir = copies[i]
+		if out, err := warm.CombinedOutput(); err != nil {
+			return rep, fmt.Errorf("build the copy: %v\n%s", err, tail(out))
+		}
 	}
 	jobs := make(chan *mutant)
 	var wg sync.WaitGroup
@@ -214,7 +221,13 @@ func measure(root, module, dir string, only *regexp.Regexp, workers int, minTime
 				for _, t := range m.tests {
 					budget += took[t]
 				}
-				m.Status = try(c, dir, m, max(minTimeout, 10*budget))
+				// A run past its time is tried once more with three times
+				// as long, so a loaded machine does not pass for a mutant
+				// that loops.
+				timeout := minTimeout + 10*budget
+				if m.Status = try(c, dir, m, timeout); m.Status == timedOut {
+					m.Status = try(c, dir, m, 3*timeout)
+				}
 				mu.Lock()
 				done++
 				fmt.Fprintf(os.Stderr, "[%d/%d] %-11s %s\n", done, len(queue), m.Status, m)
