@@ -82,31 +82,6 @@ func exportLines(t *testing.T, format, body string) (openids []string, errLine s
 	return openids, ""
 }
 
-// wantExact checks openids is exactly appid's followers from..to-1 in
-// order: the count, the first, the last, no duplicate, each one.
-func wantExact(t *testing.T, appid string, openids []string, from, to int) {
-	t.Helper()
-	if len(openids) != to-from {
-		t.Fatalf("exported %d openids, want %d", len(openids), to-from)
-	}
-	if to == from {
-		return
-	}
-	if openids[0] != sim.OpenID(appid, from) || openids[len(openids)-1] != sim.OpenID(appid, to-1) {
-		t.Fatalf("first %s last %s, want %s and %s", openids[0], openids[len(openids)-1], sim.OpenID(appid, from), sim.OpenID(appid, to-1))
-	}
-	seen := make(map[string]bool, len(openids))
-	for i, id := range openids {
-		if seen[id] {
-			t.Fatalf("openid %s twice", id)
-		}
-		seen[id] = true
-		if id != sim.OpenID(appid, from+i) {
-			t.Fatalf("openid %d = %s, want %s", i, id, sim.OpenID(appid, from+i))
-		}
-	}
-}
-
 // TestExportStreamsEveryOpenIDExactlyOnce exports follower counts that are
 // not multiples of the 10000-openid page (the last getFans page ends with
 // an empty next_openid) and tags, in NDJSON and CSV, through the router.
@@ -150,7 +125,7 @@ func TestExportStreamsEveryOpenIDExactlyOnce(t *testing.T) {
 				if errLine != "" {
 					t.Fatalf("error line %q", errLine)
 				}
-				wantExact(t, tt.appid, openids, tt.from, tt.to)
+				componenttest.WantFollowers(t, tt.appid, openids, tt.from, tt.to)
 			})
 		}
 	}
@@ -209,13 +184,13 @@ func TestExportFailureEndsTheStreamWithTheCursor(t *testing.T) {
 					t.Fatalf("error line %q, want rate_limited, 45009 and next_openid %s", errLine, cursor)
 				}
 			}
-			wantExact(t, appid, first, 0, 10000)
+			componenttest.WantFollowers(t, appid, first, 0, 10000)
 			w = f.tenantCall(http.MethodGet, "/v1/authorizers/"+appid+"/fans/export?format="+format+"&next_openid="+cursor, f.key)
 			rest, errLine := exportLines(t, format, w.Body.String())
 			if w.Code != http.StatusOK || errLine != "" {
 				t.Fatalf("resumed: %d, error line %q", w.Code, errLine)
 			}
-			wantExact(t, appid, append(first, rest...), 0, 23000)
+			componenttest.WantFollowers(t, appid, append(first, rest...), 0, 23000)
 		})
 	}
 }

@@ -242,31 +242,6 @@ func walkAll(t *testing.T, f *fixture, a *proxy.API, appid string, args proxy.Ar
 	return got, pages
 }
 
-// wantOpenIDs checks that got is exactly the account's openids from..to-1,
-// in order: the count, the first, the last, no duplicate, each one.
-func wantOpenIDs(t *testing.T, appid string, got []string, from, to int) {
-	t.Helper()
-	if len(got) != to-from {
-		t.Fatalf("%d openids, want %d", len(got), to-from)
-	}
-	if to == from {
-		return
-	}
-	if got[0] != sim.OpenID(appid, from) || got[len(got)-1] != sim.OpenID(appid, to-1) {
-		t.Fatalf("first %s last %s, want %s and %s", got[0], got[len(got)-1], sim.OpenID(appid, from), sim.OpenID(appid, to-1))
-	}
-	seen := make(map[string]bool, len(got))
-	for i, id := range got {
-		if seen[id] {
-			t.Fatalf("openid %s twice", id)
-		}
-		seen[id] = true
-		if want := sim.OpenID(appid, from+i); id != want {
-			t.Fatalf("openid %d = %s, want %s", i, id, want)
-		}
-	}
-}
-
 // TestWalkEmitsEveryOpenIDExactlyOnce walks follower counts around the
 // 10000-openid page, where the last page either ends with an empty
 // next_openid (getFans) or is followed by an empty page (getTagFans).
@@ -284,7 +259,7 @@ func TestWalkEmitsEveryOpenIDExactlyOnce(t *testing.T) {
 		t.Run(fmt.Sprintf("getFans of %d followers", tt.followers), func(t *testing.T) {
 			t.Parallel()
 			got, pages := walkAll(t, f, getFans, appids[i], proxy.Args{})
-			wantOpenIDs(t, appids[i], got, 0, tt.followers)
+			componenttest.WantFollowers(t, appids[i], got, 0, tt.followers)
 			if pages != tt.pages {
 				t.Fatalf("%d pages, want %d", pages, tt.pages)
 			}
@@ -294,16 +269,16 @@ func TestWalkEmitsEveryOpenIDExactlyOnce(t *testing.T) {
 		t.Run(fmt.Sprintf("getTagFans of tag %d (%d..%d)", tag.ID, tag.From, tag.To), func(t *testing.T) {
 			t.Parallel()
 			got, _ := walkAll(t, f, getTagFans, tagged, proxy.Args{"tagid": fmt.Sprint(tag.ID)})
-			wantOpenIDs(t, tagged, got, tag.From, tag.To)
+			componenttest.WantFollowers(t, tagged, got, tag.From, tag.To)
 		})
 	}
 	t.Run("a walk resumed from a cursor starts after it", func(t *testing.T) {
 		t.Parallel()
 		big := appids[len(appids)-1]
 		got, _ := walkAll(t, f, getFans, big, proxy.Args{"next_openid": sim.OpenID(big, 12344)})
-		wantOpenIDs(t, big, got, 12345, 23000)
+		componenttest.WantFollowers(t, big, got, 12345, 23000)
 		got, _ = walkAll(t, f, getTagFans, tagged, proxy.Args{"tagid": "2", "next_openid": sim.OpenID(tagged, 9999)})
-		wantOpenIDs(t, tagged, got, 10000, 15000)
+		componenttest.WantFollowers(t, tagged, got, 10000, 15000)
 	})
 }
 
@@ -329,7 +304,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 		t.Fatalf("resume = %q, want the last emitted openid", resume)
 	}
 	rest, _ := walkAll(t, f, getFans, appid, proxy.Args{"next_openid": resume})
-	wantOpenIDs(t, appid, append(got, rest...), 0, 23000)
+	componenttest.WantFollowers(t, appid, append(got, rest...), 0, 23000)
 
 	t.Run("an emit failure stops the walk at once", func(t *testing.T) {
 		stop := errors.New("client went away")
