@@ -84,6 +84,7 @@ func (m mutant) String() string {
 type pkgReport struct {
 	Package string   `json:"package"`
 	Files   string   `json:"files,omitempty"`
+	Sample  int      `json:"sample,omitempty"`
 	Score   float64  `json:"score"`
 	Counts  counts   `json:"counts"`
 	Mutants []mutant `json:"mutants"`
@@ -110,6 +111,7 @@ func run(args []string) error {
 	files := fl.String("files", "", "only mutate the package's files whose name matches this regexp")
 	out := fl.String("out", "", "write the JSON report here")
 	minTimeout := fl.Duration("timeout", 2*time.Minute, "time one mutant's build and tests may take, on top of ten times its tests' own time")
+	sample := fl.Int("sample", 1, "keep every n-th mutant of each package (in source order) to bound the run's time")
 	since := fl.String("since", "", "a previous JSON report: mutants it found caught keep that status (tests were only added since), the others are tried again")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -140,7 +142,7 @@ func run(args []string) error {
 	}
 	var reports []pkgReport
 	for _, dir := range fl.Args() {
-		rep, err := measure(root, module, filepath.Clean(dir), only, *workers, *minTimeout, previous)
+		rep, err := measure(root, module, filepath.Clean(dir), only, *sample, *workers, *minTimeout, previous)
 		if err != nil {
 			return fmt.Errorf("%s: %w", dir, err)
 		}
@@ -169,11 +171,20 @@ func modulePath(root string) (string, error) {
 }
 
 // measure runs every mutant of the package in dir.
-func measure(root, module, dir string, only *regexp.Regexp, workers int, minTimeout time.Duration, previous map[string]string) (pkgReport, error) {
-	rep := pkgReport{Package: dir}
+func measure(root, module, dir string, only *regexp.Regexp, sample, workers int, minTimeout time.Duration, previous map[string]string) (pkgReport, error) {
+	rep := pkgReport{Package: dir, Sample: sample}
 	muts, err := mutants(root, dir, only)
 	if err != nil {
 		return rep, err
+	}
+	if sample > 1 {
+		var kept []mutant
+		for i, m := range muts {
+			if i%sample == 0 {
+				kept = append(kept, m)
+			}
+		}
+		muts = kept
 	}
 	fmt.Fprintf(os.Stderr, "%s: %d mutants; measuring which tests reach which line\n", dir, len(muts))
 	cov, took, err := coverage(root, module, dir)
@@ -525,8 +536,12 @@ func tail(b []byte) []byte {
 
 func printReport(r pkgReport) {
 	c := r.Counts
-	fmt.Printf("%s%s: score %.1f%% (killed %d, timed out %d, lived %d, not covered %d; not viable %d)\n",
-		r.Package, filesNote(r.Files), r.Score, c.Killed, c.TimedOut, c.Lived, c.NotCovered, c.NotViable)
+	sampled := ""
+	if r.Sample > 1 {
+		sampled = fmt.Sprintf(" (every %d. mutant)", r.Sample)
+	}
+	fmt.Printf("%s%s%s: score %.1f%% (killed %d, timed out %d, lived %d, not covered %d; not viable %d)\n",
+		r.Package, filesNote(r.Files), sampled, r.Score, c.Killed, c.TimedOut, c.Lived, c.NotCovered, c.NotViable)
 	for _, m := range r.Mutants {
 		if m.Status == lived || m.Status == notCovered {
 			fmt.Printf("  %-11s %s\t%s\n", m.Status, m, m.Source)
