@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/sim"
@@ -129,6 +132,31 @@ func TestExportStreamsEveryOpenIDExactlyOnce(t *testing.T) {
 			})
 		}
 	}
+	t.Run("each export is one ok call in the metrics", func(t *testing.T) {
+		for _, a := range []string{"getFans", "getTagFans"} {
+			want := map[string]float64{"getFans": 8, "getTagFans": 6}[a]
+			if got := testutil.ToFloat64(f.metrics.ProxyCalls.WithLabelValues(a, "export", "ok", f.tenantID)); got != want {
+				t.Errorf("%s exports counted ok: %v, want %v", a, got, want)
+			}
+		}
+	})
+}
+
+// TestWriteJSONStringEscapes: openids take the fast path; anything that
+// needs escaping in JSON takes encoding/json's, so every line stays valid
+// JSON whatever WeChat sends.
+func TestWriteJSONStringEscapes(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"", "oABC_x-1", `a"b`, `a\b`, "a\x01b", "tab\tin", "\x1f", "caf\u00e9", "\xff", "last\x7f"} {
+		var b strings.Builder
+		w := bufio.NewWriter(&b)
+		writeJSONString(w, s)
+		_ = w.Flush()
+		want, _ := json.Marshal(s)
+		if b.String() != string(want) {
+			t.Errorf("writeJSONString(%q) = %s, want %s", s, b.String(), want)
+		}
+	}
 }
 
 // TestExportFailureEndsTheStreamWithTheCursor: WeChat fails the second
@@ -192,5 +220,8 @@ func TestExportFailureEndsTheStreamWithTheCursor(t *testing.T) {
 			}
 			componenttest.WantFollowers(t, appid, append(first, rest...), 0, 23000)
 		})
+	}
+	if got := testutil.ToFloat64(f.metrics.ProxyCalls.WithLabelValues("getFans", "export", "rate_limited", f.tenantID)); got != 2 {
+		t.Fatalf("failed exports counted rate_limited: %v, want 2", got)
 	}
 }
