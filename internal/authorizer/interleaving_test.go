@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -152,4 +153,47 @@ func TestSequentialTokenErrorsOnTwoReplicasRefreshOnce(t *testing.T) {
 			t.Fatalf("api_authorizer_token calls = %d, want exactly 1", n)
 		}
 	})
+}
+
+// TestTokenRefusedAgainRightAfterItsRefreshIsKept: WeChat refuses the token
+// an error-driven refresh has just brought; within the pause between two
+// such refreshes the manager answers that same token (the caller's retry
+// then fails upstream) instead of refreshing again or answering nothing.
+func TestTokenRefusedAgainRightAfterItsRefreshIsKept(t *testing.T) {
+	t.Parallel()
+	p := setup(t, componenttest.Options{Dialect: store.SQLite}, appA)
+	ctx := p.Ctx()
+	old, _ := p.Authorizers.Get(appA)
+	fresh, err := p.Authorizers.OnTokenError(ctx, appA, old.AccessToken)
+	if err != nil || fresh == old.AccessToken || fresh.IsZero() {
+		t.Fatalf("first token error: %v", err)
+	}
+	again, err := p.Authorizers.OnTokenError(ctx, appA, fresh)
+	if err != nil || again != fresh {
+		t.Fatalf("second token error right after: %v (same token: %v)", err, again == fresh)
+	}
+	if n := p.Calls(sim.EndpointAuthorizerToken, appA); n != 1 {
+		t.Fatalf("api_authorizer_token calls = %d, want 1", n)
+	}
+}
+
+// TestPermissionSetsAreRereadAfterTheInterval: within InfoInterval a
+// RefreshInfo answers from memory; after it, WeChat is asked again.
+func TestPermissionSetsAreRereadAfterTheInterval(t *testing.T) {
+	t.Parallel()
+	p := setup(t, componenttest.Options{Dialect: store.SQLite}, appA)
+	ctx := p.Ctx()
+	calls := func() int64 { return p.Calls(sim.EndpointGetAuthorizerInfo, appA) }
+	before := calls()
+	if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil || calls() != before+1 {
+		t.Fatalf("first re-read: %v, %d calls", err, calls()-before)
+	}
+	p.Clock.Advance(authorizer.DefaultInfoInterval - time.Second)
+	if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil || calls() != before+1 {
+		t.Fatalf("within the interval: %v, %d calls", err, calls()-before)
+	}
+	p.Clock.Advance(2 * time.Second)
+	if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil || calls() != before+2 {
+		t.Fatalf("after the interval: %v, %d calls, want 2", err, calls()-before)
+	}
 }
