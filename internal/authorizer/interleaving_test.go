@@ -158,7 +158,8 @@ func TestSequentialTokenErrorsOnTwoReplicasRefreshOnce(t *testing.T) {
 // TestTokenRefusedAgainRightAfterItsRefreshIsKept: WeChat refuses the token
 // an error-driven refresh has just brought; within the pause between two
 // such refreshes the manager answers that same token (the caller's retry
-// then fails upstream) instead of refreshing again or answering nothing.
+// then fails upstream) instead of refreshing again or answering nothing;
+// and a late report about the replaced token answers the current one.
 func TestTokenRefusedAgainRightAfterItsRefreshIsKept(t *testing.T) {
 	t.Parallel()
 	p := setup(t, componenttest.Options{Dialect: store.SQLite}, appA)
@@ -171,6 +172,11 @@ func TestTokenRefusedAgainRightAfterItsRefreshIsKept(t *testing.T) {
 	again, err := p.Authorizers.OnTokenError(ctx, appA, fresh)
 	if err != nil || again != fresh {
 		t.Fatalf("second token error right after: %v (same token: %v)", err, again == fresh)
+	}
+	// A late report about the token replaced before answers the current one.
+	late, err := p.Authorizers.OnTokenError(ctx, appA, old.AccessToken)
+	if err != nil || late != fresh {
+		t.Fatalf("late report of the old token: %v (current token: %v)", err, late == fresh)
 	}
 	if n := p.Calls(sim.EndpointAuthorizerToken, appA); n != 1 {
 		t.Fatalf("api_authorizer_token calls = %d, want 1", n)
