@@ -10,6 +10,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component/componenttest"
+	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
@@ -201,5 +202,24 @@ func TestPermissionSetsAreRereadAfterTheInterval(t *testing.T) {
 	p.Clock.Advance(2 * time.Second)
 	if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil || calls() != before+2 {
 		t.Fatalf("after the interval: %v, %d calls, want 2", err, calls()-before)
+	}
+}
+
+// TestForcedRefreshOfAnUnauthorizedAccountIsRefused: once the account has
+// unauthorized the platform, a forced refresh answers
+// authorizer_unauthorized without asking WeChat.
+func TestForcedRefreshOfAnUnauthorizedAccountIsRefused(t *testing.T) {
+	t.Parallel()
+	p := setup(t, componenttest.Options{Dialect: store.SQLite}, appA)
+	ctx := p.Ctx()
+	if err := p.Sim.Unauthorize(ctx, appA); err != nil {
+		t.Fatal(err)
+	}
+	before := p.Calls(sim.EndpointAuthorizerToken, appA)
+	if _, err := p.Authorizers.ForceRefresh(ctx, appA); !errs.Is(err, errs.AuthorizerUnauthorized) {
+		t.Fatalf("forced refresh = %v, want authorizer_unauthorized", err)
+	}
+	if n := p.Calls(sim.EndpointAuthorizerToken, appA) - before; n != 0 {
+		t.Fatalf("%d api_authorizer_token calls for an unauthorized account", n)
 	}
 }
