@@ -102,6 +102,38 @@ func TestReauthorizationLandingBeforeTheRefreshWriteWins(t *testing.T) {
 	}
 }
 
+// TestANewerTokenWrittenBeforeTheWriteWins: a replica whose lease ran out
+// stores its refreshed access token (the refresh token unchanged, as WeChat
+// answers a refresh) between this refresh's read and its write. This write
+// must lose its compare-and-swap and serve the newer row.
+func TestANewerTokenWrittenBeforeTheWriteWins(t *testing.T) {
+	t.Parallel()
+	is := &interposingStore{}
+	p := setup(t, componenttest.Options{Dialect: store.SQLite, Authorizers: func(o *authorizer.Options) {
+		is.Store = o.Store
+		o.Store = is
+	}}, appA)
+	ctx := p.Ctx()
+	const theirs = "access-token-stored-by-a-replica-whose-lease-ran-out"
+	is.hook = func(ctx context.Context) {
+		if _, err := is.Store.UpdateAuthorizer(ctx, componenttest.ComponentAppID, appA, 0, func(a *store.Authorizer) error {
+			a.AccessToken = theirs
+			return nil
+		}); err != nil {
+			t.Errorf("the other write: %v", err)
+		}
+	}
+	is.armed.Store(true)
+	a, err := p.Authorizers.ForceRefresh(ctx, appA)
+	if err != nil || is.armed.Load() {
+		t.Fatalf("forced refresh: %v (hook ran: %v)", err, !is.armed.Load())
+	}
+	stored, _ := p.Store.GetAuthorizer(ctx, componenttest.ComponentAppID, appA)
+	if a.AccessToken.Reveal() != theirs || stored.AccessToken.Reveal() != theirs {
+		t.Fatal("this refresh's write replaced the newer token")
+	}
+}
+
 // TestSequentialTokenErrorsOnTwoReplicasRefreshOnce: replica A handles a
 // 40001 and refreshes; then replica B, which has not synced yet and still
 // serves the refused token, reports the same 40001. B must find A's token
