@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -213,27 +212,6 @@ func TestTokenRefusedAgainRightAfterItsRefreshIsKept(t *testing.T) {
 	}
 	if n := p.Calls(sim.EndpointAuthorizerToken, appA); n != 1 {
 		t.Fatalf("api_authorizer_token calls = %d, want 1", n)
-	}
-}
-
-// TestPermissionSetsAreRereadAfterTheInterval: within InfoInterval a
-// RefreshInfo answers from memory; after it, WeChat is asked again.
-func TestPermissionSetsAreRereadAfterTheInterval(t *testing.T) {
-	t.Parallel()
-	p := setup(t, componenttest.Options{Dialect: store.SQLite}, appA)
-	ctx := p.Ctx()
-	calls := func() int64 { return p.Calls(sim.EndpointGetAuthorizerInfo, appA) }
-	before := calls()
-	if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil || calls() != before+1 {
-		t.Fatalf("first re-read: %v, %d calls", err, calls()-before)
-	}
-	p.Clock.Advance(authorizer.DefaultInfoInterval - time.Second)
-	if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil || calls() != before+1 {
-		t.Fatalf("within the interval: %v, %d calls", err, calls()-before)
-	}
-	p.Clock.Advance(2 * time.Second)
-	if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil || calls() != before+2 {
-		t.Fatalf("after the interval: %v, %d calls, want 2", err, calls()-before)
 	}
 }
 
