@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/wxgate/wxgate/internal/app.Version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: test build vet fuzz bench docker screenshots
+.PHONY: test build vet fuzz bench docker screenshots mutation
 
 ## test: go vet + every test with the race detector (needs PostgreSQL, see README).
 test: vet
@@ -23,6 +23,17 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+## mutation: plant small bugs one at a time in the packages that keep the
+## invariants and report the ones no test catches (docs/testing.md). Slow
+## (tens of minutes on 2 cores) and needs PostgreSQL, so not part of `test`.
+MUTATION_WORKERS ?= 2
+MUTATION_OUT     ?= mutation.json
+mutation:
+	$(GO) vet ./.ci/mutate
+	$(GO) run ./.ci/mutate -workers $(MUTATION_WORKERS) -out $(MUTATION_OUT) \
+	  ./internal/authorizer ./internal/proxy ./internal/wxcrypt ./internal/tenant ./internal/component
+	$(GO) run ./.ci/mutate -workers $(MUTATION_WORKERS) -out export-$(MUTATION_OUT) -files '^proxy\.go$$' ./internal/httpapi
 
 ## bench: the figures of docs/performance.md.
 bench:

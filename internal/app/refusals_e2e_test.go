@@ -124,6 +124,42 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 		}
 	})
 
+	t.Run("the fans export streams every follower once, in both formats", func(t *testing.T) {
+		// 23000 is not a multiple of the 10000-openid page: the last page
+		// (3000 openids, empty next_openid) must be streamed too.
+		for _, format := range []string{"ndjson", "csv"} {
+			code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/fans/export?format=" + format)
+			if code != 200 {
+				t.Fatalf("%s: %d %.200s", format, code, body)
+			}
+			lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+			if format == "csv" {
+				if lines[0] != "openid" {
+					t.Fatalf("csv header %q", lines[0])
+				}
+				lines = lines[1:]
+			}
+			if len(lines) != 23000 {
+				t.Fatalf("%s: %d lines, want 23000 followers", format, len(lines))
+			}
+			seen := make(map[string]bool, len(lines))
+			for i, l := range lines {
+				got := l
+				if format == "ndjson" {
+					var line struct{ OpenID string }
+					if err := json.Unmarshal([]byte(l), &line); err != nil {
+						t.Fatalf("%s line %d %q: %v", format, i, l, err)
+					}
+					got = line.OpenID
+				}
+				if want := sim.OpenID(fansAccount, i); got != want || seen[got] {
+					t.Fatalf("%s line %d: %s, want %s once (first %s, last %s)", format, i, got, want, sim.OpenID(fansAccount, 0), sim.OpenID(fansAccount, 22999))
+				}
+				seen[got] = true
+			}
+		}
+	})
+
 	t.Run("a failure of the first page ends a 200 stream with the error line", func(t *testing.T) {
 		defer st.Sim.ClearFaults()
 		if err := st.Sim.SetFault(sim.Fault{Endpoint: "user/tag/get", AppID: fansAccount, Probability: 1, Kind: sim.FaultErrcode, Errcode: -1}); err != nil {

@@ -21,9 +21,12 @@ import (
 // gateway replicas (app.Run "serve") on one database, a tenant with a key,
 // and accounts authorized and bound to the tenant.
 type stack struct {
-	t        testing.TB
-	Sim      *sim.Simulator
-	SimURL   string
+	t      testing.TB
+	Sim    *sim.Simulator
+	SimURL string
+	// Host relays the simulator's pushes to the first replica (Relay
+	// elsewhere to lose them).
+	Host     *app.SimHost
 	Replicas []*instance
 	DBURL    string
 	Key      string
@@ -66,7 +69,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	st := &stack{t: t, Sim: s, SimURL: host.URL, DBURL: storetest.NewURL(t, o.Dialect), client: &http.Client{
+	st := &stack{t: t, Sim: s, SimURL: host.URL, Host: host, DBURL: storetest.NewURL(t, o.Dialect), client: &http.Client{
 		Timeout:       60 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}

@@ -483,6 +483,14 @@ func TestRefreshInfoRereadsSets(t *testing.T) {
 	if n := p.Calls(sim.EndpointGetAuthorizerInfo, appA); n != 2 { // authorization + one re-read
 		t.Fatalf("api_get_authorizer_info calls = %d", n)
 	}
+	// Past the interval WeChat is asked again.
+	p.Clock.Advance(authorizer.DefaultInfoInterval + time.Second)
+	if _, err := p.Authorizers.RefreshInfo(ctx, appA); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Calls(sim.EndpointGetAuthorizerInfo, appA); n != 3 {
+		t.Fatalf("api_get_authorizer_info calls after the interval = %d, want 3", n)
+	}
 	if _, err := p.Authorizers.RefreshInfo(ctx, "wx0000000000000404"); !errs.Is(err, errs.NotFound) {
 		t.Fatalf("unknown account: %v", err)
 	}
@@ -634,7 +642,7 @@ func TestNoPlaintextSecretAtRest(t *testing.T) {
 func TestRunStopsPromptlyDuringAStuckRefresh(t *testing.T) {
 	t.Parallel()
 	p := setup(t, componenttest.Options{Dialect: store.SQLite, TokenLifetime: 100 * time.Second,
-		WeChat: func(o *wechat.Options) { o.AttemptTimeout = time.Minute },
+		WeChat:      func(o *wechat.Options) { o.AttemptTimeout = time.Minute },
 		Authorizers: func(o *authorizer.Options) { o.TickInterval, o.PollInterval = 10*time.Millisecond, 10*time.Millisecond }}, appA)
 	if err := p.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointAuthorizerToken, Kind: sim.FaultLatency, Latency: 5 * time.Minute}); err != nil {
 		t.Fatal(err)

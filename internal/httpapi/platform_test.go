@@ -29,6 +29,7 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
@@ -53,19 +54,31 @@ type platformFixture struct {
 	p *componenttest.Platform
 }
 
-func newPlatformFixture(t *testing.T, dialect store.Dialect) *platformFixture {
+func newPlatformFixture(t *testing.T, dialect store.Dialect, opts ...func(*componenttest.Options)) *platformFixture {
 	t.Helper()
 	// As in the gateway, a binding made by an authorization reloads the
 	// tenant directory at once.
 	var dir atomic.Pointer[tenant.Directory]
-	p := componenttest.New(t, componenttest.Options{ComponentAppID: tfComponent, Dialect: dialect,
+	o := componenttest.Options{ComponentAppID: tfComponent, Dialect: dialect,
 		OnBound: func(ctx context.Context, _, _ string) {
 			if d := dir.Load(); d != nil {
 				_ = d.Reload(ctx)
 			}
-		}})
+		}}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	p := componenttest.New(t, o)
 	f := newTenantFixtureOn(t, p.Store, p.Clock, func(o *tenantFixtureOptions) {
-		o.wire = append(o.wire, func(f *tenantFixture) { f.deps.Platform = platformDepsOf(p) })
+		o.wire = append(o.wire, func(f *tenantFixture) {
+			f.deps.Platform = platformDepsOf(p)
+			// The real proxy over the platform's manager and WeChat client,
+			// as wire_proxy.go builds it.
+			f.deps.Proxy = ProxyDeps{
+				Service:  proxy.NewService(p.Authorizers, p.WeChat, f.metrics, f.deps.Logger, 10*time.Second),
+				Bindings: f.svc.Directory, Usage: f.svc.Usage, Metrics: f.metrics, Log: f.deps.Logger,
+			}
+		})
 	})
 	dir.Store(f.svc.Directory)
 	p.Events.Set(f.router)

@@ -324,3 +324,35 @@ func TestDirectoryKeepsItsSnapshotWhenTheStoreIsUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeyStopsAuthenticatingAtItsExpiry: a key that authenticated (and so
+// sits in the verifier's cache) is refused once the clock passes its
+// expiry plus the leeway.
+func TestKeyStopsAuthenticatingAtItsExpiry(t *testing.T) {
+	e := newEnv(t, store.SQLite, 10, 10)
+	ctx := context.Background()
+	tn, err := e.svc.Admin.CreateTenant(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw, err := e.svc.Admin.IssueKey(ctx, tn.ID, tenant.KeyRequest{Name: "short", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		ok      bool
+	}{
+		{"fresh", 0, true},
+		{"within its hour", 59 * time.Minute, true},
+		{"within the leeway", time.Minute + tenant.Leeway - time.Second, true},
+		{"past expiry and leeway", 2 * time.Second, false},
+	} {
+		e.clock.Advance(step.advance)
+		_, err := e.svc.Verifier.Authenticate(ctx, raw.Reveal())
+		if step.ok && err != nil || !step.ok && !errs.Is(err, errs.Unauthenticated) {
+			t.Fatalf("%s: %v, want ok=%v", step.name, err, step.ok)
+		}
+	}
+}

@@ -159,6 +159,7 @@ func TestDecryptErrors(t *testing.T) {
 		{"inconsistent pad", encryptRaw(t, c, append(make([]byte, 29), 9, 3, 3)), ErrBadPadding},
 		{"too short for header", encryptRaw(t, c, short), ErrBadLength},
 		{"length past end", encryptRaw(t, c, framed(1000, vecAppID[:12], 32)), ErrBadLength},
+		{"length one past end", encryptRaw(t, c, framed(13, vecAppID[:12], 32)), ErrBadLength},
 		{"length with wrong appid", encryptRaw(t, c, framed(4, "abcd"+vecAppID[:8], 32)), ErrAppIDMismatch},
 		{"wrong appid", func() string { e, _ := other.Encrypt([]byte("hi")); return e }(), ErrAppIDMismatch},
 	}
@@ -188,6 +189,51 @@ func TestDecryptErrors(t *testing.T) {
 	if errors.Is(ErrAppIDMismatch, ErrMalformed) {
 		t.Error("ErrAppIDMismatch must not match ErrMalformed")
 	}
+}
+
+// TestPadOutsideOneTo32IsRefused decrypts frames that are well formed in
+// every other way (random, length prefix, message, the Crypter's appid)
+// and whose pad bytes are all equal to the pad length: only the bound on
+// the pad length (WeChat pads to 32-byte blocks, so 1..32) can refuse them.
+func TestPadOutsideOneTo32IsRefused(t *testing.T) {
+	c := mustNew(t, vecAppID)
+	// frame is random(16) ‖ length ‖ msg ‖ appid ‖ pad×pad, with msg sized
+	// so that the whole is a number of AES blocks.
+	frame := func(pad int) []byte {
+		n := headerSize + len(c.appid) + pad
+		msg := bytes.Repeat([]byte{'m'}, 16+(16-n%16)%16)
+		p := make([]byte, RandomSize, n+len(msg))
+		p = append(p, byte(len(msg)>>24), byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg)))
+		p = append(p, msg...)
+		p = append(p, c.appid...)
+		return append(p, bytes.Repeat([]byte{byte(pad)}, pad)...)
+	}
+	// The frame builder is right: with a pad of 1..32 the same frames open.
+	for _, pad := range []int{1, 16, 31, 32} {
+		if got, err := c.Decrypt(encryptRaw(t, c, frame(pad))); err != nil || len(got) < 16 {
+			t.Fatalf("pad %d: a well-formed frame does not open: %v", pad, err)
+		}
+	}
+	for pad := 33; pad <= 48; pad++ {
+		t.Run(fmt.Sprintf("pad %d", pad), func(t *testing.T) {
+			msg, err := c.Decrypt(encryptRaw(t, c, frame(pad)))
+			if !errors.Is(err, ErrBadPadding) {
+				t.Fatalf("Decrypt = %q, %v; want ErrBadPadding", msg, err)
+			}
+		})
+	}
+	t.Run("pad 0", func(t *testing.T) {
+		// Nothing but the appid after the message, whose last byte is 0.
+		zero := mustNew(t, "wxzeroterminated\x00")
+		n := headerSize + len(zero.appid)
+		msg := bytes.Repeat([]byte{'m'}, 16+(16-n%16)%16)
+		p := make([]byte, RandomSize, n+len(msg))
+		p = append(p, byte(len(msg)>>24), byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg)))
+		p = append(append(p, msg...), zero.appid...)
+		if got, err := zero.Decrypt(encryptRaw(t, zero, p)); !errors.Is(err, ErrBadPadding) {
+			t.Fatalf("Decrypt = %q, %v; want ErrBadPadding", got, err)
+		}
+	})
 }
 
 func TestTamperNeverPanicsAndFailsVerify(t *testing.T) {
@@ -326,6 +372,10 @@ func TestEventEncodeParse(t *testing.T) {
 			"<xml><AppId><![CDATA[wxc]]></AppId><CreateTime>3</CreateTime><InfoType><![CDATA[updateauthorized]]></InfoType><AuthorizerAppid><![CDATA[wxa]]></AuthorizerAppid><AuthorizationCode><![CDATA[code]]></AuthorizationCode><AuthorizationCodeExpiredTime>603</AuthorizationCodeExpiredTime><PreAuthCode><![CDATA[]]></PreAuthCode></xml>"},
 		{"unauthorized", Event{AppID: "wxc", CreateTime: 4, InfoType: InfoTypeUnauthorized, AuthorizerAppid: "wxa"},
 			"<xml><AppId><![CDATA[wxc]]></AppId><CreateTime>4</CreateTime><InfoType><![CDATA[unauthorized]]></InfoType><AuthorizerAppid><![CDATA[wxa]]></AuthorizerAppid></xml>"},
+		{"zeros and empties where WeChat always sends the field", Event{AppID: "wxc", InfoType: InfoTypeAuthorized},
+			"<xml><AppId><![CDATA[wxc]]></AppId><CreateTime>0</CreateTime><InfoType><![CDATA[authorized]]></InfoType><AuthorizerAppid><![CDATA[]]></AuthorizerAppid><AuthorizationCode><![CDATA[]]></AuthorizationCode><AuthorizationCodeExpiredTime>0</AuthorizationCodeExpiredTime><PreAuthCode><![CDATA[]]></PreAuthCode></xml>"},
+		{"unauthorized without its appid", Event{AppID: "wxc", CreateTime: 6, InfoType: InfoTypeUnauthorized},
+			"<xml><AppId><![CDATA[wxc]]></AppId><CreateTime>6</CreateTime><InfoType><![CDATA[unauthorized]]></InfoType><AuthorizerAppid><![CDATA[]]></AuthorizerAppid></xml>"},
 		{"cdata breaker", Event{AppID: "wxc", CreateTime: 5, InfoType: "notify_x", AuthorizerAppid: "a]]>b"},
 			"<xml><AppId><![CDATA[wxc]]></AppId><CreateTime>5</CreateTime><InfoType><![CDATA[notify_x]]></InfoType><AuthorizerAppid><![CDATA[a]]]]><![CDATA[>b]]></AuthorizerAppid></xml>"},
 	}
@@ -382,6 +432,26 @@ func TestSecretsRedacted(t *testing.T) {
 	if !strings.Contains(out, vecAppID) {
 		t.Errorf("output lacks the appid: %s", out)
 	}
+	t.Run("a nil Crypter prints as nil", func(t *testing.T) {
+		var nilc *Crypter
+		if got := nilc.String(); got != "wxcrypt.Crypter(nil)" {
+			t.Errorf("String = %q", got)
+		}
+		if got := nilc.LogValue().String(); got != "nil" {
+			t.Errorf("LogValue = %q", got)
+		}
+	})
+	t.Run("an event shows which secrets it carries, not their values", func(t *testing.T) {
+		s := Event{InfoType: InfoTypeVerifyTicket, ComponentVerifyTicket: "t"}.String()
+		if !strings.Contains(s, "ComponentVerifyTicket: [redacted]") || !strings.Contains(s, `AuthorizationCode: ""`) {
+			t.Errorf("String = %s", s)
+		}
+		with := Event{InfoType: InfoTypeUnauthorized, AuthorizerAppid: "wxa"}.LogValue().String()
+		without := Event{InfoType: InfoTypeUnauthorized}.LogValue().String()
+		if !strings.Contains(with, "authorizer_appid=wxa") || strings.Contains(without, "authorizer_appid") {
+			t.Errorf("LogValue = %s / %s", with, without)
+		}
+	})
 }
 
 func BenchmarkDecrypt(b *testing.B) {
