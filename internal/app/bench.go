@@ -133,6 +133,13 @@ func newBench(ctx context.Context, o benchOptions, log *slog.Logger) (*bench, er
 	for k, v := range map[string]string{"WXGATE_WECHAT_API_URL": b.simURL, "WXGATE_WECHAT_MP_URL": b.simURL, "WXGATE_WECHAT_OPEN_URL": b.simURL, "WXGATE_LOG_LEVEL": "info"} {
 		env[k] = v
 	}
+	// The garbage collector's settings reach the gateways, to compare
+	// them with the defaults `serve` picks (tuneGC).
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
 	for i := range o.replicas {
 		r, err := startReplica(ctx, exe, []string{"serve"}, env, nil)
 		if err != nil {

