@@ -134,7 +134,7 @@ func newBench(ctx context.Context, o benchOptions, log *slog.Logger) (*bench, er
 		env[k] = v
 	}
 	// The garbage collector's settings reach the gateways, to compare
-	// them with the defaults `serve` picks (tuneGC).
+	// them with Go's defaults (docs/performance.md).
 	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
 		if v := os.Getenv(k); v != "" {
 			env[k] = v
@@ -359,6 +359,8 @@ func (b *bench) metric(ctx context.Context, i int, name string) float64 {
 	return sum
 }
 
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func (b *bench) run(ctx context.Context) ([][4]string, []cpuResult, error) {
@@ -465,14 +467,19 @@ func (b *bench) cpuRun(ctx context.Context) ([]cpuResult, error) {
 		defer ng.Stop()
 		targets = append(targets, cpuTarget{name: "nginx " + ng.Version(), pid: ng.Pid(), url: func() string { return "http://" + ng.Addr + b.upstreamPath(benchSmall) }})
 	}
-	var out []cpuResult
-	for _, t := range targets {
-		b.log.Info("CPU per request", "proxy", t.name, "requests", b.o.cpuRequests, "concurrency", b.o.concurrency)
-		r, err := b.measureCPU(ctx, t, b.o.cpuRequests, b.o.concurrency)
-		if err != nil {
-			return nil, err
+	// The targets take turns, a share of the requests each round, so that
+	// a change in what else the machine runs weighs on all of them alike.
+	out := make([]cpuResult, len(targets))
+	per := max(b.o.cpuRequests/cpuRounds, 1)
+	for round := range cpuRounds {
+		for i, t := range targets {
+			b.log.Info("CPU per request", "proxy", t.name, "round", round+1, "requests", per, "concurrency", b.o.concurrency)
+			r, err := b.measureCPU(ctx, t, per, b.o.concurrency)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = out[i].merge(r)
 		}
-		out = append(out, r)
 	}
 	if ng == nil {
 		out = append(out, cpuResult{name: "nginx"})
@@ -483,19 +490,20 @@ func (b *bench) cpuRun(ctx context.Context) ([]cpuResult, error) {
 // printCPU prints the CPU comparison: each proxy's CPU per request and
 // wxgate's ratios to the others.
 func printCPU(w io.Writer, cpu []cpuResult, o benchOptions) {
-	fmt.Fprintf(w, "proxy (same upstream, %d requests, %d clients)\tCPU per request\trequests/s\tp99 latency\twxgate / this\n", o.cpuRequests, o.concurrency)
+	fmt.Fprintf(w, "proxy (same upstream, %d requests in %d turns, %d clients)\tCPU per request\tidle work subtracted\trequests/s\tp99 latency\twxgate / this\n", o.cpuRequests, cpuRounds, o.concurrency)
 	var gw time.Duration
 	for _, r := range cpu {
 		if r.name == "wxgate" {
-			gw = r.perReq
+			gw = r.perReq()
 		}
 	}
 	for _, r := range cpu {
 		if !r.installed {
-			fmt.Fprintf(w, "%s\tnot installed\t\t\t\n", r.name)
+			fmt.Fprintf(w, "%s\tnot installed\t\t\t\t\n", r.name)
 			continue
 		}
-		fmt.Fprintf(w, "%s\t%.1f µs\t%.0f\t%s\t%.2fx\n", r.name, float64(r.perReq.Nanoseconds())/1000, r.load.rps(), ms(r.load.pct(0.99)), float64(gw)/float64(max(r.perReq, 1)))
+		fmt.Fprintf(w, "%s\t%.1f µs\t%.1f µs\t%.0f\t%s\t%.2fx\n", r.name, micros(r.perReq()), micros(r.idle/time.Duration(max(r.load.n, 1))),
+			r.load.rps(), ms(r.load.pct(0.99)), float64(gw)/float64(max(r.perReq(), 1)))
 	}
 }
 

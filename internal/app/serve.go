@@ -30,7 +30,6 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	tuneGC(getenv)
 	// One write system call per batch of log lines, not per request.
 	logOut := obs.NewLineBuffer(stdio.Stderr, logFlushInterval)
 	defer logOut.Close()
@@ -50,12 +49,6 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 // logFlushInterval is how long an informational log line may wait in the
 // buffer; warnings and errors are written at once.
 const logFlushInterval = 100 * time.Millisecond
-
-// tuneGC sets the garbage collector's defaults for a replica unless the
-// operator set GOGC or GOMEMLIMIT: see docs/performance.md for the figures
-// behind them.
-func tuneGC(getenv Env) {
-}
 
 // openGateway opens and migrates the configured store and wires a replica
 // over it; the caller closes gw.store when done.
