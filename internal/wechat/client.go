@@ -93,15 +93,6 @@ func New(opts Options) (*Client, error) {
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, fmt.Errorf("wechat: base URL %q is not an absolute http(s) URL", opts.BaseURL)
 	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = DefaultMaxAttempts
-	}
-	if opts.BaseBackoff <= 0 {
-		opts.BaseBackoff = DefaultBaseBackoff
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = DefaultMaxBackoff
-	}
 	if opts.AttemptTimeout <= 0 {
 		opts.AttemptTimeout = DefaultAttemptTimeout
 	}
@@ -121,7 +112,7 @@ func New(opts Options) (*Client, error) {
 		rt = http.DefaultTransport
 	}
 	retry := opts.Retry
-	if retry == nil {
+	if retry == nil { // NewRetryPolicy fills in the defaults of the three
 		retry = NewRetryPolicy(RetryOptions{MaxAttempts: opts.MaxAttempts, BaseBackoff: opts.BaseBackoff, MaxBackoff: opts.MaxBackoff})
 	}
 	log := opts.Logger
