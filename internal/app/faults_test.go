@@ -27,6 +27,7 @@ import (
 	"github.com/wxgate/wxgate/internal/app"
 	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/faultnet"
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
@@ -148,78 +149,93 @@ func TestFaultKillReplicaMidRefresh(t *testing.T) {
 	dead.Store(-1)
 	load := c.startLoad(2, 20*time.Millisecond, appids, func(i int) bool { return dead.Load() == int64(i) })
 
-	// Wait for the victim's refresh to reach WeChat (it then hangs for slow).
-	eventually(t, life, "the victim's refresh reaching WeChat", func() bool {
-		return c.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] > 0
-	})
-	before := c.Sim.Counters().Refreshes[victim].Count
-	pid := leaseOwnerPid(t, db, victim)
-	var killed *app.Replica
-	for i, r := range c.Replicas {
-		if r.Pid() == pid {
-			killed = r
-			dead.Store(int64(i))
-		}
-	}
-	if killed == nil {
-		t.Fatalf("the lease of %s is held by pid %d, which is none of the replicas", victim, pid)
-	}
-	c.kill(killed)
-	killedAt := time.Now()
-	c.Sim.ClearFaults() // WeChat is fine; the crash was the fault
+	var (
+		before             int64
+		pid                int
+		killed             *app.Replica
+		killedAt, finished time.Time
+		ok, failed         int64
+		counters           sim.Counters
+	)
 
-	// WeChat completes the refresh it was serving when the replica died
-	// (it issues a token nobody receives: one refresh); a survivor's
-	// refresh must follow before the account's token expires.
-	var finished time.Time
-	eventually(t, life+10*time.Second, "a surviving replica refreshing "+victim, func() bool {
-		if c.Sim.Counters().Refreshes[victim].Count >= before+2 {
-			finished = time.Now()
-			return true
+	journey.Step(t, "kill the replica holding the victim's refresh", func(t *testing.T) {
+		// Wait for the victim's refresh to reach WeChat (it then hangs for slow).
+		eventually(t, life, "the victim's refresh reaching WeChat", func() bool {
+			return c.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] > 0
+		})
+		before = c.Sim.Counters().Refreshes[victim].Count
+		pid = leaseOwnerPid(t, db, victim)
+		for i, r := range c.Replicas {
+			if r.Pid() == pid {
+				killed = r
+				dead.Store(int64(i))
+			}
 		}
-		return false
+		if killed == nil {
+			t.Fatalf("the lease of %s: got pid %d, want one of the replicas'", victim, pid)
+		}
+		c.kill(killed)
+		killedAt = time.Now()
+		c.Sim.ClearFaults() // WeChat is fine; the crash was the fault
 	})
-	if expiry := authorized.Add(life); !finished.Before(expiry) {
-		t.Errorf("the survivor's refresh came %v after the token it renewed expired", finished.Sub(expiry))
-	}
-	time.Sleep(2 * time.Second) // traffic on the new token
-	ok, failed, first := load.end()
 
-	if failed > 0 {
-		t.Errorf("%d of %d requests to the surviving replicas failed; first: %s", failed, ok+failed, first)
-	}
-	counters := c.Sim.Counters()
-	for _, code := range []int{40001, 42001} {
-		if n := counters.ByErrcode[sim.EndpointUserGet][code]; n != 0 {
-			t.Errorf("the simulator answered user/get %d times with %d", n, code)
+	journey.Step(t, "a survivor refreshes before the token expires", func(t *testing.T) {
+		// WeChat completes the refresh it was serving when the replica died
+		// (it issues a token nobody receives: one refresh); a survivor's
+		// refresh must follow before the account's token expires.
+		eventually(t, life+10*time.Second, "a surviving replica refreshing "+victim, func() bool {
+			if c.Sim.Counters().Refreshes[victim].Count >= before+2 {
+				finished = time.Now()
+				return true
+			}
+			return false
+		})
+		if expiry := authorized.Add(life); !finished.Before(expiry) {
+			t.Errorf("the survivor's refresh: got it %v after the token it renewed expired, want it before", finished.Sub(expiry))
 		}
-	}
-	if n := counters.ByErrcode[sim.EndpointAuthorizerToken][61023]; n != 0 {
-		t.Errorf("WeChat refused a refresh token %d times: a refresh token was lost", n)
-	}
-	st := storetest.OpenURL(t, c.DBURL, nil)
-	eventually(t, 5*time.Second, "the stored token being the one WeChat issued last", func() bool {
+	})
+
+	journey.Step(t, "the survivors served everything and nothing was lost", func(t *testing.T) {
+		time.Sleep(2 * time.Second) // traffic on the new token
+		var first string
+		ok, failed, first = load.end()
+		if failed > 0 {
+			t.Errorf("requests to the surviving replicas: got %d of %d failed, want none; first: %s", failed, ok+failed, first)
+		}
+		counters = c.Sim.Counters()
+		for _, code := range []int{40001, 42001} {
+			if n := counters.ByErrcode[sim.EndpointUserGet][code]; n != 0 {
+				t.Errorf("user/get answered %d: got %d times, want 0", code, n)
+			}
+		}
+		if n := counters.ByErrcode[sim.EndpointAuthorizerToken][61023]; n != 0 {
+			t.Errorf("refresh tokens WeChat refused: got %d, want 0 (a refresh token was lost)", n)
+		}
+		st := storetest.OpenURL(t, c.DBURL, nil)
+		eventually(t, 5*time.Second, "the stored token being the one WeChat issued last", func() bool {
+			a, err := st.GetAuthorizer(context.Background(), testComponentAppID, victim)
+			return err == nil && a.AccessToken.Reveal() == c.Sim.CurrentAccessToken(victim)
+		})
 		a, err := st.GetAuthorizer(context.Background(), testComponentAppID, victim)
-		return err == nil && a.AccessToken.Reveal() == c.Sim.CurrentAccessToken(victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Status != store.StatusAuthorized {
+			t.Errorf("%s after the crash: got %s, want authorized", victim, a.Status)
+		}
+		if a.RefreshToken.Reveal() != simRefreshToken(t, c.Sim, c.SimURL, victim) {
+			t.Errorf("the stored refresh token of %s: got one WeChat does not honour, want WeChat's", victim)
+		}
+		for i, r := range c.Replicas {
+			if r == killed {
+				continue
+			}
+			if code, raw, err := c.fans(r, victim); code != 200 {
+				t.Errorf("replica %d after the crash: got %d %s %v, want 200", i, code, raw, err)
+			}
+		}
 	})
-	a, err := st.GetAuthorizer(context.Background(), testComponentAppID, victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Status != store.StatusAuthorized {
-		t.Errorf("%s is %s after the crash, want authorized", victim, a.Status)
-	}
-	if a.RefreshToken.Reveal() != simRefreshToken(t, c.Sim, c.SimURL, victim) {
-		t.Errorf("the stored refresh token of %s is not the one WeChat honours", victim)
-	}
-	for i, r := range c.Replicas {
-		if r == killed {
-			continue
-		}
-		if code, raw, err := c.fans(r, victim); code != 200 {
-			t.Errorf("replica %d after the crash: %d %s %v", i, code, raw, err)
-		}
-	}
+
 	t.Logf("victim %s renews at %.0f%% of its %v lifetime; its refresh reached WeChat %v after authorization; replica pid %d killed;"+
 		" a survivor completed the refresh %v after the kill (%v before the old token expired); %d requests to survivors, %d failed; refreshes of %s: %d",
 		victim, 100*frac, life, killedAt.Sub(authorized).Round(100*time.Millisecond), pid, finished.Sub(killedAt).Round(100*time.Millisecond),
@@ -365,7 +381,7 @@ func TestFaultWeChatFlakyUserGet(t *testing.T) {
 	}
 	rate := float64(ok) / float64(calls)
 	if allowed := calls / 10000; calls-ok > allowed {
-		t.Errorf("success rate %.3f%% (%d of %d), want at least 99.99%% (at most %d failed); failures: %v", 100*rate, ok, calls, allowed, failures)
+		t.Errorf("got success rate %.3f%% (%d of %d), want at least 99.99%% (at most %d failed); failures: %v", 100*rate, ok, calls, allowed, failures)
 	}
 	for f := range failures {
 		if f != "503 upstream_unavailable" {
@@ -485,7 +501,7 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 	}
 	c.addAccounts(specs)
 	r := c.Replicas[0]
-	goroutines := func() float64 {
+	goroutines := func(t *testing.T) float64 {
 		t.Helper()
 		g, err := c.metric(r, "go_goroutines")
 		if err != nil {
@@ -493,12 +509,12 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 		}
 		return g
 	}
-	settled := func(limit float64) float64 {
+	settled := func(t *testing.T, limit float64) float64 {
 		t.Helper()
 		var g float64
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if g = goroutines(); g <= limit || time.Now().After(deadline) {
+			if g = goroutines(t); g <= limit || time.Now().After(deadline) {
 				return g
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -508,38 +524,42 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 		code, _, _ := c.do(r, http.MethodGet, "/readyz", "", nil, nil)
 		return code
 	}
-
-	// Two healthy bursts open every connection a burst needs; the level
-	// after them is the baseline.
-	for range 2 {
-		if out, _ := c.burst(r, concurrency, appids).outcomes(); out["200 "] != concurrency {
-			t.Fatalf("healthy burst: %v", out)
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	baseline := goroutines()
+	var baseline float64
 	slack := 10.0
+
+	journey.Step(t, "healthy bursts set the baseline", func(t *testing.T) {
+		// Two healthy bursts open every connection a burst needs; the level
+		// after them is the baseline.
+		for range 2 {
+			if out, _ := c.burst(r, concurrency, appids).outcomes(); out["200 "] != concurrency {
+				t.Fatalf("healthy burst: got %v, want %d × 200", out, concurrency)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		baseline = goroutines(t)
+	})
 
 	type phase struct {
 		name       string
-		down, back func()
+		down, back func(t *testing.T)
 		want       string
 		bound      time.Duration
 	}
+	clearFaults := func(*testing.T) { c.Sim.ClearFaults() }
 	phases := []phase{
-		{"drops every connection", func() {
+		{"drops every connection", func(*testing.T) {
 			_ = c.Sim.SetFault(sim.Fault{Endpoint: "*", Kind: sim.FaultDrop})
-		}, c.Sim.ClearFaults, "503 upstream_unavailable", fastBound},
-		{"is unreachable", c.WeChat.Cut, func() {
+		}, clearFaults, "503 upstream_unavailable", fastBound},
+		{"is unreachable", func(*testing.T) { c.WeChat.Cut() }, func(t *testing.T) {
 			if err := c.WeChat.Restore(); err != nil {
 				t.Fatal(err)
 			}
 		}, "503 upstream_unavailable", fastBound},
-		{"never answers", func() {
+		{"never answers", func(*testing.T) {
 			_ = c.Sim.SetFault(sim.Fault{Endpoint: "*", Kind: sim.FaultLatency, Latency: 5 * time.Minute})
-		}, c.Sim.ClearFaults, "504 upstream_timeout", timeout + 3*time.Second},
+		}, clearFaults, "504 upstream_timeout", timeout + 3*time.Second},
 	}
-	upstream := func() (attempts, retries float64) {
+	upstream := func(t *testing.T) (attempts, retries float64) {
 		t.Helper()
 		a, err1 := c.metric(r, "wxgate_upstream_calls_total")
 		n, err2 := c.metric(r, "wxgate_upstream_retries_total")
@@ -552,53 +572,55 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 		return a, n
 	}
 	for _, p := range phases {
-		a0, r0 := upstream()
-		sim0 := c.Sim.Counters().Calls[sim.EndpointUserGet]
-		p.down()
-		b := c.burst(r, concurrency, appids)
-		out, slowest := b.outcomes()
-		a1, r1 := upstream()
-		simCalls := c.Sim.Counters().Calls[sim.EndpointUserGet] - sim0
-		readyDown := ready()
-		after := settled(baseline + slack)
-		p.back()
-		var recovered time.Duration
-		began := time.Now()
-		eventually(t, 10*time.Second, "calls succeeding once WeChat is back", func() bool {
-			return fansCall(c.client, r.Addr, c.Key, appids[0]).status == 200
-		})
-		recovered = time.Since(began)
-		backOut, _ := c.burst(r, concurrency, appids).outcomes()
+		journey.Step(t, "WeChat "+p.name, func(t *testing.T) {
+			a0, r0 := upstream(t)
+			sim0 := c.Sim.Counters().Calls[sim.EndpointUserGet]
+			p.down(t)
+			b := c.burst(r, concurrency, appids)
+			out, slowest := b.outcomes()
+			a1, r1 := upstream(t)
+			simCalls := c.Sim.Counters().Calls[sim.EndpointUserGet] - sim0
+			readyDown := ready()
+			after := settled(t, baseline+slack)
+			p.back(t)
+			var recovered time.Duration
+			began := time.Now()
+			eventually(t, 10*time.Second, "calls succeeding once WeChat is back", func() bool {
+				return fansCall(c.client, r.Addr, c.Key, appids[0]).status == 200
+			})
+			recovered = time.Since(began)
+			backOut, _ := c.burst(r, concurrency, appids).outcomes()
 
-		if out[p.want] != concurrency {
-			t.Errorf("WeChat %s: %v, want %d × %s", p.name, out, concurrency, p.want)
-		}
-		if slowest > p.bound {
-			t.Errorf("WeChat %s: the slowest answer took %v, want under %v", p.name, slowest, p.bound)
-		}
-		// Every retry needs retries+1 ≤ 0.2·calls + floor over the
-		// replica's window; at most every call it ever made is in that
-		// window, and the sliding window discounts a retry of this burst
-		// by at most the share of the window the burst lasted.
-		weight := 1 - slowest.Seconds()/wechat.DefaultRetryWindow.Seconds()
-		budget := (wechat.DefaultRetryRatio*a1 + wechat.DefaultMinRetries) / weight
-		if r1-r0 > budget {
-			t.Errorf("WeChat %s: %.0f retries during the burst, over the budget of %.0f (%.0f calls so far)", p.name, r1-r0, budget, a1)
-		}
-		if readyDown != 200 {
-			t.Errorf("WeChat %s: /readyz = %d; the replica's database is fine, it must stay ready", p.name, readyDown)
-		}
-		if after > baseline+slack {
-			t.Errorf("WeChat %s: %v goroutines 10 s after the burst, %v before: they pile up", p.name, after, baseline)
-		}
-		if backOut["200 "] != concurrency {
-			t.Errorf("WeChat back after it %s: %v", p.name, backOut)
-		}
-		t.Logf("WeChat %s: %d concurrent calls → %v, slowest %v, median %v; goroutines %.0f before, %.0f at peak, %.0f after; ready %d; calls succeed again %v after WeChat returned",
-			p.name, concurrency, out, slowest.Round(time.Millisecond), pct(durations(b.results), 0.5).Round(time.Millisecond),
-			baseline, b.peak, after, readyDown, recovered.Round(time.Millisecond))
-		t.Logf("WeChat %s: amplification %.2f attempts per call by the gateway (%.0f attempts, %.0f retries, budget %.0f), %.2f user/get calls per call seen by WeChat",
-			p.name, (a1-a0)/concurrency, a1-a0, r1-r0, budget, float64(simCalls)/concurrency)
+			if out[p.want] != concurrency {
+				t.Errorf("WeChat %s: got %v, want %d × %s", p.name, out, concurrency, p.want)
+			}
+			if slowest > p.bound {
+				t.Errorf("WeChat %s: the slowest answer took %v, want under %v", p.name, slowest, p.bound)
+			}
+			// Every retry needs retries+1 ≤ 0.2·calls + floor over the
+			// replica's window; at most every call it ever made is in that
+			// window, and the sliding window discounts a retry of this
+			// burst by at most the share of the window the burst lasted.
+			weight := 1 - slowest.Seconds()/wechat.DefaultRetryWindow.Seconds()
+			budget := (wechat.DefaultRetryRatio*a1 + wechat.DefaultMinRetries) / weight
+			if r1-r0 > budget {
+				t.Errorf("WeChat %s: got %.0f retries during the burst, want at most the budget of %.0f (%.0f calls so far)", p.name, r1-r0, budget, a1)
+			}
+			if readyDown != 200 {
+				t.Errorf("WeChat %s: /readyz got %d, want 200: the replica's database is fine, it must stay ready", p.name, readyDown)
+			}
+			if after > baseline+slack {
+				t.Errorf("WeChat %s: got %v goroutines 10 s after the burst, want at most %v (%v before): they pile up", p.name, after, baseline+slack, baseline)
+			}
+			if backOut["200 "] != concurrency {
+				t.Errorf("WeChat back after it %s: got %v, want %d × 200", p.name, backOut, concurrency)
+			}
+			t.Logf("WeChat %s: %d concurrent calls → %v, slowest %v, median %v; goroutines %.0f before, %.0f at peak, %.0f after; ready %d; calls succeed again %v after WeChat returned",
+				p.name, concurrency, out, slowest.Round(time.Millisecond), pct(durations(b.results), 0.5).Round(time.Millisecond),
+				baseline, b.peak, after, readyDown, recovered.Round(time.Millisecond))
+			t.Logf("WeChat %s: amplification %.2f attempts per call by the gateway (%.0f attempts, %.0f retries, budget %.0f), %.2f user/get calls per call seen by WeChat",
+				p.name, (a1-a0)/concurrency, a1-a0, r1-r0, budget, float64(simCalls)/concurrency)
+		})
 	}
 }
 
@@ -670,142 +692,161 @@ func TestFaultDatabaseDownKeepsServingAndLosesNothing(t *testing.T) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 	call := func(appid string) callResult { return fansCall(client, gw.Addr, st.Key, appid) }
-	ready := func() int { code, _ := get(t, "http://"+gw.Addr+"/readyz"); return code }
-	for _, a := range appids {
-		if r := call(a); r.status != 200 {
-			t.Fatalf("%s before the cut: %+v", a, r)
-		}
+	ready := func(t *testing.T) int { code, _ := get(t, "http://"+gw.Addr+"/readyz"); return code }
+	refreshes := func(appid string) int64 {
+		return st.Sim.Counters().ByAccount[sim.EndpointAuthorizerToken][appid]
 	}
 	var comp0 struct {
 		TicketReceivedAt string `json:"ticket_received_at"`
 	}
-	st.must(http.MethodGet, "/admin/component", testAdminToken, nil, &comp0, 200)
+	var (
+		cutAt, restoredAt    time.Time
+		issued, pushedTicket string
+		during               []time.Duration
+		pushes0, pushes      sim.PushCounts
+		down, landed, stored time.Duration
+	)
 
-	// A refresh in flight when the database goes: WeChat is slow to answer,
-	// and the database is cut once the call has reached it.
-	if err := st.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointAuthorizerToken, AppID: inFlight, Kind: sim.FaultLatency, Latency: 1500 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Sim.InvalidateToken(inFlight); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan callResult, 1)
-	go func() { first <- call(inFlight) }()
-	eventually(t, 10*time.Second, "the refresh reaching WeChat", func() bool {
-		return st.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] > 0
-	})
-	link.Cut()
-	cutAt := time.Now()
-	st.Sim.ClearFaults()
-	if r := <-first; r.status != 200 {
-		t.Errorf("the call whose token WeChat revoked while the database went away: %+v", r)
-	}
-	issued := st.Sim.CurrentAccessToken(inFlight)
-	if a, err := db.GetAuthorizer(ctx, testComponentAppID, inFlight); err != nil || a.AccessToken.Reveal() == issued {
-		t.Fatalf("the new token reached the database through a cut link (%v)", err)
-	}
-
-	// While the database is away: calls succeed (the new token from
-	// memory), /readyz says 503, WeChat is not asked for another token.
-	eventually(t, 10*time.Second, "/readyz 503 with the database away", func() bool { return ready() == 503 })
-	var during []time.Duration
-	for i := 0; time.Since(cutAt) < 3*time.Second; i++ {
-		a := appids[i%len(appids)]
-		r := call(a)
-		during = append(during, r.took)
-		if r.status != 200 {
-			t.Errorf("%s with the database away: %+v", a, r)
+	journey.Step(t, "before the cut", func(t *testing.T) {
+		for _, a := range appids {
+			if r := call(a); r.status != 200 {
+				t.Fatalf("%s before the cut: got %+v, want 200", a, r)
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-
-	// A token WeChat revokes while the database is away.
-	refreshes := func(appid string) int64 {
-		return st.Sim.Counters().ByAccount[sim.EndpointAuthorizerToken][appid]
-	}
-	asked := refreshes(revoked)
-	if err := st.Sim.InvalidateToken(revoked); err != nil {
-		t.Fatal(err)
-	}
-	rv := call(revoked)
-	renewedUpstream := refreshes(revoked) > asked
-	switch {
-	case rv.status == 200 && renewedUpstream:
-		t.Logf("revoked while the database is away: renewed from WeChat and served from memory")
-	case rv.status >= 500 && !renewedUpstream:
-		t.Logf("revoked while the database is away: not renewed (WeChat not asked), answered %d %s", rv.status, rv.code)
-	default:
-		t.Errorf("revoked while the database is away: answered %+v, WeChat asked: %v", rv, renewedUpstream)
-	}
-
-	// A ticket pushed while the database is away: the gateway answers
-	// non-success until it can store it; a retry after the restore lands.
-	pushes0 := st.Sim.Counters().Pushes["component_verify_ticket"]
-	type pushed struct {
-		ticket string
-		err    error
-	}
-	push := make(chan pushed, 1)
-	go func() {
-		tk, err := st.Sim.PushTicket(ctx)
-		push <- pushed{tk, err}
-	}()
-	eventually(t, 10*time.Second, "a refused push being retried", func() bool {
-		return st.Sim.Counters().Pushes["component_verify_ticket"].Attempts >= pushes0.Attempts+2
+		st.in(t).must(http.MethodGet, "/admin/component", testAdminToken, nil, &comp0, 200)
 	})
-	if p := st.Sim.Counters().Pushes["component_verify_ticket"]; p.Delivered != pushes0.Delivered {
-		t.Fatalf("a ticket push was answered success while the database was away: %+v", p)
-	}
-	down := time.Since(cutAt)
-	if err := link.Restore(); err != nil {
-		t.Fatal(err)
-	}
-	restoredAt := time.Now()
-	pr := <-push
-	if pr.err != nil {
-		t.Fatalf("the ticket push never landed: %v", pr.err)
-	}
-	landed := time.Since(restoredAt)
-	pushes := st.Sim.Counters().Pushes["component_verify_ticket"]
 
-	// Back: ready, the ticket and the in-flight token stored, the revoked
-	// account working, without a restart.
-	eventually(t, 10*time.Second, "/readyz 200 with the database back", func() bool { return ready() == 200 })
-	comp, err := db.GetComponentState(ctx, testComponentAppID)
-	if err != nil || comp.Ticket.Reveal() != pr.ticket {
-		t.Errorf("the stored ticket is not the one pushed while the database was away (%v)", err)
-	}
-	var comp1 struct {
-		TicketReceivedAt string `json:"ticket_received_at"`
-	}
-	st.must(http.MethodGet, "/admin/component", testAdminToken, nil, &comp1, 200)
-	if comp1.TicketReceivedAt <= comp0.TicketReceivedAt {
-		t.Errorf("ticket_received_at %s, before the outage %s", comp1.TicketReceivedAt, comp0.TicketReceivedAt)
-	}
-	var stored time.Duration
-	eventually(t, 15*time.Second, "the token WeChat issued during the outage being stored", func() bool {
-		a, err := db.GetAuthorizer(ctx, testComponentAppID, inFlight)
-		stored = time.Since(restoredAt)
-		return err == nil && a.AccessToken.Reveal() == issued
-	})
-	if n := refreshes(inFlight); n != 1 {
-		t.Errorf("WeChat was asked %d times for %s's token, want once: the token issued during the outage was not the one stored", n, inFlight)
-	}
-	if st.Sim.CurrentAccessToken(inFlight) != issued {
-		t.Errorf("%s got yet another token after the restore", inFlight)
-	}
-	for _, a := range appids {
-		if r := call(a); r.status != 200 {
-			t.Errorf("%s with the database back: %+v", a, r)
+	journey.Step(t, "a refresh in flight when the database goes", func(t *testing.T) {
+		// WeChat is slow to answer, and the database is cut once the call
+		// has reached it.
+		if err := st.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointAuthorizerToken, AppID: inFlight, Kind: sim.FaultLatency, Latency: 1500 * time.Millisecond}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	eventually(t, 15*time.Second, "the revoked account's token stored", func() bool {
-		a, err := db.GetAuthorizer(ctx, testComponentAppID, revoked)
-		return err == nil && a.AccessToken.Reveal() == st.Sim.CurrentAccessToken(revoked) && a.Status == store.StatusAuthorized
+		if err := st.Sim.InvalidateToken(inFlight); err != nil {
+			t.Fatal(err)
+		}
+		first := make(chan callResult, 1)
+		go func() { first <- call(inFlight) }()
+		eventually(t, 10*time.Second, "the refresh reaching WeChat", func() bool {
+			return st.Sim.Counters().Faults[sim.EndpointAuthorizerToken][sim.FaultLatency] > 0
+		})
+		link.Cut()
+		cutAt = time.Now()
+		st.Sim.ClearFaults()
+		if r := <-first; r.status != 200 {
+			t.Errorf("the call whose token WeChat revoked while the database went away: got %+v, want 200", r)
+		}
+		issued = st.Sim.CurrentAccessToken(inFlight)
+		if a, err := db.GetAuthorizer(ctx, testComponentAppID, inFlight); err != nil || a.AccessToken.Reveal() == issued {
+			t.Fatalf("the stored token: got the one WeChat issued after the cut (%v), want the old one: nothing passes a cut link", err)
+		}
 	})
-	if n := st.Sim.Counters().ByErrcode[sim.EndpointUserGet][42001]; n != 0 {
-		t.Errorf("%d user/get calls with an expired token", n)
-	}
+
+	journey.Step(t, "calls are served while the database is away", func(t *testing.T) {
+		// The new token from memory; /readyz says 503; WeChat is not asked
+		// for another token.
+		eventually(t, 10*time.Second, "/readyz 503 with the database away", func() bool { return ready(t) == 503 })
+		for i := 0; time.Since(cutAt) < 3*time.Second; i++ {
+			a := appids[i%len(appids)]
+			r := call(a)
+			during = append(during, r.took)
+			if r.status != 200 {
+				t.Errorf("%s with the database away: got %+v, want 200", a, r)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	journey.Step(t, "a token WeChat revokes while the database is away", func(t *testing.T) {
+		asked := refreshes(revoked)
+		if err := st.Sim.InvalidateToken(revoked); err != nil {
+			t.Fatal(err)
+		}
+		rv := call(revoked)
+		renewedUpstream := refreshes(revoked) > asked
+		switch {
+		case rv.status == 200 && renewedUpstream:
+			t.Logf("revoked while the database is away: renewed from WeChat and served from memory")
+		case rv.status >= 500 && !renewedUpstream:
+			t.Logf("revoked while the database is away: not renewed (WeChat not asked), answered %d %s", rv.status, rv.code)
+		default:
+			t.Errorf("revoked while the database is away: got %+v with WeChat asked: %v, want 200 renewed from WeChat, or 5xx without asking", rv, renewedUpstream)
+		}
+	})
+
+	journey.Step(t, "a ticket pushed while the database is away", func(t *testing.T) {
+		// The gateway answers non-success until it can store it; a retry
+		// after the restore lands.
+		pushes0 = st.Sim.Counters().Pushes["component_verify_ticket"]
+		type pushed struct {
+			ticket string
+			err    error
+		}
+		push := make(chan pushed, 1)
+		go func() {
+			tk, err := st.Sim.PushTicket(ctx)
+			push <- pushed{tk, err}
+		}()
+		eventually(t, 10*time.Second, "a refused push being retried", func() bool {
+			return st.Sim.Counters().Pushes["component_verify_ticket"].Attempts >= pushes0.Attempts+2
+		})
+		if p := st.Sim.Counters().Pushes["component_verify_ticket"]; p.Delivered != pushes0.Delivered {
+			t.Fatalf("ticket pushes while the database was away: got %+v, want none answered success (delivered %d)", p, pushes0.Delivered)
+		}
+		down = time.Since(cutAt)
+		if err := link.Restore(); err != nil {
+			t.Fatal(err)
+		}
+		restoredAt = time.Now()
+		pr := <-push
+		if pr.err != nil {
+			t.Fatalf("the ticket push: got %v, want it to land", pr.err)
+		}
+		landed = time.Since(restoredAt)
+		pushes = st.Sim.Counters().Pushes["component_verify_ticket"]
+		pushedTicket = pr.ticket
+	})
+
+	journey.Step(t, "back without a restart", func(t *testing.T) {
+		// Ready, the ticket and the in-flight token stored, the revoked
+		// account working.
+		eventually(t, 10*time.Second, "/readyz 200 with the database back", func() bool { return ready(t) == 200 })
+		comp, err := db.GetComponentState(ctx, testComponentAppID)
+		if err != nil || comp.Ticket.Reveal() != pushedTicket {
+			t.Errorf("the stored ticket: got another (%v), want the one pushed while the database was away", err)
+		}
+		var comp1 struct {
+			TicketReceivedAt string `json:"ticket_received_at"`
+		}
+		st.in(t).must(http.MethodGet, "/admin/component", testAdminToken, nil, &comp1, 200)
+		if comp1.TicketReceivedAt <= comp0.TicketReceivedAt {
+			t.Errorf("ticket_received_at: got %s, want later than before the outage (%s)", comp1.TicketReceivedAt, comp0.TicketReceivedAt)
+		}
+		eventually(t, 15*time.Second, "the token WeChat issued during the outage being stored", func() bool {
+			a, err := db.GetAuthorizer(ctx, testComponentAppID, inFlight)
+			stored = time.Since(restoredAt)
+			return err == nil && a.AccessToken.Reveal() == issued
+		})
+		if n := refreshes(inFlight); n != 1 {
+			t.Errorf("api_authorizer_token calls for %s: got %d, want 1 (else the token issued during the outage was not the one stored)", inFlight, n)
+		}
+		if st.Sim.CurrentAccessToken(inFlight) != issued {
+			t.Errorf("%s's token after the restore: got yet another, want the one issued during the outage", inFlight)
+		}
+		for _, a := range appids {
+			if r := call(a); r.status != 200 {
+				t.Errorf("%s with the database back: got %+v, want 200", a, r)
+			}
+		}
+		eventually(t, 15*time.Second, "the revoked account's token stored", func() bool {
+			a, err := db.GetAuthorizer(ctx, testComponentAppID, revoked)
+			return err == nil && a.AccessToken.Reveal() == st.Sim.CurrentAccessToken(revoked) && a.Status == store.StatusAuthorized
+		})
+		if n := st.Sim.Counters().ByErrcode[sim.EndpointUserGet][42001]; n != 0 {
+			t.Errorf("user/get calls with an expired token: got %d, want 0", n)
+		}
+	})
+
 	t.Logf("database away for %v: %d calls served meanwhile (p50 %v, max %v); the token WeChat issued mid-refresh was stored %v after the restore (WeChat asked once);"+
 		" ticket push: %d attempts refused, landed %v after the restore (%+v); /readyz 503 while away, 200 after",
 		down.Round(100*time.Millisecond), len(during), pct(during, 0.5).Round(time.Millisecond), pct(during, 1).Round(time.Millisecond),

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/sim"
 )
 
@@ -51,100 +52,109 @@ func TestTwoGatewaysRefreshEachAccountOncePerWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for _, appid := range appids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := st.Sim.Authorize(t.Context(), appid, ""); err != nil {
-				t.Errorf("authorize %s: %v", appid, err)
-				return
-			}
-			st.must(http.MethodPut, "/admin/tenants/"+st.TenantID+"/authorizers/"+appid, testAdminToken, nil, nil, 204)
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	for _, r := range st.Replicas {
-		eventually(t, 10*time.Second, "every account served by "+r.Addr, func() bool {
-			code, _ := st.callOn(r, http.MethodGet, "/v1/authorizers/"+appids[accounts-1]+"/fans", st.Key, nil, nil)
-			return code == 200
-		})
-	}
-
-	// Count from here: the simulator records every successful refresh and
-	// the age of the youngest token one replaced.
-	st.Sim.ResetCounters()
-	stop := make(chan struct{})
-	var watch sync.WaitGroup
-	// Traffic on both replicas.
 	var ok, failed atomic.Int64
-	var firstFailure atomic.Pointer[string]
-	for i, r := range st.Replicas {
-		for w := range 4 {
-			watch.Add(1)
+
+	journey.Step(t, "authorize and bind every account", func(t *testing.T) {
+		st := st.in(t)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for _, appid := range appids {
+			wg.Add(1)
+			sem <- struct{}{}
 			go func() {
-				defer watch.Done()
-				rng := rand.New(rand.NewPCG(uint64(i), uint64(w)))
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					appid := appids[rng.IntN(accounts)]
-					code, body := st.callOn(r, http.MethodGet, "/v1/authorizers/"+appid+"/fans", st.Key, nil, nil)
-					if code == 200 {
-						ok.Add(1)
-					} else {
-						failed.Add(1)
-						msg := fmt.Sprintf("%s on %s: %d %s", appid, r.Addr, code, body)
-						firstFailure.CompareAndSwap(nil, &msg)
-					}
-					time.Sleep(5 * time.Millisecond)
+				defer func() { <-sem; wg.Done() }()
+				if _, err := st.Sim.Authorize(t.Context(), appid, ""); err != nil {
+					t.Errorf("authorize %s: got %v, want no error", appid, err)
+					return
 				}
+				st.must(http.MethodPut, "/admin/tenants/"+st.TenantID+"/authorizers/"+appid, testAdminToken, nil, nil, 204)
 			}()
 		}
-	}
-	time.Sleep(run)
-	close(stop)
-	watch.Wait()
-
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed; first: %s", n, n+ok.Load(), *firstFailure.Load())
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow() // the rest needs every account
+		}
 		for _, r := range st.Replicas {
-			for _, line := range strings.Split(r.Logs.String(), "\n") {
-				if strings.Contains(line, `"level":"ERROR"`) {
-					t.Logf("%s: %s", r.Addr, line)
+			eventually(t, 10*time.Second, "every account served by "+r.Addr, func() bool {
+				code, _ := st.callOn(r, http.MethodGet, "/v1/authorizers/"+appids[accounts-1]+"/fans", st.Key, nil, nil)
+				return code == 200
+			})
+		}
+	})
+
+	journey.Step(t, "traffic on both replicas for the whole run", func(t *testing.T) {
+		st := st.in(t)
+		// Count from here: the simulator records every successful refresh
+		// and the age of the youngest token one replaced.
+		st.Sim.ResetCounters()
+		stop := make(chan struct{})
+		var watch sync.WaitGroup
+		var firstFailure atomic.Pointer[string]
+		for i, r := range st.Replicas {
+			for w := range 4 {
+				watch.Add(1)
+				go func() {
+					defer watch.Done()
+					rng := rand.New(rand.NewPCG(uint64(i), uint64(w)))
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						appid := appids[rng.IntN(accounts)]
+						code, body := st.callOn(r, http.MethodGet, "/v1/authorizers/"+appid+"/fans", st.Key, nil, nil)
+						if code == 200 {
+							ok.Add(1)
+						} else {
+							failed.Add(1)
+							msg := fmt.Sprintf("%s on %s: %d %s", appid, r.Addr, code, body)
+							firstFailure.CompareAndSwap(nil, &msg)
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+				}()
+			}
+		}
+		time.Sleep(run)
+		close(stop)
+		watch.Wait()
+
+		if n := failed.Load(); n > 0 {
+			t.Errorf("failed requests: got %d of %d, want none; first: %s", n, n+ok.Load(), *firstFailure.Load())
+			for _, r := range st.Replicas {
+				for _, line := range strings.Split(r.Logs.String(), "\n") {
+					if strings.Contains(line, `"level":"ERROR"`) {
+						t.Logf("%s: %s", r.Addr, line)
+					}
 				}
 			}
 		}
-	}
-	// Refreshes come at 50-75% of a lifetime; a second replica refreshing
-	// the same window would replace a token only moments old.
-	c := st.Sim.Counters()
-	total, youngest := int64(0), run
-	for _, appid := range appids {
-		r := c.Refreshes[appid]
-		total += r.Count
-		if r.Count < 2 {
-			t.Errorf("%s refreshed %d times in %v of %v tokens", appid, r.Count, run, life)
+	})
+
+	journey.Step(t, "each account refreshed once per window", func(t *testing.T) {
+		// Refreshes come at 50-75% of a lifetime; a second replica
+		// refreshing the same window would replace a token only moments old.
+		c := st.Sim.Counters()
+		total, youngest := int64(0), run
+		for _, appid := range appids {
+			r := c.Refreshes[appid]
+			total += r.Count
+			if r.Count < 2 {
+				t.Errorf("%s: got %d refreshes in %v of %v tokens, want at least 2", appid, r.Count, run, life)
+			}
+			if r.Count > 0 {
+				youngest = min(youngest, r.MinReplacedAge)
+			}
+			if r.Count > 0 && r.MinReplacedAge < life*45/100 {
+				t.Errorf("%s: got a refresh replacing a token only %v old, want none younger than %v: one window refreshed twice", appid, r.MinReplacedAge, life*45/100)
+			}
 		}
-		if r.Count > 0 {
-			youngest = min(youngest, r.MinReplacedAge)
-		}
-		if r.Count > 0 && r.MinReplacedAge < life*45/100 {
-			t.Errorf("%s: a refresh replaced a token only %v old: one window refreshed twice", appid, r.MinReplacedAge)
-		}
-	}
-	t.Logf("api_authorizer_token answers %v; user/get answers %v (40001s are the other replica's stale token, compare-and-refreshed without a refresh)",
-		c.ByErrcode[sim.EndpointAuthorizerToken], c.ByErrcode[sim.EndpointUserGet])
-	t.Logf("%d requests ok; %d refreshes for %d accounts in %v (%.2f per account); youngest replaced token %v",
-		ok.Load(), total, accounts, run, float64(total)/accounts, youngest)
+		t.Logf("api_authorizer_token answers %v; user/get answers %v (40001s are the other replica's stale token, compare-and-refreshed without a refresh)",
+			c.ByErrcode[sim.EndpointAuthorizerToken], c.ByErrcode[sim.EndpointUserGet])
+		t.Logf("%d requests ok; %d refreshes for %d accounts in %v (%.2f per account); youngest replaced token %v",
+			ok.Load(), total, accounts, run, float64(total)/accounts, youngest)
+	})
 }
 
 // TestRestartKeepsTicketAndTokens stops the only gateway and starts it

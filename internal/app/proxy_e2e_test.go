@@ -278,7 +278,7 @@ func TestProxyMapsEveryWeChatErrcode(t *testing.T) {
 	// through, except where the contract names its own (61003 for an
 	// account that unauthorized, -1 for outages and a component without a
 	// ticket). A token WeChat refuses even after the refresh is
-	// upstream_error on REST, like any errcode §4 does not name, but -1 on
+	// upstream_error on REST, like any errcode docs/api.md does not name, but -1 on
 	// the compatible surface, where 40001 would read as "bad tenant key".
 	cases := []struct {
 		errcode int

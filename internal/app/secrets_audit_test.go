@@ -26,7 +26,7 @@ import (
 )
 
 // auditSecretFields are the JSON fields and query parameters through which
-// WeChat and the gateway exchange secrets (WECHAT.md §2): whatever value
+// WeChat and the gateway exchange secrets (docs/wechat.md, "The component token chain"): whatever value
 // they carry is recorded as a secret.
 var auditSecretFields = map[string]string{
 	"component_appsecret":      "component secret",
@@ -367,7 +367,7 @@ func TestSecretsAudit(t *testing.T) {
 			t.Fatalf("authorization URLs %q / %q carry no pre_auth_code", a.URL, a.MobileURL)
 		}
 		secrets.add("pre_auth_code", pac)
-		c.allow(pac) // CONTRACT §3.2: the URLs carry a fresh pre_auth_code
+		c.allow(pac) // docs/api.md, "POST /v1/authorizations": the URLs carry a fresh pre_auth_code
 		code, err := st.Sim.Authorize(ctx, auditFlowAccount, pac)
 		if err != nil {
 			t.Fatal(err)
@@ -479,7 +479,7 @@ func TestSecretsAudit(t *testing.T) {
 			t.Fatalf("issued key: %s", x.body)
 		}
 		secrets.add("tenant key", k.Key)
-		c.allow(k.Key) // CONTRACT §3.4: the key is shown once, on issue
+		c.allow(k.Key) // docs/api.md, "Keys": the key is shown once, on issue
 		c.do(t, http.MethodGet, "/v1/authorizers/"+fansAccount+"/fans", k.Key, nil, 200)
 		c.do(t, http.MethodGet, "/v1/authorizers/"+auditFlowAccount+"/fans", k.Key, nil, 403)
 		c.do(t, http.MethodDelete, "/admin/keys/"+k.KID, admin, nil, 204)

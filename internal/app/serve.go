@@ -2,22 +2,29 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wxgate/wxgate/internal/authorizer"
+	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/httpapi"
 	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
+	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
 
 func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
@@ -81,54 +88,176 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 	return store.Open(ctx, cfg.DatabaseURL, store.Options{Box: box, Now: now, Logger: log, MaxOpenConns: cfg.DatabaseMaxConns})
 }
 
-// gateway is one wired wxgate replica: its router and its background workers.
+// gateway is one wired wxgate replica: its router and the background
+// workers that run beside it.
 type gateway struct {
 	cfg     config.Config
 	log     *slog.Logger
 	store   *store.Store
-	metrics *obs.Metrics
 	handler http.Handler
-	now     func() time.Time
-	// tokens is the authorizer token manager and wechat the WeChat client
-	// (wire_platform.go); the proxy uses both.
-	tokens *authorizer.Manager
-	wechat *wechat.Client
-	// reloadTenants refreshes this replica's tenant directory at once
-	// (wire_tenant.go); the platform calls it after binding an account.
-	reloadTenants func(context.Context) error
-	// workers run until the context ends (token refresher, cache pollers,
-	// usage flusher, ...). Each must return nil on cancellation.
+	// workers run until the context ends (token refreshers, cache pollers,
+	// usage flusher, janitor). Each must return nil on cancellation.
 	workers []func(ctx context.Context) error
 }
 
-// newGateway wires every service of one replica over an open, migrated store.
+// How long handled-event receipts and finished authorization sessions are
+// kept before the janitor deletes them.
+const (
+	eventReceiptRetention = 7 * 24 * time.Hour
+	sessionRetention      = 24 * time.Hour
+	janitorInterval       = time.Hour
+)
+
+// newGateway wires every service of one replica over an open, migrated
+// store, in the order they depend on each other: each service is a local
+// variable built from the ones above it and handed on explicitly.
 func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, now func() time.Time) (*gateway, error) {
-	m := obs.NewMetrics()
+	// Metrics, and the store-query counter the hot-path tests read.
+	metrics := obs.NewMetrics()
 	st.OnQueryContext(func(ctx context.Context) {
 		origin := "background"
 		if obs.RequestID(ctx) != "" {
 			origin = "request"
 		}
-		m.StoreQueries.WithLabelValues(origin).Inc()
+		metrics.StoreQueries.WithLabelValues(origin).Inc()
 	})
-	g := &gateway{cfg: cfg, log: log, store: st, metrics: m, now: now}
-	tenants, err := wireTenant(ctx, g)
+
+	// Tenants: directory, key verifier, rate limiter, usage, admin.
+	tenants, err := tenant.New(ctx, tenant.Options{
+		Store:          st,
+		ComponentAppID: cfg.ComponentAppID,
+		MasterKey:      cfg.SecretKey,
+		DefaultRate:    cfg.TenantRateLimit,
+		DefaultBurst:   cfg.TenantRateBurst,
+		Now:            now,
+		Logger:         log,
+	})
 	if err != nil {
 		return nil, err
 	}
-	platform, err := wirePlatform(ctx, g)
+
+	// WeChat: the upstream client and the platform's message crypto.
+	wx, err := wechat.New(wechat.Options{
+		BaseURL:         cfg.WeChatAPIURL,
+		ComponentAppID:  cfg.ComponentAppID,
+		ComponentSecret: cfg.ComponentSecret,
+		Metrics:         metrics,
+		Logger:          log,
+	})
 	if err != nil {
+		return nil, fmt.Errorf("platform: %w", err)
+	}
+	crypter, err := wxcrypt.New(cfg.ComponentToken.Reveal(), cfg.ComponentAESKey.Reveal(), cfg.ComponentAppID)
+	if err != nil {
+		return nil, fmt.Errorf("platform: %w", err)
+	}
+
+	// The platform: component credentials (ticket and component token),
+	// the authorizer manager (every account's tokens), and the
+	// authorization flow that feeds both and binds accounts to tenants.
+	owner := replicaID()
+	credentials := component.NewCredentials(component.CredentialOptions{
+		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Owner: owner,
+		Now: now, Logger: log, Metrics: metrics,
+	})
+	authorizers := authorizer.New(authorizer.Options{
+		ComponentAppID: cfg.ComponentAppID, Store: st, WeChat: wx, Component: credentials, Owner: owner,
+		Now: now, Logger: log, Metrics: metrics,
+	})
+	flow := component.NewFlow(component.FlowOptions{
+		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Credentials: credentials, Owner: owner,
+		PublicURL: cfg.PublicURL, MPURL: cfg.WeChatMPURL, OpenURL: cfg.WeChatOpenURL,
+		Now: now, Logger: log, Metrics: metrics, OnAuthorizerChanged: authorizers.Apply,
+		OnBound: func(ctx context.Context, _, _ string) {
+			// Serve the new binding on this replica at once; the poller
+			// brings it to the others.
+			if err := tenants.Directory.Reload(ctx); err != nil {
+				log.WarnContext(ctx, "platform: reloading the tenant directory after a binding failed; the poller will catch up", "err", err.Error())
+			}
+		},
+	})
+	if err := credentials.Load(ctx); err != nil {
 		return nil, err
 	}
-	g.handler = httpapi.NewServer(httpapi.Deps{
-		Logger:   log,
-		Metrics:  m,
-		Store:    st,
-		Platform: platform,
-		Tenant:   tenants,
-		Proxy:    wireProxy(g, tenants),
+	if err := authorizers.Load(ctx); err != nil {
+		return nil, err
+	}
+
+	// The proxy: the proxied WeChat APIs over the authorizers' tokens.
+	proxied := proxy.NewService(authorizers, wx, metrics, log, cfg.UpstreamTimeout)
+
+	// The router, over everything above.
+	handler := httpapi.NewServer(httpapi.Deps{
+		Logger:  log,
+		Metrics: metrics,
+		Store:   st,
+		Tenant: httpapi.TenantDeps{
+			AdminToken:   cfg.AdminToken,
+			Now:          now,
+			Keys:         tenants.Verifier,
+			Bindings:     tenants.Directory,
+			Limiter:      tenants.Limiter,
+			Usage:        tenants.Usage,
+			Tenants:      tenants.Admin,
+			KeyAdmin:     tenants.Admin,
+			BindingAdmin: tenants.Admin,
+			UsageReport:  tenants.Admin,
+		},
+		Platform: httpapi.PlatformDeps{
+			ComponentAppID: cfg.ComponentAppID,
+			Crypter:        crypter,
+			Events:         flow,
+			Receipts:       st,
+			ReplayWindow:   eventReceiptRetention,
+			Flow:           flow,
+			Directory:      st,
+			Authorizers:    authorizers,
+			Component:      credentials,
+			Metrics:        metrics,
+			Now:            now,
+		},
+		Proxy: httpapi.ProxyDeps{
+			Service:             proxied,
+			Bindings:            tenants.Directory,
+			Usage:               tenants.Usage,
+			Metrics:             metrics,
+			Log:                 log,
+			ExportProgressEvery: 5 * time.Second,
+		},
 	})
-	return g, nil
+
+	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, func(ctx context.Context) error {
+		return platformJanitor(ctx, st, log, now)
+	})
+	return &gateway{cfg: cfg, log: log, store: st, handler: handler, workers: workers}, nil
+}
+
+// platformJanitor prunes old event receipts and finished sessions hourly.
+func platformJanitor(ctx context.Context, st *store.Store, log *slog.Logger, now func() time.Time) error {
+	t := time.NewTicker(janitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		at := now()
+		if _, err := st.DeleteEventsBefore(ctx, at.Add(-eventReceiptRetention)); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning event receipts failed", "err", err.Error())
+		}
+		if _, err := st.DeleteExpiredSessions(ctx, at.Add(-sessionRetention)); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning authorization sessions failed", "err", err.Error())
+		}
+	}
+}
+
+// replicaID names this process in leases: host, pid and a random suffix.
+func replicaID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // serve runs the HTTP server on ln and the workers until ctx ends, then

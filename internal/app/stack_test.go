@@ -129,6 +129,14 @@ func (st *stack) newKey(body map[string]any) string {
 	return k.Key
 }
 
+// in returns st reporting to t: the helpers called in a step of a journey
+// test fail that step, not the test around it. The deployment is the same.
+func (st *stack) in(t testing.TB) *stack {
+	c := *st
+	c.t = t
+	return &c
+}
+
 func (st *stack) base() string { return "http://" + st.Replicas[0].Addr }
 
 // call sends a request to the first replica; out (if not nil) receives the JSON answer.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
@@ -28,71 +29,90 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, d store.Dialect)) {
 func TestComponentTokenFromTicket(t *testing.T) {
 	t.Parallel()
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
-		p := componenttest.New(t, componenttest.Options{Dialect: d, TokenLifetime: 100 * time.Second})
-		ctx := p.Ctx()
-		if _, err := p.Credentials.Token(ctx); !errs.Is(err, errs.ComponentNotReady) {
-			t.Fatalf("before any ticket: %v", err)
-		}
-		st, err := p.Credentials.Status(ctx)
-		if err != nil || st.TicketReceivedAt != nil || st.TokenExpiresAt != nil || st.ComponentAppID != componenttest.ComponentAppID {
-			t.Fatalf("status before any ticket = %+v, %v", st, err)
-		}
-		// Before any ticket the age metric counts the wait, so an alert on
-		// it fires when pushes never start.
-		p.Clock.Advance(25 * time.Minute)
-		if err := p.Credentials.Tick(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 1500 {
-			t.Fatalf("ticket age before any ticket = %v, want 1500 s", age)
-		}
-		// The ticket push triggers the first token fetch.
-		p.PushTicket()
-		if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 0 {
-			t.Fatalf("ticket age after a push = %v, want 0", age)
-		}
-		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
-			t.Fatalf("api_component_token calls after the first ticket = %d", n)
-		}
-		tok, err := p.Credentials.Token(ctx)
-		if err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
-			t.Fatalf("token = %v, %v", tok, err)
-		}
-		st, _ = p.Credentials.Status(ctx)
-		if st.TicketReceivedAt == nil || !st.TicketReceivedAt.Equal(p.Clock.Now()) || st.TokenExpiresAt == nil || !st.TokenExpiresAt.Equal(p.Clock.Now().Add(100*time.Second)) {
-			t.Fatalf("status = %+v", st)
-		}
-		// A second ticket with a good token changes nothing upstream.
-		p.PushTicket()
-		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
-			t.Fatalf("a new ticket with a valid token refetched: %d calls", n)
-		}
-		// Not due at 70% of the lifetime, due at 75%.
-		p.Clock.Advance(70 * time.Second)
-		if err := p.Credentials.Tick(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
-			t.Fatalf("refreshed before due: %d calls", n)
-		}
-		p.Clock.Advance(6 * time.Second)
-		if err := p.Credentials.Tick(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
-			t.Fatalf("not refreshed when due: %d calls", n)
-		}
-		if tok2, _ := p.Credentials.Token(ctx); tok2 == tok || tok2.Reveal() != p.Sim.CurrentComponentToken() {
-			t.Fatal("the refreshed token is not served")
-		}
-		// Restart: a new replica on the same database serves the stored token.
-		r := p.Replica(componenttest.Options{})
-		if tok3, err := r.Credentials.Token(ctx); err != nil || tok3.Reveal() != p.Sim.CurrentComponentToken() {
-			t.Fatalf("after restart: %v, %v", tok3, err)
-		}
-		if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
-			t.Fatalf("restart refetched: %d calls", n)
-		}
+		root := componenttest.New(t, componenttest.Options{Dialect: d, TokenLifetime: 100 * time.Second})
+		ctx := root.Ctx()
+		var tok secret.Value
+
+		journey.Step(t, "before any ticket", func(t *testing.T) {
+			p := root.In(t)
+			if _, err := p.Credentials.Token(ctx); !errs.Is(err, errs.ComponentNotReady) {
+				t.Fatalf("token before any ticket: got %v, want component_not_ready", err)
+			}
+			st, err := p.Credentials.Status(ctx)
+			if err != nil || st.TicketReceivedAt != nil || st.TokenExpiresAt != nil || st.ComponentAppID != componenttest.ComponentAppID {
+				t.Fatalf("status before any ticket: got %+v, %v, want no ticket, no token, appid %s", st, err, componenttest.ComponentAppID)
+			}
+			// The age metric counts the wait, so an alert on it fires when
+			// pushes never start.
+			p.Clock.Advance(25 * time.Minute)
+			if err := p.Credentials.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 1500 {
+				t.Fatalf("ticket age before any ticket: got %v, want 1500 s", age)
+			}
+		})
+
+		journey.Step(t, "the first ticket fetches the token", func(t *testing.T) {
+			p := root.In(t)
+			p.PushTicket()
+			if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 0 {
+				t.Fatalf("ticket age after a push: got %v, want 0", age)
+			}
+			if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
+				t.Fatalf("api_component_token calls after the first ticket: got %d, want 1", n)
+			}
+			var err error
+			tok, err = p.Credentials.Token(ctx)
+			if err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
+				t.Fatalf("token: got %v, %v, want WeChat's current one", tok, err)
+			}
+			st, _ := p.Credentials.Status(ctx)
+			wantExpiry := p.Clock.Now().Add(100 * time.Second)
+			if st.TicketReceivedAt == nil || !st.TicketReceivedAt.Equal(p.Clock.Now()) || st.TokenExpiresAt == nil || !st.TokenExpiresAt.Equal(wantExpiry) {
+				t.Fatalf("status: got %+v, want the ticket received now and the token expiring at %s", st, wantExpiry)
+			}
+		})
+
+		journey.Step(t, "a second ticket with a good token changes nothing upstream", func(t *testing.T) {
+			p := root.In(t)
+			p.PushTicket()
+			if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
+				t.Fatalf("api_component_token calls: got %d, want still 1", n)
+			}
+		})
+
+		journey.Step(t, "renewed at 75 percent of the lifetime, not at 70", func(t *testing.T) {
+			p := root.In(t)
+			p.Clock.Advance(70 * time.Second)
+			if err := p.Credentials.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
+				t.Fatalf("api_component_token calls at 70%%: got %d, want 1", n)
+			}
+			p.Clock.Advance(6 * time.Second)
+			if err := p.Credentials.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
+				t.Fatalf("api_component_token calls at 76%%: got %d, want 2", n)
+			}
+			if tok2, _ := p.Credentials.Token(ctx); tok2 == tok || tok2.Reveal() != p.Sim.CurrentComponentToken() {
+				t.Fatal("token after the refresh: got the old one, want WeChat's new one")
+			}
+		})
+
+		journey.Step(t, "a restarted replica serves the stored token", func(t *testing.T) {
+			p := root.In(t)
+			r := p.Replica(componenttest.Options{})
+			if tok3, err := r.Credentials.Token(ctx); err != nil || tok3.Reveal() != p.Sim.CurrentComponentToken() {
+				t.Fatalf("after restart: got %v, %v, want WeChat's current token", tok3, err)
+			}
+			if n := p.Calls(sim.EndpointComponentToken, ""); n != 2 {
+				t.Fatalf("api_component_token calls after restart: got %d, want still 2", n)
+			}
+		})
 	})
 }
 

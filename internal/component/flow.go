@@ -77,7 +77,7 @@ type FlowOptions struct {
 	CompletionWait time.Duration
 }
 
-// Flow is the authorization flow of CONTRACT §3.1-§3.2.
+// Flow is the authorization flow (docs/api.md, "WeChat-facing endpoints" and "POST /v1/authorizations").
 type Flow struct {
 	o   FlowOptions
 	log *slog.Logger
@@ -184,7 +184,7 @@ func (f *Flow) CallbackURL(sessionID string) string {
 	return f.o.PublicURL + "/wechat/callback?session=" + url.QueryEscape(sessionID)
 }
 
-// authURLs builds the PC and mobile authorization page URLs (WECHAT.md §2.4).
+// authURLs builds the PC and mobile authorization page URLs (docs/wechat.md, "The authorization pages").
 func (f *Flow) authURLs(sess store.AuthSession, code secret.Value) (pc, mobile string) {
 	params := func() string {
 		// Order as WeChat documents it; url.Values would sort the keys.
@@ -449,7 +449,7 @@ func (f *Flow) recoverUsedCode(ctx context.Context, appid string) (a store.Autho
 	return a, false, err
 }
 
-// authCodeLifetime is how long an auth_code stays valid (WECHAT.md §2 item 4).
+// authCodeLifetime is how long an auth_code stays valid (docs/wechat.md, "The authorization pages").
 const authCodeLifetime = 600 * time.Second
 
 // errStaleEvent marks an event that an authorization has since overtaken.

@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// Code is a stable, documented error slug (CONTRACT §4).
+// Code is a stable, documented error slug (docs/api.md, "Error codes").
 type Code string
 
-// The codes of CONTRACT §4.
+// The codes of docs/api.md, "Error codes".
 const (
 	InvalidArgument        Code = "invalid_argument"
 	Unauthenticated        Code = "unauthenticated"

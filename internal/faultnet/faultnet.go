@@ -17,6 +17,7 @@ type Forwarder struct {
 	mu    sync.Mutex
 	addr  string
 	ln    net.Listener
+	held  io.Closer // while cut: the port, bound but not listening
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -82,12 +83,16 @@ func (f *Forwarder) pipe(dst, src net.Conn) {
 	f.mu.Unlock()
 }
 
-// Cut closes the listener and every forwarded connection: the target looks down.
+// Cut closes the listener and every forwarded connection: the target looks
+// down (connection refused). The port stays bound, without listening, so no
+// other server on the machine can take it while the link is cut (tests run
+// in parallel and open listeners on free ports all the time).
 func (f *Forwarder) Cut() {
 	f.mu.Lock()
 	if f.ln != nil {
 		_ = f.ln.Close()
 		f.ln = nil
+		f.held = hold(f.addr)
 	}
 	for c := range f.conns {
 		_ = c.Close()
@@ -104,6 +109,12 @@ func (f *Forwarder) Restore() error {
 	if up {
 		return errors.New("faultnet: not cut")
 	}
+	f.mu.Lock()
+	if f.held != nil {
+		_ = f.held.Close()
+		f.held = nil
+	}
+	f.mu.Unlock()
 	return f.listen(addr)
 }
 

@@ -62,7 +62,7 @@ func requireTenant(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.
 // requireTenantCompat authenticates the tenant key the compatible surface
 // (/wx/{appid}/…) receives where WeChat expects access_token, in the query.
 // Failures answer in WeChat's shape with HTTP 200: a missing key 41001, an
-// invalid, expired or revoked one 40001 (CONTRACT §3.3).
+// invalid, expired or revoked one 40001 (docs/api.md, "Compatible errcodes").
 //
 // The router mounts it (with rateLimit answering writeWeChatError) on the
 // /wx/:appid group; the handlers then call authorizeAppID for the path's

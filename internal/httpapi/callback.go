@@ -12,7 +12,7 @@ import (
 )
 
 // handleCallback is GET /wechat/callback, where WeChat sends the merchant's
-// browser after authorization (CONTRACT §3.1): it completes the session
+// browser after authorization (docs/api.md, "GET /wechat/callback"): it completes the session
 // and redirects to the session's return_url with appid and result appended
 // (result=error&error=CODE on failure). A missing, unknown or expired
 // session gets a 400 HTML page: there is nowhere safe to redirect.
@@ -34,7 +34,7 @@ func handleCallback(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 			c.Data(status, "text/html; charset=utf-8", []byte(page))
 			return
 		}
-		// In the order CONTRACT §3.1 writes them: appid, result, error.
+		// In the order docs/api.md, "GET /wechat/callback" writes them: appid, result, error.
 		var extra []string
 		if res.AppID != "" {
 			extra = append(extra, "appid="+url.QueryEscape(res.AppID))

@@ -53,7 +53,7 @@ type EventReceipts interface {
 	RecordEvent(ctx context.Context, digest string) error
 }
 
-// AuthorizationFlow is the authorization flow of CONTRACT §3.1-§3.2.
+// AuthorizationFlow is the authorization flow (docs/api.md, "WeChat-facing endpoints" and "POST /v1/authorizations").
 type AuthorizationFlow interface {
 	// CreateAuthorization starts a session for tenantID. Errors:
 	// invalid_argument, component_not_ready, upstream_*; internal for an

@@ -13,7 +13,7 @@ import (
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
-// statusOf is the one table from error code to HTTP status (CONTRACT §4).
+// statusOf is the one table from error code to HTTP status (docs/api.md, "Error codes").
 var statusOf = map[errs.Code]int{
 	errs.InvalidArgument:        http.StatusBadRequest,
 	errs.Unauthenticated:        http.StatusUnauthorized,
@@ -33,7 +33,7 @@ var statusOf = map[errs.Code]int{
 
 // wechatCodeOf is the one table from error code to the WeChat errcode the
 // compatible routes answer when the error did not come from WeChat itself
-// (CONTRACT §3.3).
+// (docs/api.md, "Compatible errcodes").
 var wechatCodeOf = map[errs.Code]int{
 	errs.InvalidArgument:        wechat.ErrDataFormat,
 	errs.Unauthenticated:        wechat.ErrInvalidCredential,
@@ -159,7 +159,7 @@ func writeWeChatJSON(c *gin.Context, body []byte) {
 	c.Data(http.StatusOK, wechatContentType, body)
 }
 
-// wechatContentType is the Content-Type WeChat answers with (WECHAT.md §8).
+// wechatContentType is the Content-Type WeChat answers with (docs/wechat.md, "Wire format").
 const wechatContentType = "application/json; encoding=utf-8"
 
 func setRetryAfter(c *gin.Context, e *errs.Error) {

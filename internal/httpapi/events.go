@@ -32,7 +32,7 @@ var knownInfoTypes = map[string]bool{
 }
 
 // handleEvents is POST /wechat/events, the authorization event receive URL
-// (CONTRACT §3.1). Refusals (413 oversize, 400 malformed or wrong appid, 401
+// (docs/api.md, "POST /wechat/events"). Refusals (413 oversize, 400 malformed or wrong appid, 401
 // bad signature) happen before anything is stored. An event is remembered by
 // the digest of its ciphertext only after it was applied, so a replay answers
 // success without doing anything, while a push whose handling failed

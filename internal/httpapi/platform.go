@@ -20,7 +20,7 @@ import (
 // maxJSONBody bounds the small JSON bodies of the platform routes.
 const maxJSONBody = 64 << 10
 
-// authorizerJSON is AUTHORIZER (CONTRACT §3.2). It never carries a token.
+// authorizerJSON is AUTHORIZER (docs/api.md, "The AUTHORIZER object"). It never carries a token.
 type authorizerJSON struct {
 	AppID          string  `json:"appid"`
 	Status         string  `json:"status"`
@@ -88,7 +88,7 @@ func decodeJSON(c *gin.Context, v any) error {
 	return nil
 }
 
-// handleCreateAuthorization is POST /v1/authorizations (CONTRACT §3.2).
+// handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations").
 func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Flow == nil {
 		return notWired(log)

@@ -24,6 +24,7 @@ import (
 	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
@@ -412,129 +413,139 @@ func TestAuthorizationFlowOverHTTP(t *testing.T) {
 			rival := pf.createTenant("rival")
 			_, rivalKey := pf.issueKey(rival, nil)
 
-			w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "https://acme.example/wx?step=2", "auth_type": 1},
-				"Authorization", "Bearer "+key)
-			if w.Code != http.StatusCreated {
-				t.Fatalf("create: %d %s", w.Code, w.Body)
-			}
-			var created map[string]string
-			if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
-				t.Fatal(err)
-			}
-			if !strings.HasPrefix(created["id"], "as_") || created["expires_at"] == "" ||
-				!strings.HasPrefix(created["url"], p.SimServer.URL+"/cgi-bin/componentloginpage?component_appid="+tfComponent+"&pre_auth_code=") ||
-				!strings.Contains(created["url"], "&redirect_uri="+url.QueryEscape(componenttest.PublicURL+"/wechat/callback?session="+created["id"])+"&auth_type=1") ||
-				!strings.HasSuffix(created["mobile_url"], "#wechat_redirect") {
-				t.Fatalf("created = %v", created)
-			}
-			location := p.FollowPage(created["url"], appA1)
-			u, _ := url.Parse(location)
-			w = pf.do(http.MethodGet, "/wechat/callback?"+u.RawQuery, nil)
-			if w.Code != http.StatusFound {
-				t.Fatalf("callback: %d %s", w.Code, w.Body)
-			}
-			if got, want := w.Header().Get("Location"), "https://acme.example/wx?step=2&appid="+appA1+"&result=authorized"; got != want {
-				t.Fatalf("redirect to %s, want %s", got, want)
-			}
-
 			secrets := func() []string {
 				a, _ := p.Store.GetAuthorizer(p.Ctx(), tfComponent, appA1)
 				st, _ := p.Store.GetComponentState(p.Ctx(), tfComponent)
 				return []string{a.AccessToken.Reveal(), a.RefreshToken.Reveal(), st.Token.Reveal(), st.Ticket.Reveal()}
 			}
-			noSecrets := func(what string, w *httptest.ResponseRecorder) {
+			noSecrets := func(t *testing.T, what string, w *httptest.ResponseRecorder) {
 				t.Helper()
 				for _, s := range secrets() {
 					if s != "" && strings.Contains(w.Body.String(), s) {
-						t.Fatalf("%s leaks a secret", what)
+						t.Fatalf("%s: got a secret in the answer, want none", what)
 					}
 				}
 			}
-			w = pf.tenantCall(http.MethodGet, "/v1/authorizers", key)
-			noSecrets("GET /v1/authorizers", w)
-			var list struct {
-				Authorizers []map[string]any `json:"authorizers"`
-			}
-			if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || w.Code != 200 || len(list.Authorizers) != 1 {
-				t.Fatalf("list: %d %s", w.Code, w.Body)
-			}
-			got := list.Authorizers[0]
-			keys := make([]string, 0, len(got))
-			for k := range got {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			if want := []string{"appid", "authorized_at", "nick_name", "permission_sets", "status", "token_expires_at"}; !slices.Equal(keys, want) {
-				t.Fatalf("AUTHORIZER keys = %v", keys)
-			}
-			if got["appid"] != appA1 || got["status"] != "authorized" || got["nick_name"] != "Nick "+appA1 || got["token_expires_at"] == nil {
-				t.Fatalf("AUTHORIZER = %v", got)
-			}
-			if sets, _ := got["permission_sets"].([]any); len(sets) != 2 {
-				t.Fatalf("permission_sets = %v", got["permission_sets"])
-			}
-			if w := pf.tenantCall(http.MethodGet, "/v1/authorizers/"+appA1, key); w.Code != 200 {
-				t.Fatalf("get: %d %s", w.Code, w.Body)
-			} else {
-				noSecrets("GET /v1/authorizers/{appid}", w)
-			}
-			// Another tenant sees nothing, and the same 404 as for an unknown account.
-			if w := pf.tenantCall(http.MethodGet, "/v1/authorizers", rivalKey); !strings.Contains(w.Body.String(), `"authorizers":[]`) {
-				t.Fatalf("rival list: %s", w.Body)
-			}
-			w1 := pf.tenantCall(http.MethodGet, "/v1/authorizers/"+appA1, rivalKey)
-			w2 := pf.tenantCall(http.MethodGet, "/v1/authorizers/wx0000000000000404", rivalKey)
-			if w1.Code != 404 || w2.Code != 404 || w1.Body.String() != w2.Body.String() {
-				t.Fatalf("rival get: %d %s / %d %s", w1.Code, w1.Body, w2.Code, w2.Body)
-			}
 
-			// Admin views.
-			w = pf.admin(http.MethodGet, "/admin/authorizers", nil)
-			noSecrets("GET /admin/authorizers", w)
-			if w.Code != 200 || !strings.Contains(w.Body.String(), `"tenants":["`+acme+`"]`) {
-				t.Fatalf("admin list: %d %s", w.Code, w.Body)
-			}
-			before := p.Calls(sim.EndpointAuthorizerToken, appA1)
-			w = pf.admin(http.MethodPost, "/admin/authorizers/"+appA1+"/refresh", nil)
-			if w.Code != 200 || !strings.Contains(w.Body.String(), `"appid":"`+appA1+`"`) || p.Calls(sim.EndpointAuthorizerToken, appA1) != before+1 {
-				t.Fatalf("admin refresh: %d %s", w.Code, w.Body)
-			}
-			noSecrets("POST /admin/authorizers/{appid}/refresh", w)
-			if w := pf.admin(http.MethodPost, "/admin/authorizers/wx0000000000000404/refresh", nil); w.Code != 404 {
-				t.Fatalf("refresh unknown: %d %s", w.Code, w.Body)
-			}
-			w = pf.admin(http.MethodGet, "/admin/component", nil)
-			noSecrets("GET /admin/component", w)
-			var comp map[string]any
-			_ = json.Unmarshal(w.Body.Bytes(), &comp)
-			if w.Code != 200 || comp["component_appid"] != tfComponent || comp["ticket_received_at"] == nil || comp["token_expires_at"] == nil {
-				t.Fatalf("admin component: %d %s", w.Code, w.Body)
-			}
+			journey.Step(t, "authorize through the pages", func(t *testing.T) {
+				w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "https://acme.example/wx?step=2", "auth_type": 1},
+					"Authorization", "Bearer "+key)
+				if w.Code != http.StatusCreated {
+					t.Fatalf("create: got %d %s, want 201", w.Code, w.Body)
+				}
+				var created map[string]string
+				if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(created["id"], "as_") || created["expires_at"] == "" ||
+					!strings.HasPrefix(created["url"], p.SimServer.URL+"/cgi-bin/componentloginpage?component_appid="+tfComponent+"&pre_auth_code=") ||
+					!strings.Contains(created["url"], "&redirect_uri="+url.QueryEscape(componenttest.PublicURL+"/wechat/callback?session="+created["id"])+"&auth_type=1") ||
+					!strings.HasSuffix(created["mobile_url"], "#wechat_redirect") {
+					t.Fatalf("created: got %v, want an as_ id, expires_at, the PC page URL with this session's redirect_uri and auth_type=1, a mobile URL", created)
+				}
+				location := p.FollowPage(created["url"], appA1)
+				u, _ := url.Parse(location)
+				w = pf.do(http.MethodGet, "/wechat/callback?"+u.RawQuery, nil)
+				if w.Code != http.StatusFound {
+					t.Fatalf("callback: got %d %s, want 302", w.Code, w.Body)
+				}
+				if got, want := w.Header().Get("Location"), "https://acme.example/wx?step=2&appid="+appA1+"&result=authorized"; got != want {
+					t.Fatalf("redirect: got %s, want %s", got, want)
+				}
+			})
 
-			// Bad requests.
-			for field, body := range map[string]map[string]any{
-				"return_url": {"return_url": "javascript:alert(1)"},
-				"auth_type":  {"return_url": "https://x.example/", "auth_type": 9},
-				"biz_appid":  {"return_url": "https://x.example/", "biz_appid": "nope"},
-			} {
-				w := pf.do(http.MethodPost, "/v1/authorizations", body, "Authorization", "Bearer "+key)
-				var b struct {
-					Error struct {
-						Code    string
-						Details struct{ Fields map[string]string }
+			journey.Step(t, "the tenant sees its account", func(t *testing.T) {
+				w := pf.tenantCall(http.MethodGet, "/v1/authorizers", key)
+				noSecrets(t, "GET /v1/authorizers", w)
+				var list struct {
+					Authorizers []map[string]any `json:"authorizers"`
+				}
+				if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || w.Code != 200 || len(list.Authorizers) != 1 {
+					t.Fatalf("list: got %d %s, want 200 with one authorizer", w.Code, w.Body)
+				}
+				got := list.Authorizers[0]
+				keys := make([]string, 0, len(got))
+				for k := range got {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				if want := []string{"appid", "authorized_at", "nick_name", "permission_sets", "status", "token_expires_at"}; !slices.Equal(keys, want) {
+					t.Fatalf("AUTHORIZER keys: got %v, want %v", keys, want)
+				}
+				if got["appid"] != appA1 || got["status"] != "authorized" || got["nick_name"] != "Nick "+appA1 || got["token_expires_at"] == nil {
+					t.Fatalf("AUTHORIZER: got %v, want %s authorized, nick_name %q, a token expiry", got, appA1, "Nick "+appA1)
+				}
+				if sets, _ := got["permission_sets"].([]any); len(sets) != 2 {
+					t.Fatalf("permission_sets: got %v, want 2 sets", got["permission_sets"])
+				}
+				if w := pf.tenantCall(http.MethodGet, "/v1/authorizers/"+appA1, key); w.Code != 200 {
+					t.Fatalf("get: got %d %s, want 200", w.Code, w.Body)
+				} else {
+					noSecrets(t, "GET /v1/authorizers/{appid}", w)
+				}
+			})
+
+			journey.Step(t, "another tenant sees nothing", func(t *testing.T) {
+				// The same 404 as for an unknown account.
+				if w := pf.tenantCall(http.MethodGet, "/v1/authorizers", rivalKey); !strings.Contains(w.Body.String(), `"authorizers":[]`) {
+					t.Fatalf("rival list: got %s, want no authorizers", w.Body)
+				}
+				w1 := pf.tenantCall(http.MethodGet, "/v1/authorizers/"+appA1, rivalKey)
+				w2 := pf.tenantCall(http.MethodGet, "/v1/authorizers/wx0000000000000404", rivalKey)
+				if w1.Code != 404 || w2.Code != 404 || w1.Body.String() != w2.Body.String() {
+					t.Fatalf("rival get: got %d %s / %d %s, want the same 404 for both", w1.Code, w1.Body, w2.Code, w2.Body)
+				}
+			})
+
+			journey.Step(t, "admin views", func(t *testing.T) {
+				w := pf.admin(http.MethodGet, "/admin/authorizers", nil)
+				noSecrets(t, "GET /admin/authorizers", w)
+				if w.Code != 200 || !strings.Contains(w.Body.String(), `"tenants":["`+acme+`"]`) {
+					t.Fatalf("admin list: got %d %s, want 200 with tenants [%s]", w.Code, w.Body, acme)
+				}
+				before := p.Calls(sim.EndpointAuthorizerToken, appA1)
+				w = pf.admin(http.MethodPost, "/admin/authorizers/"+appA1+"/refresh", nil)
+				if calls := p.Calls(sim.EndpointAuthorizerToken, appA1); w.Code != 200 || !strings.Contains(w.Body.String(), `"appid":"`+appA1+`"`) || calls != before+1 {
+					t.Fatalf("admin refresh: got %d %s after %d api_authorizer_token calls, want 200 for %s after %d", w.Code, w.Body, calls-before, appA1, 1)
+				}
+				noSecrets(t, "POST /admin/authorizers/{appid}/refresh", w)
+				if w := pf.admin(http.MethodPost, "/admin/authorizers/wx0000000000000404/refresh", nil); w.Code != 404 {
+					t.Fatalf("refresh unknown: got %d %s, want 404", w.Code, w.Body)
+				}
+				w = pf.admin(http.MethodGet, "/admin/component", nil)
+				noSecrets(t, "GET /admin/component", w)
+				var comp map[string]any
+				_ = json.Unmarshal(w.Body.Bytes(), &comp)
+				if w.Code != 200 || comp["component_appid"] != tfComponent || comp["ticket_received_at"] == nil || comp["token_expires_at"] == nil {
+					t.Fatalf("admin component: got %d %s, want 200 for %s with ticket and token times", w.Code, w.Body, tfComponent)
+				}
+			})
+
+			journey.Step(t, "bad requests", func(t *testing.T) {
+				for field, body := range map[string]map[string]any{
+					"return_url": {"return_url": "javascript:alert(1)"},
+					"auth_type":  {"return_url": "https://x.example/", "auth_type": 9},
+					"biz_appid":  {"return_url": "https://x.example/", "biz_appid": "nope"},
+				} {
+					w := pf.do(http.MethodPost, "/v1/authorizations", body, "Authorization", "Bearer "+key)
+					var b struct {
+						Error struct {
+							Code    string
+							Details struct{ Fields map[string]string }
+						}
+					}
+					_ = json.Unmarshal(w.Body.Bytes(), &b)
+					if w.Code != 400 || b.Error.Code != "invalid_argument" || b.Error.Details.Fields[field] == "" {
+						t.Fatalf("bad %s: got %d %s, want 400 invalid_argument with details.fields.%s", field, w.Code, w.Body, field)
 					}
 				}
-				_ = json.Unmarshal(w.Body.Bytes(), &b)
-				if w.Code != 400 || b.Error.Code != "invalid_argument" || b.Error.Details.Fields[field] == "" {
-					t.Fatalf("bad %s: %d %s, want details.fields.%s", field, w.Code, w.Body, field)
+				if w := pf.do(http.MethodPost, "/v1/authorizations", "{not json", "Authorization", "Bearer "+key); w.Code != 400 {
+					t.Fatalf("bad json: got %d %s, want 400", w.Code, w.Body)
 				}
-			}
-			if w := pf.do(http.MethodPost, "/v1/authorizations", "{not json", "Authorization", "Bearer "+key); w.Code != 400 {
-				t.Fatalf("bad json: %d %s", w.Code, w.Body)
-			}
-			if w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "https://x.example/"}); w.Code != 401 {
-				t.Fatalf("no key: %d %s", w.Code, w.Body)
-			}
+				if w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "https://x.example/"}); w.Code != 401 {
+					t.Fatalf("no key: got %d %s, want 401", w.Code, w.Body)
+				}
+			})
 		})
 	}
 }

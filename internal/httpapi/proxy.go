@@ -224,7 +224,7 @@ const exportWriteWindow = time.Minute
 // Local refusals (the key, the binding, the permission sets, bad input) are
 // ordinary error answers; once WeChat has been asked, any failure, even of
 // the first page, ends a 200 stream with the error line carrying the cursor
-// to resume from (CONTRACT §3.2). A client that goes away stops the walk at
+// to resume from (docs/api.md, "Proxied account APIs"). A client that goes away stops the walk at
 // once.
 func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 	return func(c *gin.Context) {

@@ -8,21 +8,21 @@ import (
 	"github.com/wxgate/wxgate/internal/proxy"
 )
 
-// addRoutes is the whole HTTP surface (CONTRACT §3) and the middleware each
+// addRoutes is the whole HTTP surface (docs/api.md) and the middleware each
 // group gets.
 func addRoutes(r *gin.Engine, d Deps) {
-	// Operations (§3.5): no authentication.
+	// Operations (docs/api.md, "Operations"): no authentication.
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(d.Store, d.Logger))
 	r.GET("/metrics", handleMetrics(d.Metrics))
 	r.GET("/openapi.json", handleOpenAPI())
 
-	// WeChat-facing (§3.1): authenticated by msg_signature, or by the
+	// WeChat-facing (docs/api.md, "WeChat-facing endpoints"): authenticated by msg_signature, or by the
 	// authorization session in the query.
 	r.POST("/wechat/events", handleEvents(d.Platform, d.Logger))
 	r.GET("/wechat/callback", handleCallback(d.Platform, d.Logger))
 
-	// Tenant API (§3.2), behind a tenant key and the tenant's rate limit.
+	// Tenant API (docs/api.md, "Tenant API"), behind a tenant key and the tenant's rate limit.
 	proxied := proxiedRoutes{}
 	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, writeError, proxied.refused(d.Proxy)))
 	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
@@ -34,14 +34,14 @@ func addRoutes(r *gin.Engine, d Deps) {
 		proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export", handleExport(api, d.Proxy))
 	}
 
-	// WeChat-compatible API (§3.3): WeChat's paths under /wx/{appid}, the
+	// WeChat-compatible API (docs/api.md, "WeChat-compatible API"): WeChat's paths under /wx/{appid}, the
 	// tenant key in access_token, every answer in WeChat's shape.
 	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, writeWeChatError, proxied.refused(d.Proxy)))
 	for _, api := range proxy.APIs {
 		proxied.handle(wx, api.Method, api.Path, api, "compat", handleCompat(api, d.Proxy))
 	}
 
-	// Admin API (§3.4), behind WXGATE_ADMIN_TOKEN.
+	// Admin API (docs/api.md, "Admin API"), behind WXGATE_ADMIN_TOKEN.
 	admin := r.Group("/admin", requireAdmin(d.Tenant.AdminToken, d.Metrics, d.Logger))
 	admin.POST("/tenants", handleCreateTenant(d.Tenant.Tenants, d.Logger))
 	admin.GET("/tenants", handleListTenants(d.Tenant.Tenants, d.Logger))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
 )
@@ -20,128 +21,136 @@ func TestAdminAPIHappyPaths(t *testing.T) {
 			f := newTenantFixture(t, dialect)
 			now := f.clock.Now().UTC().Format(time.RFC3339)
 			ctx := context.Background()
+			var acme tenantJSON
+			var globex string
 
-			// Tenants.
-			w := f.admin(http.MethodPost, "/admin/tenants", map[string]any{"name": "  Acme Corp  "})
-			if w.Code != http.StatusCreated {
-				t.Fatalf("create: %d %s", w.Code, w.Body)
-			}
-			acme := decodeAs[tenantJSON](t, w)
-			if !strings.HasPrefix(acme.ID, "tn_") || acme.Name != "Acme Corp" || acme.CreatedAt != now || acme.RateLimit != nil {
-				t.Fatalf("created = %+v", acme)
-			}
-			f.clock.Advance(time.Millisecond)
-			globex := f.createTenant("Globex")
-			w = f.admin(http.MethodGet, "/admin/tenants", nil)
-			list := decodeAs[struct{ Tenants []tenantJSON }](t, w)
-			if w.Code != http.StatusOK || len(list.Tenants) != 2 || list.Tenants[0].ID != acme.ID || list.Tenants[1].ID != globex {
-				t.Fatalf("list: %d %s", w.Code, w.Body)
-			}
-			w = f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{"rate_limit": 2.5, "rate_burst": 7})
-			upd := decodeAs[tenantJSON](t, w)
-			if w.Code != http.StatusOK || upd.RateLimit == nil || *upd.RateLimit != 2.5 || *upd.RateBurst != 7 || upd.Name != "Acme Corp" {
-				t.Fatalf("patch rates: %d %s", w.Code, w.Body)
-			}
-			if r, b, _ := f.svc.Directory.TenantRate(acme.ID); r != 2.5 || b != 7 {
-				t.Fatalf("the writing replica did not reload: %v %v", r, b)
-			}
-			w = f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{"name": "Acme", "rate_limit": 0})
-			upd = decodeAs[tenantJSON](t, w)
-			if w.Code != http.StatusOK || upd.Name != "Acme" || upd.RateLimit != nil || upd.RateBurst == nil {
-				t.Fatalf("patch name, reset rate: %d %s", w.Code, w.Body)
-			}
-			if w := f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{}); w.Code != http.StatusOK {
-				t.Fatalf("empty patch: %d %s", w.Code, w.Body)
-			}
-
-			// Keys.
-			w = f.admin(http.MethodPost, "/admin/tenants/"+acme.ID+"/keys", nil)
-			if w.Code != http.StatusCreated || w.Header().Get("Cache-Control") != "no-store" {
-				t.Fatalf("issue with no body: %d %v %s", w.Code, w.Header(), w.Body)
-			}
-			plain := decodeAs[map[string]any](t, w)
-			if plain["expires_at"] != nil || !strings.HasPrefix(plain["kid"].(string), "k_") || strings.Count(plain["key"].(string), ".") != 2 {
-				t.Fatalf("issued = %s", w.Body)
-			}
-			f.clock.Advance(time.Second)
-			w = f.admin(http.MethodPost, "/admin/tenants/"+acme.ID+"/keys",
-				map[string]any{"name": "ci", "ttl_seconds": 3600, "appids": []string{"wxaaaaaaaaaaaaaaa1"}})
-			ci := decodeAs[issueKeyResponse](t, w)
-			wantExp := f.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-			if w.Code != http.StatusCreated || ci.ExpiresAt == nil || *ci.ExpiresAt != wantExp || ci.Name != "ci" || len(ci.AppIDs) != 1 {
-				t.Fatalf("issue with ttl: %d %s", w.Code, w.Body)
-			}
-			if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", ci.Key); w.Code != http.StatusOK {
-				t.Fatalf("the issued key does not work on the issuing replica: %d %s", w.Code, w.Body)
-			}
-			if err := f.svc.LastUsed.Flush(ctx); err != nil {
-				t.Fatal(err)
-			}
-			w = f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/keys", nil)
-			if strings.Contains(w.Body.String(), ci.Key) || strings.Contains(w.Body.String(), plain["key"].(string)) {
-				t.Fatal("a key is shown again")
-			}
-			keys := decodeAs[struct{ Keys []keyJSON }](t, w).Keys
-			if w.Code != http.StatusOK || len(keys) != 2 || keys[0].KID != ci.KID || keys[0].LastUsedAt == nil ||
-				keys[1].LastUsedAt != nil || keys[0].RevokedAt != nil || keys[0].Name != "ci" {
-				t.Fatalf("keys: %d %s", w.Code, w.Body)
-			}
-			for _, field := range []string{`"kid"`, `"name"`, `"created_at"`, `"expires_at"`, `"revoked_at"`, `"last_used_at"`} {
-				if !strings.Contains(w.Body.String(), field) {
-					t.Fatalf("keys lack %s: %s", field, w.Body)
+			journey.Step(t, "tenants", func(t *testing.T) {
+				w := f.admin(http.MethodPost, "/admin/tenants", map[string]any{"name": "  Acme Corp  "})
+				if w.Code != http.StatusCreated {
+					t.Fatalf("create: got %d %s, want 201", w.Code, w.Body)
 				}
-			}
-			for range 2 { // revoking is idempotent
-				if w := f.admin(http.MethodDelete, "/admin/keys/"+ci.KID, nil); w.Code != http.StatusNoContent || w.Body.Len() != 0 {
-					t.Fatalf("revoke: %d %s", w.Code, w.Body)
+				acme = decodeAs[tenantJSON](t, w)
+				if !strings.HasPrefix(acme.ID, "tn_") || acme.Name != "Acme Corp" || acme.CreatedAt != now || acme.RateLimit != nil {
+					t.Fatalf("created: got %+v, want id tn_…, name %q, created_at %s, no rate_limit", acme, "Acme Corp", now)
 				}
-			}
-			if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", ci.Key); w.Code != http.StatusUnauthorized {
-				t.Fatalf("a revoked key works on the revoking replica: %d", w.Code)
-			}
-			keys = decodeAs[struct{ Keys []keyJSON }](t, f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/keys", nil)).Keys
-			if keys[0].RevokedAt == nil {
-				t.Fatalf("revoked_at not shown: %+v", keys[0])
-			}
-
-			// Bindings.
-			if _, err := f.store.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: tfComponent, AppID: "wxaaaaaaaaaaaaaaa1",
-				AccessToken: "a", RefreshToken: "r"}, ""); err != nil {
-				t.Fatal(err)
-			}
-			for range 2 { // binding twice is a no-op
-				if w := f.admin(http.MethodPut, "/admin/tenants/"+acme.ID+"/authorizers/wxaaaaaaaaaaaaaaa1", nil); w.Code != http.StatusNoContent {
-					t.Fatalf("bind: %d %s", w.Code, w.Body)
+				f.clock.Advance(time.Millisecond)
+				globex = f.createTenant("Globex")
+				w = f.admin(http.MethodGet, "/admin/tenants", nil)
+				list := decodeAs[struct{ Tenants []tenantJSON }](t, w)
+				if w.Code != http.StatusOK || len(list.Tenants) != 2 || list.Tenants[0].ID != acme.ID || list.Tenants[1].ID != globex {
+					t.Fatalf("list: got %d %s, want 200 with [%s %s]", w.Code, w.Body, acme.ID, globex)
 				}
-			}
-			if !f.svc.Directory.Bound(acme.ID, "wxaaaaaaaaaaaaaaa1") {
-				t.Fatal("binding not in the directory")
-			}
-			if w := f.admin(http.MethodDelete, "/admin/tenants/"+acme.ID+"/authorizers/wxaaaaaaaaaaaaaaa1", nil); w.Code != http.StatusNoContent {
-				t.Fatalf("unbind: %d %s", w.Code, w.Body)
-			}
-			if f.svc.Directory.Bound(acme.ID, "wxaaaaaaaaaaaaaaa1") {
-				t.Fatal("binding still in the directory")
-			}
+				w = f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{"rate_limit": 2.5, "rate_burst": 7})
+				upd := decodeAs[tenantJSON](t, w)
+				if w.Code != http.StatusOK || upd.RateLimit == nil || *upd.RateLimit != 2.5 || *upd.RateBurst != 7 || upd.Name != "Acme Corp" {
+					t.Fatalf("patch rates: got %d %s, want 200 with rate_limit 2.5, rate_burst 7, name unchanged", w.Code, w.Body)
+				}
+				if r, b, _ := f.svc.Directory.TenantRate(acme.ID); r != 2.5 || b != 7 {
+					t.Fatalf("the writing replica's directory: got rate %v burst %v, want 2.5 and 7 at once", r, b)
+				}
+				w = f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{"name": "Acme", "rate_limit": 0})
+				upd = decodeAs[tenantJSON](t, w)
+				if w.Code != http.StatusOK || upd.Name != "Acme" || upd.RateLimit != nil || upd.RateBurst == nil {
+					t.Fatalf("patch name, reset rate: got %d %s, want 200, name Acme, rate_limit null, rate_burst kept", w.Code, w.Body)
+				}
+				if w := f.admin(http.MethodPatch, "/admin/tenants/"+acme.ID, map[string]any{}); w.Code != http.StatusOK {
+					t.Fatalf("empty patch: got %d %s, want 200", w.Code, w.Body)
+				}
+			})
 
-			// Usage.
-			w = f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/usage", nil)
-			u := decodeAs[usageResponse](t, w)
-			if w.Code != http.StatusOK || u.TenantID != acme.ID || u.Usage == nil || u.To != f.clock.Now().UTC().Truncate(time.Hour).Add(time.Hour).Format(time.RFC3339) {
-				t.Fatalf("usage: %d %s", w.Code, w.Body)
-			}
+			journey.Step(t, "keys", func(t *testing.T) {
+				w := f.admin(http.MethodPost, "/admin/tenants/"+acme.ID+"/keys", nil)
+				if w.Code != http.StatusCreated || w.Header().Get("Cache-Control") != "no-store" {
+					t.Fatalf("issue with no body: got %d %v %s, want 201 with Cache-Control: no-store", w.Code, w.Header(), w.Body)
+				}
+				plain := decodeAs[map[string]any](t, w)
+				if plain["expires_at"] != nil || !strings.HasPrefix(plain["kid"].(string), "k_") || strings.Count(plain["key"].(string), ".") != 2 {
+					t.Fatalf("issued: got %s, want no expiry, kid k_…, a three-part key", w.Body)
+				}
+				f.clock.Advance(time.Second)
+				w = f.admin(http.MethodPost, "/admin/tenants/"+acme.ID+"/keys",
+					map[string]any{"name": "ci", "ttl_seconds": 3600, "appids": []string{"wxaaaaaaaaaaaaaaa1"}})
+				ci := decodeAs[issueKeyResponse](t, w)
+				wantExp := f.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+				if w.Code != http.StatusCreated || ci.ExpiresAt == nil || *ci.ExpiresAt != wantExp || ci.Name != "ci" || len(ci.AppIDs) != 1 {
+					t.Fatalf("issue with ttl: got %d %s, want 201 expiring %s, name ci, one appid", w.Code, w.Body, wantExp)
+				}
+				if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", ci.Key); w.Code != http.StatusOK {
+					t.Fatalf("the issued key on the issuing replica: got %d %s, want 200", w.Code, w.Body)
+				}
+				if err := f.svc.LastUsed.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				w = f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/keys", nil)
+				if strings.Contains(w.Body.String(), ci.Key) || strings.Contains(w.Body.String(), plain["key"].(string)) {
+					t.Fatal("key list: got a key shown again, want metadata only")
+				}
+				keys := decodeAs[struct{ Keys []keyJSON }](t, w).Keys
+				if w.Code != http.StatusOK || len(keys) != 2 || keys[0].KID != ci.KID || keys[0].LastUsedAt == nil ||
+					keys[1].LastUsedAt != nil || keys[0].RevokedAt != nil || keys[0].Name != "ci" {
+					t.Fatalf("keys: got %d %s, want 200 with ci (used, not revoked) first, then the unused key", w.Code, w.Body)
+				}
+				for _, field := range []string{`"kid"`, `"name"`, `"created_at"`, `"expires_at"`, `"revoked_at"`, `"last_used_at"`} {
+					if !strings.Contains(w.Body.String(), field) {
+						t.Fatalf("keys: got %s, want the field %s", w.Body, field)
+					}
+				}
+				for range 2 { // revoking is idempotent
+					if w := f.admin(http.MethodDelete, "/admin/keys/"+ci.KID, nil); w.Code != http.StatusNoContent || w.Body.Len() != 0 {
+						t.Fatalf("revoke: got %d %s, want 204 with no body", w.Code, w.Body)
+					}
+				}
+				if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", ci.Key); w.Code != http.StatusUnauthorized {
+					t.Fatalf("a revoked key on the revoking replica: got %d, want 401", w.Code)
+				}
+				keys = decodeAs[struct{ Keys []keyJSON }](t, f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/keys", nil)).Keys
+				if keys[0].RevokedAt == nil {
+					t.Fatalf("revoked key: got %+v, want revoked_at set", keys[0])
+				}
+			})
 
-			// Deleting a tenant.
-			_, key := f.issueKey(globex, nil)
-			if w := f.admin(http.MethodDelete, "/admin/tenants/"+globex, nil); w.Code != http.StatusNoContent {
-				t.Fatalf("delete: %d %s", w.Code, w.Body)
-			}
-			if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", key); w.Code != http.StatusUnauthorized {
-				t.Fatalf("a deleted tenant's key works: %d", w.Code)
-			}
-			if w := f.admin(http.MethodDelete, "/admin/tenants/"+globex, nil); w.Code != http.StatusNotFound {
-				t.Fatalf("delete twice: %d %s", w.Code, w.Body)
-			}
+			journey.Step(t, "bindings", func(t *testing.T) {
+				if _, err := f.store.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: tfComponent, AppID: "wxaaaaaaaaaaaaaaa1",
+					AccessToken: "a", RefreshToken: "r"}, ""); err != nil {
+					t.Fatal(err)
+				}
+				for range 2 { // binding twice is a no-op
+					if w := f.admin(http.MethodPut, "/admin/tenants/"+acme.ID+"/authorizers/wxaaaaaaaaaaaaaaa1", nil); w.Code != http.StatusNoContent {
+						t.Fatalf("bind: got %d %s, want 204", w.Code, w.Body)
+					}
+				}
+				if !f.svc.Directory.Bound(acme.ID, "wxaaaaaaaaaaaaaaa1") {
+					t.Fatal("directory after bind: got unbound, want bound")
+				}
+				if w := f.admin(http.MethodDelete, "/admin/tenants/"+acme.ID+"/authorizers/wxaaaaaaaaaaaaaaa1", nil); w.Code != http.StatusNoContent {
+					t.Fatalf("unbind: got %d %s, want 204", w.Code, w.Body)
+				}
+				if f.svc.Directory.Bound(acme.ID, "wxaaaaaaaaaaaaaaa1") {
+					t.Fatal("directory after unbind: got bound, want unbound")
+				}
+			})
+
+			journey.Step(t, "usage", func(t *testing.T) {
+				w := f.admin(http.MethodGet, "/admin/tenants/"+acme.ID+"/usage", nil)
+				u := decodeAs[usageResponse](t, w)
+				wantTo := f.clock.Now().UTC().Truncate(time.Hour).Add(time.Hour).Format(time.RFC3339)
+				if w.Code != http.StatusOK || u.TenantID != acme.ID || u.Usage == nil || u.To != wantTo {
+					t.Fatalf("usage: got %d %s, want 200 for %s with a usage list, to %s", w.Code, w.Body, acme.ID, wantTo)
+				}
+			})
+
+			journey.Step(t, "deleting a tenant", func(t *testing.T) {
+				_, key := f.issueKey(globex, nil)
+				if w := f.admin(http.MethodDelete, "/admin/tenants/"+globex, nil); w.Code != http.StatusNoContent {
+					t.Fatalf("delete: got %d %s, want 204", w.Code, w.Body)
+				}
+				if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", key); w.Code != http.StatusUnauthorized {
+					t.Fatalf("a deleted tenant's key: got %d, want 401", w.Code)
+				}
+				if w := f.admin(http.MethodDelete, "/admin/tenants/"+globex, nil); w.Code != http.StatusNotFound {
+					t.Fatalf("delete twice: got %d %s, want 404", w.Code, w.Body)
+				}
+			})
 		})
 	}
 }

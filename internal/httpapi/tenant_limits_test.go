@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/store/storetest"
 )
 
@@ -21,55 +22,63 @@ func TestTenantRateLimit(t *testing.T) {
 			_, keyA := f.issueKey(tA, nil)
 			_, keyB := f.issueKey(tB, nil)
 
-			for i := range 2 {
-				if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyA); w.Code != http.StatusOK {
-					t.Fatalf("request %d within the burst: %d %s", i, w.Code, w.Body)
+			journey.Step(t, "over the default limit", func(t *testing.T) {
+				for i := range 2 {
+					if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyA); w.Code != http.StatusOK {
+						t.Fatalf("request %d within the burst: got %d %s, want 200", i, w.Code, w.Body)
+					}
 				}
-			}
-			before := f.probes.Load()
-			w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyA)
-			if w.Code != http.StatusTooManyRequests || errorCodeOf(t, w) != "rate_limited" || w.Header().Get("Retry-After") != "1" {
-				t.Fatalf("over the limit: %d %v %s", w.Code, w.Header(), w.Body)
-			}
-			// The compatible surface answers WeChat's 45011, with Retry-After too.
-			w = f.do(http.MethodGet, "/wx/wxaaaaaaaaaaaaaaa1/_probe?access_token="+url.QueryEscape(keyA), nil)
-			if w.Code != http.StatusOK || w.Body.String() != `{"errcode":45011,"errmsg":"api minute-quota reach limit, must slower, retry next minute"}` ||
-				w.Header().Get("Retry-After") == "" {
-				t.Fatalf("compatible, over the limit: %d %v %s", w.Code, w.Header(), w.Body)
-			}
-			if f.probes.Load() != before {
-				t.Fatal("a limited request reached the handler")
-			}
-			// Another tenant has its own bucket.
-			if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyB); w.Code != http.StatusOK {
-				t.Fatalf("tenant B limited by tenant A: %d", w.Code)
-			}
-			// The bucket refills with time (the injected clock).
-			f.clock.Advance(time.Second)
-			if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyA); w.Code != http.StatusOK {
-				t.Fatalf("after a second: %d %s", w.Code, w.Body)
-			}
+				before := f.probes.Load()
+				w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyA)
+				if w.Code != http.StatusTooManyRequests || errorCodeOf(t, w) != "rate_limited" || w.Header().Get("Retry-After") != "1" {
+					t.Fatalf("over the limit: got %d %v %s, want 429 rate_limited with Retry-After 1", w.Code, w.Header(), w.Body)
+				}
+				// The compatible surface answers WeChat's 45011, with Retry-After too.
+				w = f.do(http.MethodGet, "/wx/wxaaaaaaaaaaaaaaa1/_probe?access_token="+url.QueryEscape(keyA), nil)
+				const want45011 = `{"errcode":45011,"errmsg":"api minute-quota reach limit, must slower, retry next minute"}`
+				if w.Code != http.StatusOK || w.Body.String() != want45011 || w.Header().Get("Retry-After") == "" {
+					t.Fatalf("compatible, over the limit: got %d %v %s, want 200 %s with Retry-After", w.Code, w.Header(), w.Body, want45011)
+				}
+				if got := f.probes.Load(); got != before {
+					t.Fatalf("handler calls: got %d more, want none (a limited request reached the handler)", got-before)
+				}
+			})
 
-			// A per-tenant override is honoured: B gets bursts of 5 at 0.1/s.
-			if w := f.admin(http.MethodPatch, "/admin/tenants/"+tB, map[string]any{"rate_limit": 0.1, "rate_burst": 5}); w.Code != http.StatusOK {
-				t.Fatalf("patch: %d %s", w.Code, w.Body)
-			}
-			f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyB) // applies the override to B's bucket
-			f.clock.Advance(time.Minute)                            // and refills it
-			n := 0
-			for f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyB).Code == http.StatusOK {
-				n++
-				if n > 10 {
-					break
+			journey.Step(t, "another tenant has its own bucket", func(t *testing.T) {
+				if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyB); w.Code != http.StatusOK {
+					t.Fatalf("tenant B while A is limited: got %d, want 200", w.Code)
 				}
-			}
-			if n != 5 {
-				t.Fatalf("override burst: %d requests passed, want 5", n)
-			}
-			w = f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyB)
-			if w.Header().Get("Retry-After") != "10" {
-				t.Fatalf("Retry-After at 0.1/s = %q", w.Header().Get("Retry-After"))
-			}
+			})
+
+			journey.Step(t, "the bucket refills with time", func(t *testing.T) {
+				f.clock.Advance(time.Second) // the injected clock
+				if w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyA); w.Code != http.StatusOK {
+					t.Fatalf("after a second: got %d %s, want 200", w.Code, w.Body)
+				}
+			})
+
+			journey.Step(t, "a per-tenant override", func(t *testing.T) {
+				// B gets bursts of 5 at 0.1/s.
+				if w := f.admin(http.MethodPatch, "/admin/tenants/"+tB, map[string]any{"rate_limit": 0.1, "rate_burst": 5}); w.Code != http.StatusOK {
+					t.Fatalf("patch: got %d %s, want 200", w.Code, w.Body)
+				}
+				f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyB) // applies the override to B's bucket
+				f.clock.Advance(time.Minute)                            // and refills it
+				n := 0
+				for f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyB).Code == http.StatusOK {
+					n++
+					if n > 10 {
+						break
+					}
+				}
+				if n != 5 {
+					t.Fatalf("override burst: got %d requests through, want 5", n)
+				}
+				w := f.tenantCall(http.MethodGet, "/v1/_probe/whoami", keyB)
+				if got := w.Header().Get("Retry-After"); got != "10" {
+					t.Fatalf("Retry-After at 0.1/s: got %q, want \"10\"", got)
+				}
+			})
 		})
 	}
 }

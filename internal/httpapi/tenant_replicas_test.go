@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/store/storetest"
 )
 
@@ -19,7 +20,7 @@ func within(t *testing.T, budget time.Duration, what string, cond func() bool) t
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > budget {
-			t.Fatalf("%s: not within %s", what, budget)
+			t.Fatalf("%s: got nothing after %s, want it within %s", what, time.Since(start).Round(time.Millisecond), budget)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -44,48 +45,59 @@ func TestChangesReachASecondReplicaWithinTwoSeconds(t *testing.T) {
 			kid, key := a.issueKey(tn, nil)
 			probe := func(f *tenantFixture, path, key string) int { return f.tenantCall(http.MethodGet, path, key).Code }
 
-			d := within(t, propagationBudget, "new key accepted by replica b", func() bool {
-				return probe(b, "/v1/_probe/authorizers/wxaaaaaaaaaaaaaaa1", key) == http.StatusOK
-			})
-			t.Logf("issue → b: %s", d)
-
-			if w := a.admin(http.MethodDelete, "/admin/keys/"+kid, nil); w.Code != http.StatusNoContent {
-				t.Fatalf("revoke: %d %s", w.Code, w.Body)
-			}
-			if probe(a, "/v1/_probe/whoami", key) != http.StatusUnauthorized {
-				t.Fatal("the revoking replica still accepts the key")
-			}
-			d = within(t, propagationBudget, "revocation seen by replica b", func() bool {
-				return probe(b, "/v1/_probe/whoami", key) == http.StatusUnauthorized
-			})
-			t.Logf("revoke → b: %s", d)
-
-			_, key2 := a.issueKey(tn, nil)
-			within(t, propagationBudget, "second key accepted by replica b", func() bool {
-				return probe(b, "/v1/_probe/whoami", key2) == http.StatusOK
-			})
-			if w := a.admin(http.MethodDelete, "/admin/tenants/"+tn+"/authorizers/wxaaaaaaaaaaaaaaa1", nil); w.Code != http.StatusNoContent {
-				t.Fatalf("unbind: %d %s", w.Code, w.Body)
-			}
-			d = within(t, propagationBudget, "unbinding seen by replica b", func() bool {
-				return probe(b, "/v1/_probe/authorizers/wxaaaaaaaaaaaaaaa1", key2) == http.StatusNotFound
-			})
-			t.Logf("unbind → b: %s", d)
-
-			if w := a.admin(http.MethodPatch, "/admin/tenants/"+tn, map[string]any{"rate_limit": 0.001, "rate_burst": 1}); w.Code != http.StatusOK {
-				t.Fatalf("patch: %d %s", w.Code, w.Body)
-			}
-			within(t, propagationBudget, "rate override seen by replica b", func() bool {
-				return probe(b, "/v1/_probe/whoami", key2) == http.StatusTooManyRequests
+			journey.Step(t, "a new key", func(t *testing.T) {
+				d := within(t, propagationBudget, "new key accepted by replica b", func() bool {
+					return probe(b, "/v1/_probe/authorizers/wxaaaaaaaaaaaaaaa1", key) == http.StatusOK
+				})
+				t.Logf("issue → b: %s", d)
 			})
 
-			if w := a.admin(http.MethodDelete, "/admin/tenants/"+tn, nil); w.Code != http.StatusNoContent {
-				t.Fatalf("delete tenant: %d %s", w.Code, w.Body)
-			}
-			d = within(t, propagationBudget, "tenant deletion seen by replica b", func() bool {
-				return probe(b, "/v1/_probe/whoami", key2) == http.StatusUnauthorized
+			journey.Step(t, "a revoked key", func(t *testing.T) {
+				if w := a.admin(http.MethodDelete, "/admin/keys/"+kid, nil); w.Code != http.StatusNoContent {
+					t.Fatalf("revoke: got %d %s, want 204", w.Code, w.Body)
+				}
+				if got := probe(a, "/v1/_probe/whoami", key); got != http.StatusUnauthorized {
+					t.Fatalf("the revoking replica: got %d, want 401", got)
+				}
+				d := within(t, propagationBudget, "revocation seen by replica b", func() bool {
+					return probe(b, "/v1/_probe/whoami", key) == http.StatusUnauthorized
+				})
+				t.Logf("revoke → b: %s", d)
 			})
-			t.Logf("delete tenant → b: %s", d)
+
+			var key2 string
+			journey.Step(t, "an unbinding", func(t *testing.T) {
+				_, key2 = a.issueKey(tn, nil)
+				within(t, propagationBudget, "second key accepted by replica b", func() bool {
+					return probe(b, "/v1/_probe/whoami", key2) == http.StatusOK
+				})
+				if w := a.admin(http.MethodDelete, "/admin/tenants/"+tn+"/authorizers/wxaaaaaaaaaaaaaaa1", nil); w.Code != http.StatusNoContent {
+					t.Fatalf("unbind: got %d %s, want 204", w.Code, w.Body)
+				}
+				d := within(t, propagationBudget, "unbinding seen by replica b", func() bool {
+					return probe(b, "/v1/_probe/authorizers/wxaaaaaaaaaaaaaaa1", key2) == http.StatusNotFound
+				})
+				t.Logf("unbind → b: %s", d)
+			})
+
+			journey.Step(t, "a rate override", func(t *testing.T) {
+				if w := a.admin(http.MethodPatch, "/admin/tenants/"+tn, map[string]any{"rate_limit": 0.001, "rate_burst": 1}); w.Code != http.StatusOK {
+					t.Fatalf("patch: got %d %s, want 200", w.Code, w.Body)
+				}
+				within(t, propagationBudget, "rate override seen by replica b", func() bool {
+					return probe(b, "/v1/_probe/whoami", key2) == http.StatusTooManyRequests
+				})
+			})
+
+			journey.Step(t, "a deleted tenant", func(t *testing.T) {
+				if w := a.admin(http.MethodDelete, "/admin/tenants/"+tn, nil); w.Code != http.StatusNoContent {
+					t.Fatalf("delete tenant: got %d %s, want 204", w.Code, w.Body)
+				}
+				d := within(t, propagationBudget, "tenant deletion seen by replica b", func() bool {
+					return probe(b, "/v1/_probe/whoami", key2) == http.StatusUnauthorized
+				})
+				t.Logf("delete tenant → b: %s", d)
+			})
 		})
 	}
 }

@@ -51,10 +51,10 @@ type API struct {
 	Cursor string
 }
 
-// nextOpenID is the cursor of both follower lists (WECHAT.md §6).
+// nextOpenID is the cursor of both follower lists (docs/wechat.md, "Paging").
 var nextOpenID = Param{Name: "next_openid", Kind: KindOpenID, WeChatErrcode: wechat.ErrInvalidOpenID}
 
-// APIs is the table of proxied APIs (the seed pages in shared/seeds).
+// APIs is the table of proxied APIs (WeChat's getFans and getTagFans pages, linked from docs/wechat.md, "Sources").
 var APIs = []*API{
 	{
 		Name:         "getFans",

@@ -11,7 +11,7 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 )
 
-// validOpenID is what an accepted openid may be (CONTRACT: WeChat openids;
+// validOpenID is what an accepted openid may be (docs/api.md, "Proxied account APIs";
 // apis.go: KindOpenID). It is the independent oracle of the fuzz target, not
 // the validator's own code.
 var validOpenID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

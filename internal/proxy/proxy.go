@@ -105,7 +105,7 @@ func (s *Service) Call(ctx context.Context, api *API, appid string, args Args) (
 		if resp, err = s.upstream.Call(ctx, req); err != nil {
 			return nil, err
 		}
-		// A fresh token refused too falls through: CONTRACT §4 makes it
+		// A fresh token refused too falls through: docs/api.md, "Errors" makes it
 		// upstream_error with WeChat's errcode (the compatible route
 		// answers -1, see httpapi.answersLocally).
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
 
@@ -64,7 +65,7 @@ func TestWireFormat(t *testing.T) {
 	if !regexp.MustCompile(`^\{"pre_auth_code":"preauthcode@@@[A-Za-z0-9_-]+","expires_in":600\}$`).Match(r.Body) {
 		t.Errorf("success body = %s", r.Body)
 	}
-	// Every errmsg of WECHAT.md §5, exactly.
+	// Every errmsg of docs/wechat.md, "Error codes", exactly.
 	for code, msg := range map[int]string{
 		-1: "system error", 40001: "invalid credential, access_token is invalid or not latest", 40014: "invalid access_token",
 		42001: "access_token expired", 41001: "access_token missing", 40003: "invalid openid", 40013: "invalid appid",
@@ -134,71 +135,83 @@ func TestComponentTokenChecks(t *testing.T) {
 }
 
 func TestComponentTokenLifetimeAndOverlap(t *testing.T) {
-	e := newEnv(t)
-	call := func(tok string) int {
+	root := newEnv(t)
+	call := func(e *env, tok string) int {
 		return e.component("api_create_preauthcode", tok, map[string]string{"component_appid": testComponent}).errcode()
 	}
-	t1 := e.componentToken()
-	// Both query parameter names are accepted.
-	e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode?access_token="+t1, map[string]string{"component_appid": testComponent}), 0)
-	e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode", map[string]string{"component_appid": testComponent}), 41001)
-	e.mustCode(e.component("api_create_preauthcode", "bogus", map[string]string{"component_appid": testComponent}), 40001)
-	e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{}), 41002)
-	e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{"component_appid": "wxother"}), 40013)
-	e.mustCode(e.component("api_create_preauthcode", t1, "{not json"), 47001)
-	e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode", "{not json"), 41001) // the token is checked first
-	e.mustCode(e.get("/cgi-bin/component/api_create_preauthcode?component_access_token="+t1), 43002)
+	var t1 string
 
-	e.clock.Advance(time.Hour)
-	t2 := e.componentToken()
-	steps := []struct {
-		advance time.Duration
-		old     int
-		new     int
-	}{
-		{0, 0, 0},
-		{5*time.Minute - time.Second, 0, 0}, // still inside the overlap
-		{time.Second, 40001, 0},             // overlap over: the old token is "not latest"
-		{2*time.Hour - 5*time.Minute - time.Second, 40001, 0},
-		{time.Second, 40001, 42001}, // t2's 7200 s are over
-	}
-	for i, st := range steps {
-		e.clock.Advance(st.advance)
-		if got := call(t1); got != st.old {
-			t.Errorf("step %d: old token errcode %d, want %d", i, got, st.old)
+	journey.Step(t, "every component call checks token, appid, body and method", func(t *testing.T) {
+		e := root.in(t)
+		t1 = e.componentToken()
+		// Both query parameter names are accepted.
+		e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode?access_token="+t1, map[string]string{"component_appid": testComponent}), 0)
+		e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode", map[string]string{"component_appid": testComponent}), 41001)
+		e.mustCode(e.component("api_create_preauthcode", "bogus", map[string]string{"component_appid": testComponent}), 40001)
+		e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{}), 41002)
+		e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{"component_appid": "wxother"}), 40013)
+		e.mustCode(e.component("api_create_preauthcode", t1, "{not json"), 47001)
+		e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode", "{not json"), 41001) // the token is checked first
+		e.mustCode(e.get("/cgi-bin/component/api_create_preauthcode?component_access_token="+t1), 43002)
+	})
+
+	journey.Step(t, "the old token overlaps the new one for 5 minutes", func(t *testing.T) {
+		e := root.in(t)
+		e.clock.Advance(time.Hour)
+		t2 := e.componentToken()
+		steps := []struct {
+			advance time.Duration
+			old     int
+			new     int
+		}{
+			{0, 0, 0},
+			{5*time.Minute - time.Second, 0, 0}, // still inside the overlap
+			{time.Second, 40001, 0},             // overlap over: the old token is "not latest"
+			{2*time.Hour - 5*time.Minute - time.Second, 40001, 0},
+			{time.Second, 40001, 42001}, // t2's 7200 s are over
 		}
-		if got := call(t2); got != st.new {
-			t.Errorf("step %d: new token errcode %d, want %d", i, got, st.new)
+		for i, st := range steps {
+			e.clock.Advance(st.advance)
+			if got := call(e, t1); got != st.old {
+				t.Errorf("step %d: old token: got errcode %d, want %d", i, got, st.old)
+			}
+			if got := call(e, t2); got != st.new {
+				t.Errorf("step %d: new token: got errcode %d, want %d", i, got, st.new)
+			}
 		}
-	}
+	})
 
-	// The overlap never extends a token past its own expiry.
-	t3 := e.componentToken()
-	e.clock.Advance(7200*time.Second - time.Minute)
-	e.componentToken()
-	if got := call(t3); got != 0 {
-		t.Fatalf("old token inside overlap and lifetime: %d", got)
-	}
-	e.clock.Advance(time.Minute)
-	if got := call(t3); got != 42001 {
-		t.Fatalf("old token past its own expiry: %d, want 42001", got)
-	}
+	journey.Step(t, "the overlap never extends a token past its own expiry", func(t *testing.T) {
+		e := root.in(t)
+		t3 := e.componentToken()
+		e.clock.Advance(7200*time.Second - time.Minute)
+		e.componentToken()
+		if got := call(e, t3); got != 0 {
+			t.Fatalf("old token inside overlap and lifetime: got errcode %d, want 0", got)
+		}
+		e.clock.Advance(time.Minute)
+		if got := call(e, t3); got != 42001 {
+			t.Fatalf("old token past its own expiry: got errcode %d, want 42001", got)
+		}
+	})
 
-	// Control: expire and invalidate the component token.
-	t4 := e.componentToken()
-	if err := e.sim.ExpireComponentToken(); err != nil {
-		t.Fatal(err)
-	}
-	if got := call(t4); got != 42001 {
-		t.Fatalf("expired component token: %d", got)
-	}
-	t5 := e.componentToken()
-	if err := e.sim.InvalidateComponentToken(); err != nil {
-		t.Fatal(err)
-	}
-	if got := call(t5); got != 40001 {
-		t.Fatalf("invalidated component token: %d", got)
-	}
+	journey.Step(t, "expire and invalidate controls", func(t *testing.T) {
+		e := root.in(t)
+		t4 := e.componentToken()
+		if err := e.sim.ExpireComponentToken(); err != nil {
+			t.Fatal(err)
+		}
+		if got := call(e, t4); got != 42001 {
+			t.Fatalf("expired component token: got errcode %d, want 42001", got)
+		}
+		t5 := e.componentToken()
+		if err := e.sim.InvalidateComponentToken(); err != nil {
+			t.Fatal(err)
+		}
+		if got := call(e, t5); got != 40001 {
+			t.Fatalf("invalidated component token: got errcode %d, want 40001", got)
+		}
+	})
 }
 
 func TestTokenLifetimeOptions(t *testing.T) {
@@ -241,125 +254,147 @@ func TestTokenLifetimeOptions(t *testing.T) {
 }
 
 func TestAuthorizationLifecycle(t *testing.T) {
-	e := newEnv(t)
-	ctok := e.componentToken()
-	if err := e.sim.CreateAccount(AccountSpec{AppID: "wxacct1", NickName: "Acme", Followers: 10, PermissionSets: []int{1, 2, 11}}); err != nil {
-		t.Fatal(err)
-	}
-	pre := e.preAuthCode(ctok)
-	code, err := e.sim.Authorize(context.Background(), "wxacct1", pre)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := e.rcv.last(t)
-	want := wxcrypt.Event{AppID: testComponent, CreateTime: e.clock.Now().Unix(), InfoType: "authorized", AuthorizerAppid: "wxacct1",
-		AuthorizationCode: code, AuthorizationCodeExpiredTime: e.clock.Now().Add(600 * time.Second).Unix(), PreAuthCode: pre}
-	if ev != want {
-		t.Fatalf("event = %+v\nwant    %+v", ev, want)
-	}
-	if !strings.HasPrefix(code, "queryauthcode@@@") {
-		t.Errorf("auth code %q", code)
-	}
-	// The pre-auth code is used up.
-	if _, err := e.sim.Authorize(context.Background(), "wxacct1", pre); !errors.Is(err, ErrInvalidPreAuthCode) {
-		t.Fatalf("reused pre-auth code: %v", err)
-	}
-
-	info, r := e.queryAuth(ctok, code)
-	e.mustCode(r, 0)
-	if info.AuthorizerAppID != "wxacct1" || info.ExpiresIn != 7200 || !strings.HasPrefix(info.RefreshToken, "refreshtoken@@@") || len(info.FuncInfo) != 3 || info.FuncInfo[2].Category.ID != 11 {
-		t.Fatalf("api_query_auth = %s", r.Body)
-	}
-	// One-time code.
-	_, r = e.queryAuth(ctok, code)
-	e.mustCode(r, 61009)
-	_, r = e.queryAuth(ctok, "queryauthcode@@@made-up")
-	e.mustCode(r, 61009)
-
-	// Authorizer info and list.
-	r = e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1"})
-	e.mustCode(r, 0)
-	var infoResp struct {
-		AuthorizerInfo struct {
-			NickName        string           `json:"nick_name"`
-			ServiceTypeInfo struct{ ID int } `json:"service_type_info"`
-			UserName        string           `json:"user_name"`
-		} `json:"authorizer_info"`
-		AuthorizationInfo *authInfo `json:"authorization_info"`
-	}
-	r.decode(t, &infoResp)
-	if infoResp.AuthorizerInfo.NickName != "Acme" || infoResp.AuthorizerInfo.ServiceTypeInfo.ID != 2 || infoResp.AuthorizationInfo == nil ||
-		infoResp.AuthorizationInfo.RefreshToken != info.RefreshToken || len(infoResp.AuthorizationInfo.FuncInfo) != 3 {
-		t.Fatalf("api_get_authorizer_info = %s", r.Body)
-	}
-	e.mustCode(e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobody"}), 61003)
-
-	// Re-authorization: updateauthorized, refresh token rotated, old one 61023.
-	code2, err := e.sim.Authorize(context.Background(), "wxacct1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev := e.rcv.last(t); ev.InfoType != "updateauthorized" || ev.AuthorizationCode != code2 || ev.PreAuthCode != "" {
-		t.Fatalf("re-authorization event = %+v", ev)
-	}
-	refreshWith := func(tok string) wxResp {
+	root := newEnv(t)
+	ctok := root.componentToken()
+	var code, code2 string
+	var info authInfo
+	refreshWith := func(e *env, tok string) wxResp {
 		return e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1", "authorizer_refresh_token": tok})
 	}
-	e.mustCode(refreshWith(info.RefreshToken), 61023)
-	info2, r := e.queryAuth(ctok, code2)
-	e.mustCode(r, 0)
-	if info2.RefreshToken == info.RefreshToken {
-		t.Fatal("re-authorization did not rotate the refresh token")
-	}
-	e.mustCode(refreshWith(info2.RefreshToken), 0)
-	e.mustCode(refreshWith(""), 61023)
-	e.mustCode(e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobody", "authorizer_refresh_token": "x"}), 61003)
 
-	// Auth codes expire after 600 s.
-	code3, _ := e.sim.Authorize(context.Background(), "wxacct1", "")
-	e.clock.Advance(600 * time.Second)
-	_, r = e.queryAuth(ctok, code3)
-	e.mustCode(r, 61010)
-	ctok = e.componentToken() // keep a fresh component token
+	journey.Step(t, "the admin authorizes", func(t *testing.T) {
+		e := root.in(t)
+		if err := e.sim.CreateAccount(AccountSpec{AppID: "wxacct1", NickName: "Acme", Followers: 10, PermissionSets: []int{1, 2, 11}}); err != nil {
+			t.Fatal(err)
+		}
+		pre := e.preAuthCode(ctok)
+		var err error
+		code, err = e.sim.Authorize(context.Background(), "wxacct1", pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := e.rcv.last(t)
+		want := wxcrypt.Event{AppID: testComponent, CreateTime: e.clock.Now().Unix(), InfoType: "authorized", AuthorizerAppid: "wxacct1",
+			AuthorizationCode: code, AuthorizationCodeExpiredTime: e.clock.Now().Add(600 * time.Second).Unix(), PreAuthCode: pre}
+		if ev != want {
+			t.Fatalf("event:\ngot  %+v\nwant %+v", ev, want)
+		}
+		if !strings.HasPrefix(code, "queryauthcode@@@") {
+			t.Errorf("auth code: got %q, want queryauthcode@@@…", code)
+		}
+		// The pre-auth code is used up.
+		if _, err := e.sim.Authorize(context.Background(), "wxacct1", pre); !errors.Is(err, ErrInvalidPreAuthCode) {
+			t.Fatalf("reused pre-auth code: got %v, want ErrInvalidPreAuthCode", err)
+		}
+	})
 
-	// Unauthorization kills the access and refresh tokens.
-	access := e.sim.CurrentAccessToken("wxacct1")
-	latestRefresh := e.refreshTokenOf(ctok, "wxacct1")
-	if _, r := e.userGet(access, ""); r.errcode() != 0 {
-		t.Fatalf("user/get before unauthorize: %s", r.Body)
-	}
-	code4, _ := e.sim.Authorize(context.Background(), "wxacct1", "")
-	latestRefresh = e.refreshTokenOf(ctok, "wxacct1")
-	if err := e.sim.Unauthorize(context.Background(), "wxacct1"); err != nil {
-		t.Fatal(err)
-	}
-	if ev := e.rcv.last(t); ev.InfoType != "unauthorized" || ev.AuthorizerAppid != "wxacct1" || ev.AuthorizationCode != "" {
-		t.Fatalf("unauthorized event = %+v", ev)
-	}
-	if _, r := e.userGet(access, ""); r.errcode() != 40001 {
-		t.Fatalf("user/get after unauthorize: %s", r.Body)
-	}
-	e.mustCode(refreshWith(latestRefresh), 61023)
-	_, r = e.queryAuth(ctok, code4)
-	e.mustCode(r, 61009)
-	r = e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1"})
-	e.mustCode(r, 0)
-	if bytes.Contains(r.Body, []byte("authorization_info")) {
-		t.Fatalf("unauthorized account still has authorization_info: %s", r.Body)
-	}
-	if err := e.sim.Unauthorize(context.Background(), "wxacct1"); !errors.Is(err, ErrNotAuthorized) {
-		t.Fatalf("second Unauthorize = %v", err)
-	}
-	// Authorizing again is a first authorization.
-	if _, err := e.sim.Authorize(context.Background(), "wxacct1", ""); err != nil {
-		t.Fatal(err)
-	}
-	if ev := e.rcv.last(t); ev.InfoType != "authorized" {
-		t.Fatalf("authorization after unauthorize pushed %q", ev.InfoType)
-	}
-	if _, err := e.sim.Authorize(context.Background(), "wxnobody", ""); !errors.Is(err, ErrUnknownAccount) {
-		t.Fatalf("Authorize(unknown) = %v", err)
-	}
+	journey.Step(t, "api_query_auth exchanges a one-time code", func(t *testing.T) {
+		e := root.in(t)
+		var r wxResp
+		info, r = e.queryAuth(ctok, code)
+		e.mustCode(r, 0)
+		if info.AuthorizerAppID != "wxacct1" || info.ExpiresIn != 7200 || !strings.HasPrefix(info.RefreshToken, "refreshtoken@@@") || len(info.FuncInfo) != 3 || info.FuncInfo[2].Category.ID != 11 {
+			t.Fatalf("api_query_auth: got %s, want wxacct1, 7200 s, a refreshtoken@@@ token and sets 1, 2, 11", r.Body)
+		}
+		_, r = e.queryAuth(ctok, code)
+		e.mustCode(r, 61009)
+		_, r = e.queryAuth(ctok, "queryauthcode@@@made-up")
+		e.mustCode(r, 61009)
+	})
+
+	journey.Step(t, "api_get_authorizer_info", func(t *testing.T) {
+		e := root.in(t)
+		r := e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1"})
+		e.mustCode(r, 0)
+		var infoResp struct {
+			AuthorizerInfo struct {
+				NickName        string           `json:"nick_name"`
+				ServiceTypeInfo struct{ ID int } `json:"service_type_info"`
+				UserName        string           `json:"user_name"`
+			} `json:"authorizer_info"`
+			AuthorizationInfo *authInfo `json:"authorization_info"`
+		}
+		r.decode(t, &infoResp)
+		if infoResp.AuthorizerInfo.NickName != "Acme" || infoResp.AuthorizerInfo.ServiceTypeInfo.ID != 2 || infoResp.AuthorizationInfo == nil ||
+			infoResp.AuthorizationInfo.RefreshToken != info.RefreshToken || len(infoResp.AuthorizationInfo.FuncInfo) != 3 {
+			t.Fatalf("api_get_authorizer_info: got %s, want Acme, service type 2, the current refresh token and 3 sets", r.Body)
+		}
+		e.mustCode(e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobody"}), 61003)
+	})
+
+	journey.Step(t, "re-authorization rotates the refresh token", func(t *testing.T) {
+		e := root.in(t)
+		var err error
+		code2, err = e.sim.Authorize(context.Background(), "wxacct1", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := e.rcv.last(t); ev.InfoType != "updateauthorized" || ev.AuthorizationCode != code2 || ev.PreAuthCode != "" {
+			t.Fatalf("re-authorization event: got %+v, want updateauthorized with the new code and no PreAuthCode", ev)
+		}
+		e.mustCode(refreshWith(e, info.RefreshToken), 61023)
+		info2, r := e.queryAuth(ctok, code2)
+		e.mustCode(r, 0)
+		if info2.RefreshToken == info.RefreshToken {
+			t.Fatal("refresh token after re-authorization: got the old one, want a new one")
+		}
+		e.mustCode(refreshWith(e, info2.RefreshToken), 0)
+		e.mustCode(refreshWith(e, ""), 61023)
+		e.mustCode(e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobody", "authorizer_refresh_token": "x"}), 61003)
+	})
+
+	journey.Step(t, "auth codes expire after 600 s", func(t *testing.T) {
+		e := root.in(t)
+		code3, _ := e.sim.Authorize(context.Background(), "wxacct1", "")
+		e.clock.Advance(600 * time.Second)
+		_, r := e.queryAuth(ctok, code3)
+		e.mustCode(r, 61010)
+		ctok = e.componentToken() // keep a fresh component token
+	})
+
+	journey.Step(t, "unauthorization kills the access and refresh tokens", func(t *testing.T) {
+		e := root.in(t)
+		access := e.sim.CurrentAccessToken("wxacct1")
+		latestRefresh := e.refreshTokenOf(ctok, "wxacct1")
+		if _, r := e.userGet(access, ""); r.errcode() != 0 {
+			t.Fatalf("user/get before unauthorize: got %s, want errcode 0", r.Body)
+		}
+		code4, _ := e.sim.Authorize(context.Background(), "wxacct1", "")
+		latestRefresh = e.refreshTokenOf(ctok, "wxacct1")
+		if err := e.sim.Unauthorize(context.Background(), "wxacct1"); err != nil {
+			t.Fatal(err)
+		}
+		if ev := e.rcv.last(t); ev.InfoType != "unauthorized" || ev.AuthorizerAppid != "wxacct1" || ev.AuthorizationCode != "" {
+			t.Fatalf("unauthorized event: got %+v, want unauthorized for wxacct1 with no code", ev)
+		}
+		if _, r := e.userGet(access, ""); r.errcode() != 40001 {
+			t.Fatalf("user/get after unauthorize: got %s, want errcode 40001", r.Body)
+		}
+		e.mustCode(refreshWith(e, latestRefresh), 61023)
+		_, r := e.queryAuth(ctok, code4)
+		e.mustCode(r, 61009)
+		r = e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1"})
+		e.mustCode(r, 0)
+		if bytes.Contains(r.Body, []byte("authorization_info")) {
+			t.Fatalf("api_get_authorizer_info of an unauthorized account: got %s, want no authorization_info", r.Body)
+		}
+		if err := e.sim.Unauthorize(context.Background(), "wxacct1"); !errors.Is(err, ErrNotAuthorized) {
+			t.Fatalf("second Unauthorize: got %v, want ErrNotAuthorized", err)
+		}
+	})
+
+	journey.Step(t, "authorizing again is a first authorization", func(t *testing.T) {
+		e := root.in(t)
+		if _, err := e.sim.Authorize(context.Background(), "wxacct1", ""); err != nil {
+			t.Fatal(err)
+		}
+		if ev := e.rcv.last(t); ev.InfoType != "authorized" {
+			t.Fatalf("authorization after unauthorize: got %q pushed, want authorized", ev.InfoType)
+		}
+		if _, err := e.sim.Authorize(context.Background(), "wxnobody", ""); !errors.Is(err, ErrUnknownAccount) {
+			t.Fatalf("Authorize(unknown): got %v, want ErrUnknownAccount", err)
+		}
+	})
 }
 
 // refreshTokenOf reads the account's refresh token through api_get_authorizer_list.

@@ -8,150 +8,183 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/wxgate/wxgate/internal/journey"
 )
 
 func TestControlAPI(t *testing.T) {
-	e := newEnv(t)
-	ctok := e.componentToken()
-	status := func(r wxResp, want int) {
+	root := newEnv(t)
+	ctok := root.componentToken()
+	status := func(t *testing.T, r wxResp, want int) {
 		t.Helper()
 		if r.Status != want {
-			t.Fatalf("status %d, want %d: %s", r.Status, want, r.Body)
+			t.Fatalf("status: got %d %s, want %d", r.Status, r.Body, want)
 		}
 	}
-	spec := `{"appid":"wxctl","nick_name":"Ctl","followers":25000,"tags":[{"id":100,"name":"vip","from":0,"to":20}],"permission_sets":[1,2],"daily_quota":-1}`
-	r := e.post("/sim/accounts", spec)
-	status(r, 201)
-	var info AccountInfo
-	r.decode(t, &info)
-	if info.AppID != "wxctl" || info.Followers != 25000 || len(info.Tags) != 1 || info.Authorized {
-		t.Fatalf("created %+v", info)
-	}
-	status(e.post("/sim/accounts", spec), 409)
-	status(e.post("/sim/accounts", `{"appid":"wxbad","followers":-1}`), 400)
-	status(e.post("/sim/accounts", `{"appid":"wxbad","unknown":1}`), 400)
-	status(e.get("/sim/accounts/wxnobody"), 404)
-
-	// Authorize with the pre-auth code of a page the admin opened: the
-	// answer carries the redirect the browser would follow.
-	pre := e.preAuthCode(ctok)
-	q := url.Values{"component_appid": {testComponent}, "pre_auth_code": {pre}, "redirect_uri": {"http://gw.example/cb?session=s1"}}
-	if st, _ := e.getPage("/cgi-bin/componentloginpage?" + q.Encode()); st != 200 {
-		t.Fatal("page")
-	}
-	r = e.post("/sim/accounts/wxctl/authorize", map[string]string{"pre_auth_code": pre})
-	status(r, 200)
 	var ans authorizeAnswer
-	r.decode(t, &ans)
-	if ans.AuthCode == "" || ans.ExpiresIn != 600 || ans.RedirectURL != RedirectURL("http://gw.example/cb?session=s1", ans.AuthCode) || !ans.Account.Authorized {
-		t.Fatalf("authorize answer %s", r.Body)
-	}
-	status(e.post("/sim/accounts/wxctl/authorize", map[string]string{"pre_auth_code": pre}), 400) // used up
-	status(e.post("/sim/accounts/wxnobody/authorize", nil), 404)
-	authInfo, qr := e.queryAuth(ctok, ans.AuthCode)
-	e.mustCode(qr, 0)
+	var auth authInfo
 
-	r = e.get("/sim/accounts/wxctl/token")
-	status(r, 200)
-	if !strings.Contains(string(r.Body), authInfo.AccessToken) {
-		t.Fatalf("token %s", r.Body)
-	}
-	status(e.post("/sim/accounts/wxctl/expire_token", nil), 204)
-	if _, r := e.userGet(authInfo.AccessToken, ""); r.errcode() != 42001 {
-		t.Fatalf("after expire_token: %s", r.Body)
-	}
-	status(e.post("/sim/accounts/wxctl/invalidate_token", nil), 204)
-	if _, r := e.userGet(authInfo.AccessToken, ""); r.errcode() != 40001 {
-		t.Fatalf("after invalidate_token: %s", r.Body)
-	}
-	status(e.post("/sim/accounts/wxnew/expire_token", nil), 404)
+	journey.Step(t, "accounts", func(t *testing.T) {
+		e := root.in(t)
+		spec := `{"appid":"wxctl","nick_name":"Ctl","followers":25000,"tags":[{"id":100,"name":"vip","from":0,"to":20}],"permission_sets":[1,2],"daily_quota":-1}`
+		r := e.post("/sim/accounts", spec)
+		status(t, r, 201)
+		var info AccountInfo
+		r.decode(t, &info)
+		if info.AppID != "wxctl" || info.Followers != 25000 || len(info.Tags) != 1 || info.Authorized {
+			t.Fatalf("created: got %+v, want wxctl, 25000 followers, one tag, not authorized", info)
+		}
+		status(t, e.post("/sim/accounts", spec), 409)
+		status(t, e.post("/sim/accounts", `{"appid":"wxbad","followers":-1}`), 400)
+		status(t, e.post("/sim/accounts", `{"appid":"wxbad","unknown":1}`), 400)
+		status(t, e.get("/sim/accounts/wxnobody"), 404)
+	})
 
-	r = e.do("PUT", "/sim/accounts/wxctl/permission_sets", `{"permission_sets":[1,100],"push":true}`)
-	status(r, 200)
-	var upd authorizeAnswer
-	r.decode(t, &upd)
-	if upd.AuthCode == "" || e.rcv.last(t).AuthorizationCode != upd.AuthCode || len(upd.Account.PermissionSets) != 2 {
-		t.Fatalf("permission_sets answer %s", r.Body)
-	}
-	status(e.do("PUT", "/sim/accounts/wxctl/permission_sets", `{}`), 400)
-	r = e.do("PUT", "/sim/accounts/wxctl/followers", `{"followers":7}`)
-	status(r, 200)
-	r.decode(t, &info)
-	if info.Followers != 7 {
-		t.Fatalf("followers %s", r.Body)
-	}
-	status(e.post("/sim/accounts/wxctl/reset_quota", nil), 204)
+	journey.Step(t, "authorize", func(t *testing.T) {
+		e := root.in(t)
+		// With the pre-auth code of a page the admin opened: the answer
+		// carries the redirect the browser would follow.
+		pre := e.preAuthCode(ctok)
+		q := url.Values{"component_appid": {testComponent}, "pre_auth_code": {pre}, "redirect_uri": {"http://gw.example/cb?session=s1"}}
+		if st, _ := e.getPage("/cgi-bin/componentloginpage?" + q.Encode()); st != 200 {
+			t.Fatalf("authorization page: got %d, want 200", st)
+		}
+		r := e.post("/sim/accounts/wxctl/authorize", map[string]string{"pre_auth_code": pre})
+		status(t, r, 200)
+		r.decode(t, &ans)
+		wantRedirect := RedirectURL("http://gw.example/cb?session=s1", ans.AuthCode)
+		if ans.AuthCode == "" || ans.ExpiresIn != 600 || ans.RedirectURL != wantRedirect || !ans.Account.Authorized {
+			t.Fatalf("authorize answer: got %s, want an auth code expiring in 600 s, redirect_url %s, an authorized account", r.Body, wantRedirect)
+		}
+		status(t, e.post("/sim/accounts/wxctl/authorize", map[string]string{"pre_auth_code": pre}), 400) // used up
+		status(t, e.post("/sim/accounts/wxnobody/authorize", nil), 404)
+		var qr wxResp
+		auth, qr = e.queryAuth(ctok, ans.AuthCode)
+		e.mustCode(qr, 0)
+	})
 
-	r = e.post("/sim/accounts/wxctl/unauthorize", nil)
-	status(r, 200)
-	if e.rcv.last(t).InfoType != "unauthorized" {
-		t.Fatal("no unauthorized event")
-	}
-	status(e.post("/sim/accounts/wxctl/unauthorize", nil), 409)
+	journey.Step(t, "account tokens", func(t *testing.T) {
+		e := root.in(t)
+		r := e.get("/sim/accounts/wxctl/token")
+		status(t, r, 200)
+		if !strings.Contains(string(r.Body), auth.AccessToken) {
+			t.Fatalf("token: got %s, want the access token api_query_auth issued", r.Body)
+		}
+		status(t, e.post("/sim/accounts/wxctl/expire_token", nil), 204)
+		if _, r := e.userGet(auth.AccessToken, ""); r.errcode() != 42001 {
+			t.Fatalf("after expire_token: got %s, want errcode 42001", r.Body)
+		}
+		status(t, e.post("/sim/accounts/wxctl/invalidate_token", nil), 204)
+		if _, r := e.userGet(auth.AccessToken, ""); r.errcode() != 40001 {
+			t.Fatalf("after invalidate_token: got %s, want errcode 40001", r.Body)
+		}
+		status(t, e.post("/sim/accounts/wxnew/expire_token", nil), 404)
+	})
 
-	r = e.post("/sim/ticket", nil)
-	status(r, 200)
-	var tk map[string]string
-	r.decode(t, &tk)
-	if e.rcv.last(t).ComponentVerifyTicket != tk["ticket"] {
-		t.Fatalf("ticket answer %s", r.Body)
-	}
-	e.rcv.setAnswer(func(int) (int, string) { return 500, "" })
-	status(e.post("/sim/ticket", nil), 502)
-	e.rcv.setAnswer(func(int) (int, string) { return 200, "success" })
+	journey.Step(t, "permission sets, followers, quota", func(t *testing.T) {
+		e := root.in(t)
+		r := e.do("PUT", "/sim/accounts/wxctl/permission_sets", `{"permission_sets":[1,100],"push":true}`)
+		status(t, r, 200)
+		var upd authorizeAnswer
+		r.decode(t, &upd)
+		if upd.AuthCode == "" || e.rcv.last(t).AuthorizationCode != upd.AuthCode || len(upd.Account.PermissionSets) != 2 {
+			t.Fatalf("permission_sets answer: got %s, want a new auth code (the one pushed) and 2 sets", r.Body)
+		}
+		status(t, e.do("PUT", "/sim/accounts/wxctl/permission_sets", `{}`), 400)
+		r = e.do("PUT", "/sim/accounts/wxctl/followers", `{"followers":7}`)
+		status(t, r, 200)
+		var info AccountInfo
+		r.decode(t, &info)
+		if info.Followers != 7 {
+			t.Fatalf("followers: got %s, want 7", r.Body)
+		}
+		status(t, e.post("/sim/accounts/wxctl/reset_quota", nil), 204)
+	})
 
-	// Component token controls.
-	r = e.get("/sim/component/token")
-	status(r, 200)
-	status(e.post("/sim/component/invalidate_token", nil), 204)
+	journey.Step(t, "unauthorize", func(t *testing.T) {
+		e := root.in(t)
+		r := e.post("/sim/accounts/wxctl/unauthorize", nil)
+		status(t, r, 200)
+		if got := e.rcv.last(t).InfoType; got != "unauthorized" {
+			t.Fatalf("last event: got %q, want unauthorized", got)
+		}
+		status(t, e.post("/sim/accounts/wxctl/unauthorize", nil), 409)
+	})
 
-	// Faults: one object or a list; validated; listed; cleared.
-	r = e.post("/sim/faults", `{"endpoint":"user/get","probability":0.5,"kind":"latency","latency":"10ms"}`)
-	status(r, 200)
-	r = e.post("/sim/faults", `[{"endpoint":"*","kind":"http_status","status":502,"probability":0.01},{"endpoint":"user/tag/get","appid":"wxctl","kind":"errcode","errcode":45009}]`)
-	status(r, 200)
-	var fl struct {
-		Faults []Fault `json:"faults"`
-	}
-	r.decode(t, &fl)
-	if len(fl.Faults) != 3 || fl.Faults[0].Latency.Milliseconds() != 10 || fl.Faults[2].Errcode != 45009 {
-		t.Fatalf("faults %s", r.Body)
-	}
-	status(e.post("/sim/faults", `{"endpoint":"*","kind":"boom"}`), 400)
-	status(e.post("/sim/faults", `{"endpoint":"*","kind":"latency","latency":25}`), 200)
-	status(e.do("DELETE", "/sim/faults", nil), 204)
-	if len(e.sim.Faults()) != 0 {
-		t.Fatal("DELETE /sim/faults left faults")
-	}
+	journey.Step(t, "tickets", func(t *testing.T) {
+		e := root.in(t)
+		r := e.post("/sim/ticket", nil)
+		status(t, r, 200)
+		var tk map[string]string
+		r.decode(t, &tk)
+		if got := e.rcv.last(t).ComponentVerifyTicket; got != tk["ticket"] {
+			t.Fatalf("ticket answer: got %s, want the pushed ticket", r.Body)
+		}
+		e.rcv.setAnswer(func(int) (int, string) { return 500, "" })
+		status(t, e.post("/sim/ticket", nil), 502)
+		e.rcv.setAnswer(func(int) (int, string) { return 200, "success" })
+	})
 
-	// Counters, then reset.
-	r = e.get("/sim/counters")
-	status(r, 200)
-	var c Counters
-	r.decode(t, &c)
-	if c.Calls[EndpointUserGet] == 0 || c.ByErrcode[EndpointUserGet][42001] != 1 || c.ByAccount[EndpointUserGet]["wxctl"] == 0 ||
-		c.Pushes["component_verify_ticket"].Delivered == 0 || c.Calls[EndpointComponentLoginPage] != 1 {
-		t.Fatalf("counters %s", r.Body)
-	}
-	status(e.post("/sim/counters/reset", nil), 204)
-	if c := e.sim.Counters(); len(c.Calls) != 0 {
-		t.Fatalf("counters after reset: %+v", c)
-	}
+	journey.Step(t, "component token controls", func(t *testing.T) {
+		e := root.in(t)
+		status(t, e.get("/sim/component/token"), 200)
+		status(t, e.post("/sim/component/invalidate_token", nil), 204)
+	})
 
-	r = e.get("/sim/")
-	status(r, 200)
-	if !strings.Contains(string(r.Body), "POST /sim/accounts/{appid}/authorize") {
-		t.Fatalf("index %s", r.Body)
-	}
-	r = e.get("/sim/accounts")
-	status(r, 200)
-	var list struct {
-		Accounts []AccountInfo `json:"accounts"`
-	}
-	r.decode(t, &list)
-	if len(list.Accounts) != 1 {
-		t.Fatalf("accounts %s", r.Body)
-	}
+	journey.Step(t, "faults", func(t *testing.T) {
+		e := root.in(t)
+		// One object or a list; validated; listed; cleared.
+		status(t, e.post("/sim/faults", `{"endpoint":"user/get","probability":0.5,"kind":"latency","latency":"10ms"}`), 200)
+		r := e.post("/sim/faults", `[{"endpoint":"*","kind":"http_status","status":502,"probability":0.01},{"endpoint":"user/tag/get","appid":"wxctl","kind":"errcode","errcode":45009}]`)
+		status(t, r, 200)
+		var fl struct {
+			Faults []Fault `json:"faults"`
+		}
+		r.decode(t, &fl)
+		if len(fl.Faults) != 3 || fl.Faults[0].Latency.Milliseconds() != 10 || fl.Faults[2].Errcode != 45009 {
+			t.Fatalf("faults: got %s, want 3 faults, the first 10 ms of latency, the last errcode 45009", r.Body)
+		}
+		status(t, e.post("/sim/faults", `{"endpoint":"*","kind":"boom"}`), 400)
+		status(t, e.post("/sim/faults", `{"endpoint":"*","kind":"latency","latency":25}`), 200)
+		status(t, e.do("DELETE", "/sim/faults", nil), 204)
+		if got := e.sim.Faults(); len(got) != 0 {
+			t.Fatalf("faults after DELETE /sim/faults: got %d, want none", len(got))
+		}
+	})
+
+	journey.Step(t, "counters, then reset", func(t *testing.T) {
+		e := root.in(t)
+		r := e.get("/sim/counters")
+		status(t, r, 200)
+		var c Counters
+		r.decode(t, &c)
+		if c.Calls[EndpointUserGet] == 0 || c.ByErrcode[EndpointUserGet][42001] != 1 || c.ByAccount[EndpointUserGet]["wxctl"] == 0 ||
+			c.Pushes["component_verify_ticket"].Delivered == 0 || c.Calls[EndpointComponentLoginPage] != 1 {
+			t.Fatalf("counters: got %s, want user/get calls (one 42001, some for wxctl), delivered tickets, one page view", r.Body)
+		}
+		status(t, e.post("/sim/counters/reset", nil), 204)
+		if c := e.sim.Counters(); len(c.Calls) != 0 {
+			t.Fatalf("counters after reset: got %+v, want no calls", c)
+		}
+	})
+
+	journey.Step(t, "index and account list", func(t *testing.T) {
+		e := root.in(t)
+		r := e.get("/sim/")
+		status(t, r, 200)
+		if !strings.Contains(string(r.Body), "POST /sim/accounts/{appid}/authorize") {
+			t.Fatalf("index: got %s, want the route list", r.Body)
+		}
+		r = e.get("/sim/accounts")
+		status(t, r, 200)
+		var list struct {
+			Accounts []AccountInfo `json:"accounts"`
+		}
+		r.decode(t, &list)
+		if len(list.Accounts) != 1 {
+			t.Fatalf("accounts: got %s, want one account", r.Body)
+		}
+	})
 }
 
 func TestLoadSeed(t *testing.T) {

@@ -156,6 +156,14 @@ func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 	return &env{t: t, sim: s, clock: clock, srv: srv, rcv: rcv}
 }
 
+// in returns e reporting to t: a journey step's helpers must fail the step
+// that called them, not the test around it.
+func (e *env) in(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 // wxResp is a raw WeChat answer.
 type wxResp struct {
 	Status int
@@ -214,7 +222,7 @@ func (e *env) get(path string) wxResp { e.t.Helper(); return e.do(http.MethodGet
 func (e *env) mustCode(r wxResp, want int) {
 	e.t.Helper()
 	if got := r.errcode(); got != want || r.Status != 200 {
-		e.t.Fatalf("answer %d %s: errcode %d, want %d", r.Status, r.Body, got, want)
+		e.t.Fatalf("answer %d %s: got errcode %d, want %d", r.Status, r.Body, got, want)
 	}
 }
 

@@ -6,7 +6,7 @@ import "net/http"
 func (s *Simulator) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 
-	// WeChat APIs (WECHAT.md §2, §6). Methods are checked inside, so that a
+	// WeChat APIs (docs/wechat.md, "The component token chain" and "Paging"). Methods are checked inside, so that a
 	// wrong method gets WeChat's errcode rather than a 405.
 	for _, ep := range []string{EndpointComponentToken, EndpointCreatePreAuthCode, EndpointQueryAuth,
 		EndpointAuthorizerToken, EndpointGetAuthorizerInfo, EndpointGetAuthorizerList} {
@@ -17,7 +17,7 @@ func (s *Simulator) routes() *http.ServeMux {
 	mux.HandleFunc("/cgi-bin/openapi/quota/get", s.handleQuotaGet)
 	mux.HandleFunc("/cgi-bin/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, EndpointUnknown, "", errInvalidURL) })
 
-	// Authorization pages (WECHAT.md §2 step 4) and their confirm button.
+	// Authorization pages (docs/wechat.md, "The authorization pages") and their confirm button.
 	mux.HandleFunc("GET /cgi-bin/componentloginpage", s.handleAuthPage(EndpointComponentLoginPage))
 	mux.HandleFunc("GET /wxaopen/safe/bindcomponent", s.handleAuthPage(EndpointBindComponent))
 	mux.HandleFunc("POST /sim/authpage/confirm", s.handleAuthConfirm)

@@ -1,11 +1,11 @@
 // Package sim is a faithful, self-contained stand-in for the WeChat Open
-// Platform endpoints wxgate uses (WECHAT.md §7): the component token chain
+// Platform endpoints wxgate uses (docs/simulator.md): the component token chain
 // and authorization APIs with WeChat's real checks, user/get and
 // user/tag/get with WeChat's paging, the PC and mobile authorization pages,
 // encrypted and signed event pushes, and a JSON control API under /sim/ for
 // tests (accounts, authorization, tokens, faults, counters).
 //
-// It is built from the spec (WECHAT.md and the getFans/getTagFans pages), not
+// It is built from docs/wechat.md and WeChat's getFans/getTagFans pages, not
 // from the gateway, so that the gateway is tested against WeChat's behaviour
 // rather than against its own expectations. Followers are never stored: an
 // openid is derived from (appid, index) and decoded back, so an account of

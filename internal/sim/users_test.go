@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxgate/wxgate/internal/journey"
 )
 
 var openidRE = regexp.MustCompile(`^o[A-Za-z0-9_-]{27}$`)
@@ -306,69 +308,87 @@ func TestUserAPIErrcodes(t *testing.T) {
 }
 
 func TestDailyQuota(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.DailyQuota = 3 })
+	root := newEnv(t, func(o *Options) { o.DailyQuota = 3 })
 	// 10:00 UTC is 18:00 in Beijing; WeChat's day ends at 16:00 UTC.
-	ctok := e.componentToken()
-	info := e.authorize(ctok, AccountSpec{AppID: "wxquota", Followers: 5, Tags: []TagSpec{{ID: 1, From: 0, To: 5}}})
-	big := e.authorize(ctok, AccountSpec{AppID: "wxbig", Followers: 5, DailyQuota: -1})
-	quota := func(tok, path string) string {
+	ctok := root.componentToken()
+	info := root.authorize(ctok, AccountSpec{AppID: "wxquota", Followers: 5, Tags: []TagSpec{{ID: 1, From: 0, To: 5}}})
+	big := root.authorize(ctok, AccountSpec{AppID: "wxbig", Followers: 5, DailyQuota: -1})
+	quota := func(e *env, tok, path string) string {
 		r := e.post("/cgi-bin/openapi/quota/get?access_token="+url.QueryEscape(tok), map[string]string{"cgi_path": path})
 		e.mustCode(r, 0)
 		return string(r.Body)
 	}
-	if got := quota(info.AccessToken, "/cgi-bin/user/get"); got != `{"errcode":0,"errmsg":"ok","quota":{"daily_limit":3,"used":0,"remain":3}}` {
-		t.Fatalf("quota/get = %s", got)
-	}
-	for i := 0; i < 3; i++ {
-		if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 0 {
-			t.Fatalf("call %d: %s", i, r.Body)
+	var tok string
+
+	journey.Step(t, "the quota is spent", func(t *testing.T) {
+		e := root.in(t)
+		const fresh = `{"errcode":0,"errmsg":"ok","quota":{"daily_limit":3,"used":0,"remain":3}}`
+		if got := quota(e, info.AccessToken, "/cgi-bin/user/get"); got != fresh {
+			t.Fatalf("quota/get: got %s, want %s", got, fresh)
 		}
-	}
-	if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 45009 {
-		t.Fatalf("4th call: %s", r.Body)
-	}
-	if got := quota(info.AccessToken, "/cgi-bin/user/get"); !strings.Contains(got, `"daily_limit":3,"used":3,"remain":0`) {
-		t.Fatalf("quota/get after exhaustion = %s", got)
-	}
-	// Quotas are per API: tag/get still works.
-	if _, r := e.tagGet(info.AccessToken, 1, ""); r.errcode() != 0 {
-		t.Fatalf("tag/get with user/get exhausted: %s", r.Body)
-	}
-	// Per-account override: unlimited.
-	for i := 0; i < 5; i++ {
-		if _, r := e.userGet(big.AccessToken, ""); r.errcode() != 0 {
-			t.Fatalf("unlimited account call %d: %s", i, r.Body)
+		for i := 0; i < 3; i++ {
+			if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 0 {
+				t.Fatalf("call %d: got %s, want errcode 0", i, r.Body)
+			}
 		}
-	}
-	if got := quota(big.AccessToken, "/cgi-bin/user/get"); !strings.Contains(got, `"used":5`) {
-		t.Fatalf("unlimited quota/get = %s", got)
-	}
-	// Still spent one second before Beijing midnight, reset at it.
-	e.clock.Advance(6*time.Hour - time.Second)
-	ctok = e.componentToken()
-	r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxquota", "authorizer_refresh_token": info.RefreshToken})
-	e.mustCode(r, 0)
-	tok := e.sim.CurrentAccessToken("wxquota")
-	if _, r := e.userGet(tok, ""); r.errcode() != 45009 {
-		t.Fatalf("before midnight: %s", r.Body)
-	}
-	e.clock.Advance(time.Second)
-	if _, r := e.userGet(tok, ""); r.errcode() != 0 {
-		t.Fatalf("after Beijing midnight: %s", r.Body)
-	}
-	// ResetQuota clears the day's use.
-	for i := 0; i < 2; i++ {
-		e.userGet(tok, "")
-	}
-	if _, r := e.userGet(tok, ""); r.errcode() != 45009 {
-		t.Fatalf("exhausted again: %s", r.Body)
-	}
-	if err := e.sim.ResetQuota("wxquota"); err != nil {
-		t.Fatal(err)
-	}
-	if _, r := e.userGet(tok, ""); r.errcode() != 0 {
-		t.Fatalf("after ResetQuota: %s", r.Body)
-	}
+		if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 45009 {
+			t.Fatalf("4th call: got %s, want errcode 45009", r.Body)
+		}
+		if got := quota(e, info.AccessToken, "/cgi-bin/user/get"); !strings.Contains(got, `"daily_limit":3,"used":3,"remain":0`) {
+			t.Fatalf("quota/get after exhaustion: got %s, want used 3, remain 0", got)
+		}
+	})
+
+	journey.Step(t, "quotas are per API", func(t *testing.T) {
+		e := root.in(t)
+		if _, r := e.tagGet(info.AccessToken, 1, ""); r.errcode() != 0 {
+			t.Fatalf("tag/get with user/get exhausted: got %s, want errcode 0", r.Body)
+		}
+	})
+
+	journey.Step(t, "a per-account override: unlimited", func(t *testing.T) {
+		e := root.in(t)
+		for i := 0; i < 5; i++ {
+			if _, r := e.userGet(big.AccessToken, ""); r.errcode() != 0 {
+				t.Fatalf("unlimited account call %d: got %s, want errcode 0", i, r.Body)
+			}
+		}
+		if got := quota(e, big.AccessToken, "/cgi-bin/user/get"); !strings.Contains(got, `"used":5`) {
+			t.Fatalf("unlimited quota/get: got %s, want used 5", got)
+		}
+	})
+
+	journey.Step(t, "spent until Beijing midnight, reset at it", func(t *testing.T) {
+		e := root.in(t)
+		e.clock.Advance(6*time.Hour - time.Second)
+		ctok = e.componentToken()
+		r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxquota", "authorizer_refresh_token": info.RefreshToken})
+		e.mustCode(r, 0)
+		tok = e.sim.CurrentAccessToken("wxquota")
+		if _, r := e.userGet(tok, ""); r.errcode() != 45009 {
+			t.Fatalf("one second before midnight: got %s, want errcode 45009", r.Body)
+		}
+		e.clock.Advance(time.Second)
+		if _, r := e.userGet(tok, ""); r.errcode() != 0 {
+			t.Fatalf("at Beijing midnight: got %s, want errcode 0", r.Body)
+		}
+	})
+
+	journey.Step(t, "ResetQuota clears the day's use", func(t *testing.T) {
+		e := root.in(t)
+		for i := 0; i < 2; i++ {
+			e.userGet(tok, "")
+		}
+		if _, r := e.userGet(tok, ""); r.errcode() != 45009 {
+			t.Fatalf("exhausted again: got %s, want errcode 45009", r.Body)
+		}
+		if err := e.sim.ResetQuota("wxquota"); err != nil {
+			t.Fatal(err)
+		}
+		if _, r := e.userGet(tok, ""); r.errcode() != 0 {
+			t.Fatalf("after ResetQuota: got %s, want errcode 0", r.Body)
+		}
+	})
 }
 
 func TestDefaultQuotaIs500(t *testing.T) {

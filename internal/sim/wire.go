@@ -8,8 +8,8 @@ import (
 	"strconv"
 )
 
-// WeChat errcodes the simulator answers (WECHAT.md §5, plus the few WeChat
-// codes for malformed calls that the spec does not list).
+// WeChat errcodes the simulator answers (docs/wechat.md, "Error codes", plus the few WeChat
+// codes for malformed calls that page does not list).
 const (
 	errSystem            = -1
 	errInvalidCredential = 40001
@@ -37,7 +37,7 @@ const (
 	errCGIPathNotFound   = 76021
 )
 
-// Errmsg returns WeChat's errmsg for an errcode, exactly as WECHAT.md §5
+// Errmsg returns WeChat's errmsg for an errcode, exactly as docs/wechat.md, "Error codes"
 // spells it (without the " rid: …" suffix the simulator appends).
 func Errmsg(code int) string {
 	switch code {
@@ -102,7 +102,7 @@ func Errmsg(code int) string {
 	}
 }
 
-// jsonContentType is WeChat's exact Content-Type (WECHAT.md §8).
+// jsonContentType is WeChat's exact Content-Type (docs/wechat.md, "Wire format").
 const jsonContentType = "application/json; encoding=utf-8"
 
 // writeRaw writes a WeChat JSON body with status 200 and WeChat's headers.

@@ -14,7 +14,7 @@ import (
 	"github.com/wxgate/wxgate/internal/secret"
 )
 
-// Authorizer statuses (CONTRACT §3.2).
+// Authorizer statuses (docs/api.md, "The AUTHORIZER object").
 const (
 	StatusAuthorized           = "authorized"
 	StatusUnauthorized         = "unauthorized"

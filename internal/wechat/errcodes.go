@@ -2,7 +2,7 @@
 // the proxied account APIs) and the table of WeChat error codes.
 package wechat
 
-// WeChat errcodes the gateway reacts to (WECHAT.md §5).
+// WeChat errcodes the gateway reacts to (docs/wechat.md, "Error codes").
 const (
 	ErrSystemBusy            = -1
 	ErrInvalidCredential     = 40001

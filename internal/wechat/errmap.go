@@ -13,7 +13,7 @@ const MinuteQuotaRetryAfter = time.Minute
 // beijing is WeChat's day boundary for daily quotas (UTC+8, no DST).
 var beijing = time.FixedZone("CST", 8*60*60)
 
-// AsError maps a WeChat errcode answer to the domain error of CONTRACT §4,
+// AsError maps a WeChat errcode answer to the domain error of docs/api.md, "Errors",
 // with WeChatErrcode and WeChatErrmsg set:
 //
 //	40003, 45159          invalid_argument

@@ -1,7 +1,7 @@
 // Package wxcrypt implements WeChat's message crypto (WXBizMsgCrypt) for a
 // third-party platform ("component"): the SHA-1 signatures, the AES-256-CBC
 // encryption of event bodies, the outer XML envelope and the platform events
-// pushed to the authorization event URL (WECHAT.md §3-§4).
+// pushed to the authorization event URL (docs/wechat.md, "Events" and "Message crypto").
 //
 // It is used on both sides of the wire: by the gateway to open the events
 // WeChat pushes, and by the simulator to seal them exactly as WeChat does.

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// Official WXBizMsgCrypt sample (WECHAT.md §4).
+// Official WXBizMsgCrypt sample (docs/wechat.md, "Message crypto").
 const (
 	vecToken     = "spamtest"
 	vecKey       = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

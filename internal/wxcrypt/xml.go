@@ -43,7 +43,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	return env, nil
 }
 
-// InfoType values of the platform events WeChat pushes (WECHAT.md §3).
+// InfoType values of the platform events WeChat pushes (docs/wechat.md, "Events").
 const (
 	InfoTypeVerifyTicket     = "component_verify_ticket"
 	InfoTypeAuthorized       = "authorized"
@@ -51,7 +51,7 @@ const (
 	InfoTypeUnauthorized     = "unauthorized"
 )
 
-// Event is a decrypted platform event (WECHAT.md §3). Fields that an
+// Event is a decrypted platform event (docs/wechat.md, "Events"). Fields that an
 // InfoType does not carry are left empty.
 type Event struct {
 	AppID                        string `xml:"AppId"`

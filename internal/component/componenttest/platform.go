@@ -88,6 +88,14 @@ type Platform struct {
 	EventsServer *httptest.Server
 }
 
+// In returns p reporting to t: the helpers called in a step of a journey
+// test fail that step, not the test around it. The replica is the same.
+func (p *Platform) In(t testing.TB) *Platform {
+	q := *p
+	q.T = t
+	return &q
+}
+
 // Switch is an http.Handler whose target can be replaced while serving.
 type Switch struct{ h atomic.Pointer[http.Handler] }
 
