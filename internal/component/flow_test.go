@@ -18,6 +18,7 @@ import (
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/wechat"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
 
@@ -505,6 +506,26 @@ func TestLostUpdateAnswerStillUpdatesTheSets(t *testing.T) {
 			}
 			if a, _ := p.Authorizers.Get(appA); a.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) || a.Status != store.StatusAuthorized {
 				t.Fatalf("after the refresh: %+v", a)
+			}
+		})
+	}
+}
+
+// TestSharedErrorsStayUnchanged: ErrNoTicket and ErrBadSession are answered
+// to every caller at once; deriving a variant of one (as the HTTP layer
+// may) must leave the shared value as it was.
+func TestSharedErrorsStayUnchanged(t *testing.T) {
+	t.Parallel()
+	for name, shared := range map[string]*errs.Error{"ErrNoTicket": component.ErrNoTicket, "ErrBadSession": component.ErrBadSession} {
+		t.Run(name, func(t *testing.T) {
+			code, msg := shared.Code, shared.Message
+			derived := shared.WithDetails(map[string]any{"request": "r1"}).WithWeChat(wechat.ErrTicketExpired, "").WithRetryAfter(time.Minute)
+			if derived.Details["request"] != "r1" || derived.WeChatErrcode != wechat.ErrTicketExpired || derived.RetryAfter != time.Minute {
+				t.Fatalf("derived %+v, want the request detail, errcode 61005 and a 1m Retry-After", derived)
+			}
+			if shared.Details != nil || shared.WeChatErrcode != 0 || shared.WeChatErrmsg != "" || shared.RetryAfter != 0 ||
+				shared.Code != code || shared.Message != msg || shared.Cause != nil {
+				t.Fatalf("%s changed: %+v", name, shared)
 			}
 		})
 	}

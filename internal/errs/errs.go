@@ -7,6 +7,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -33,6 +34,11 @@ const (
 
 // Error is the domain error. Message must be safe for clients: it never
 // carries a secret or an internal detail. Cause (optional) is for logs only.
+//
+// An Error is a value: once built it never changes, so one can be shared
+// (package-level errors such as component.ErrNoTicket are). Code that was
+// handed an Error derives a changed copy with the With… methods and never
+// assigns to its fields.
 type Error struct {
 	Code    Code
 	Message string
@@ -75,15 +81,39 @@ func Wrap(code Code, message string, cause error) *Error {
 	return &Error{Code: code, Message: message, Cause: cause}
 }
 
-// WithDetails returns e with details added.
+// WithDetails returns a copy of e with details added (a new map; the values
+// themselves are shared). e is unchanged.
 func (e *Error) WithDetails(kv map[string]any) *Error {
-	if e.Details == nil {
-		e.Details = map[string]any{}
-	}
-	for k, v := range kv {
-		e.Details[k] = v
-	}
-	return e
+	c := *e
+	c.Details = make(map[string]any, len(e.Details)+len(kv))
+	maps.Copy(c.Details, e.Details)
+	maps.Copy(c.Details, kv)
+	return &c
+}
+
+// WithWeChat returns a copy of e carrying the errcode and errmsg WeChat
+// answered. e is unchanged.
+func (e *Error) WithWeChat(errcode int, errmsg string) *Error {
+	c := *e
+	c.WeChatErrcode, c.WeChatErrmsg = errcode, errmsg
+	return &c
+}
+
+// WithCause returns a copy of e around cause, kept for logs and for
+// errors.As (a typed cause can tell the HTTP layer what went wrong). e is
+// unchanged.
+func (e *Error) WithCause(cause error) *Error {
+	c := *e
+	c.Cause = cause
+	return &c
+}
+
+// WithRetryAfter returns a copy of e telling the client when to retry (for
+// rate_limited). e is unchanged.
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
+	c := *e
+	c.RetryAfter = d
+	return &c
 }
 
 // As returns the *Error inside err, or nil.

@@ -13,7 +13,6 @@ import (
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/tenant"
-	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Surfaces label the auth-failure metric.
@@ -61,8 +60,9 @@ func requireTenant(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.
 
 // requireTenantCompat authenticates the tenant key the compatible surface
 // (/wx/{appid}/…) receives where WeChat expects access_token, in the query.
-// Failures answer in WeChat's shape with HTTP 200: a missing key 41001, an
-// invalid, expired or revoked one 40001 (docs/api.md, "Compatible errcodes").
+// Failures answer in WeChat's shape with HTTP 200 (compatAnswer: a missing
+// key 41001, an invalid, expired or revoked one 40001; docs/api.md,
+// "Compatible errcodes").
 //
 // The router mounts it (with rateLimit answering writeWeChatError) on the
 // /wx/:appid group; the handlers then call authorizeAppID for the path's
@@ -84,12 +84,8 @@ func requireTenantCompat(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger
 			p, err = keys.Authenticate(c.Request.Context(), raw)
 		}
 		if err != nil {
-			reason := noteAuthFailure(c, m, log, surfaceCompat, err)
-			code := wechat.ErrInvalidCredential
-			if reason == tenant.ReasonMissing {
-				code = wechat.ErrAccessTokenMissing
-			}
-			writeWeChatError(c, log, compatAuthError(err, code))
+			noteAuthFailure(c, m, log, surfaceCompat, err)
+			writeWeChatError(c, log, err)
 			return
 		}
 		setPrincipal(c, p)
@@ -97,21 +93,9 @@ func requireTenantCompat(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger
 	}
 }
 
-// compatAuthError is err carried with the WeChat errcode the compatible
-// surface answers for it.
-func compatAuthError(err error, code int) *errs.Error {
-	e := errs.As(err)
-	if e == nil || e.Code != errs.Unauthenticated {
-		// Authenticate fails with unauthenticated only; anything else is a bug.
-		return errs.Wrap(errs.Internal, "internal error", err)
-	}
-	return &errs.Error{Code: errs.Unauthenticated, Message: e.Message, WeChatErrcode: code,
-		WeChatErrmsg: wechat.Errmsg(code), Cause: err}
-}
-
-// noteAuthFailure counts and logs a refused credential and returns its
-// reason. Neither the metric nor the line carries the credential.
-func noteAuthFailure(c *gin.Context, m *obs.Metrics, log *slog.Logger, surface string, err error) string {
+// noteAuthFailure counts and logs a refused credential with its reason.
+// Neither the metric nor the line carries the credential.
+func noteAuthFailure(c *gin.Context, m *obs.Metrics, log *slog.Logger, surface string, err error) {
 	reason := tenant.FailureReason(err)
 	if reason == "" {
 		reason = tenant.ReasonInvalid
@@ -120,7 +104,6 @@ func noteAuthFailure(c *gin.Context, m *obs.Metrics, log *slog.Logger, surface s
 		m.AuthFailures.WithLabelValues(surface, reason).Inc()
 	}
 	log.InfoContext(c.Request.Context(), "credential refused", "surface", surface, "reason", reason, "route", c.FullPath())
-	return reason
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
@@ -166,9 +149,7 @@ func takeToken(c *gin.Context, l TenantRateLimiter) error {
 		return errs.Wrap(errs.Internal, "internal error", errors.New("httpapi: rate limit without a limiter"))
 	}
 	if allowed, wait := l.Allow(p.TenantID); !allowed {
-		e := errs.E(errs.RateLimited, "tenant rate limit exceeded; retry later")
-		e.RetryAfter = wait
-		return e
+		return errs.E(errs.RateLimited, "tenant rate limit exceeded; retry later").WithRetryAfter(wait)
 	}
 	return nil
 }

@@ -64,11 +64,10 @@ type AuthorizationFlow interface {
 	Callback(ctx context.Context, sessionID, authCode string) (component.CallbackResult, error)
 }
 
-// AuthorizerDirectory reads authorizers. The tenant methods are scoped to
-// the tenant in the query and fail closed on an empty tenant id; an
-// authorizer bound to another tenant is not_found.
+// AuthorizerDirectory reads authorizers. TenantAuthorizer is scoped to the
+// tenant in the query and fails closed on an empty tenant id; an authorizer
+// bound to another tenant is not_found.
 type AuthorizerDirectory interface {
-	TenantAuthorizers(ctx context.Context, componentAppID, tenantID string) ([]store.Authorizer, error)
 	TenantAuthorizer(ctx context.Context, componentAppID, tenantID, appid string) (store.Authorizer, error)
 	ListAuthorizers(ctx context.Context, componentAppID string) ([]store.Authorizer, error)
 	ListBindings(ctx context.Context, componentAppID string) ([]store.Binding, error)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
@@ -31,44 +34,116 @@ var statusOf = map[errs.Code]int{
 	errs.Internal:               http.StatusInternalServerError,
 }
 
-// wechatCodeOf is the one table from error code to the WeChat errcode the
-// compatible routes answer when the error did not come from WeChat itself
-// (docs/api.md, "Compatible errcodes").
-var wechatCodeOf = map[errs.Code]int{
-	errs.InvalidArgument:        wechat.ErrDataFormat,
-	errs.Unauthenticated:        wechat.ErrInvalidCredential,
-	errs.Forbidden:              wechat.ErrInvalidAppID,
-	errs.NotFound:               wechat.ErrInvalidAppID,
-	errs.MethodNotAllowed:       wechat.ErrRequireMethod,
-	errs.PermissionSetMissing:   wechat.ErrAPIUnauthorizedToComp,
-	errs.AuthorizerUnauthorized: wechat.ErrComponentUnauthorized,
-	errs.RateLimited:            wechat.ErrMinuteQuota,
-	errs.UpstreamUnavailable:    wechat.ErrSystemBusy,
-	errs.UpstreamTimeout:        wechat.ErrSystemBusy,
-	errs.ComponentNotReady:      wechat.ErrSystemBusy,
-	errs.Internal:               wechat.ErrSystemBusy,
+// compatRule is how the compatible surface answers the errors of one code.
+type compatRule struct {
+	// errcode is the answer to an error WeChat did not answer itself.
+	errcode int
+	// local, if set, says when even an error WeChat answered gets errcode
+	// instead of WeChat's own errcode.
+	local func(e *errs.Error) bool
+	// refine, if set, gives the more precise answer WeChat has for what a
+	// local error names (errcode 0: none, errmsg "": WeChat's for errcode).
+	refine func(e *errs.Error) (errcode int, errmsg string)
 }
 
-// localWeChatCode lists the codes whose compatible answer is always the one
-// of wechatCodeOf, even when a WeChat errcode caused them: an account that
-// unauthorized the platform is 61003 whether the token chain saw 61003 or
-// 61023, and a component or upstream outage is -1, not a component API's
-// errcode or a token error the caller would read as "bad tenant key".
-var localWeChatCode = map[errs.Code]bool{
-	errs.AuthorizerUnauthorized: true,
-	errs.ComponentNotReady:      true,
-	errs.UpstreamUnavailable:    true,
-	errs.UpstreamTimeout:        true,
-	errs.Internal:               true,
+// compatRules is the one table from error code to the compatible surface's
+// answer (docs/api.md, "Errors"). An error WeChat answered passes through
+// with WeChat's errcode and errmsg unless its rule is local: an account
+// that unauthorized the platform is 61003 whether the token chain saw 61003
+// or 61023; a component or upstream outage is -1, not a component API's
+// errcode; and a token WeChat refused even after the refresh is -1, because
+// on this surface 40001/40014/42001 mean "your key is bad" and SDKs drop
+// their key on them.
+var compatRules = map[errs.Code]compatRule{
+	errs.InvalidArgument:        {errcode: wechat.ErrDataFormat, refine: paramErrcode},
+	errs.Unauthenticated:        {errcode: wechat.ErrInvalidCredential, refine: missingKey},
+	errs.Forbidden:              {errcode: wechat.ErrInvalidAppID},
+	errs.PermissionSetMissing:   {errcode: wechat.ErrAPIUnauthorizedToComp},
+	errs.AuthorizerUnauthorized: {errcode: wechat.ErrComponentUnauthorized, local: always},
+	errs.NotFound:               {errcode: wechat.ErrInvalidAppID, refine: noRoute},
+	errs.MethodNotAllowed:       {errcode: wechat.ErrRequireMethod, refine: requiredMethod},
+	errs.Conflict:               {errcode: wechat.ErrSystemBusy},
+	errs.RateLimited:            {errcode: wechat.ErrMinuteQuota},
+	errs.UpstreamError:          {errcode: wechat.ErrSystemBusy, local: tokenRefused},
+	errs.UpstreamUnavailable:    {errcode: wechat.ErrSystemBusy, local: always},
+	errs.UpstreamTimeout:        {errcode: wechat.ErrSystemBusy, local: always},
+	errs.ComponentNotReady:      {errcode: wechat.ErrSystemBusy, local: always},
+	errs.Internal:               {errcode: wechat.ErrSystemBusy, local: always},
 }
 
-// answersLocally reports whether the compatible answer to e is the code of
-// wechatCodeOf rather than WeChat's own errcode: for the codes above, and
-// for a token WeChat refused even after the refresh, because on this
-// surface 40001/40014/42001 mean "your key is bad" and SDKs drop their key
-// on them.
-func answersLocally(e *errs.Error) bool {
-	return localWeChatCode[e.Code] || e.Code == errs.UpstreamError && wechat.IsTokenError(e.WeChatErrcode)
+// compatAnswer is what a client of the compatible surface sees for e: the
+// errcode and errmsg of WeChat's {"errcode","errmsg"} answer. Every
+// compatible answer is decided here, by compatRules.
+func compatAnswer(e *errs.Error) (errcode int, errmsg string) {
+	rule, ok := compatRules[e.Code]
+	if !ok {
+		rule = compatRule{errcode: wechat.ErrSystemBusy}
+	}
+	switch {
+	case e.WeChatErrcode != 0 && (rule.local == nil || !rule.local(e)):
+		errcode, errmsg = e.WeChatErrcode, e.WeChatErrmsg
+	case rule.refine != nil:
+		if errcode, errmsg = rule.refine(e); errcode == 0 {
+			errcode, errmsg = rule.errcode, ""
+		}
+	default:
+		errcode = rule.errcode
+	}
+	if errmsg == "" {
+		errmsg = wechat.Errmsg(errcode)
+	}
+	return errcode, errmsg
+}
+
+func always(*errs.Error) bool { return true }
+
+// tokenRefused: WeChat refused the account's token even after the refresh.
+func tokenRefused(e *errs.Error) bool { return wechat.IsTokenError(e.WeChatErrcode) }
+
+// paramErrcode is WeChat's errcode for a refused parameter value (40003 for
+// an openid, 45159 for a tag id), named by the proxy's ParamError.
+func paramErrcode(e *errs.Error) (int, string) {
+	var pe *proxy.ParamError
+	if errors.As(e, &pe) {
+		return pe.WeChatErrcode, ""
+	}
+	return 0, ""
+}
+
+// missingKey is WeChat's 41001 for a request without access_token; any
+// other refused key is 40001.
+func missingKey(e *errs.Error) (int, string) {
+	if tenant.FailureReason(e) == tenant.ReasonMissing {
+		return wechat.ErrAccessTokenMissing, ""
+	}
+	return 0, ""
+}
+
+// errNoRoute is the cause of the answer to a path no route serves.
+var errNoRoute = errors.New("httpapi: no route serves this path")
+
+// noRoute is WeChat's 40066 for a path it does not serve, rather than the
+// 40013 of an account the caller may not see.
+func noRoute(e *errs.Error) (int, string) {
+	if errors.Is(e, errNoRoute) {
+		return wechat.ErrInvalidURL, ""
+	}
+	return 0, ""
+}
+
+// wrongMethod is the cause of a compatible route's method_not_allowed: the
+// method WeChat requires there.
+type wrongMethod struct{ want string }
+
+func (m *wrongMethod) Error() string { return "httpapi: this path requires " + m.want }
+
+// requiredMethod is WeChat's 43002 naming the method the path requires.
+func requiredMethod(e *errs.Error) (int, string) {
+	var m *wrongMethod
+	if errors.As(e, &m) {
+		return wechat.ErrRequireMethod, "require " + m.want + " method"
+	}
+	return 0, ""
 }
 
 type errorBody struct {
@@ -125,24 +200,10 @@ func payloadDetails(e *errs.Error) map[string]any {
 }
 
 // writeWeChatError answers err on the compatible surface, in WeChat's shape:
-// HTTP 200 and {"errcode","errmsg"}. Errors WeChat answered pass through
-// unchanged; local ones get the errcode of wechatCodeOf.
+// HTTP 200 and the {"errcode","errmsg"} of compatAnswer.
 func writeWeChatError(c *gin.Context, log *slog.Logger, err error) {
 	e := normalize(c, log, err)
-	code, msg := e.WeChatErrcode, e.WeChatErrmsg
-	if answersLocally(e) {
-		code = 0 // the contract's code, not whatever the token chain saw
-	}
-	if code == 0 {
-		var ok bool
-		if code, ok = wechatCodeOf[e.Code]; !ok {
-			code = wechat.ErrSystemBusy
-		}
-		msg = wechat.Errmsg(code)
-	}
-	if msg == "" {
-		msg = wechat.Errmsg(code)
-	}
+	code, msg := compatAnswer(e)
 	setRetryAfter(c, e)
 	c.Set(ctxErrCode, string(e.Code))
 	body, _ := json.Marshal(struct {

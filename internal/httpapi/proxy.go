@@ -145,10 +145,6 @@ func handleCompat(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			args, err = api.CompatArgs(c.Request.URL.Query(), body)
 		}
 		if err != nil {
-			if code := api.CompatErrcode(err); code != 0 {
-				e := errs.As(err)
-				e.WeChatErrcode, e.WeChatErrmsg = code, wechat.Errmsg(code)
-			}
 			d.finish(c, api, "compat", appid, err)
 			writeWeChatError(c, d.Log, err)
 			return

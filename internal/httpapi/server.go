@@ -14,7 +14,6 @@ import (
 
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/proxy"
-	"github.com/wxgate/wxgate/internal/wechat"
 
 	"github.com/wxgate/wxgate/internal/obs"
 )
@@ -48,25 +47,27 @@ func NewServer(d Deps) http.Handler {
 	r.UnescapePathValues = false
 	r.Use(requestContext(), accessLog(d.Logger, d.Metrics), recovery(d.Logger))
 	r.NoRoute(func(c *gin.Context) {
-		if isCompat(c) {
-			e := errs.E(errs.NotFound, "no such route")
-			e.WeChatErrcode, e.WeChatErrmsg = wechat.ErrInvalidURL, wechat.Errmsg(wechat.ErrInvalidURL)
-			writeWeChatError(c, d.Logger, e)
-			return
-		}
-		writeError(c, d.Logger, errs.E(errs.NotFound, "no such route"))
+		answerError(c, d.Logger, errs.E(errs.NotFound, "no such route").WithCause(errNoRoute))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		e := errs.E(errs.MethodNotAllowed, "method not allowed on this route")
 		if isCompat(c) {
-			e := errs.E(errs.MethodNotAllowed, "method not allowed on this route")
-			e.WeChatErrcode, e.WeChatErrmsg = wechat.ErrRequireMethod, "require "+compatMethod(c.Request.URL.Path)+" method"
-			writeWeChatError(c, d.Logger, e)
-			return
+			e = e.WithCause(&wrongMethod{want: compatMethod(c.Request.URL.Path)})
 		}
-		writeError(c, d.Logger, errs.E(errs.MethodNotAllowed, "method not allowed on this route"))
+		answerError(c, d.Logger, e)
 	})
 	addRoutes(r, d)
 	return r
+}
+
+// answerError answers err in the shape of the request's surface: WeChat's
+// on the compatible one, the contract's elsewhere.
+func answerError(c *gin.Context, log *slog.Logger, err error) {
+	if isCompat(c) {
+		writeWeChatError(c, log, err)
+		return
+	}
+	writeError(c, log, err)
 }
 
 // isCompat reports whether the request is on the WeChat-compatible surface,

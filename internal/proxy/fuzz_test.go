@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -22,8 +23,8 @@ var validOpenID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // parameters only, openids of [A-Za-z0-9_-]{1,64}, integers in 1..2^31-1 in
 // canonical form, required ones present) and must re-encode into WeChat's
 // request (a query, or a JSON object that parses back to the same values);
-// whatever they refuse must be invalid_argument with a WeChat errcode for
-// the compatible surface. A well-formed openid in the query is never
+// whatever they refuse must be invalid_argument, and a refused value must
+// name its parameter with the WeChat errcode the compatible surface answers. A well-formed openid in the query is never
 // refused. Seeds: testdata/fuzz/FuzzCompatArgs (run by plain `go test`).
 func FuzzCompatArgs(f *testing.F) {
 	f.Add("next_openid=oABCDE_x-1", []byte(`{"tagid":134,"next_openid":"oABCDE_x-1"}`), "134")
@@ -32,9 +33,7 @@ func FuzzCompatArgs(f *testing.F) {
 		for _, api := range APIs {
 			args, err := api.CompatArgs(query, body)
 			checkOutcome(t, api, "CompatArgs", args, err)
-			if err != nil && api.CompatErrcode(err) == 0 {
-				t.Fatalf("%s: CompatArgs refusal %v has no WeChat errcode", api.Name, err)
-			}
+			checkParamRefusal(t, api, err)
 			if api.Method == "GET" {
 				for _, p := range api.Params {
 					if p.Kind != KindOpenID {
@@ -50,6 +49,37 @@ func FuzzCompatArgs(f *testing.F) {
 			checkOutcome(t, api, "RESTArgs", rest, err)
 		}
 	})
+}
+
+// checkParamRefusal asserts that a refusal naming a field (details.fields)
+// carries a ParamError for that declared parameter with its WeChat errcode;
+// one naming no field (a body that is not JSON) carries none.
+func checkParamRefusal(t *testing.T, api *API, err error) {
+	t.Helper()
+	e := errs.As(err)
+	if e == nil {
+		return
+	}
+	fields, _ := e.Details["fields"].(map[string]string)
+	var pe *ParamError
+	if !errors.As(err, &pe) {
+		if len(fields) != 0 {
+			t.Fatalf("%s: refusal of %v carries no ParamError: %v", api.Name, fields, err)
+		}
+		return
+	}
+	if _, ok := fields[pe.Param]; !ok || len(fields) != 1 {
+		t.Fatalf("%s: ParamError names %q, details.fields %v", api.Name, pe.Param, fields)
+	}
+	for _, p := range api.Params {
+		if p.Name == pe.Param {
+			if pe.WeChatErrcode == 0 || pe.WeChatErrcode != p.WeChatErrcode {
+				t.Fatalf("%s: refusal of %s carries errcode %d, want the declared %d", api.Name, p.Name, pe.WeChatErrcode, p.WeChatErrcode)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s: refusal names undeclared parameter %q", api.Name, pe.Param)
 }
 
 // checkOutcome asserts that accepted args are valid and re-encode, and that

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/wxgate/wxgate/internal/errs"
-	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Args are an API call's validated inputs, by parameter name.
@@ -17,26 +16,22 @@ type Args map[string]string
 // MaxBodyBytes caps a compatible route's request body.
 const MaxBodyBytes = 16 << 10
 
-// invalid builds the error for a refused parameter. The compatible route
-// answers it with the parameter's WeChat errcode.
-func invalid(p Param, reason string) *errs.Error {
-	return errs.Invalid(p.Name, p.Name+" "+reason)
+// ParamError is the cause inside every refusal of a parameter's value:
+// which parameter, and what WeChat itself answers for such a value, so the
+// compatible surface can answer the same. It is for the HTTP layer and the
+// logs; clients see the error's message and details.fields.
+type ParamError struct {
+	Param         string
+	WeChatErrcode int
 }
 
-// CompatErrcode returns the WeChat errcode for a local validation error of
-// api (0 when err is not one).
-func (api *API) CompatErrcode(err error) int {
-	e := errs.As(err)
-	if e == nil || e.Code != errs.InvalidArgument || e.WeChatErrcode != 0 {
-		return 0
-	}
-	fields, _ := e.Details["fields"].(map[string]string)
-	for _, p := range api.Params {
-		if _, ok := fields[p.Name]; ok {
-			return p.WeChatErrcode
-		}
-	}
-	return wechat.ErrDataFormat
+// Error names the parameter.
+func (e *ParamError) Error() string { return "proxy: invalid " + e.Param }
+
+// invalid builds the error for a refused parameter: invalid_argument with
+// details.fields naming it, and a ParamError cause.
+func invalid(p Param, reason string) *errs.Error {
+	return errs.Invalid(p.Name, p.Name+" "+reason).WithCause(&ParamError{Param: p.Name, WeChatErrcode: p.WeChatErrcode})
 }
 
 func validate(p Param, v string) (string, error) {

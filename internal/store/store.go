@@ -3,6 +3,11 @@
 // migrations, and the repositories every other package uses through small
 // interfaces of its own. Nothing outside this package imports gorm. Secret
 // columns are sealed with a secret.Box before they are written.
+//
+// Each table of migrations/ has one file named after it (components.go,
+// authorizers.go, tenant_keys.go, …) holding its one row struct and every
+// query of it; this file opens the store, migrates it and translates
+// database errors into domain errors.
 package store
 
 import (
@@ -289,24 +294,4 @@ func fromMSPtr(v *int64) *time.Time {
 	}
 	t := fromMS(*v)
 	return &t
-}
-
-// bumpRevision increments the named change counter inside tx and returns the
-// new value. The row lock it takes serialises writers until commit, so
-// revisions become visible in order and a poller never skips one.
-func bumpRevision(tx *gorm.DB, name string) (int64, error) {
-	var rev int64
-	err := tx.Raw("UPDATE revisions SET rev = rev + 1 WHERE name = ? RETURNING rev", name).Scan(&rev).Error
-	if err != nil {
-		return 0, fmt.Errorf("bump revision %s: %w", name, err)
-	}
-	return rev, nil
-}
-
-// Revision returns the current value of a change counter ("authorizers",
-// "tenants"). Replicas poll it to learn that something changed.
-func (s *Store) Revision(ctx context.Context, name string) (int64, error) {
-	var rev int64
-	err := s.db.WithContext(ctx).Raw("SELECT rev FROM revisions WHERE name = ?", name).Scan(&rev).Error
-	return rev, translate(err, "revision")
 }

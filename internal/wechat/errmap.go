@@ -44,12 +44,11 @@ func AsErrorAt(errcode int, errmsg string, now time.Time) *errs.Error {
 	case ErrInvalidTagID:
 		e = errs.E(errs.InvalidArgument, "WeChat rejected the tag id")
 	case ErrDailyQuota:
-		e = errs.E(errs.RateLimited, "the account's daily WeChat quota for this API is spent")
 		y, m, d := now.In(beijing).Date()
-		e.RetryAfter = time.Date(y, m, d+1, 0, 0, 0, 0, beijing).Sub(now)
+		e = errs.E(errs.RateLimited, "the account's daily WeChat quota for this API is spent").
+			WithRetryAfter(time.Date(y, m, d+1, 0, 0, 0, 0, beijing).Sub(now))
 	case ErrMinuteQuota:
-		e = errs.E(errs.RateLimited, "WeChat's per-minute quota for this API is reached")
-		e.RetryAfter = MinuteQuotaRetryAfter
+		e = errs.E(errs.RateLimited, "WeChat's per-minute quota for this API is reached").WithRetryAfter(MinuteQuotaRetryAfter)
 	case ErrAPIUnauthorizedToComp:
 		e = errs.E(errs.PermissionSetMissing, "the account has not granted the platform a permission set this API needs")
 	case ErrComponentUnauthorized:
@@ -63,8 +62,7 @@ func AsErrorAt(errcode int, errmsg string, now time.Time) *errs.Error {
 	default:
 		e = errs.E(errs.UpstreamError, "WeChat answered an error")
 	}
-	e.WeChatErrcode, e.WeChatErrmsg = errcode, errmsg
-	return e
+	return e.WithWeChat(errcode, errmsg)
 }
 
 // ErrcodeOf returns the WeChat errcode an error carries (0 if none).
