@@ -40,7 +40,7 @@ func commands() []command {
 		{"migrate", "apply pending migrations and exit", runMigrate},
 		{"sim", "run the WeChat simulator", runSim},
 		{"demo", "run gateway + simulator on the embedded store, with a demo tenant and accounts", runDemo},
-		{"bench", "measure the gateway against the simulator on loopback and print one table", runBench},
+		{"bench", "measure the gateway against the simulator (and other proxies) on loopback and print the figures", runBench},
 		{"healthcheck", "probe a URL (container health checks)", runHealthcheck},
 		{"version", "print the version", runVersion},
 	}

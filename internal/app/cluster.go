@@ -106,6 +106,10 @@ func (r *replica) Kill() {
 	_ = r.cmd.Process.Kill()
 }
 
+// Pid is the child process's id: the middle part of the owner it writes
+// into leases ("host-pid-random").
+func (r *replica) Pid() int { return r.cmd.Process.Pid }
+
 // PeakRSS is the replica's peak resident set size in bytes (VmHWM).
 func (r *replica) PeakRSS() int64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))

@@ -10,10 +10,6 @@ type Replica = replica
 // StartReplica runs exe with args and exactly env and waits until it listens.
 var StartReplica = startReplica
 
-// Pid is the child process's id: the middle part of the owner it writes
-// into leases ("host-pid-random").
-func (r *replica) Pid() int { return r.cmd.Process.Pid }
-
 // SimHost is the simulator on a loopback listener with its push relay (see simhost.go).
 type SimHost = simHost
 

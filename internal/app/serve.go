@@ -38,7 +38,10 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	log := obs.NewLogger(stdio.Stderr, cfg.LogLevel)
+	// One write system call per batch of log lines, not per request.
+	logOut := obs.NewLineBuffer(stdio.Stderr, logFlushInterval)
+	defer logOut.Close()
+	log := obs.NewLogger(logOut, cfg.LogLevel)
 	gw, err := openGateway(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -50,6 +53,10 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	}
 	return gw.serve(ctx, ln)
 }
+
+// logFlushInterval is how long an informational log line may wait in the
+// buffer; warnings and errors are written at once.
+const logFlushInterval = 100 * time.Millisecond
 
 // openGateway opens and migrates the configured store and wires a replica
 // over it; the caller closes gw.store when done.

@@ -349,7 +349,12 @@ func TestFailedRefreshIsRetriedWhileTheOldTokenServes(t *testing.T) {
 		t.Run(fault.Kind, func(t *testing.T) {
 			t.Parallel()
 			const life = 720 * time.Second // first retry pause: 1 s
-			p := setup(t, componenttest.Options{TokenLifetime: life, WeChat: func(o *wechat.Options) { o.AttemptTimeout = 100 * time.Millisecond }}, appA)
+			// Three attempts per call (the client's ceiling, pinned: its
+			// retry budget would allow more) make one refresh attempt.
+			p := setup(t, componenttest.Options{TokenLifetime: life, WeChat: func(o *wechat.Options) {
+				o.AttemptTimeout = 100 * time.Millisecond
+				o.MaxAttempts = 3
+			}}, appA)
 			ctx := p.Ctx()
 			old, _ := p.Authorizers.Get(appA)
 			if err := p.Sim.SetFault(fault); err != nil {

@@ -61,7 +61,7 @@ func (d ProxyDeps) account(c *gin.Context, api *proxy.API) (string, error) {
 // the operator's tenants; the account is left to the access log and the
 // usage report, as thousands of appids would explode the series).
 func (d ProxyDeps) countCall(c *gin.Context, api *proxy.API, surface, outcome string) {
-	d.Metrics.ProxyCalls.WithLabelValues(api.Name, surface, outcome, principalTenant(c)).Inc()
+	d.Metrics.ProxyCall(api.Name, surface, outcome, principalTenant(c)).Inc()
 }
 
 // finish records a finished call in usage and metrics and leaves WeChat's

@@ -1,6 +1,9 @@
 package obs
 
 import (
+	"strconv"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -24,6 +27,11 @@ type Metrics struct {
 	UpstreamDuration *prometheus.HistogramVec
 	// UpstreamRetries counts retries by API and reason.
 	UpstreamRetries *prometheus.CounterVec
+	// UpstreamGiveUps counts failed WeChat calls that were not retried
+	// although their failure was transient, by API and reason
+	// (account_budget, replica_budget, deadline, max_attempts): in an
+	// outage the budgets' refusals climb while retries stay bounded.
+	UpstreamGiveUps *prometheus.CounterVec
 	// TokenRefreshes counts authorizer/component token refreshes by kind and result.
 	TokenRefreshes *prometheus.CounterVec
 	// SoonestTokenExpiry is the seconds until the soonest authorizer token expiry.
@@ -39,6 +47,74 @@ type Metrics struct {
 	// StoreQueries counts database statements by origin: "request" (made
 	// while serving a request; the proxy's hot path adds none) or "background".
 	StoreQueries *prometheus.CounterVec
+
+	// Children of the vectors the request path records into, each label
+	// set resolved once (WithLabelValues hashes the labels on every call).
+	httpRequests     children[httpKey, prometheus.Counter]
+	httpDuration     children[string, prometheus.Observer]
+	proxyCalls       children[[4]string, prometheus.Counter]
+	upstreamCalls    children[[2]string, prometheus.Counter]
+	upstreamDuration children[string, prometheus.Observer]
+}
+
+// HTTPRequest is the HTTPRequests child for route, method and status.
+func (m *Metrics) HTTPRequest(route, method string, status int) prometheus.Counter {
+	return m.httpRequests.get(httpKey{route, method, status}, func(k httpKey) prometheus.Counter {
+		return m.HTTPRequests.WithLabelValues(k.route, k.method, strconv.Itoa(k.status))
+	})
+}
+
+// HTTPLatency is the HTTPDuration child for route.
+func (m *Metrics) HTTPLatency(route string) prometheus.Observer {
+	return m.httpDuration.get(route, func(r string) prometheus.Observer { return m.HTTPDuration.WithLabelValues(r) })
+}
+
+// ProxyCall is the ProxyCalls child for api, surface, outcome code and tenant.
+func (m *Metrics) ProxyCall(api, surface, code, tenant string) prometheus.Counter {
+	return m.proxyCalls.get([4]string{api, surface, code, tenant}, func(k [4]string) prometheus.Counter {
+		return m.ProxyCalls.WithLabelValues(k[0], k[1], k[2], k[3])
+	})
+}
+
+// UpstreamCall is the UpstreamCalls child for api and errcode label.
+func (m *Metrics) UpstreamCall(api, errcode string) prometheus.Counter {
+	return m.upstreamCalls.get([2]string{api, errcode}, func(k [2]string) prometheus.Counter {
+		return m.UpstreamCalls.WithLabelValues(k[0], k[1])
+	})
+}
+
+// UpstreamLatency is the UpstreamDuration child for api.
+func (m *Metrics) UpstreamLatency(api string) prometheus.Observer {
+	return m.upstreamDuration.get(api, func(a string) prometheus.Observer { return m.UpstreamDuration.WithLabelValues(a) })
+}
+
+type httpKey struct {
+	route, method string
+	status        int
+}
+
+// children caches a vector's children by their label values. The label
+// sets are bounded (that is a rule of every metric here), so the cache is.
+type children[K comparable, M any] struct {
+	mu sync.RWMutex
+	m  map[K]M
+}
+
+func (c *children[K, M]) get(k K, resolve func(K) M) M {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = resolve(k)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[K]M{}
+	}
+	c.m[k] = v
+	c.mu.Unlock()
+	return v
 }
 
 // NewMetrics creates the collectors on a fresh registry, with the Go and
@@ -67,6 +143,9 @@ func NewMetrics() *Metrics {
 		UpstreamRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_upstream_retries_total", Help: "Retries of WeChat calls by API and reason.",
 		}, []string{"api", "reason"}),
+		UpstreamGiveUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_upstream_give_ups_total", Help: "Transient WeChat failures not retried, by API and reason (account_budget, replica_budget, deadline, max_attempts).",
+		}, []string{"api", "reason"}),
 		TokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_token_refreshes_total", Help: "Token refreshes by kind (authorizer, component) and result.",
 		}, []string{"kind", "result"}),
@@ -92,7 +171,7 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.HTTPRequests, m.HTTPDuration, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries,
+		m.HTTPRequests, m.HTTPDuration, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries, m.UpstreamGiveUps,
 		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.AuthFailures, m.StoreQueries,
 	)
 	return m

@@ -38,12 +38,20 @@ func WithAttrs(ctx context.Context, attrs ...slog.Attr) context.Context {
 }
 
 // NewLogger returns a JSON logger writing to w at level. Lines logged with a
-// context include its request id and attributes.
+// context include its request id and attributes. When w buffers (a
+// LineBuffer), every warning or error is flushed at once.
 func NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
-	return slog.New(ctxHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
+	h := ctxHandler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})}
+	if f, ok := w.(interface{ Flush() error }); ok {
+		h.flush = f.Flush
+	}
+	return slog.New(h)
 }
 
-type ctxHandler struct{ slog.Handler }
+type ctxHandler struct {
+	slog.Handler
+	flush func() error // nil: w does not buffer
+}
 
 func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
@@ -52,11 +60,17 @@ func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 	if attrs, ok := ctx.Value(attrsKey).([]slog.Attr); ok {
 		r.AddAttrs(attrs...)
 	}
-	return h.Handler.Handle(ctx, r)
+	err := h.Handler.Handle(ctx, r)
+	if h.flush != nil && r.Level >= slog.LevelWarn {
+		_ = h.flush()
+	}
+	return err
 }
 
 func (h ctxHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return ctxHandler{h.Handler.WithAttrs(attrs)}
+	return ctxHandler{h.Handler.WithAttrs(attrs), h.flush}
 }
 
-func (h ctxHandler) WithGroup(name string) slog.Handler { return ctxHandler{h.Handler.WithGroup(name)} }
+func (h ctxHandler) WithGroup(name string) slog.Handler {
+	return ctxHandler{h.Handler.WithGroup(name), h.flush}
+}

@@ -90,7 +90,7 @@ func (s *Service) Call(ctx context.Context, api *API, appid string, args Args) (
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	query, body := api.upstream(args)
-	req := wechat.Request{API: api.Name, Method: api.Method, Path: api.Path, Query: query, Body: body, AccessToken: a.AccessToken}
+	req := wechat.Request{API: api.Name, Method: api.Method, Path: api.Path, Query: query, Body: body, AccessToken: a.AccessToken, Account: appid}
 	resp, err := s.upstream.Call(ctx, req)
 	if err != nil {
 		return nil, err

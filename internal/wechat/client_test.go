@@ -200,6 +200,9 @@ func TestCallReturnsTheRawBodyUnchanged(t *testing.T) {
 	}
 }
 
+// TestRetryPolicy checks which failures are retried. The ceiling is pinned
+// at three attempts so that a retryable failure shows as exactly three
+// calls (the budgets have room for more: TestRetryBudgetEndsAFailingCall).
 func TestRetryPolicy(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -221,7 +224,7 @@ func TestRetryPolicy(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, nil)
+			f := newFixture(t, func(o *wechat.Options) { o.MaxAttempts = 3 })
 			ct := f.componentToken(t)
 			tc.fault.Endpoint = sim.EndpointCreatePreAuthCode
 			if err := f.sim.SetFault(tc.fault); err != nil {
@@ -276,9 +279,55 @@ func TestRetryRecoversFromATransientFault(t *testing.T) {
 	}
 }
 
+// TestRetryBudgetEndsAFailingCall: against a WeChat that answers every
+// call -1, the budget (2 retries plus 10 % of the calls, on a clock that
+// does not move) grants the first call two retries and refuses the third;
+// the next call is not retried at all. The ceiling (10) is not what ends
+// them, and no pause is slept (the random source draws 0).
+func TestRetryBudgetEndsAFailingCall(t *testing.T) {
+	t.Parallel()
+	clock := storetest.NewClock()
+	f := newFixture(t, func(o *wechat.Options) {
+		o.Retry = wechat.NewRetryPolicy(wechat.RetryOptions{Ratio: 0.1, MinRetries: 2, MaxAttempts: 10, Now: clock.Now,
+			Rand: func(int64) int64 { return 0 }})
+	})
+	ct := f.componentToken(t)
+	if err := f.sim.SetFault(sim.Fault{Endpoint: sim.EndpointCreatePreAuthCode, Kind: sim.FaultErrcode}); err != nil {
+		t.Fatal(err)
+	}
+	call := func() wechat.Response {
+		t.Helper()
+		resp, err := f.client.Call(ctx(t), wechat.Request{API: "api_create_preauthcode", Path: "/cgi-bin/component/api_create_preauthcode",
+			Body: []byte(`{"component_appid":"` + compAppID + `"}`), ComponentToken: ct})
+		if err != nil || resp.Errcode != -1 {
+			t.Fatalf("want -1 as data after the retries, got %+v, %v", resp.Errcode, err)
+		}
+		return resp
+	}
+	// The component token exchange made one call before: after 1 + 3
+	// calls, 2 retries ≤ 0.1·4 + 2 and a third would be 3 > 0.1·4 + 2.
+	if r := call(); r.Attempts != 3 {
+		t.Errorf("first call: %d attempts, want 3 (two retries granted)", r.Attempts)
+	}
+	if r := call(); r.Attempts != 1 {
+		t.Errorf("second call: %d attempts, want 1 (budget spent)", r.Attempts)
+	}
+	if got := testutil.ToFloat64(f.metrics.UpstreamGiveUps.WithLabelValues("api_create_preauthcode", wechat.GiveUpAccountBudget)); got != 2 {
+		t.Errorf("give-ups for the account budget = %v, want 2", got)
+	}
+	if n := f.sim.Counters().Calls[sim.EndpointCreatePreAuthCode]; n != 4 {
+		t.Errorf("WeChat saw %d calls, want 4", n)
+	}
+	// Two windows later the floor is back.
+	clock.Advance(2 * wechat.DefaultRetryWindow)
+	if r := call(); r.Attempts != 3 {
+		t.Errorf("after the window: %d attempts, want 3", r.Attempts)
+	}
+}
+
 func TestTimeouts(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(o *wechat.Options) { o.AttemptTimeout = 100 * time.Millisecond })
+	f := newFixture(t, func(o *wechat.Options) { o.AttemptTimeout = 100 * time.Millisecond; o.MaxAttempts = 3 })
 	ct := f.componentToken(t)
 	if err := f.sim.SetFault(sim.Fault{Endpoint: sim.EndpointCreatePreAuthCode, Kind: sim.FaultLatency, Latency: time.Second}); err != nil {
 		t.Fatal(err)

@@ -67,6 +67,9 @@ func AsErrorAt(errcode int, errmsg string, now time.Time) *errs.Error {
 
 // ErrcodeOf returns the WeChat errcode an error carries (0 if none).
 func ErrcodeOf(err error) int {
+	if err == nil {
+		return 0 // the common case, without errors.As's allocation
+	}
 	if e := errs.As(err); e != nil {
 		return e.WeChatErrcode
 	}
