@@ -154,9 +154,11 @@ func takeToken(c *gin.Context, l TenantRateLimiter) error {
 
 // authorizeAppID decides, from memory, whether the authenticated key may
 // call appid: nil if it may; not_found if the account is unknown or bound to
-// another tenant (the same error, byte for byte, and the same single map
-// lookup either way); forbidden if it is the tenant's but the key is
-// restricted to other accounts; internal if there is no principal (fail
+// another tenant (the same error, byte for byte, and the same lookup either
+// way: a binding missing from memory is looked up in the store once, and
+// the miss remembered); forbidden if it is the tenant's but the key is
+// restricted to other accounts; store_unavailable if the store was needed
+// and could not be reached; internal if there is no principal (fail
 // closed). Every /v1 and /wx route that names an account calls it before
 // anything else:
 //
@@ -172,7 +174,11 @@ func authorizeAppID(c *gin.Context, b BindingChecker, appid string) error {
 	if b == nil {
 		return errs.Wrap(errs.Internal, "internal error", errors.New("httpapi: account check without bindings"))
 	}
-	if !b.Bound(p.TenantID, appid) {
+	bound, err := b.Authorize(c.Request.Context(), p.TenantID, appid)
+	if err != nil {
+		return err
+	}
+	if !bound {
 		return errAuthorizerNotFound()
 	}
 	if p.Restricts(appid) {

@@ -29,7 +29,7 @@ func (stubUpstream) Call(context.Context, *proxy.API, string, proxy.Args) ([]byt
 	return []byte(`{"total":1,"count":1,"data":{"openid":["o1"]},"next_openid":""}`), nil
 }
 
-func (stubUpstream) Walk(_ context.Context, _ *proxy.API, _ string, _ proxy.Args, emit func([]string) error) (string, int, error) {
+func (stubUpstream) Walk(_ context.Context, _ *proxy.API, _ string, _ proxy.Args, _ func() error, emit func([]string) error) (string, int, error) {
 	return "", 1, emit([]string{"o1"})
 }
 

@@ -140,9 +140,11 @@ type Page struct {
 
 // Walk calls api page after page from the cursor in args, handing each
 // page's openids to emit, until WeChat answers an empty cursor or an empty
-// page. It stops at once when ctx ends or emit fails. On failure it returns
-// the cursor to resume from: every openid before it was emitted, none after.
-func (s *Service) Walk(ctx context.Context, api *API, appid string, args Args, emit func(openids []string) error) (resume string, pages int, err error) {
+// page. before, if not nil, is asked before each page is fetched (the
+// export re-checks the caller's access there). It stops at once when ctx
+// ends, before or emit fails. On failure it returns the cursor to resume
+// from: every openid before it was emitted, none after.
+func (s *Service) Walk(ctx context.Context, api *API, appid string, args Args, before func() error, emit func(openids []string) error) (resume string, pages int, err error) {
 	cur := Args{}
 	for k, v := range args {
 		cur[k] = v
@@ -151,6 +153,11 @@ func (s *Service) Walk(ctx context.Context, api *API, appid string, args Args, e
 	for {
 		if err := ctx.Err(); err != nil {
 			return cursor, pages, errs.Wrap(errs.UpstreamTimeout, "the export was cancelled", err)
+		}
+		if before != nil {
+			if err := before(); err != nil {
+				return cursor, pages, err
+			}
 		}
 		if cursor == "" {
 			delete(cur, api.Cursor)

@@ -121,7 +121,7 @@ func TestRefusedLocallyBeforeWeChat(t *testing.T) {
 					t.Errorf("%s: Call = %s, %v; want %s", a.Name, body, err, tt.want)
 				}
 				emitted := 0
-				_, pages, err := f.svc.Walk(ctx, a, tt.appid, args, func(ids []string) error { emitted += len(ids); return nil })
+				_, pages, err := f.svc.Walk(ctx, a, tt.appid, args, nil, func(ids []string) error { emitted += len(ids); return nil })
 				if errs.CodeOf(err) != tt.want || pages != 0 || emitted != 0 {
 					t.Errorf("%s: Walk = %d pages, %d openids, %v; want %s", a.Name, pages, emitted, err, tt.want)
 				}
@@ -232,7 +232,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 func walkAll(t *testing.T, f *fixture, a *proxy.API, appid string, args proxy.Args) ([]string, int) {
 	t.Helper()
 	var got []string
-	resume, pages, err := f.svc.Walk(f.Ctx(), a, appid, args, func(ids []string) error {
+	resume, pages, err := f.svc.Walk(f.Ctx(), a, appid, args, nil, func(ids []string) error {
 		got = append(got, ids...)
 		return nil
 	})
@@ -291,7 +291,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	ctx := f.Ctx()
 	appid := f.account(sim.AccountSpec{AppID: "wx00000000000000b1", Followers: 23000, PermissionSets: []int{2}})
 	var got []string
-	resume, pages, err := f.svc.Walk(ctx, getFans, appid, proxy.Args{}, func(ids []string) error {
+	resume, pages, err := f.svc.Walk(ctx, getFans, appid, proxy.Args{}, nil, func(ids []string) error {
 		got = append(got, ids...)
 		// The next page fails.
 		return f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, AppID: appid, Kind: sim.FaultErrcode, Errcode: wechat.ErrDailyQuota})
@@ -309,7 +309,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	t.Run("an emit failure stops the walk at once", func(t *testing.T) {
 		stop := errors.New("client went away")
 		calls := f.Calls(sim.EndpointUserGet, appid)
-		resume, pages, err := f.svc.Walk(ctx, getFans, appid, proxy.Args{}, func([]string) error { return stop })
+		resume, pages, err := f.svc.Walk(ctx, getFans, appid, proxy.Args{}, nil, func([]string) error { return stop })
 		if !errors.Is(err, stop) || pages != 1 || resume != sim.OpenID(appid, 9999) || f.Calls(sim.EndpointUserGet, appid)-calls != 1 {
 			t.Fatalf("Walk = %q, %d pages, %v", resume, pages, err)
 		}
@@ -318,7 +318,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		calls := f.Calls(sim.EndpointUserGet, appid)
-		resume, _, err := f.svc.Walk(cctx, getFans, appid, proxy.Args{"next_openid": sim.OpenID(appid, 5)}, func([]string) error { return nil })
+		resume, _, err := f.svc.Walk(cctx, getFans, appid, proxy.Args{"next_openid": sim.OpenID(appid, 5)}, nil, func([]string) error { return nil })
 		if errs.CodeOf(err) != errs.UpstreamTimeout || resume != sim.OpenID(appid, 5) || f.Calls(sim.EndpointUserGet, appid) != calls {
 			t.Fatalf("cancelled Walk = %q, %v", resume, err)
 		}

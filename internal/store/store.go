@@ -158,19 +158,20 @@ func (s *Store) Close() error { return s.sqlDB.Close() }
 // OnQuery registers fn to run after every statement gorm issues (tests
 // count database round trips with it).
 func (s *Store) OnQuery(fn func()) {
-	s.OnQueryContext(func(context.Context) { fn() })
+	s.OnQueryContext(func(context.Context, error) { fn() })
 }
 
 // OnQueryContext registers fn to run after every statement gorm issues, with
-// the statement's context: metrics tell a request's queries from the
-// background workers' by the request id on it.
-func (s *Store) OnQueryContext(fn func(ctx context.Context)) {
+// the statement's context and error (nil on success): metrics tell a
+// request's queries from the background workers' by the request id on it,
+// and an unreachable store by Unavailable(err).
+func (s *Store) OnQueryContext(fn func(ctx context.Context, err error)) {
 	cb := func(db *gorm.DB) {
 		ctx := context.Background()
 		if db.Statement != nil && db.Statement.Context != nil {
 			ctx = db.Statement.Context
 		}
-		fn(ctx)
+		fn(ctx, db.Error)
 	}
 	name := fmt.Sprintf("wxgate:on_query_%d", s.hooks.Add(1))
 	_ = s.db.Callback().Query().After("gorm:query").Register(name+"_query", cb)
@@ -236,6 +237,8 @@ func translate(err error, what string) error {
 		return err
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return errs.Wrap(errs.NotFound, what+" not found", err)
+	case Unavailable(err):
+		return errUnavailable(err, what)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return errs.Wrap(errs.Conflict, what+" already exists", err)
 	case errors.Is(err, gorm.ErrForeignKeyViolated):
