@@ -30,7 +30,8 @@ import (
 //   - a key issued through A is accepted by B on the very next request
 //     (sent within a millisecond of A's answer), for every one of 20 keys;
 //
-//   - an account bound through A is served by B at once;
+//   - an account bound through A is served by B at once, and so is one
+//     authorized through A a moment ago;
 //
 //   - a key revoked through A is refused by B within 2 s, and an export
 //     running on B with it ends with the error line within 2 s;
@@ -100,6 +101,22 @@ func TestReplicasReadYourWrites(t *testing.T) {
 		c.must(http.MethodPut, "/admin/tenants/"+tn.ID+"/authorizers/"+big, testAdminToken, nil, nil, 204)
 		if code, raw, _ := c.do(b, http.MethodGet, "/v1/authorizers/"+big+"/fans", otherKey, nil, nil); code != 200 {
 			t.Fatalf("bound on A, called on B at once: got %d %.200s, want 200", code, raw)
+		}
+	})
+
+	journey.Step(t, "an account authorized and bound through A is served by B at once", func(t *testing.T) {
+		const fresh = "wx9c00000000000003"
+		if err := c.Sim.CreateAccount(sim.AccountSpec{AppID: fresh, Followers: 3, PermissionSets: []int{2}}); err != nil {
+			t.Fatal(err)
+		}
+		// The authorized event reaches A, which stores the account; B
+		// learns of it only when asked.
+		if _, err := c.Sim.Authorize(t.Context(), fresh, ""); err != nil {
+			t.Fatal(err)
+		}
+		c.must(http.MethodPut, "/admin/tenants/"+c.TenantID+"/authorizers/"+fresh, testAdminToken, nil, nil, 204)
+		if code, raw, _ := c.fans(b, fresh); code != 200 {
+			t.Fatalf("authorized and bound on A, called on B at once: got %d %.200s, want 200", code, raw)
 		}
 	})
 

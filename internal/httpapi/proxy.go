@@ -23,7 +23,7 @@ import (
 type Proxy interface {
 	// Check refuses a call locally (not_found, authorizer_unauthorized,
 	// permission_set_missing) before anything is sent to WeChat.
-	Check(api *proxy.API, appid string) error
+	Check(ctx context.Context, api *proxy.API, appid string) error
 	// Call returns WeChat's body unchanged, or an error carrying WeChat's errcode.
 	Call(ctx context.Context, api *proxy.API, appid string, args proxy.Args) ([]byte, error)
 	// Walk pages through a list, handing each page's openids to emit; on
@@ -252,7 +252,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			args, err = api.RESTArgs(c.Param, c.Request.URL.Query())
 		}
 		if err == nil {
-			err = d.Service.Check(api, appid)
+			err = d.Service.Check(c.Request.Context(), api, appid)
 		}
 		if err != nil {
 			d.finish(c, api, "export", appid, err)

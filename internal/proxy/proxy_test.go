@@ -114,7 +114,7 @@ func TestRefusedLocallyBeforeWeChat(t *testing.T) {
 				if a == getTagFans {
 					args["tagid"] = "2"
 				}
-				if err := f.svc.Check(a, tt.appid); errs.CodeOf(err) != tt.want {
+				if err := f.svc.Check(context.Background(), a, tt.appid); errs.CodeOf(err) != tt.want {
 					t.Errorf("%s: Check = %v, want %s", a.Name, err, tt.want)
 				}
 				if body, err := f.svc.Call(ctx, a, tt.appid, args); errs.CodeOf(err) != tt.want || body != nil {
@@ -132,14 +132,14 @@ func TestRefusedLocallyBeforeWeChat(t *testing.T) {
 		})
 	}
 	t.Run("the permission error names what is required and what is granted", func(t *testing.T) {
-		e := errs.As(f.svc.Check(getFans, set1))
+		e := errs.As(f.svc.Check(context.Background(), getFans, set1))
 		if e == nil || !slices.Equal(e.Details["required_any"].([]int), []int{2, 100}) || !slices.Equal(e.Details["granted"].([]int), []int{1}) {
 			t.Fatalf("details = %v", e)
 		}
 	})
 	t.Run("an account granting set 2 or 100 passes", func(t *testing.T) {
 		ok := f.account(sim.AccountSpec{AppID: "wx0000000000000100", Followers: 5, PermissionSets: []int{100}})
-		if err := f.svc.Check(getFans, ok); err != nil {
+		if err := f.svc.Check(context.Background(), getFans, ok); err != nil {
 			t.Fatalf("Check = %v", err)
 		}
 	})
@@ -220,7 +220,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 		t.Fatalf("granted = %v, want the re-read [1]", e.Details["granted"])
 	}
 	before := f.userCalls(appid)
-	if err := f.svc.Check(getFans, appid); errs.CodeOf(err) != errs.PermissionSetMissing {
+	if err := f.svc.Check(context.Background(), getFans, appid); errs.CodeOf(err) != errs.PermissionSetMissing {
 		t.Fatalf("Check after the re-read = %v", err)
 	}
 	if _, err := f.svc.Call(ctx, getFans, appid, proxy.Args{}); errs.CodeOf(err) != errs.PermissionSetMissing || f.userCalls(appid) != before {
