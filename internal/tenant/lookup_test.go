@@ -283,3 +283,50 @@ func TestCutOffReplicaRefusesTenantCallsPastTheStalenessLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestRecheckFollowsTheDirectory: what a running export asks before each
+// page. The key's revocation, its tenant's deletion and the account's
+// unbinding each end it, from memory, once the directory has them.
+func TestRecheckFollowsTheDirectory(t *testing.T) {
+	const appid = "wxaaaaaaaaaaaaaaa1"
+	tests := []struct {
+		name   string
+		change func(e *env, tenantID, kid string) error
+		want   errs.Code
+		reason string
+	}{
+		{"the key revoked", func(e *env, _, kid string) error { return e.svc.Admin.RevokeKey(context.Background(), kid) }, errs.Unauthenticated, tenant.ReasonRevoked},
+		{"the tenant deleted", func(e *env, id, _ string) error { return e.svc.Admin.DeleteTenant(context.Background(), id) }, errs.Unauthenticated, tenant.ReasonUnknownKey},
+		{"the account unbound", func(e *env, id, _ string) error { return e.svc.Admin.Unbind(context.Background(), id, appid) }, errs.NotFound, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, store.SQLite, 1, 1)
+			ctx := context.Background()
+			tn, _ := e.svc.Admin.CreateTenant(ctx, "acme")
+			if _, err := e.st.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: component, AppID: appid, Status: store.StatusAuthorized,
+				AccessToken: "at", RefreshToken: "rt", TokenExpiresAt: e.clock.Now().Add(time.Hour)}, tn.ID); err != nil {
+				t.Fatal(err)
+			}
+			_, raw, err := e.svc.Admin.IssueKey(ctx, tn.ID, tenant.KeyRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := e.svc.Verifier.Authenticate(ctx, raw.Reveal())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.svc.Directory.Recheck(p, appid); err != nil {
+				t.Fatalf("before the change: got %v, want nil", err)
+			}
+			if err := tc.change(e, tn.ID, p.KID); err != nil {
+				t.Fatal(err)
+			}
+			err = e.svc.Directory.Recheck(p, appid)
+			if errs.CodeOf(err) != tc.want || tenant.FailureReason(err) != tc.reason {
+				t.Fatalf("after the change: got %v (reason %q), want %s (reason %q)", err, tenant.FailureReason(err), tc.want, tc.reason)
+			}
+		})
+	}
+}
