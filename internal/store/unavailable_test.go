@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"net/url"
@@ -17,8 +18,8 @@ import (
 )
 
 // TestUnreachableStoreIsStoreUnavailable: a store that refuses
-// connections, and a pool exhausted until the caller's deadline, answer
-// store_unavailable (the 503 clients retry), while the store's own refusals
+// connections, and a pool exhausted until the caller's deadline or the
+// store's operation timeout, answer store_unavailable (the 503 clients retry), while the store's own refusals
 // (not found) and a caller that went away keep their meaning.
 func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 	t.Parallel()
@@ -36,7 +37,8 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 	u.Host = link.Addr()
 	ctx := context.Background()
 	storetest.OpenURL(t, dbURL, nil) // migrated
-	st, err := store.Open(ctx, u.String(), store.Options{Box: storetest.Box(t), MaxOpenConns: 2, Logger: slog.New(slog.DiscardHandler)})
+	const opTimeout = 300 * time.Millisecond
+	st, err := store.Open(ctx, u.String(), store.Options{Box: storetest.Box(t), MaxOpenConns: 2, OpTimeout: opTimeout, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,12 +81,37 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 		}
 		<-held
 		<-held
-		dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		_, err := st.GetTenant(dctx, comp, tn.ID)
 		cancel()
 		close(release)
 		wg.Wait()
 		want(t, "a query with every connection held", err)
+	})
+
+	journey.Step(t, "a store that stops answering, for a caller without a deadline", func(t *testing.T) {
+		// Another client holds the tenant's row: the update waits in the
+		// database until the store's operation timeout ends it.
+		db, err := sql.Open("pgx", dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback() }()
+		if _, err := tx.ExecContext(ctx, "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", tn.ID); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		_, err = st.UpdateTenant(ctx, comp, tn.ID, func(x *store.Tenant) error { x.RateBurst = 7; return nil })
+		waited := time.Since(began)
+		want(t, "an update held up in the database", err)
+		if waited < opTimeout || waited > 10*opTimeout {
+			t.Fatalf("the caller waited %v, want about the operation timeout %v", waited, opTimeout)
+		}
 	})
 
 	journey.Step(t, "connection refused", func(t *testing.T) {
