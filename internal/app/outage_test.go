@@ -118,6 +118,13 @@ func TestStoreOutageIsStoreUnavailable(t *testing.T) {
 		}
 		return v
 	}
+	authFailures := func() float64 {
+		v, err := metricAt(client, gw.Addr, "wxgate_auth_failures_total")
+		if err != nil {
+			return 0 // none yet
+		}
+		return v
+	}
 	var sessionID, newKey string
 
 	journey.Step(t, "before the cut", func(t *testing.T) {
@@ -156,6 +163,7 @@ func TestStoreOutageIsStoreUnavailable(t *testing.T) {
 	})
 
 	journey.Step(t, "calls that need the store are store_unavailable", func(t *testing.T) {
+		authFailures0 := authFailures()
 		wantUnavailable(t, "admin: create a tenant", send(t, http.MethodPost, "/admin/tenants", testAdminToken, map[string]any{"name": "initech"}))
 		wantUnavailable(t, "admin: list tenants", send(t, http.MethodGet, "/admin/tenants", testAdminToken, nil))
 		wantUnavailable(t, "admin: revoke a key", send(t, http.MethodDelete, "/admin/keys/k_nosuchkey", testAdminToken, nil))
@@ -173,6 +181,9 @@ func TestStoreOutageIsStoreUnavailable(t *testing.T) {
 		}
 		if a := send(t, http.MethodGet, fans, st.Key+"x", nil); a.status != 401 {
 			t.Errorf("a forged key: got %d %.200s, want 401 (the signature is checked before the store is needed)", a.status, a.body)
+		}
+		if v := authFailures(); v != authFailures0+1 {
+			t.Errorf("wxgate_auth_failures_total: got %v more, want 1 (the forged key; a key the store could not check was not refused)", v-authFailures0)
 		}
 		if v := metric("wxgate_store_unavailable_total"); v == 0 {
 			t.Errorf("wxgate_store_unavailable_total: got 0, want the failed statements counted")

@@ -46,8 +46,12 @@ func requireTenant(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.
 			p, err = keys.Authenticate(c.Request.Context(), raw)
 		}
 		if err != nil {
-			noteAuthFailure(c, m, log, surfaceREST, err)
-			c.Header("WWW-Authenticate", authenticateHeader)
+			// Only a refused key is an auth failure; a key that could not
+			// be checked (store_unavailable) is not the caller's fault.
+			if errs.Is(err, errs.Unauthenticated) {
+				noteAuthFailure(c, m, log, surfaceREST, err)
+				c.Header("WWW-Authenticate", authenticateHeader)
+			}
 			writeError(c, log, err)
 			return
 		}
@@ -82,7 +86,9 @@ func requireTenantCompat(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger
 			p, err = keys.Authenticate(c.Request.Context(), raw)
 		}
 		if err != nil {
-			noteAuthFailure(c, m, log, surfaceCompat, err)
+			if errs.Is(err, errs.Unauthenticated) {
+				noteAuthFailure(c, m, log, surfaceCompat, err)
+			}
 			writeWeChatError(c, log, err)
 			return
 		}
