@@ -22,7 +22,9 @@ import (
 // Proxy runs proxied WeChat calls (internal/proxy.Service).
 type Proxy interface {
 	// Check refuses a call locally (not_found, authorizer_unauthorized,
-	// permission_set_missing) before anything is sent to WeChat.
+	// permission_set_missing) before anything is sent to WeChat;
+	// store_unavailable if an account this replica has not loaded yet
+	// cannot be read.
 	Check(ctx context.Context, api *proxy.API, appid string) error
 	// Call returns WeChat's body unchanged, or an error carrying WeChat's errcode.
 	Call(ctx context.Context, api *proxy.API, appid string, args proxy.Args) ([]byte, error)

@@ -50,6 +50,9 @@ func NewService(authorizers Authorizers, upstream Upstream, m *obs.Metrics, log 
 // account → not_found; unauthorized or needing re-authorization →
 // authorizer_unauthorized; none of the API's permission sets granted →
 // permission_set_missing with details.required_any and details.granted.
+// An account this replica has not loaded yet (authorized through another
+// replica a moment ago) is read from the store once: store_unavailable if
+// it cannot be.
 func (s *Service) Check(ctx context.Context, api *API, appid string) error {
 	_, err := s.authorize(ctx, api, appid)
 	return err

@@ -48,7 +48,8 @@ type DirectoryOptions struct {
 	LookupSpacing time.Duration
 	// Now is the clock the staleness is judged by (time.Now).
 	Now func() time.Time
-	// OnLookup, if set, is told the result of each miss (a LookupResult).
+	// OnLookup, if set, is told the result of each lookup (LookupFound,
+	// LookupMissing, LookupRemembered or LookupUnavailable).
 	OnLookup func(result string)
 }
 
@@ -62,7 +63,10 @@ type DirectoryOptions struct {
 // polls that one-row counter every PollInterval and reloads when it moved.
 // This is wxgate's equivalent of LISTEN/NOTIFY, and it works the same on
 // PostgreSQL and on the embedded store. The replica that made a change
-// reloads at once (Reload after its own write).
+// reloads at once (Reload after its own write); the others, asked about a
+// key or binding they do not know yet, catch up before refusing (lookup.go).
+// A directory cut off from the store keeps its last snapshot until the
+// staleness limit, then refuses tenant calls (CheckFresh).
 type Directory struct {
 	st             SnapshotStore
 	componentAppID string
