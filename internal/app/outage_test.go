@@ -18,7 +18,7 @@ import (
 )
 
 // TestStoreOutageIsStoreUnavailable puts a forwarder between a replica and
-// PostgreSQL, with a directory staleness limit of 6 s, and cuts it. It
+// PostgreSQL, with a directory staleness limit of 8 s, and cuts it. It
 // proves that, while the store is away:
 //
 //   - /readyz answers 503 and wxgate_store_up says 0;
@@ -43,7 +43,7 @@ import (
 //     go test -race -count=1 -run TestStoreOutageIsStoreUnavailable -v ./internal/app/
 func TestStoreOutageIsStoreUnavailable(t *testing.T) {
 	t.Parallel()
-	const limit = 6 * time.Second
+	const limit = 8 * time.Second
 	var link *faultnet.Forwarder
 	const appid, unbound = "wx0d00000000000001", "wx0d00000000000002"
 	st := newStack(t, stackOptions{
