@@ -47,6 +47,10 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
+	// DirectoryMaxStaleness is how long a replica cut off from the store
+	// keeps serving tenant calls from its last tenant directory; past it
+	// they are refused with store_unavailable.
+	DirectoryMaxStaleness time.Duration
 	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse proxies
 	// whose X-Forwarded-For names the client; empty: trust none, the client
 	// is the connection's peer.
@@ -136,6 +140,15 @@ var keys = []key{
 	{env: "WXGATE_UPSTREAM_TIMEOUT", yaml: "upstream_timeout", def: "10s", apply: func(c *Config, v string) error { return setDuration(&c.UpstreamTimeout, v) }},
 	{env: "WXGATE_SHUTDOWN_TIMEOUT", yaml: "shutdown_timeout", def: "15s", apply: func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) }},
 	{env: "WXGATE_TRUSTED_PROXIES", yaml: "trusted_proxies", apply: applyTrustedProxies},
+	{env: "WXGATE_DIRECTORY_MAX_STALENESS", yaml: "directory_max_staleness", def: "30s", apply: func(c *Config, v string) error {
+		if err := setDuration(&c.DirectoryMaxStaleness, v); err != nil {
+			return err
+		}
+		if c.DirectoryMaxStaleness < time.Second {
+			return errors.New("must be at least 1s (the directory is refreshed every 0.5 s)")
+		}
+		return nil
+	}},
 }
 
 // applyTrustedProxies parses a comma-separated list of IPs and CIDRs.

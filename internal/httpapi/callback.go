@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -25,7 +26,15 @@ func handleCallback(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 		res, err := d.Flow.Callback(ctx, c.Query("session"), c.Query("auth_code"))
 		if res.ReturnURL == "" {
 			status, page := http.StatusBadRequest, badSessionPage
-			if err != nil && errs.CodeOf(err) != errs.InvalidArgument {
+			switch code := errs.CodeOf(err); {
+			case err == nil, code == errs.InvalidArgument:
+			case code == errs.StoreUnavailable:
+				// The session cannot be read now; the browser may retry
+				// the same link once the store is back.
+				log.WarnContext(ctx, "callback: store unavailable", "err", err.Error())
+				status, page = http.StatusServiceUnavailable, callbackErrorPage
+				c.Header("Retry-After", strconv.Itoa(int(defaultStoreRetryAfter.Seconds())))
+			default:
 				log.ErrorContext(ctx, "callback failed", "err", err.Error())
 				status, page = http.StatusInternalServerError, callbackErrorPage
 			}

@@ -60,7 +60,7 @@ func OpenAPI() []byte {
 			},
 			"schemas": map[string]any{
 				"Error": map[string]any{"type": "object", "properties": map[string]any{"error": map[string]any{"type": "object", "properties": map[string]any{
-					"code":    map[string]any{"type": "string", "enum": []string{"invalid_argument", "unauthenticated", "forbidden", "permission_set_missing", "authorizer_unauthorized", "not_found", "method_not_allowed", "conflict", "rate_limited", "upstream_error", "upstream_unavailable", "upstream_timeout", "component_not_ready", "internal"}},
+					"code":    map[string]any{"type": "string", "enum": []string{"invalid_argument", "unauthenticated", "forbidden", "permission_set_missing", "authorizer_unauthorized", "not_found", "method_not_allowed", "conflict", "rate_limited", "upstream_error", "upstream_unavailable", "upstream_timeout", "component_not_ready", "store_unavailable", "internal"}},
 					"message": map[string]any{"type": "string"},
 					"details": map[string]any{"type": "object"},
 				}}}},

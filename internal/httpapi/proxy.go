@@ -15,30 +15,47 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Proxy runs proxied WeChat calls (internal/proxy.Service).
 type Proxy interface {
 	// Check refuses a call locally (not_found, authorizer_unauthorized,
-	// permission_set_missing) before anything is sent to WeChat.
-	Check(api *proxy.API, appid string) error
+	// permission_set_missing) before anything is sent to WeChat;
+	// store_unavailable if an account this replica has not loaded yet
+	// cannot be read.
+	Check(ctx context.Context, api *proxy.API, appid string) error
 	// Call returns WeChat's body unchanged, or an error carrying WeChat's errcode.
 	Call(ctx context.Context, api *proxy.API, appid string, args proxy.Args) ([]byte, error)
 	// Walk pages through a list, handing each page's openids to emit; on
 	// failure it returns the cursor to resume from.
-	Walk(ctx context.Context, api *proxy.API, appid string, args proxy.Args, emit func([]string) error) (string, int, error)
+	// before (if not nil) is asked before each page is fetched.
+	Walk(ctx context.Context, api *proxy.API, appid string, args proxy.Args, before func() error, emit func([]string) error) (string, int, error)
 }
 
 // ProxyDeps are what the proxied routes need.
 type ProxyDeps struct {
 	Service  Proxy
 	Bindings BindingChecker
-	Usage    UsageRecorder
-	Metrics  *obs.Metrics
-	Log      *slog.Logger
+	// Access re-checks a running export's caller before each page; nil
+	// checks only at the start.
+	Access  AccessRechecker
+	Usage   UsageRecorder
+	Metrics *obs.Metrics
+	Log     *slog.Logger
 	// ExportProgressEvery is how often a long export logs its progress.
 	ExportProgressEvery time.Duration
+}
+
+// AccessRechecker decides again, from memory, whether an authenticated
+// caller may still call an account (tenant.Directory.Recheck).
+type AccessRechecker interface {
+	// Recheck answers nil while p's key, its tenant and the binding to
+	// appid stand: unauthenticated once the key or tenant is gone, not_found
+	// once the account is unbound, store_unavailable past the directory's
+	// staleness limit.
+	Recheck(p tenant.Principal, appid string) error
 }
 
 // outcome is the usage/metrics label of a call's result.
@@ -237,7 +254,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			args, err = api.RESTArgs(c.Param, c.Request.URL.Query())
 		}
 		if err == nil {
-			err = d.Service.Check(api, appid)
+			err = d.Service.Check(c.Request.Context(), api, appid)
 		}
 		if err != nil {
 			d.finish(c, api, "export", appid, err)
@@ -284,7 +301,14 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			}
 			return nil
 		}
-		resume, _, err := d.Service.Walk(ctx, api, appid, args, emit)
+		// Before each page: is the key, its tenant and the binding still
+		// there? A revocation on any replica ends the stream with the error
+		// line within the directory's poll interval.
+		var before func() error
+		if p, ok := principalFrom(c); ok && d.Access != nil {
+			before = func() error { return d.Access.Recheck(p, appid) }
+		}
+		resume, _, err := d.Service.Walk(ctx, api, appid, args, before, emit)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			d.countCall(c, api, "export", outcome(err))

@@ -55,6 +55,8 @@ func preAuthCodeHash(code secret.Value) string {
 
 // CreateSession stores a new authorization session for its pre_auth_code.
 func (s *Store) CreateSession(ctx context.Context, sess AuthSession, preAuthCode secret.Value) (AuthSession, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	r := sessionRow{ID: sess.ID, TenantID: sess.TenantID, ComponentAppID: sess.ComponentAppID,
 		PreAuthCodeHash: preAuthCodeHash(preAuthCode), ReturnURL: sess.ReturnURL, AuthType: sess.AuthType,
 		BizAppID: sess.BizAppID, CreatedAt: ms(sess.CreatedAt), ExpiresAt: ms(sess.ExpiresAt)}
@@ -69,6 +71,8 @@ func (s *Store) CreateSession(ctx context.Context, sess AuthSession, preAuthCode
 
 // GetSession returns a session by id (expired ones too: the caller decides).
 func (s *Store) GetSession(ctx context.Context, id string) (AuthSession, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r sessionRow
 	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
 		return AuthSession{}, translate(err, "authorization session")
@@ -78,6 +82,8 @@ func (s *Store) GetSession(ctx context.Context, id string) (AuthSession, error) 
 
 // SessionByPreAuthCode finds the session that owns a pre_auth_code.
 func (s *Store) SessionByPreAuthCode(ctx context.Context, preAuthCode secret.Value) (AuthSession, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r sessionRow
 	if err := s.db.WithContext(ctx).Where("pre_auth_code_hash = ?", preAuthCodeHash(preAuthCode)).Take(&r).Error; err != nil {
 		return AuthSession{}, translate(err, "authorization session")
@@ -89,6 +95,8 @@ func (s *Store) SessionByPreAuthCode(ctx context.Context, preAuthCode secret.Val
 // completion wins; completing again for the same appid is a no-op, and it
 // reports whether this call was the one that completed it.
 func (s *Store) CompleteSession(ctx context.Context, id, appid string) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND completed_at IS NULL", id).
 		Updates(map[string]any{"completed_at": ms(s.now()), "appid": appid})
 	if res.Error != nil {
@@ -99,6 +107,8 @@ func (s *Store) CompleteSession(ctx context.Context, id, appid string) (bool, er
 
 // DeleteExpiredSessions removes sessions that expired before cutoff.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Where("expires_at < ?", ms(cutoff)).Delete(&sessionRow{})
 	return res.RowsAffected, translate(res.Error, "authorization sessions")
 }

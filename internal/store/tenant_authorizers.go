@@ -42,6 +42,8 @@ func bindTx(tx *gorm.DB, tenantID, componentAppID, appid string, now time.Time) 
 // Bind lets tenantID see and call the authorizer; not_found if either is
 // unknown; binding twice is a no-op.
 func (s *Store) Bind(ctx context.Context, componentAppID, tenantID, appid string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&tenantRow{}).Where("component_appid = ? AND id = ?", componentAppID, tenantID).Count(&n).Error; err != nil {
@@ -63,6 +65,8 @@ func (s *Store) Bind(ctx context.Context, componentAppID, tenantID, appid string
 
 // Unbind removes a binding; removing one that does not exist is a no-op.
 func (s *Store) Unbind(ctx context.Context, componentAppID, tenantID, appid string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).Delete(&bindingRow{})
 		if res.Error != nil {
@@ -79,6 +83,8 @@ func (s *Store) Unbind(ctx context.Context, componentAppID, tenantID, appid stri
 
 // ListBindings returns every binding of the component's tenants.
 func (s *Store) ListBindings(ctx context.Context, componentAppID string) ([]Binding, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []bindingRow
 	if err := s.db.WithContext(ctx).Where("component_appid = ?", componentAppID).Order("tenant_id, appid").Find(&rows).Error; err != nil {
 		return nil, translate(err, "bindings")
@@ -95,6 +101,8 @@ func (s *Store) ListBindings(ctx context.Context, componentAppID string) ([]Bind
 // belongs to another tenant. It fails closed: an empty tenant id is an
 // error, never "any tenant".
 func (s *Store) TenantAuthorizer(ctx context.Context, componentAppID, tenantID, appid string) (Authorizer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if tenantID == "" {
 		return Authorizer{}, errs.E(errs.Internal, "internal error")
 	}

@@ -39,6 +39,8 @@ func (r tenantRow) domain() Tenant {
 
 // CreateTenant creates a tenant; a duplicate name answers conflict.
 func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string) (Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	r := tenantRow{ID: "tn_" + strings.ReplaceAll(uuid.NewString(), "-", ""), ComponentAppID: componentAppID, Name: name, CreatedAt: ms(s.now())}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(&r).Error; err != nil {
@@ -55,6 +57,8 @@ func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string) (
 
 // GetTenant returns one tenant.
 func (s *Store) GetTenant(ctx context.Context, componentAppID, id string) (Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r tenantRow
 	err := s.db.WithContext(ctx).Where("component_appid = ? AND id = ?", componentAppID, id).Take(&r).Error
 	if err != nil {
@@ -65,6 +69,8 @@ func (s *Store) GetTenant(ctx context.Context, componentAppID, id string) (Tenan
 
 // ListTenants returns the component's tenants by creation time.
 func (s *Store) ListTenants(ctx context.Context, componentAppID string) ([]Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []tenantRow
 	if err := s.db.WithContext(ctx).Where("component_appid = ?", componentAppID).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, translate(err, "tenants")
@@ -78,6 +84,8 @@ func (s *Store) ListTenants(ctx context.Context, componentAppID string) ([]Tenan
 
 // UpdateTenant applies fn to the tenant in a transaction (rename, rate limits).
 func (s *Store) UpdateTenant(ctx context.Context, componentAppID, id string, fn func(*Tenant) error) (Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out Tenant
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r tenantRow
@@ -103,6 +111,8 @@ func (s *Store) UpdateTenant(ctx context.Context, componentAppID, id string, fn 
 
 // DeleteTenant deletes a tenant with its keys, bindings and sessions.
 func (s *Store) DeleteTenant(ctx context.Context, componentAppID, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Where("component_appid = ? AND id = ?", componentAppID, id).Delete(&tenantRow{})
 		if res.Error != nil {
@@ -127,6 +137,8 @@ type TenantSnapshot struct {
 
 // LoadTenantSnapshot reads tenants, keys and bindings in one transaction.
 func (s *Store) LoadTenantSnapshot(ctx context.Context, componentAppID string) (TenantSnapshot, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var snap TenantSnapshot
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Raw("SELECT rev FROM revisions WHERE name = 'tenants'").Scan(&snap.Rev).Error; err != nil {
