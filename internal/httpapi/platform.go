@@ -88,7 +88,8 @@ func decodeJSON(c *gin.Context, v any) error {
 	return nil
 }
 
-// handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations").
+// handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations");
+// forbidden for a key restricted to some accounts.
 func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Flow == nil {
 		return notWired(log)
@@ -97,6 +98,10 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 		p, err := mustPrincipal(c)
 		if err != nil {
 			writeError(c, log, err)
+			return
+		}
+		if !p.MayAuthorize() {
+			writeError(c, log, errs.E(errs.Forbidden, "a key restricted to some accounts cannot start an authorization; use an unrestricted key"))
 			return
 		}
 		var req createAuthorizationRequest
