@@ -246,6 +246,8 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 			Metrics:             metrics,
 			Log:                 log,
 			ExportProgressEvery: 5 * time.Second,
+			Exports: proxy.NewExports(proxy.ExportLimits{PerTenant: cfg.ExportMaxPerTenant,
+				PerReplica: cfg.ExportMaxPerReplica, Deadline: cfg.ExportDeadline}),
 		},
 		Console: cons,
 	})

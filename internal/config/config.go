@@ -47,6 +47,12 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
+	// ExportMaxPerTenant and ExportMaxPerReplica cap the exports running
+	// at once on a replica, per tenant and in all; ExportDeadline is how
+	// long one export may take to reach its client.
+	ExportMaxPerTenant  int
+	ExportMaxPerReplica int
+	ExportDeadline      time.Duration
 	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse proxies
 	// whose X-Forwarded-For names the client; empty: trust none, the client
 	// is the connection's peer.
@@ -135,7 +141,24 @@ var keys = []key{
 	}},
 	{env: "WXGATE_UPSTREAM_TIMEOUT", yaml: "upstream_timeout", def: "10s", apply: func(c *Config, v string) error { return setDuration(&c.UpstreamTimeout, v) }},
 	{env: "WXGATE_SHUTDOWN_TIMEOUT", yaml: "shutdown_timeout", def: "15s", apply: func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) }},
+	{env: "WXGATE_EXPORT_MAX_PER_TENANT", yaml: "export_max_per_tenant", def: "4", apply: func(c *Config, v string) error {
+		return setCount(&c.ExportMaxPerTenant, v)
+	}},
+	{env: "WXGATE_EXPORT_MAX_PER_REPLICA", yaml: "export_max_per_replica", def: "64", apply: func(c *Config, v string) error {
+		return setCount(&c.ExportMaxPerReplica, v)
+	}},
+	{env: "WXGATE_EXPORT_DEADLINE", yaml: "export_deadline", def: "30m", apply: func(c *Config, v string) error { return setDuration(&c.ExportDeadline, v) }},
 	{env: "WXGATE_TRUSTED_PROXIES", yaml: "trusted_proxies", apply: applyTrustedProxies},
+}
+
+// setCount parses a cap: an integer from 1 to 100000.
+func setCount(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100000 {
+		return errors.New("must be an integer from 1 to 100000")
+	}
+	*dst = n
+	return nil
 }
 
 // applyTrustedProxies parses a comma-separated list of IPs and CIDRs.
