@@ -183,6 +183,8 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 				log.WarnContext(ctx, "platform: reloading the tenant directory after a binding failed; the poller will catch up", "err", err.Error())
 			}
 		},
+		Tenants:                tenants.Directory,
+		AutoBindSharedAccounts: cfg.AutoBindSharedAccounts,
 	})
 	// The event URL's policy: which pushes are refused, applied, or
 	// acknowledged without effect.

@@ -53,6 +53,10 @@ type Config struct {
 	ExportMaxPerTenant  int
 	ExportMaxPerReplica int
 	ExportDeadline      time.Duration
+	// AutoBindSharedAccounts binds an account another tenant already holds
+	// to an authorizing tenant at once (WXGATE_SHARED_ACCOUNTS=bind); by
+	// default such a binding waits for the operator's approval.
+	AutoBindSharedAccounts bool
 	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse proxies
 	// whose X-Forwarded-For names the client; empty: trust none, the client
 	// is the connection's peer.
@@ -148,6 +152,14 @@ var keys = []key{
 		return setCount(&c.ExportMaxPerReplica, v)
 	}},
 	{env: "WXGATE_EXPORT_DEADLINE", yaml: "export_deadline", def: "30m", apply: func(c *Config, v string) error { return setDuration(&c.ExportDeadline, v) }},
+	{env: "WXGATE_SHARED_ACCOUNTS", yaml: "shared_accounts", def: "approve", apply: func(c *Config, v string) error {
+		switch v {
+		case "approve", "bind":
+			c.AutoBindSharedAccounts = v == "bind"
+			return nil
+		}
+		return errors.New(`must be "approve" (an account another tenant holds waits for the operator's approval) or "bind"`)
+	}},
 	{env: "WXGATE_TRUSTED_PROXIES", yaml: "trusted_proxies", apply: applyTrustedProxies},
 }
 
