@@ -111,8 +111,9 @@ func TestExportCapsRefuseBeyondTheLimits(t *testing.T) {
 			}
 		}
 		_ = json.Unmarshal(w.Body.Bytes(), &b)
-		if w.Code != http.StatusTooManyRequests || b.Error.Code != "rate_limited" || b.Error.Details["scope"] != scope || w.Header().Get("Retry-After") != "60" {
-			t.Fatalf("got %d %v %s, want 429 rate_limited, details.scope %s, Retry-After 60", w.Code, w.Header(), w.Body, scope)
+		if w.Code != http.StatusTooManyRequests || b.Error.Code != "rate_limited" || b.Error.Details["scope"] != scope ||
+			w.Header().Get("Retry-After") != "60" || w.Header().Get("Connection") != "close" {
+			t.Fatalf("got %d %v %s, want 429 rate_limited, details.scope %s, Retry-After 60, Connection: close", w.Code, w.Header(), w.Body, scope)
 		}
 	}
 	hold.Store(true)

@@ -265,6 +265,9 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			done, err := d.Exports.Start(principalTenant(c))
 			if err != nil {
 				d.finish(c, api, "export", appid, err)
+				// A client refused for too many exports may hold many
+				// connections: this one is not kept for another request.
+				c.Header("Connection", "close")
 				writeError(c, d.Log, err)
 				return
 			}
