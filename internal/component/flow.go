@@ -191,7 +191,9 @@ func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req Aut
 }
 
 // validateReturnURL checks return_url: an absolute http(s) URL without
-// user information, on one of the tenant's allowed hosts when it has any.
+// user information, on one of the tenant's allowed hosts when it has any,
+// or on the gateway's own host (the console's page that ends an
+// authorization it started).
 func (f *Flow) validateReturnURL(tenantID, raw string) error {
 	bad := errs.Invalid("return_url", "return_url must be an absolute http or https URL")
 	if raw == "" || len(raw) > maxReturnURL {
@@ -208,10 +210,20 @@ func (f *Flow) validateReturnURL(tenantID, raw string) error {
 		return nil
 	}
 	hosts, _ := f.o.Tenants.ReturnURLHosts(tenantID)
-	if len(hosts) > 0 && !slices.Contains(hosts, strings.ToLower(u.Hostname())) {
+	host := strings.ToLower(u.Hostname())
+	if len(hosts) > 0 && !slices.Contains(hosts, host) && host != f.publicHost() {
 		return errs.Invalid("return_url", "return_url must be on one of the hosts the operator allowed for this tenant")
 	}
 	return nil
+}
+
+// publicHost is the host of WXGATE_PUBLIC_URL, lowercase ("" if unset).
+func (f *Flow) publicHost() string {
+	u, err := url.Parse(f.o.PublicURL)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
 }
 
 func newSessionID() string {

@@ -234,7 +234,7 @@ func TestReturnURLHostsAndNoOpenRedirect(t *testing.T) {
 				t.Fatalf("return_url %s: got %d %s, want 400 invalid_argument on return_url", bad, w.Code, w.Body)
 			}
 		}
-		for _, good := range []string{"https://APP.acme.example/done", "http://app.acme.example:8443/x?y=1", "https://10.0.0.7/"} {
+		for _, good := range []string{"https://APP.acme.example/done", "http://app.acme.example:8443/x?y=1", "https://10.0.0.7/", componenttest.PublicURL + "/console/authorize/done"} {
 			if w := create(good); w.Code != http.StatusCreated {
 				t.Fatalf("return_url %s: got %d %s, want 201", good, w.Code, w.Body)
 			}
