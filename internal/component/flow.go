@@ -349,6 +349,11 @@ func (f *Flow) awaitEvent(ctx context.Context, sess store.AuthSession, code secr
 		if sess.AuthCodeHash != "" {
 			return sess, nil
 		}
+		if sess.CompletedAt != nil {
+			// Completed without a recorded code (before codes were
+			// recorded): no event will name one now.
+			return sess, ErrBadSession
+		}
 		other, err := f.o.Store.SessionByAuthCode(ctx, code)
 		switch {
 		case err == nil && other.ID != sess.ID:
