@@ -195,6 +195,8 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 				log.WarnContext(ctx, "platform: reloading the tenant directory after a binding failed; the poller will catch up", "err", err.Error())
 			}
 		},
+		Tenants:                tenants.Directory,
+		AutoBindSharedAccounts: cfg.AutoBindSharedAccounts,
 	})
 	// The event URL's policy: which pushes are refused, applied, or
 	// acknowledged without effect.
@@ -259,6 +261,8 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 			Metrics:             metrics,
 			Log:                 log,
 			ExportProgressEvery: 5 * time.Second,
+			Exports: proxy.NewExports(proxy.ExportLimits{PerTenant: cfg.ExportMaxPerTenant,
+				PerReplica: cfg.ExportMaxPerReplica, Deadline: cfg.ExportDeadline}),
 		},
 		Console: cons,
 	})

@@ -71,7 +71,7 @@ type UsageRecorder interface {
 // TenantRegistry manages tenants. Errors: not_found for an unknown id,
 // conflict for a taken name.
 type TenantRegistry interface {
-	CreateTenant(ctx context.Context, name string) (store.Tenant, error)
+	CreateTenant(ctx context.Context, name string, with ...func(*store.Tenant)) (store.Tenant, error)
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error)
 	DeleteTenant(ctx context.Context, id string) error
@@ -91,6 +91,9 @@ type KeyManager interface {
 type BindingManager interface {
 	Bind(ctx context.Context, tenantID, appid string) error
 	Unbind(ctx context.Context, tenantID, appid string) error
+	// ApproveBinding makes a pending binding bound; not_found if the
+	// tenant is unknown or has no binding to the account.
+	ApproveBinding(ctx context.Context, tenantID, appid string) error
 }
 
 // UsageReader reads a tenant's call counts. Errors: not_found for an

@@ -46,6 +46,9 @@ type ProxyDeps struct {
 	Log     *slog.Logger
 	// ExportProgressEvery is how often a long export logs its progress.
 	ExportProgressEvery time.Duration
+	// Exports caps the exports running at once and gives each its
+	// deadline; nil refuses none and sets no deadline beyond the page window.
+	Exports *proxy.Exports
 }
 
 // AccessRechecker decides again, from memory, whether an authenticated
@@ -232,6 +235,16 @@ func writeJSONString(w *bufio.Writer, s string) {
 // exportWriteWindow is how long one page may take to reach the client.
 const exportWriteWindow = time.Minute
 
+// exportWriteDeadline is the write deadline of a page sent at now: the page
+// window, but never past the export's own deadline (zero: none).
+func exportWriteDeadline(now, deadline time.Time) time.Time {
+	w := now.Add(exportWriteWindow)
+	if !deadline.IsZero() && deadline.Before(w) {
+		return deadline
+	}
+	return w
+}
+
 // handleExport serves GET /v1/authorizers/{appid}/…/export: every page,
 // fetched by the gateway and streamed as it arrives, in constant memory.
 // Local refusals (the key, the binding, the permission sets, bad input) are
@@ -261,6 +274,25 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			writeError(c, d.Log, err)
 			return
 		}
+		// deadline is when the whole export must have reached the client,
+		// set once: a reader that stalls or trickles cannot renew it page
+		// after page.
+		var deadline time.Time
+		if d.Exports != nil {
+			done, err := d.Exports.Start(principalTenant(c))
+			if err != nil {
+				d.finish(c, api, "export", appid, err)
+				// A client refused for too many exports may hold many
+				// connections: this one is not kept for another request.
+				c.Header("Connection", "close")
+				writeError(c, d.Log, err)
+				return
+			}
+			defer done()
+			if lim := d.Exports.Limits().Deadline; lim > 0 {
+				deadline = time.Now().Add(lim)
+			}
+		}
 		ctx := c.Request.Context()
 		d.Metrics.ExportsInProgress.Inc()
 		defer d.Metrics.ExportsInProgress.Dec()
@@ -282,7 +314,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		pages := 0
 		emit := func(openids []string) error {
 			begin()
-			_ = rc.SetWriteDeadline(time.Now().Add(exportWriteWindow))
+			_ = rc.SetWriteDeadline(exportWriteDeadline(time.Now(), deadline))
 			for _, id := range openids {
 				format.line(w, id)
 			}

@@ -53,6 +53,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.DELETE("/keys/:kid", handleRevokeKey(d.Tenant.KeyAdmin, d.Logger))
 	admin.PUT("/tenants/:id/authorizers/:appid", handleBind(d.Tenant.BindingAdmin, d.Logger))
 	admin.DELETE("/tenants/:id/authorizers/:appid", handleUnbind(d.Tenant.BindingAdmin, d.Logger))
+	admin.POST("/tenants/:id/authorizers/:appid/approve", handleApproveBinding(d.Tenant.BindingAdmin, d.Logger))
 	admin.GET("/authorizers", handleAdminListAuthorizers(d.Platform, d.Logger))
 	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(d.Platform, d.Logger))
 	admin.GET("/component", handleAdminComponent(d.Platform, d.Logger))

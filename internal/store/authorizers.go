@@ -240,7 +240,7 @@ func (s *Store) SaveAuthorization(ctx context.Context, a Authorizer, tenantID st
 			return translate(err, "authorizer")
 		}
 		if tenantID != "" {
-			if err := bindTx(tx, tenantID, a.ComponentAppID, a.AppID, now); err != nil {
+			if err := bindTx(tx, tenantID, a.ComponentAppID, a.AppID, BindingBound, now); err != nil {
 				return err
 			}
 		}

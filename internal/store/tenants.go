@@ -19,7 +19,10 @@ type Tenant struct {
 	// RateLimit and RateBurst override the configured default when > 0.
 	RateLimit float64
 	RateBurst int
-	CreatedAt time.Time
+	// ReturnURLHosts are the hosts an authorization's return_url may name
+	// (lowercase); empty allows any host.
+	ReturnURLHosts []string
+	CreatedAt      time.Time
 }
 
 type tenantRow struct {
@@ -28,20 +31,34 @@ type tenantRow struct {
 	Name           string
 	RateLimit      float64
 	RateBurst      int
-	CreatedAt      int64 `gorm:"autoCreateTime:false"`
+	ReturnURLHosts string // space-separated
+	CreatedAt      int64  `gorm:"autoCreateTime:false"`
 }
 
 func (tenantRow) TableName() string { return "tenants" }
 
 func (r tenantRow) domain() Tenant {
-	return Tenant{ID: r.ID, ComponentAppID: r.ComponentAppID, Name: r.Name, RateLimit: r.RateLimit, RateBurst: r.RateBurst, CreatedAt: fromMS(r.CreatedAt)}
+	return Tenant{ID: r.ID, ComponentAppID: r.ComponentAppID, Name: r.Name, RateLimit: r.RateLimit, RateBurst: r.RateBurst,
+		ReturnURLHosts: strings.Fields(r.ReturnURLHosts), CreatedAt: fromMS(r.CreatedAt)}
 }
 
-// CreateTenant creates a tenant; a duplicate name answers conflict.
-func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string) (Tenant, error) {
+// setFields copies what an update may change from t.
+func (r *tenantRow) setFields(t Tenant) {
+	r.Name, r.RateLimit, r.RateBurst, r.ReturnURLHosts = t.Name, t.RateLimit, t.RateBurst, strings.Join(t.ReturnURLHosts, " ")
+}
+
+// CreateTenant creates a tenant; a duplicate name answers conflict. Each
+// of with sets more of the new tenant's fields (rate limits, return_url
+// hosts) before it is written.
+func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string, with ...func(*Tenant)) (Tenant, error) {
+	t := Tenant{Name: name}
+	for _, fn := range with {
+		fn(&t)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	r := tenantRow{ID: "tn_" + strings.ReplaceAll(uuid.NewString(), "-", ""), ComponentAppID: componentAppID, Name: name, CreatedAt: ms(s.now())}
+	r := tenantRow{ID: "tn_" + strings.ReplaceAll(uuid.NewString(), "-", ""), ComponentAppID: componentAppID, CreatedAt: ms(s.now())}
+	r.setFields(t)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(&r).Error; err != nil {
 			return translate(err, "tenant")
@@ -96,8 +113,8 @@ func (s *Store) UpdateTenant(ctx context.Context, componentAppID, id string, fn 
 		if err := fn(&t); err != nil {
 			return err
 		}
-		r.Name, r.RateLimit, r.RateBurst = t.Name, t.RateLimit, t.RateBurst
-		if err := tx.Select("name", "rate_limit", "rate_burst").Updates(&r).Error; err != nil {
+		r.setFields(t)
+		if err := tx.Select("name", "rate_limit", "rate_burst", "return_url_hosts").Updates(&r).Error; err != nil {
 			return translate(err, "tenant")
 		}
 		if _, err := bumpRevision(tx, "tenants"); err != nil {
@@ -153,8 +170,9 @@ func (s *Store) LoadTenantSnapshot(ctx context.Context, componentAppID string) (
 			Where("tenants.component_appid = ?", componentAppID).Find(&krs).Error; err != nil {
 			return translate(err, "keys")
 		}
+		// Only bound accounts: a pending binding gives its tenant nothing.
 		var brs []bindingRow
-		if err := tx.Where("component_appid = ?", componentAppID).Find(&brs).Error; err != nil {
+		if err := tx.Where("component_appid = ? AND status = ?", componentAppID, BindingBound).Find(&brs).Error; err != nil {
 			return translate(err, "bindings")
 		}
 		for _, r := range trs {
@@ -164,7 +182,7 @@ func (s *Store) LoadTenantSnapshot(ctx context.Context, componentAppID string) (
 			snap.Keys = append(snap.Keys, r.domain())
 		}
 		for _, r := range brs {
-			snap.Bindings = append(snap.Bindings, Binding{TenantID: r.TenantID, AppID: r.AppID})
+			snap.Bindings = append(snap.Bindings, r.domain())
 		}
 		return nil
 	})

@@ -100,9 +100,10 @@ type snapshot struct {
 }
 
 type tenantEntry struct {
-	name      string
-	rateLimit float64
-	rateBurst int
+	name        string
+	rateLimit   float64
+	rateBurst   int
+	returnHosts []string // never modified once in a snapshot
 }
 
 type keyEntry struct {
@@ -208,7 +209,7 @@ func (d *Directory) Reload(ctx context.Context) error {
 		tenantsOf: map[string][]string{},
 	}
 	for _, t := range s.Tenants {
-		next.tenants[t.ID] = tenantEntry{name: t.Name, rateLimit: t.RateLimit, rateBurst: t.RateBurst}
+		next.tenants[t.ID] = tenantEntry{name: t.Name, rateLimit: t.RateLimit, rateBurst: t.RateBurst, returnHosts: t.ReturnURLHosts}
 	}
 	for _, k := range s.Keys {
 		e := keyEntry{tenantID: k.TenantID, appids: k.AppIDs, revoked: k.RevokedAt != nil}
@@ -311,6 +312,14 @@ func (d *Directory) TenantName(tenantID string) (string, bool) {
 func (d *Directory) TenantExists(tenantID string) bool {
 	_, ok := d.current().tenants[tenantID]
 	return ok
+}
+
+// ReturnURLHosts returns the hosts the tenant's authorizations may send
+// the browser back to (empty: any host) and whether the tenant exists.
+// The caller must not modify the slice.
+func (d *Directory) ReturnURLHosts(tenantID string) ([]string, bool) {
+	t, ok := d.current().tenants[tenantID]
+	return t.returnHosts, ok
 }
 
 // TenantRate returns the tenant's rate-limit override (0 means the
