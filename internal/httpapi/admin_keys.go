@@ -97,7 +97,7 @@ func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 		}
 		j := newKeyJSON(k)
 		c.Header("Cache-Control", "no-store")
-		c.JSON(http.StatusCreated, issueKeyResponse{KID: k.KID, Key: raw.Reveal(), ExpiresAt: j.ExpiresAt,
+		c.PureJSON(http.StatusCreated, issueKeyResponse{KID: k.KID, Key: raw.Reveal(), ExpiresAt: j.ExpiresAt,
 			TenantID: k.TenantID, Name: k.Name, AppIDs: j.AppIDs, CreatedAt: j.CreatedAt})
 	}
 }
@@ -114,7 +114,7 @@ func handleListKeys(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 		for i, k := range list {
 			out[i] = newKeyJSON(k)
 		}
-		c.JSON(http.StatusOK, gin.H{"keys": out})
+		c.PureJSON(http.StatusOK, gin.H{"keys": out})
 	}
 }
 

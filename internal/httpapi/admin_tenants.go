@@ -60,7 +60,7 @@ func handleCreateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusCreated, newTenantJSON(t))
+		c.PureJSON(http.StatusCreated, newTenantJSON(t))
 	}
 }
 
@@ -76,7 +76,7 @@ func handleListTenants(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 		for i, t := range list {
 			out[i] = newTenantJSON(t)
 		}
-		c.JSON(http.StatusOK, gin.H{"tenants": out})
+		c.PureJSON(http.StatusOK, gin.H{"tenants": out})
 	}
 }
 
@@ -128,7 +128,7 @@ func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, newTenantJSON(t))
+		c.PureJSON(http.StatusOK, newTenantJSON(t))
 	}
 }
 

@@ -111,7 +111,7 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusCreated, authorizationJSON{ID: a.ID, URL: a.URL, MobileURL: a.MobileURL, ExpiresAt: rfc3339(a.ExpiresAt)})
+		c.PureJSON(http.StatusCreated, authorizationJSON{ID: a.ID, URL: a.URL, MobileURL: a.MobileURL, ExpiresAt: rfc3339(a.ExpiresAt)})
 	}
 }
 
@@ -143,7 +143,7 @@ func handleListAuthorizers(d PlatformDeps, bindings BindingChecker, log *slog.Lo
 			}
 			out = append(out, toAuthorizerJSON(a))
 		}
-		c.JSON(http.StatusOK, gin.H{"authorizers": out})
+		c.PureJSON(http.StatusOK, gin.H{"authorizers": out})
 	}
 }
 
@@ -167,7 +167,7 @@ func handleGetAuthorizer(d PlatformDeps, bindings BindingChecker, log *slog.Logg
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, toAuthorizerJSON(a))
+		c.PureJSON(http.StatusOK, toAuthorizerJSON(a))
 	}
 }
 
@@ -214,7 +214,7 @@ func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFun
 			slices.Sort(j.Tenants)
 			out = append(out, j)
 		}
-		c.JSON(http.StatusOK, gin.H{"authorizers": out})
+		c.PureJSON(http.StatusOK, gin.H{"authorizers": out})
 	}
 }
 
@@ -238,7 +238,7 @@ func handleAdminRefresh(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, toAuthorizerJSON(a))
+		c.PureJSON(http.StatusOK, toAuthorizerJSON(a))
 	}
 }
 
@@ -270,6 +270,6 @@ func handleAdminComponent(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 		if st.TokenExpiresAt != nil {
 			out.TokenExpiresAt = optTime(*st.TokenExpiresAt)
 		}
-		c.JSON(http.StatusOK, out)
+		c.PureJSON(http.StatusOK, out)
 	}
 }

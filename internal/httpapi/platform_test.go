@@ -653,6 +653,10 @@ func TestAuthorizationFlowOverHTTP(t *testing.T) {
 				if w.Code != http.StatusCreated {
 					t.Fatalf("create: got %d %s, want 201", w.Code, w.Body)
 				}
+				// URLs print as a person would paste them: no HTML escaping in API JSON.
+				if raw := w.Body.String(); strings.Contains(raw, `\u0026`) || !strings.Contains(raw, "&pre_auth_code=") {
+					t.Fatalf("create: body %s, want URLs with a literal & (no \\u0026)", raw)
+				}
 				var created map[string]string
 				if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
 					t.Fatal(err)
