@@ -221,6 +221,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		TrustedProxies: cfg.TrustedProxies,
 		Metrics:        metrics,
 		Store:          st,
+		WeChat:         wx,
 		Tenant: httpapi.TenantDeps{
 			AdminToken:   cfg.AdminToken,
 			Now:          now,

@@ -28,6 +28,8 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics *obs.Metrics
 	Store   Pinger
+	// WeChat reports WeChat's reachability on /readyz (nil: not reported).
+	WeChat Reacher
 	// Tenant holds the tenant, key and admin services (deps_tenant.go).
 	Tenant TenantDeps
 	// Platform holds the platform backend services (deps_platform.go).
