@@ -72,4 +72,3 @@ func shortCtx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
-
