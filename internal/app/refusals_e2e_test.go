@@ -229,11 +229,15 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 			{"/v1/authorizers/wx0000000000000404/fans", st.Key, 404},      // unknown
 			{"/v1/authorizers/" + fansAccount + "/fans", restricted, 403}, // forbidden
 			{"/v1/authorizers/" + set1Account + "/fans", st.Key, 403},     // permission_set_missing
+			{"/v1/authorizers/wxacct1/fans", st.Key, 400},                 // malformed: invalid_argument naming the rule
 		}
 		for _, c := range calls {
 			if code, _, body := st.get(c.path, c.key); code != c.status {
 				t.Fatalf("%s: %d %s, want %d", c.path, code, body, c.status)
 			}
+		}
+		if code := st.compatErrcode(http.MethodGet, "/wx/wxacct1/cgi-bin/user/get", ""); code != 40013 {
+			t.Fatalf("compatible, malformed appid: errcode %d, want 40013", code)
 		}
 		// The tenant's rate limit: a bucket of one, refilled once an hour.
 		st.must(http.MethodPatch, "/admin/tenants/"+st.TenantID, testAdminToken, map[string]any{"rate_limit": 0.0003, "rate_burst": 1}, nil, 200)

@@ -104,7 +104,7 @@ var keys = []key{
 	}},
 	{env: "WXGATE_COMPONENT_APPID", yaml: "component_appid", need: NeedComponent, apply: func(c *Config, v string) error {
 		if !ValidAppID(v) {
-			return errors.New("must look like a WeChat appid (wx followed by 16 hex or alphanumeric characters)")
+			return errors.New("must be a WeChat appid: " + AppIDRule)
 		}
 		c.ComponentAppID = v
 		return nil
@@ -329,8 +329,11 @@ func setDuration(dst *time.Duration, v string) error {
 	return nil
 }
 
+// AppIDRule is how every refusal of a malformed appid words the rule.
+const AppIDRule = "a WeChat appid is \"wx\" followed by 16 letters or digits (18 characters)"
+
 // ValidAppID reports whether s looks like a WeChat appid: "wx" and 16
-// alphanumeric characters.
+// alphanumeric characters (AppIDRule).
 func ValidAppID(s string) bool {
 	if len(s) != 18 || !strings.HasPrefix(s, "wx") {
 		return false

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
 )
@@ -149,8 +148,8 @@ func handleDeleteTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 func handleBind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		appid := c.Param("appid")
-		if !config.ValidAppID(appid) {
-			writeError(c, log, errAuthorizerNotFound()) // no such account can exist
+		if err := checkAppID(appid); err != nil {
+			writeError(c, log, err)
 			return
 		}
 		if err := b.Bind(c.Request.Context(), c.Param("id"), appid); err != nil {
@@ -165,6 +164,10 @@ func handleBind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 // idempotent); not_found if the tenant is unknown.
 func handleUnbind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if err := checkAppID(c.Param("appid")); err != nil {
+			writeError(c, log, err)
+			return
+		}
 		if err := b.Unbind(c.Request.Context(), c.Param("id"), c.Param("appid")); err != nil {
 			writeError(c, log, err)
 			return
