@@ -218,6 +218,27 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 		}
 	})
 
+	t.Run("query parameters a route does not take are refused, naming the accepted ones", func(t *testing.T) {
+		before := st.Sim.Counters().ByAccount[sim.EndpointUserGet][fansAccount]
+		for _, tc := range []struct{ path, want string }{
+			{"/v1/authorizers/" + fansAccount + "/fans?nextopenid=o1", `this route accepts: next_openid`},
+			{"/v1/authorizers/" + fansAccount + "/fans?next_openid=a&next_openid=b", `is given 2 times`},
+			{"/v1/authorizers/" + fansAccount + "/fans/export?format=csv&limit=5", `this route accepts: next_openid, format`},
+			{"/v1/authorizers/" + fansAccount + "/tags/7/fans?tag=7", `this route accepts: next_openid`},
+			{"/v1/authorizers?page=2", `this route takes no query parameters`},
+			{"/v1/authorizers/" + fansAccount + "?verbose=1", `this route takes no query parameters`},
+			{"/v1/authorizers/" + fansAccount + "/tags/99999999999999999999/fans", `out of range`},
+		} {
+			code, _, body := st.getRaw(tc.path)
+			if code != 400 || !strings.Contains(body, `"invalid_argument"`) || !strings.Contains(body, tc.want) {
+				t.Errorf("%s: %d %s, want 400 invalid_argument saying %q", tc.path, code, body, tc.want)
+			}
+		}
+		if after := st.Sim.Counters().ByAccount[sim.EndpointUserGet][fansAccount]; after != before {
+			t.Errorf("WeChat was called %d times for refused requests", after-before)
+		}
+	})
+
 	t.Run("usage counts every outcome, refusals included", func(t *testing.T) {
 		restricted := st.newKey(map[string]any{"appids": []string{set100}})
 		calls := []struct {

@@ -86,9 +86,9 @@ type proxiedRoute struct {
 	surface string
 }
 
-func (p proxiedRoutes) handle(g *gin.RouterGroup, method, path string, api *proxy.API, surface string, h gin.HandlerFunc) {
+func (p proxiedRoutes) handle(g *gin.RouterGroup, method, path string, api *proxy.API, surface string, h ...gin.HandlerFunc) {
 	p[g.BasePath()+path] = proxiedRoute{api: api, surface: surface}
-	g.Handle(method, path, h)
+	g.Handle(method, path, h...)
 }
 
 // refused records a proxied call refused before its handler ran.
