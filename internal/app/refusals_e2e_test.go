@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -166,8 +167,12 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/tags/134/fans/export?format=csv")
-		if code != 200 || body != "openid\n#error,upstream_unavailable,\n" {
+		if code != 200 || body != "openid\n#error code=upstream_unavailable wechat_errcode=-1 resumable=true next_openid= message=WeChat is busy\n" {
 			t.Fatalf("csv: %d %q", code, body)
+		}
+		// A CSV reader takes the whole stream: the error is one field.
+		if rows, err := csv.NewReader(strings.NewReader(body)).ReadAll(); err != nil || len(rows) != 2 {
+			t.Fatalf("csv reader: %v rows, %v", len(rows), err)
 		}
 		st.Sim.ClearFaults()
 		if err := st.Sim.SetFault(sim.Fault{Endpoint: "user/get", AppID: fansAccount, Probability: 1, Kind: sim.FaultErrcode, Errcode: 45009}); err != nil {
@@ -181,13 +186,28 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 				Details map[string]any `json:"details"`
 			} `json:"error"`
 			NextOpenID string `json:"next_openid"`
+			Resumable  bool   `json:"resumable"`
+			RetryAfter int    `json:"retry_after_seconds"`
 		}
 		if err := json.Unmarshal([]byte(body), &line); err != nil || code != 200 || strings.Count(body, "\n") != 1 {
 			t.Fatalf("ndjson: %d %q (%v)", code, body, err)
 		}
 		if line.Error.Code != "rate_limited" || line.Error.Details["wechat_errcode"] != float64(45009) ||
-			line.NextOpenID != cursor || hdr.Get("Retry-After") == "" {
+			line.NextOpenID != cursor || hdr.Get("Retry-After") == "" || !line.Resumable || line.RetryAfter < 1 {
 			t.Fatalf("ndjson error line %q, Retry-After %q", body, hdr.Get("Retry-After"))
+		}
+	})
+
+	t.Run("a permanent failure says resuming cannot help", func(t *testing.T) {
+		defer st.Sim.ClearFaults()
+		if err := st.Sim.SetFault(sim.Fault{Endpoint: "user/get", AppID: fansAccount, Probability: 1, Kind: sim.FaultErrcode, Errcode: 40003}); err != nil {
+			t.Fatal(err)
+		}
+		for _, format := range []string{"ndjson", "csv"} {
+			code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/fans/export?format=" + format)
+			if code != 200 || !strings.Contains(body, "40003") || !strings.Contains(body, map[string]string{"ndjson": `"resumable":false`, "csv": "resumable=false"}[format]) {
+				t.Errorf("%s: %d %q, want the error line with errcode 40003 and resumable false", format, code, body)
+			}
 		}
 	})
 
