@@ -29,7 +29,7 @@ func OpenAPI() []byte {
 	for _, api := range proxy.APIs {
 		restPath := "/v1" + ginToOpenAPI(api.RESTPath)
 		add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.", "WeChat's page (total, count, data.openid, next_openid)"))
-		exp := proxyOp(api, api.Name+"Export", "Every page of "+api.Name+", fetched by the gateway and streamed as it arrives (NDJSON {\"openid\"} per line, or CSV). Local refusals are ordinary error answers; once WeChat was asked, a failure (even of the first page) ends the 200 stream with {\"error\": ERROR, \"next_openid\": CURSOR} (CSV: #error,CODE,CURSOR) to resume from.", "the stream")
+		exp := proxyOp(api, api.Name+"Export", "Every page of "+api.Name+", fetched by the gateway and streamed as it arrives (NDJSON {\"openid\"} per line, or CSV). Local refusals are ordinary error answers; once WeChat was asked, a failure (even of the first page) ends the 200 stream with {\"error\": ERROR, \"next_openid\": CURSOR, \"resumable\": BOOL} (CSV: one field, #error code=… resumable=… next_openid=… message=…); resume from CURSOR only when resumable.", "the stream")
 		exp["parameters"] = append(exp["parameters"].([]any), map[string]any{
 			"name": "format", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"ndjson", "csv"}, "default": "ndjson"},
 		})
