@@ -63,7 +63,7 @@ func newKeyJSON(k store.Key) keyJSON {
 func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req issueKeyRequest
-		if err := decodeAdminJSON(c, &req, true); err != nil {
+		if err := decodeJSONBody(c, &req, true); err != nil {
 			writeError(c, log, err)
 			return
 		}

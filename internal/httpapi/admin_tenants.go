@@ -43,7 +43,7 @@ type createTenantRequest struct {
 func handleCreateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req createTenantRequest
-		if err := decodeAdminJSON(c, &req, false); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -92,7 +92,7 @@ type updateTenantRequest struct {
 func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req updateTenantRequest
-		if err := decodeAdminJSON(c, &req, false); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			writeError(c, log, err)
 			return
 		}

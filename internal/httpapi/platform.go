@@ -1,14 +1,10 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,8 +13,6 @@ import (
 	"github.com/wxgate/wxgate/internal/store"
 )
 
-// maxJSONBody bounds the small JSON bodies of the platform routes.
-const maxJSONBody = 64 << 10
 
 // authorizerJSON is AUTHORIZER (docs/api.md, "The AUTHORIZER object"). It never carries a token.
 type authorizerJSON struct {
@@ -68,26 +62,6 @@ type authorizationJSON struct {
 	ExpiresAt string `json:"expires_at"`
 }
 
-// decodeJSON reads a bounded JSON body into v; invalid_argument on failure.
-func decodeJSON(c *gin.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errs.E(errs.InvalidArgument, "request body too large")
-		}
-		return errs.E(errs.InvalidArgument, "unreadable request body")
-	}
-	if !utf8.Valid(body) {
-		// encoding/json would silently turn the bad bytes into U+FFFD.
-		return errs.E(errs.InvalidArgument, "request body is not valid UTF-8")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return errs.E(errs.InvalidArgument, "request body must be a JSON object with the documented fields")
-	}
-	return nil
-}
-
 // handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations").
 func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Flow == nil {
@@ -100,7 +74,7 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 			return
 		}
 		var req createAuthorizationRequest
-		if err := decodeJSON(c, &req); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			writeError(c, log, err)
 			return
 		}

@@ -237,6 +237,7 @@ func TestAdminAPIErrors(t *testing.T) {
 				{"usage: range too long", "GET", "/admin/tenants/" + tn + "/usage?from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", nil, 400, "invalid_argument", "from", "366 days"},
 
 				{"unknown admin route", "GET", "/admin/nothing", nil, 404, "not_found", "", ""},
+				{"a trailing slash is a JSON 404, not a redirect", "GET", "/admin/tenants/", nil, 404, "not_found", "", ""},
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
@@ -260,6 +261,10 @@ func TestAdminAPIErrors(t *testing.T) {
 						t.Fatalf("details %s, want fields.%s ~ %q", w.Body, tc.field, tc.msg)
 					}
 				})
+			}
+			if w := f.admin(http.MethodPost, "/admin/tenants/", map[string]any{"name": "x"}); w.Code != 404 ||
+				!strings.Contains(w.Body.String(), "no trailing slash (try /admin/tenants)") {
+				t.Fatalf("trailing slash: %d %s, want 404 with a hint", w.Code, w.Body)
 			}
 			// DELETE of a binding is idempotent: nothing bound is still 204.
 			for _, appid := range []string{"wxaaaaaaaaaaaaaaa1"} {
