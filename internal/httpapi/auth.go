@@ -196,7 +196,11 @@ func checkAppID(appid string) error {
 	if config.ValidAppID(appid) {
 		return nil
 	}
-	return errs.Invalid("appid", fmt.Sprintf("appid %q is malformed: %s", appid, config.AppIDRule)).
+	shown := appid
+	if len(shown) > 40 {
+		shown = shown[:40] + "…"
+	}
+	return errs.Invalid("appid", fmt.Sprintf("appid %q is malformed: %s", shown, config.AppIDRule)).
 		WithCause(&proxy.ParamError{Param: "appid", WeChatErrcode: wechat.ErrInvalidAppID})
 }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/wxgate/wxgate/internal/store"
 )
 
-
 // authorizerJSON is AUTHORIZER (docs/api.md, "The AUTHORIZER object"). It never carries a token.
 type authorizerJSON struct {
 	AppID          string  `json:"appid"`

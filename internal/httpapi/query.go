@@ -18,6 +18,7 @@ import (
 // ?nextopenid= would otherwise return page 1 again and make a paging client
 // loop forever. refused, if set, records the refusal like the handler's own.
 func acceptQuery(log *slog.Logger, refused func(*gin.Context, error), accepted ...string) gin.HandlerFunc {
+	accepted = append([]string{}, accepted...) // [] in the answer, not null
 	takes := "this route takes no query parameters"
 	if len(accepted) > 0 {
 		takes = "this route accepts: " + strings.Join(accepted, ", ")
