@@ -31,6 +31,7 @@ import (
 func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	fs := newFlags("serve", "Run the gateway: WeChat-facing endpoints, tenant API, compatible API, admin API and\noperations endpoints. Applies pending migrations at start-up.", stdio)
 	cfgPath := fs.String("config", "", "optional YAML configuration `file` (the environment wins over it)")
+	listEnvironment(fs)
 	if done, err := parse(fs, args); done {
 		return err
 	}
@@ -42,15 +43,18 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	logOut := obs.NewLineBuffer(stdio.Stderr, logFlushInterval)
 	defer logOut.Close()
 	log := obs.NewLogger(logOut, cfg.LogLevel)
+	// Bind first: an address in use is a configuration problem, reported
+	// before any migration runs.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s (WXGATE_LISTEN): %w", cfg.Listen, err)
+	}
 	gw, err := openGateway(ctx, cfg, log)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer gw.store.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("serve: listen on %s: %w", cfg.Listen, err)
-	}
 	return gw.serve(ctx, ln)
 }
 
@@ -231,6 +235,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		TrustedProxies: cfg.TrustedProxies,
 		Metrics:        metrics,
 		Store:          st,
+		WeChat:         wx,
 		Tenant: httpapi.TenantDeps{
 			AdminToken:   cfg.AdminToken,
 			Now:          now,
