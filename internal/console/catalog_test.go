@@ -73,7 +73,7 @@ func TestEveryMessageUsedExists(t *testing.T) {
 		need["error."+string(code)] = "error code"
 	}
 	for _, f := range []string{"tenant_created", "tenant_renamed", "limits_saved", "tenant_deleted", "key_revoked", "bound",
-		"unbound", "token_refreshed", "signed_out", "link_made"} {
+		"unbound", "token_refreshed", "signed_out", "link_made", "approved", "refused", "return_hosts_saved"} {
 		need["flash."+f] = "flash"
 	}
 	for _, k := range slices.Sorted(maps.Keys(need)) {

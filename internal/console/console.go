@@ -48,6 +48,7 @@ type Options struct {
 	Flow        AuthorizationFlow
 	Component   ComponentStatus
 	Calls       CallCounts
+	Pending     PendingBindings
 	Sessions    SessionStore
 
 	// IdleTimeout ends a session not used for that long; SessionLifetime
@@ -73,7 +74,7 @@ type Console struct {
 // New checks the options and parses the embedded templates.
 func New(o Options) (*Console, error) {
 	if o.Tenants == nil || o.Directory == nil || o.Authorizers == nil || o.Flow == nil || o.Component == nil ||
-		o.Calls == nil || o.Sessions == nil {
+		o.Calls == nil || o.Pending == nil || o.Sessions == nil {
 		return nil, errors.New("console: every service is required")
 	}
 	u, err := url.Parse(o.PublicURL)

@@ -25,6 +25,10 @@ type TenantAdmin interface {
 	ListKeys(ctx context.Context, tenantID string) ([]store.Key, error)
 	RevokeKey(ctx context.Context, kid string) error
 	Bind(ctx context.Context, tenantID, appid string) error
+	// ApproveBinding makes a binding an authorization left waiting for
+	// approval a bound one; not_found if the tenant has no binding to appid.
+	ApproveBinding(ctx context.Context, tenantID, appid string) error
+	// Unbind removes a binding, bound or waiting for approval.
 	Unbind(ctx context.Context, tenantID, appid string) error
 	// Usage returns the tenant's hourly call counts in [from, to).
 	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
@@ -72,6 +76,13 @@ type CallCounts interface {
 	CallMinutes(ctx context.Context, componentAppID string, from, to time.Time) ([]store.CallMinute, error)
 }
 
+// PendingBindings reads the bindings that wait for the operator's approval
+// (the store): an account authorized by a tenant while bound to another.
+// The directory holds only bound ones, and there are few pending ones.
+type PendingBindings interface {
+	PendingBindings(ctx context.Context, componentAppID string) ([]store.Binding, error)
+}
+
 // SessionStore keeps console sessions and one-time sign-in codes by the
 // digest of their token (the store), so every replica knows them.
 type SessionStore interface {
@@ -92,5 +103,6 @@ var (
 	_ AuthorizationFlow = (*component.Flow)(nil)
 	_ ComponentStatus   = (*component.Credentials)(nil)
 	_ CallCounts        = (*store.Store)(nil)
+	_ PendingBindings   = (*store.Store)(nil)
 	_ SessionStore      = (*store.Store)(nil)
 )

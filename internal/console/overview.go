@@ -28,17 +28,19 @@ type overviewData struct {
 	TokenExpiresAt *time.Time
 	TokenHealth    string
 
-	Accounts     int
-	ByStatus     []statusCount
-	Soonest      *store.Authorizer
-	SoonestWarn  bool
-	Tenants      int
-	Window       string
-	Windows      []string
-	Calls        int64
-	Errors       int64
-	Chart        chart
-	ChartCaption string
+	Accounts    int
+	ByStatus    []statusCount
+	Soonest     *store.Authorizer
+	SoonestWarn bool
+	Tenants     int
+	// PendingAccounts wait for the operator to approve a second tenant.
+	PendingAccounts int
+	Window          string
+	Windows         []string
+	Calls           int64
+	Errors          int64
+	Chart           chart
+	ChartCaption    string
 }
 
 type statusCount struct {
@@ -99,6 +101,11 @@ func (c *Console) overviewPage(g *gin.Context, p *page) error {
 		return err
 	}
 	d.Tenants = len(tenants)
+	pending, err := c.pendingTenants(ctx)
+	if err != nil {
+		return err
+	}
+	d.PendingAccounts = len(pending)
 
 	d.Window = g.DefaultQuery("window", "6h")
 	span, ok := overviewWindows[d.Window]

@@ -17,14 +17,15 @@ import (
 )
 
 var (
-	errPageNotFound    = errs.E(errs.NotFound, "no such page")
-	errAccountNotFound = errs.E(errs.NotFound, "authorizer not found")
-	errWrongToken      = errs.E(errs.Unauthenticated, "wrong admin token")
-	errStaleSignIn     = errs.E(errs.Forbidden, "the sign-in form expired; try again")
-	errCodeRefused     = errs.E(errs.Unauthenticated, "this sign-in link is unknown, used or expired")
-	errThrottled       = errs.E(errs.RateLimited, "too many sign-in attempts; wait a little")
-	errUnknownAsset    = errs.E(errs.NotFound, "no such file")
-	errSignInMessage   = map[*errs.Error]string{errWrongToken: "signin.wrong", errStaleSignIn: "signin.stale", errCodeRefused: "signin.code_refused", errThrottled: "signin.throttled"}
+	errPageNotFound     = errs.E(errs.NotFound, "no such page")
+	errAccountNotFound  = errs.E(errs.NotFound, "authorizer not found")
+	errNoPendingBinding = errs.E(errs.NotFound, "no authorization of this account by this tenant waits for approval")
+	errWrongToken       = errs.E(errs.Unauthenticated, "wrong admin token")
+	errStaleSignIn      = errs.E(errs.Forbidden, "the sign-in form expired; try again")
+	errCodeRefused      = errs.E(errs.Unauthenticated, "this sign-in link is unknown, used or expired")
+	errThrottled        = errs.E(errs.RateLimited, "too many sign-in attempts; wait a little")
+	errUnknownAsset     = errs.E(errs.NotFound, "no such file")
+	errSignInMessage    = map[*errs.Error]string{errWrongToken: "signin.wrong", errStaleSignIn: "signin.stale", errCodeRefused: "signin.code_refused", errThrottled: "signin.throttled"}
 )
 
 // handleStatic serves the embedded assets. A request for the current
