@@ -354,6 +354,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		noViolations(t)
 	})
 
+	step("a second tenant's authorization of the account waits for approval, given here", func(t *testing.T) {
+		do(t, chromedp.Navigate(demo.Console+"tenants"), chromedp.SendKeys(chromedp.ID("tenant-name"), "Second Bistro"),
+			chromedp.Submit(chromedp.ID("tenant-name")), chromedp.WaitVisible(chromedp.ID("tenant-title")))
+		second := strings.SplitN(location(t), "?", 2)[0]
+		id := second[strings.LastIndex(second, "/")+1:]
+		do(t, chromedp.Navigate(demo.Console+"authorize?tenant="+id), chromedp.Click(chromedp.ID("make-link")), chromedp.WaitVisible(chromedp.ID("pc-link")),
+			chromedp.Click(chromedp.ID("pc-link")), chromedp.WaitVisible(chromedp.CSS(`input[value="wxb00000000b157a00"]`)),
+			chromedp.Click(chromedp.CSS(`input[value="wxb00000000b157a00"]`)), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("done-pending")))
+		do(t, chromedp.Navigate(demo.Console+"accounts"), chromedp.WaitVisible(chromedp.ID("pending-notice")))
+		if got := text(t, `tr[data-appid="wxb00000000b157a00"]`); !strings.Contains(got, "Second Bistro · waiting") {
+			t.Fatalf("account row: got %q want the second tenant waiting", got)
+		}
+		do(t, chromedp.Navigate(demo.Console+"accounts/wxb00000000b157a00"), chromedp.WaitVisible(chromedp.CSS(`[data-pending="`+id+`"] button`)))
+		shot(t, "pending")
+		do(t, chromedp.Click(chromedp.CSS(`[data-pending="`+id+`"] button`)), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+		if got := text(t, "main"); !strings.Contains(got, "Second Bistro") || strings.Contains(got, "Waiting for approval") {
+			t.Fatalf("after approving: got %q want the second tenant bound, nothing waiting", got)
+		}
+		noViolations(t)
+	})
+
 	step("usage per tenant and API, with a chart", func(t *testing.T) {
 		do(t, chromedp.Navigate(demo.Console+"usage"), chromedp.SetValue(chromedp.CSS(`select[name="tenant"]`), "", chromedp.NodeVisible))
 		opts, err := chromedp.Run(browser, chromedp.Evaluate[string](`[...document.querySelectorAll('select[name="tenant"] option')].find(o => o.text === "demo").value`))

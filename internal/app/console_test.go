@@ -708,6 +708,16 @@ func TestConsolePendingBindingsAndReturnHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("an authorization left waiting lands on a page that says so", func(t *testing.T) {
+		_, page := newBrowser(t, gw).get("/console/authorize/done?appid=" + appid + "&result=pending")
+		if !strings.Contains(page, `id="done-pending"`) || !strings.Contains(page, "waits for the operator") {
+			t.Errorf("landing page of a pending authorization:\n%s", page)
+		}
+		if _, page = newBrowser(t, gw).get("/console/authorize/done?appid=" + appid + "&result=authorized"); strings.Contains(page, `id="done-pending"`) {
+			t.Errorf("an authorization bound at once is shown as waiting")
+		}
+	})
+
 	t.Run("approving needs the CSRF token", func(t *testing.T) {
 		resp, _ := br.post("/console/accounts/"+appid+"/tenants/"+asker.ID+"/approve", url.Values{})
 		wantStatus(t, resp, http.StatusForbidden)

@@ -193,7 +193,10 @@ func (c *Console) handleSignOut() gin.HandlerFunc {
 type doneData struct {
 	AppID string
 	OK    bool
-	Code  string
+	// Pending: authorized, but the account is bound to another tenant and
+	// this tenant's access waits for the operator's approval.
+	Pending bool
+	Code    string
 }
 
 // handleAuthorizeDone is where an authorization link made in the console
@@ -208,7 +211,9 @@ func (c *Console) handleAuthorizeDone() gin.HandlerFunc {
 		if a := g.Query("appid"); config.ValidAppID(a) {
 			d.AppID = a
 		}
-		d.OK = g.Query("result") == "authorized" && d.AppID != ""
+		result := g.Query("result")
+		d.OK = (result == "authorized" || result == "pending") && d.AppID != ""
+		d.Pending = d.OK && result == "pending"
 		if code := errs.Code(g.Query("error")); !d.OK && code != "" {
 			if _, known := c.views.cat[langEN]["error."+string(code)]; known {
 				d.Code = string(code)
