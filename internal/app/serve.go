@@ -24,6 +24,7 @@ import (
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
+	"github.com/wxgate/wxgate/internal/webhook"
 	"github.com/wxgate/wxgate/internal/wechat"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
@@ -98,6 +99,9 @@ type gateway struct {
 	handler http.Handler
 	// console signs the demo's operator in (SignInLink).
 	console *console.Console
+	// webhooks queues message.received events (the account message
+	// callback) and registers the demo's webhook.
+	webhooks *webhook.Service
 	// workers run until the context ends (token refreshers, cache pollers,
 	// usage flusher, janitor). Each must return nil on cancellation.
 	workers []func(ctx context.Context) error
@@ -114,6 +118,12 @@ const (
 	callMinuteRetention = 48 * time.Hour
 	// consoleIdleTimeout ends console sessions unused for that long.
 	consoleIdleTimeout = console.DefaultIdleTimeout
+	// webhookEventRetention keeps finished webhook events and deliveries
+	// visible (and redeliverable) for a month.
+	webhookEventRetention = 30 * 24 * time.Hour
+	// webhookPoll is how often an idle replica looks for due deliveries
+	// (events enqueued on the replica itself wake it at once).
+	webhookPoll = 500 * time.Millisecond
 )
 
 // newGateway wires every service of one replica over an open, migrated
@@ -197,6 +207,18 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		return nil, err
 	}
 
+	// Webhooks: the dispatcher sends what the store's outbox holds (the
+	// store writes authorizer events with the changes that cause them);
+	// the service is the tenant's webhook API and queues messages.
+	dispatcher := webhook.NewDispatcher(webhook.DispatcherOptions{
+		Queue: st, Owner: owner, AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout,
+		Poll: webhookPoll, Now: now, Logger: log, Metrics: metrics,
+	})
+	webhooks := webhook.New(webhook.Options{
+		Store: st, ComponentAppID: cfg.ComponentAppID, AllowPrivate: cfg.WebhookAllowPrivate,
+		Now: now, Logger: log, Wake: dispatcher.Wake,
+	})
+
 	// The proxy: the proxied WeChat APIs over the authorizers' tokens.
 	proxied := proxy.NewService(authorizers, wx, metrics, log, cfg.UpstreamTimeout)
 
@@ -247,13 +269,14 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 			Log:                 log,
 			ExportProgressEvery: 5 * time.Second,
 		},
-		Console: cons,
+		Webhooks: webhooks,
+		Console:  cons,
 	})
 
-	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, func(ctx context.Context) error {
+	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, dispatcher.Run, func(ctx context.Context) error {
 		return platformJanitor(ctx, st, log, now)
 	})
-	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, workers: workers}, nil
+	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, webhooks: webhooks, workers: workers}, nil
 }
 
 // platformJanitor prunes old event receipts, finished authorization
@@ -276,6 +299,9 @@ func platformJanitor(ctx context.Context, st *store.Store, log *slog.Logger, now
 		}
 		if _, err := st.DeleteExpiredConsoleTokens(ctx, at, at.Add(-consoleIdleTimeout)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "janitor: pruning console sessions failed", "err", err.Error())
+		}
+		if _, err := st.DeleteWebhookEventsBefore(ctx, at.Add(-webhookEventRetention)); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning webhook events failed", "err", err.Error())
 		}
 		if _, err := st.DeleteCallMinutesBefore(ctx, at.Add(-callMinuteRetention)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "janitor: pruning per-minute call counts failed", "err", err.Error())

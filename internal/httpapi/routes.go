@@ -28,6 +28,14 @@ func addRoutes(r *gin.Engine, d Deps) {
 	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
 	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
 	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
+	// Webhooks (docs/api.md, "Webhooks"): the tenant's one webhook and its deliveries.
+	v1.PUT("/webhook", handlePutWebhook(d.Webhooks, d.Logger))
+	v1.GET("/webhook", handleGetWebhook(d.Webhooks, d.Logger))
+	v1.DELETE("/webhook", handleDeleteWebhook(d.Webhooks, d.Logger))
+	v1.POST("/webhook/rotate-secret", handleRotateWebhookSecret(d.Webhooks, d.Logger))
+	v1.GET("/webhook/deliveries", handleListDeliveries(d.Webhooks, d.Logger))
+	v1.POST("/webhook/deliveries/:id/redeliver", handleRedeliver(d.Webhooks, d.Logger))
+	v1.POST("/webhook/test", handleTestWebhook(d.Webhooks, d.Logger))
 	// The proxied APIs, one REST route and one export route each, from the API table.
 	for _, api := range proxy.APIs {
 		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest", handleProxyREST(api, d.Proxy))
