@@ -55,7 +55,7 @@ func (webhookDeliveryRow) TableName() string { return "webhook_deliveries" }
 
 // deliveryView is a delivery row joined with its event.
 type deliveryView struct {
-	webhookDeliveryRow
+	Row            webhookDeliveryRow `gorm:"embedded"`
 	Type           string
 	AppID          string `gorm:"column:appid"`
 	Body           string
@@ -63,9 +63,10 @@ type deliveryView struct {
 }
 
 func (v deliveryView) domain() WebhookDelivery {
-	return WebhookDelivery{ID: v.ID, EventID: v.EventID, TenantID: v.TenantID, Type: v.Type, AppID: v.AppID,
-		Status: v.Status, Attempts: v.Attempts, LastStatus: v.LastStatus, LastError: v.LastError,
-		NextAttemptAt: fromMS(v.NextAttemptAt), CreatedAt: fromMS(v.CreatedAt), DeliveredAt: fromMSPtr(v.DeliveredAt),
+	r := v.Row
+	return WebhookDelivery{ID: r.ID, EventID: r.EventID, TenantID: r.TenantID, Type: v.Type, AppID: v.AppID,
+		Status: r.Status, Attempts: r.Attempts, LastStatus: r.LastStatus, LastError: r.LastError,
+		NextAttemptAt: fromMS(r.NextAttemptAt), CreatedAt: fromMS(r.CreatedAt), DeliveredAt: fromMSPtr(r.DeliveredAt),
 		EventCreatedAt: fromMS(v.EventCreatedAt)}
 }
 
@@ -232,9 +233,9 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, r ClaimRequest) ([]C
 		}
 		var orphans []string
 		for _, v := range views {
-			w, ok := hooks[v.TenantID]
+			w, ok := hooks[v.Row.TenantID]
 			if !ok {
-				orphans = append(orphans, v.ID)
+				orphans = append(orphans, v.Row.ID)
 				continue
 			}
 			out = append(out, ClaimedDelivery{WebhookDelivery: v.domain(), Body: []byte(v.Body), Webhook: w})

@@ -104,6 +104,9 @@ func newDeliveryID() string {
 // event whose id exists already is skipped (inserted false): that is how
 // a deduplication key makes a retried message one event.
 func insertEventTx(tx *gorm.DB, id, tenantID, typ, appid string, data any, now time.Time) (inserted bool, err error) {
+	if data == nil {
+		data = struct{}{}
+	}
 	body, err := json.Marshal(eventBody{ID: id, Type: typ, CreatedAt: now.UTC().Format(time.RFC3339), AppID: appid, Data: data})
 	if err != nil {
 		return false, errs.Wrap(errs.Internal, "internal error", err)
