@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -283,5 +284,48 @@ func TestSignature(t *testing.T) {
 				t.Fatalf("Verify = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestMessageReceived: EnqueueForAccount queues message.received for the
+// tenants bound to the account, once however often WeChat retries the
+// message, and it arrives signed with the message's fields as data.
+func TestMessageReceived(t *testing.T) {
+	t.Parallel()
+	recv := newReceiver(t)
+	f := newFixture(t, true, recv.URL)
+	ctx := context.Background()
+	const appid = "wxaaaaaaaaaaaaaaa1"
+	if _, err := f.st.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: comp, AppID: appid, AccessToken: "AT", RefreshToken: "RT"}, f.tenant); err != nil {
+		t.Fatal(err)
+	}
+	lonely, _ := f.st.CreateTenant(ctx, comp, "lonely") // not bound: gets nothing
+	if _, _, err := f.svc.Put(ctx, lonely.ID, webhook.Config{URL: recv.URL + "/lonely"}); err != nil {
+		t.Fatal(err)
+	}
+	msg := map[string]any{"msg_type": "text", "from_openid": "o1", "create_time": 1800000000, "msg_id": "42", "content": "hi"}
+	for range 3 { // WeChat retries a message it got no answer for
+		if _, err := f.svc.EnqueueForAccount(ctx, appid, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.sendDue(t)
+	var types []string
+	for _, r := range recv.Got() {
+		var body struct {
+			Type, AppID string
+			Data        map[string]any
+		}
+		_ = json.Unmarshal(r.Body, &body)
+		types = append(types, body.Type)
+		if body.Type == store.EventMessageReceived && (body.Data["content"] != "hi" || body.Data["msg_id"] != "42" || body.AppID != appid) {
+			t.Fatalf("message event %s", r.Body)
+		}
+		if !webhook.Verify(f.secret, r.Signature, r.Body, f.clock.Now(), time.Minute) {
+			t.Fatalf("%s: signature does not verify", body.Type)
+		}
+	}
+	if len(types) != 2 || !slices.Contains(types, store.EventAuthorized) || !slices.Contains(types, store.EventMessageReceived) {
+		t.Fatalf("received %v, want one authorized and one message.received", types)
 	}
 }
