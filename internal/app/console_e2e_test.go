@@ -62,6 +62,9 @@ func (b *syncBuffer) String() string {
 // demoRun is a running `wxgate demo` and what its banner said.
 type demoRun struct {
 	Gateway, Sim, Console, SignIn, Admin, Key string
+	// Hook is the demo's webhook receiver; Out what the demo printed.
+	Hook string
+	Out  *syncBuffer
 }
 
 func startDemo(t *testing.T) demoRun {
@@ -70,7 +73,7 @@ func startDemo(t *testing.T) demoRun {
 	out, logs := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "demo.db")},
+		done <- app.Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0", "--hook-listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "demo.db")},
 			func(string) string { return "" }, app.IO{Stdout: out, Stderr: logs})
 	}()
 	t.Cleanup(func() {
@@ -102,6 +105,7 @@ func startDemo(t *testing.T) demoRun {
 	d := demoRun{
 		Gateway: field(`gateway\s+(http://\S+)`), Sim: field(`simulator\s+(http://\S+)`), Console: field(`console\s+(http://\S+)`),
 		SignIn: field(`(http://\S+/console/signin/code\?code=\S+)`), Admin: field(`export ADMIN='([^']+)'`), Key: field(`export KEY='([^']+)'`),
+		Hook: field(`webhook\s+(http://\S+)`), Out: out,
 	}
 	if d.Gateway == "" || d.Sim == "" || d.Console != d.Gateway+"/console/" || d.SignIn == "" || d.Admin == "" || d.Key == "" {
 		t.Fatalf("banner lacks the console URL, its sign-in link or the credentials: %+v\n%s", d, out)

@@ -269,3 +269,33 @@ func (st *stack) step(t *testing.T, name string, fn func(st *stack)) {
 	t.Helper()
 	journey.Step(t, name, func(t *testing.T) { fn(st.in(t)) })
 }
+
+// TestDemoShowsWebhookEvents: the demo registers a webhook to its own
+// receiver, which gets each demo account's authorizer.authorized event with
+// a signature it verifies, prints them, and lists them at its URL.
+func TestDemoShowsWebhookEvents(t *testing.T) {
+	t.Parallel()
+	d := startDemo(t)
+	eventually(t, 20*time.Second, "three authorized events printed", func() bool {
+		return strings.Count(d.Out.String(), "webhook received: authorizer.authorized") == 3
+	})
+	resp, err := http.Get(d.Hook + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Events []struct {
+			Type     string
+			Verified bool `json:"signature_verified"`
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list.Events) < 3 {
+		t.Fatalf("receiver lists %+v, %v", list, err)
+	}
+	for _, ev := range list.Events {
+		if !ev.Verified {
+			t.Fatalf("an event's signature did not verify: %+v", list.Events)
+		}
+	}
+}
