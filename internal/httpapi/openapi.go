@@ -148,6 +148,11 @@ func (r staticRoute) op() map[string]any {
 			params = append(params, map[string]any{"name": strings.Trim(seg, "{}"), "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 	}
+	if r.path == "/v1/webhook/deliveries" {
+		params = append(params,
+			map[string]any{"name": "status", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"pending", "delivered", "failed"}}},
+			map[string]any{"name": "limit", "in": "query", "schema": map[string]any{"type": "integer", "minimum": 1, "maximum": 500, "default": 50}})
+	}
 	if r.path == "/admin/tenants/{id}/usage" {
 		for _, q := range []string{"from", "to"} {
 			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string", "format": "date-time"}})
@@ -175,6 +180,15 @@ var staticRoutes = []staticRoute{
 		body:    map[string]any{"return_url": str, "auth_type": num, "biz_appid": str}},
 	{method: "GET", path: "/v1/authorizers", id: "listAuthorizers", security: "tenantKey", status: "200", summary: "The accounts bound to the caller's tenant."},
 	{method: "GET", path: "/v1/authorizers/{appid}", id: "getAuthorizer", security: "tenantKey", status: "200", summary: "One account bound to the caller's tenant."},
+	{method: "PUT", path: "/v1/webhook", id: "putWebhook", security: "tenantKey", status: "200",
+		summary: "Create or change the tenant's webhook; the secret (whsec_…) is returned only when it is created.",
+		body:    map[string]any{"url": str, "events": strs}},
+	{method: "GET", path: "/v1/webhook", id: "getWebhook", security: "tenantKey", status: "200", summary: "The tenant's webhook, without its secret."},
+	{method: "DELETE", path: "/v1/webhook", id: "deleteWebhook", security: "tenantKey", status: "204", summary: "Remove the webhook; its pending deliveries end failed."},
+	{method: "POST", path: "/v1/webhook/rotate-secret", id: "rotateWebhookSecret", security: "tenantKey", status: "200", summary: "A new signing secret; the old one keeps signing beside it for 24 h."},
+	{method: "GET", path: "/v1/webhook/deliveries", id: "listWebhookDeliveries", security: "tenantKey", status: "200", summary: "The webhook's deliveries, newest first (status=pending|delivered|failed, limit=1..500)."},
+	{method: "POST", path: "/v1/webhook/deliveries/{id}/redeliver", id: "redeliverWebhook", security: "tenantKey", status: "202", summary: "Queue a delivery's event again, with the same event id."},
+	{method: "POST", path: "/v1/webhook/test", id: "testWebhook", security: "tenantKey", status: "202", summary: "Queue a webhook.test event."},
 	{method: "POST", path: "/admin/tenants", id: "createTenant", security: "adminToken", status: "201", summary: "Create a tenant.", body: map[string]any{"name": str}},
 	{method: "GET", path: "/admin/tenants", id: "listTenants", security: "adminToken", status: "200", summary: "List tenants."},
 	{method: "PATCH", path: "/admin/tenants/{id}", id: "updateTenant", security: "adminToken", status: "200", summary: "Rename a tenant or set its rate limit (per replica).",
