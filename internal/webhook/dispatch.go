@@ -40,8 +40,8 @@ func Backoff(n int) time.Duration {
 	return steps[n-1]
 }
 
-// RetryFor is how long after its event a delivery is retried before it
-// ends failed.
+// RetryFor is how long a delivery is retried before it ends failed,
+// counted from when it was queued (a redelivery starts a new period).
 const RetryFor = 24 * time.Hour
 
 // DispatcherOptions configure a Dispatcher.
@@ -173,8 +173,9 @@ func (d *Dispatcher) room() int {
 	return d.o.Concurrency - d.total
 }
 
-// ClaimAndSend claims what this replica has room for and starts sending
-// it; it returns how many it claimed. wg tracks the attempts.
+// ClaimAndSend is one round of Run: it claims what this replica has room
+// for and starts sending it, and returns how many it claimed. wg tracks
+// the attempts, which run under sendCtx.
 func (d *Dispatcher) ClaimAndSend(ctx, sendCtx context.Context, wg *sync.WaitGroup) int {
 	d.mu.Lock()
 	free := d.o.Concurrency - d.total
@@ -208,7 +209,7 @@ func (d *Dispatcher) ClaimAndSend(ctx, sendCtx context.Context, wg *sync.WaitGro
 		go func() {
 			defer wg.Done()
 			defer d.done(c.TenantID)
-			d.Attempt(sendCtx, c)
+			d.attempt(sendCtx, c)
 		}()
 	}
 	return len(claimed)
@@ -228,8 +229,8 @@ func (d *Dispatcher) done(tenantID string) {
 	}
 }
 
-// Attempt sends one claimed delivery and records the outcome.
-func (d *Dispatcher) Attempt(ctx context.Context, c store.ClaimedDelivery) {
+// attempt sends one claimed delivery and records the outcome.
+func (d *Dispatcher) attempt(ctx context.Context, c store.ClaimedDelivery) {
 	start := time.Now()
 	status, err := d.post(ctx, c)
 	if d.o.Metrics != nil {
@@ -241,7 +242,7 @@ func (d *Dispatcher) Attempt(ctx context.Context, c store.ClaimedDelivery) {
 	if err != nil {
 		r.Error = err.Error()
 		next := now.Add(Backoff(c.Attempts + 1))
-		if next.Sub(c.EventCreatedAt) > RetryFor {
+		if next.Sub(c.CreatedAt) > RetryFor {
 			r.Outcome, outcome = store.DeliveryFailed, "failed"
 		} else {
 			r.Outcome, r.NextAttemptAt, outcome = store.DeliveryPending, next, "retry"
@@ -315,6 +316,10 @@ func describe(err error) error {
 		var de *net.DNSError
 		if errors.As(err, &de) {
 			return errors.New("the receiver's host name did not resolve")
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which is the tenant's to see, not the logs'
 		}
 		return errors.New("the request failed: " + err.Error())
 	}
