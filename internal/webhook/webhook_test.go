@@ -329,3 +329,66 @@ func TestMessageReceived(t *testing.T) {
 		t.Fatalf("received %v, want one authorized and one message.received", types)
 	}
 }
+
+// TestSlowReceiverDoesNotStarveOthers: a tenant whose receiver never
+// answers holds only its per-tenant share of the dispatcher; another
+// tenant's events, queued after a long backlog of the slow one's, are
+// delivered while the slow receiver still holds its requests.
+func TestSlowReceiverDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	held := 0
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		held++
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	fast := newReceiver(t)
+	clock := storetest.NewClock()
+	st := storetest.Open(t, store.Postgres, clock.Now)
+	ctx := context.Background()
+	svc := webhook.New(webhook.Options{Store: st, ComponentAppID: comp, AllowPrivate: true, Now: clock.Now})
+	slowTenant, _ := st.CreateTenant(ctx, comp, "slow")
+	fastTenant, _ := st.CreateTenant(ctx, comp, "fast")
+	for tn, url := range map[string]string{slowTenant.ID: slow.URL, fastTenant.ID: fast.URL} {
+		if _, _, err := svc.Put(ctx, tn, webhook.Config{URL: url}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 {
+		if _, err := svc.Test(ctx, slowTenant.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Second) // the fast tenant's events are the newest
+	for range 3 {
+		if _, err := svc.Test(ctx, fastTenant.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disp := webhook.NewDispatcher(webhook.DispatcherOptions{Queue: st, Owner: "r1", AllowPrivate: true,
+		Timeout: time.Hour, Concurrency: 8, PerTenant: 2, Poll: 20 * time.Millisecond, Now: clock.Now})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = disp.Run(runCtx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(func() { close(release) }) // runs first: the held requests end, then the dispatcher stops
+	deadline := time.Now().Add(30 * time.Second)
+	for len(fast.Got()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fast tenant got %d of 3 events while the slow one holds its requests", len(fast.Got()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if held != 2 {
+		t.Fatalf("the slow receiver holds %d requests, want its per-tenant share of 2", held)
+	}
+}
