@@ -174,6 +174,13 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	// the authorizer manager (every account's tokens), and the
 	// authorization flow that feeds both and binds accounts to tenants.
 	owner := replicaID()
+	// The webhook dispatcher sends what the store's outbox holds: the
+	// store writes each account's events in the transaction that changes
+	// it, wherever the change comes from.
+	dispatcher := webhook.NewDispatcher(webhook.DispatcherOptions{
+		Queue: st, Owner: owner, AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout,
+		Poll: webhookPoll, Now: now, Logger: log, Metrics: metrics,
+	})
 	credentials := component.NewCredentials(component.CredentialOptions{
 		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Owner: owner,
 		Now: now, Logger: log, Metrics: metrics,
@@ -185,7 +192,11 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	flow := component.NewFlow(component.FlowOptions{
 		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Credentials: credentials, Owner: owner,
 		PublicURL: cfg.PublicURL, MPURL: cfg.WeChatMPURL, OpenURL: cfg.WeChatOpenURL,
-		Now: now, Logger: log, Metrics: metrics, OnAuthorizerChanged: authorizers.Apply,
+		Now: now, Logger: log, Metrics: metrics,
+		OnAuthorizerChanged: func(a store.Authorizer) {
+			authorizers.Apply(a)
+			dispatcher.Wake() // the change may have queued events: send them now, not at the next poll
+		},
 		OnBound: func(ctx context.Context, _, _ string) {
 			// Serve the new binding on this replica at once; the poller
 			// brings it to the others.
@@ -207,13 +218,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		return nil, err
 	}
 
-	// Webhooks: the dispatcher sends what the store's outbox holds (the
-	// store writes authorizer events with the changes that cause them);
-	// the service is the tenant's webhook API and queues messages.
-	dispatcher := webhook.NewDispatcher(webhook.DispatcherOptions{
-		Queue: st, Owner: owner, AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout,
-		Poll: webhookPoll, Now: now, Logger: log, Metrics: metrics,
-	})
+	// Webhooks: the tenant's webhook API; it also queues messages.
 	webhooks := webhook.New(webhook.Options{
 		Store: st, ComponentAppID: cfg.ComponentAppID, AllowPrivate: cfg.WebhookAllowPrivate,
 		Now: now, Logger: log, Wake: dispatcher.Wake,
