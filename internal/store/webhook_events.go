@@ -59,8 +59,9 @@ type eventBody struct {
 	Data      any    `json:"data"`
 }
 
-// AccountState is the data of the authorizer.* events: the account as of
-// the event, the AUTHORIZER object of docs/api.md, never a token.
+// AccountState is the AUTHORIZER object of docs/api.md: the account as the
+// tenant API shows it and as the authorizer.* webhook events carry it (the
+// state as of the event). It never carries a token.
 type AccountState struct {
 	AppID          string  `json:"appid"`
 	Status         string  `json:"status"`
