@@ -61,10 +61,13 @@ func (b *syncBuffer) String() string {
 
 // demoRun is a running `wxgate demo` and what its banner said.
 type demoRun struct {
-	Gateway, Sim, Console, SignIn, Admin, Key string
-	// Hook is the demo's webhook receiver; Out what the demo printed.
+	Gateway, Sim, Console, SignIn, Admin, Tenant, Key string
+	// Banner is everything the demo printed when it was ready; Out all it
+	// prints (the webhook receiver's lines keep coming).
+	Banner string
+	Out    *syncBuffer
+	// Hook is the demo's webhook receiver.
 	Hook string
-	Out  *syncBuffer
 }
 
 func startDemo(t *testing.T) demoRun {
@@ -105,7 +108,8 @@ func startDemo(t *testing.T) demoRun {
 	d := demoRun{
 		Gateway: field(`gateway\s+(http://\S+)`), Sim: field(`simulator\s+(http://\S+)`), Console: field(`console\s+(http://\S+)`),
 		SignIn: field(`(http://\S+/console/signin/code\?code=\S+)`), Admin: field(`export ADMIN='([^']+)'`), Key: field(`export KEY='([^']+)'`),
-		Hook: field(`webhook\s+(http://\S+)`), Out: out,
+		Tenant: field(`export TENANT='([^']+)'`), Banner: out.String(), Out: out,
+		Hook: field(`webhook\s+(http://\S+)`),
 	}
 	if d.Gateway == "" || d.Sim == "" || d.Console != d.Gateway+"/console/" || d.SignIn == "" || d.Admin == "" || d.Key == "" {
 		t.Fatalf("banner lacks the console URL, its sign-in link or the credentials: %+v\n%s", d, out)

@@ -110,7 +110,7 @@ func tenantHandler(w Webhooks, log *slog.Logger, fn func(c *gin.Context, tenantI
 func handlePutWebhook(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 	return tenantHandler(w, log, func(c *gin.Context, tenantID string) error {
 		var req putWebhookRequest
-		if err := decodeJSON(c, &req); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			return err
 		}
 		hook, created, err := w.Put(c.Request.Context(), tenantID, webhook.Config{URL: req.URL, Events: req.Events})
@@ -176,7 +176,7 @@ func handleListDeliveries(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		for i, d := range list {
 			out[i] = toDeliveryJSON(d)
 		}
-		c.JSON(http.StatusOK, gin.H{"deliveries": out})
+		c.JSON(http.StatusOK, deliveryList{Deliveries: out})
 		return nil
 	})
 }

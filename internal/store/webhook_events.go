@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -176,6 +177,28 @@ func (s *Store) authorizerEventsTx(tx *gorm.DB, before *Authorizer, after Author
 		}
 	}
 	return nil
+}
+
+// approvalEventTx writes authorizer.authorized for tenantID, whose pending
+// binding to the account was just approved, if its webhook wants it.
+func (s *Store) approvalEventTx(tx *gorm.DB, tenantID, componentAppID, appid string) error {
+	var w webhookRow
+	err := tx.Where("tenant_id = ?", tenantID).Take(&w).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil
+	}
+	if err != nil {
+		return translate(err, "webhook")
+	}
+	if !wants(splitList(w.Events), EventAuthorized) {
+		return nil
+	}
+	var r authorizerRow
+	if err := tx.Where("component_appid = ? AND appid = ?", componentAppID, appid).Take(&r).Error; err != nil {
+		return translate(err, "authorizer")
+	}
+	_, err = insertEventTx(tx, newEventID(), tenantID, EventAuthorized, appid, StateOf(r.state()), s.now().UTC())
+	return err
 }
 
 func sortedSets(sets []int) []int {

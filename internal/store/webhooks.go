@@ -183,13 +183,14 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, tenantID string, newSec
 	return w, err
 }
 
-// subscribersTx returns the webhooks of the tenants bound to the account,
+// subscribersTx returns the webhooks of the tenants bound to the account
+// (not those whose binding waits for approval: they cannot see it),
 // ordered by tenant.
 func (s *Store) subscribersTx(tx *gorm.DB, componentAppID, appid string) ([]Webhook, error) {
 	var rows []webhookRow
 	err := tx.Table("webhooks").Select("webhooks.*").
 		Joins("JOIN tenant_authorizers b ON b.tenant_id = webhooks.tenant_id").
-		Where("b.component_appid = ? AND b.appid = ?", componentAppID, appid).
+		Where("b.component_appid = ? AND b.appid = ? AND b.status = ?", componentAppID, appid, BindingBound).
 		Order("webhooks.tenant_id").Find(&rows).Error
 	if err != nil {
 		return nil, translate(err, "webhooks")

@@ -132,6 +132,34 @@ func TestWebhookOutbox(t *testing.T) {
 				}
 			}
 		})
+		step(t, "a pending binding gets nothing until approved, then authorized", func(t *testing.T) {
+			late, _ := s.CreateTenant(ctx, comp, "late")
+			if _, _, err := s.PutWebhook(ctx, late.ID, "https://late.example/hook", []string{"authorizer.*"}, "whsec_l"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RequestBinding(ctx, comp, late.ID, appid); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Second)
+			if _, err := s.UpdateAuthorizer(ctx, comp, appid, 0, func(a *store.Authorizer) error { a.PermissionSets = []int{1, 2, 3}; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got := pendingTypes(t, s, late.ID); len(got) != 0 {
+				t.Fatalf("a tenant whose binding waits got %v", got)
+			}
+			if err := s.ApproveBinding(ctx, comp, late.ID, appid); err != nil {
+				t.Fatal(err)
+			}
+			if got := pendingTypes(t, s, late.ID); !slices.Equal(got, []string{store.EventAuthorized}) {
+				t.Fatalf("after approval: %v, want [authorized]", got)
+			}
+			if err := s.ApproveBinding(ctx, comp, late.ID, appid); err != nil { // approving again changes nothing
+				t.Fatal(err)
+			}
+			if got := pendingTypes(t, s, late.ID); len(got) != 1 {
+				t.Fatalf("a second approval: %v", got)
+			}
+		})
 		step(t, "a message reaches every bound tenant that wants it, once per key", func(t *testing.T) {
 			for range 2 { // WeChat's retry of the same message
 				if _, err := s.EnqueueAccountEvent(ctx, comp, appid, store.EventMessageReceived, "msg:1", map[string]any{"msg_id": "1"}); err != nil {
