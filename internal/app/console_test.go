@@ -795,3 +795,108 @@ func TestConsolePendingBindingsAndReturnHosts(t *testing.T) {
 		}
 	})
 }
+
+// The webhooks page: the queue's depth and age, each tenant's webhook with
+// what is pending and failed (failing ones first), one tenant's deliveries,
+// and a failed delivery redelivered with the same event; the overview's
+// webhook health. No page shows a webhook secret.
+func TestConsoleWebhooks(t *testing.T) {
+	clock := storetest.NewClock()
+	st := storetest.Open(t, store.SQLite, clock.Now)
+	ctx := context.Background()
+	const comp = "wx1234567890abcdef"
+	acme, _ := st.CreateTenant(ctx, comp, "Acme")
+	globex, _ := st.CreateTenant(ctx, comp, "Globex")
+	for _, tn := range []store.Tenant{acme, globex} {
+		if _, _, err := st.PutWebhook(ctx, tn.ID, "https://"+strings.ToLower(tn.Name)+".example/hook", []string{"authorizer.*"}, "whsec_console_secret_"+secret.Value(tn.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if _, err := st.EnqueueTenantEvent(ctx, acme.ID, store.EventWebhookTest, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+	}
+	claimed, err := st.ClaimWebhookDeliveries(ctx, store.ClaimRequest{Owner: "r1", Now: clock.Now(), LeaseUntil: clock.Now().Add(time.Minute), Limit: 2, PerTenant: 2})
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claimed %d, %v", len(claimed), err)
+	}
+	failed := claimed[1]
+	for i, outcome := range []string{store.DeliveryDelivered, store.DeliveryFailed} {
+		if ok, err := st.FinishWebhookAttempt(ctx, claimed[i].ID, "r1", store.AttemptResult{Outcome: outcome, Status: 503, Error: "HTTP 503 from the receiver", At: clock.Now()}); err != nil || !ok {
+			t.Fatalf("finish: %v, %v", ok, err)
+		}
+	}
+	clock.Advance(10 * time.Minute) // the one left pending is late
+	gw := consoleReplica(t, st, clock.Now, "http://gw.test")
+	br := newBrowser(t, gw)
+	wantStatus(t, br.signIn(consoleAdminToken), http.StatusSeeOther)
+	csrf := br.csrf()
+	noSecret := func(t *testing.T, page string) {
+		t.Helper()
+		if strings.Contains(page, "whsec_") {
+			t.Fatal("a page shows a webhook secret")
+		}
+	}
+
+	t.Run("the overview shows the queue, late", func(t *testing.T) {
+		_, page := br.get("/console/")
+		if !regexp.MustCompile(`class="card stat warn" id="webhook-health">[\s\S]*?webhooks">1</a>[\s\S]*?oldest pending created 10 min ago`).MatchString(page) {
+			t.Errorf("overview: no late queue of 1:\n%s", page)
+		}
+	})
+
+	t.Run("every webhook with its pending and failed deliveries, the failing first", func(t *testing.T) {
+		resp, page := br.get("/console/webhooks")
+		wantStatus(t, resp, http.StatusOK)
+		noSecret(t, page)
+		rows := regexp.MustCompile(`<tr data-webhook="([^"]+)">`).FindAllStringSubmatch(page, -1)
+		if len(rows) != 2 || rows[0][1] != acme.ID || rows[1][1] != globex.ID {
+			t.Fatalf("webhook rows: got %v want Acme (failing) then Globex", rows)
+		}
+		for _, want := range []string{"https://acme.example/hook", `class="badge failing"`, `class="badge ok"`, `id="webhook-failed">`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("webhooks page lacks %q", want)
+			}
+		}
+		if _, page = br.get("/console/webhooks?q=globex"); strings.Count(page, "<tr data-webhook=") != 1 {
+			t.Errorf("search: got %d rows want 1", strings.Count(page, "<tr data-webhook="))
+		}
+	})
+
+	t.Run("one tenant's deliveries, filtered by status; redeliver only the failed", func(t *testing.T) {
+		_, page := br.get("/console/webhooks?tenant=" + acme.ID)
+		noSecret(t, page)
+		if got := strings.Count(page, "<tr data-delivery="); got != 3 {
+			t.Fatalf("deliveries: got %d want 3", got)
+		}
+		if got := strings.Count(page, "/redeliver\""); got != 1 || !strings.Contains(page, "/deliveries/"+failed.ID+"/redeliver\"") {
+			t.Fatalf("redeliver buttons: got %d want 1, for the failed delivery", got)
+		}
+		if !strings.Contains(page, "HTTP 503 from the receiver") {
+			t.Errorf("the last error is missing")
+		}
+		if _, page = br.get("/console/webhooks?tenant=" + acme.ID + "&status=failed"); strings.Count(page, "<tr data-delivery=") != 1 {
+			t.Errorf("failed only: got %d rows want 1", strings.Count(page, "<tr data-delivery="))
+		}
+		if resp, _ := br.get("/console/webhooks?tenant=nope"); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("unknown tenant: got %d want 404", resp.StatusCode)
+		}
+	})
+
+	t.Run("redeliver needs the CSRF token and the delivery's own tenant", func(t *testing.T) {
+		path := "/console/webhooks/" + acme.ID + "/deliveries/" + failed.ID + "/redeliver"
+		wantStatus(t, first(br.post(path, url.Values{})), http.StatusForbidden)
+		if resp, _ := br.post("/console/webhooks/"+globex.ID+"/deliveries/"+failed.ID+"/redeliver", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("another tenant's delivery: got %d want 404", resp.StatusCode)
+		}
+		resp, _ := br.post(path, url.Values{"csrf": {csrf}})
+		wantStatus(t, resp, http.StatusSeeOther)
+		wantLocation(t, resp, "/console/webhooks?flash=redelivered&tenant="+acme.ID+"#deliveries")
+		pending, err := st.ListWebhookDeliveries(ctx, acme.ID, store.DeliveryPending, 10)
+		if err != nil || len(pending) != 2 || pending[0].EventID != failed.EventID {
+			t.Fatalf("pending after redelivery: %+v, %v; want the failed event queued again", pending, err)
+		}
+	})
+}

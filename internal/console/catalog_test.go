@@ -58,6 +58,9 @@ func TestEveryMessageUsedExists(t *testing.T) {
 	for _, s := range deliveryStatuses {
 		need["delivery."+s] = "delivery status"
 	}
+	for _, s := range []string{"ok", "backlog", "failing"} {
+		need["webhooks.state_"+s] = "webhook state"
+	}
 	for _, h := range []string{"ok", "warn", "bad"} {
 		need["health.ticket."+h], need["health.token."+h] = "health", "health"
 	}
@@ -76,7 +79,7 @@ func TestEveryMessageUsedExists(t *testing.T) {
 		need["error."+string(code)] = "error code"
 	}
 	for _, f := range []string{"tenant_created", "tenant_renamed", "limits_saved", "tenant_deleted", "key_revoked", "bound",
-		"unbound", "token_refreshed", "signed_out", "link_made", "approved", "refused", "return_hosts_saved"} {
+		"unbound", "token_refreshed", "signed_out", "link_made", "approved", "refused", "return_hosts_saved", "redelivered"} {
 		need["flash."+f] = "flash"
 	}
 	for _, k := range slices.Sorted(maps.Keys(need)) {

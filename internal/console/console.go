@@ -50,9 +50,10 @@ type Options struct {
 	Calls       CallCounts
 	Pending     PendingBindings
 	Sessions    SessionStore
-	// Webhooks, when set, shows each tenant's webhook and its last
-	// deliveries on the tenant's page.
-	Webhooks Webhooks
+	// Webhooks shows each tenant's webhook and deliveries and redelivers;
+	// WebhookQueue the queue across tenants.
+	Webhooks     Webhooks
+	WebhookQueue WebhookQueue
 
 	// IdleTimeout ends a session not used for that long; SessionLifetime
 	// ends any session that long after sign-in; SignInCodeTTL bounds a
@@ -77,7 +78,7 @@ type Console struct {
 // New checks the options and parses the embedded templates.
 func New(o Options) (*Console, error) {
 	if o.Tenants == nil || o.Directory == nil || o.Authorizers == nil || o.Flow == nil || o.Component == nil ||
-		o.Calls == nil || o.Pending == nil || o.Sessions == nil {
+		o.Calls == nil || o.Pending == nil || o.Sessions == nil || o.Webhooks == nil || o.WebhookQueue == nil {
 		return nil, errors.New("console: every service is required")
 	}
 	u, err := url.Parse(o.PublicURL)

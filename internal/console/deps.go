@@ -9,6 +9,7 @@ import (
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
+	"github.com/wxgate/wxgate/internal/webhook"
 )
 
 // TenantAdmin is the operator's side of tenants (tenant.Admin). Errors:
@@ -41,6 +42,17 @@ type Webhooks interface {
 	Get(ctx context.Context, tenantID string) (store.Webhook, error)
 	// Deliveries lists the tenant's deliveries, newest first, at most limit.
 	Deliveries(ctx context.Context, tenantID, status string, limit int) ([]store.WebhookDelivery, error)
+	// Redeliver queues the event of the tenant's delivery id again (same
+	// event id); not_found for an unknown or another tenant's delivery.
+	Redeliver(ctx context.Context, tenantID, id string) (store.WebhookDelivery, error)
+}
+
+// WebhookQueue reads the state of webhook deliveries across tenants (the
+// store): the queue's depth and age, and each webhook's pending and failed
+// deliveries.
+type WebhookQueue interface {
+	WebhookQueueStats(ctx context.Context) (store.WebhookQueue, error)
+	WebhookSummaries(ctx context.Context, componentAppID string) ([]store.WebhookSummary, error)
 }
 
 // Directory is this replica's in-memory view of tenants and bindings
@@ -113,5 +125,7 @@ var (
 	_ ComponentStatus   = (*component.Credentials)(nil)
 	_ CallCounts        = (*store.Store)(nil)
 	_ PendingBindings   = (*store.Store)(nil)
+	_ WebhookQueue      = (*store.Store)(nil)
+	_ Webhooks          = (*webhook.Service)(nil)
 	_ SessionStore      = (*store.Store)(nil)
 )

@@ -35,6 +35,10 @@ type overviewData struct {
 	Tenants     int
 	// PendingAccounts wait for the operator to approve a second tenant.
 	PendingAccounts int
+	// Webhooks is the delivery queue; WebhooksHealth "ok", "warn" or "bad"
+	// by the age of its oldest pending delivery.
+	Webhooks       store.WebhookQueue
+	WebhooksHealth string
 	Window          string
 	Windows         []string
 	Calls           int64
@@ -106,6 +110,10 @@ func (c *Console) overviewPage(g *gin.Context, p *page) error {
 		return err
 	}
 	d.PendingAccounts = len(pending)
+	if d.Webhooks, err = c.o.WebhookQueue.WebhookQueueStats(ctx); err != nil {
+		return err
+	}
+	d.WebhooksHealth = webhookHealth(now, d.Webhooks.OldestPending)
 
 	d.Window = g.DefaultQuery("window", "6h")
 	span, ok := overviewWindows[d.Window]

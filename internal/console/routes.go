@@ -47,6 +47,9 @@ func (c *Console) Register(g *gin.RouterGroup) {
 
 	s.GET("/usage", c.show("usage", c.usagePage))
 	s.GET("/usage.csv", c.handleUsageCSV())
+
+	s.GET("/webhooks", c.show("webhooks", c.webhooksPage))
+	s.POST("/webhooks/:id/deliveries/:delivery/redeliver", c.handleRedeliver())
 }
 
 // NotFound answers an unknown /console path with the console's 404 page.

@@ -19,6 +19,7 @@ import (
 var (
 	errPageNotFound     = errs.E(errs.NotFound, "no such page")
 	errAccountNotFound  = errs.E(errs.NotFound, "authorizer not found")
+	errTenantNotFound   = errs.E(errs.NotFound, "tenant not found")
 	errNoPendingBinding = errs.E(errs.NotFound, "no authorization of this account by this tenant waits for approval")
 	errWrongToken       = errs.E(errs.Unauthenticated, "wrong admin token")
 	errStaleSignIn      = errs.E(errs.Forbidden, "the sign-in form expired; try again")
