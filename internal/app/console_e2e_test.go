@@ -394,6 +394,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		noViolations(t)
 	})
 
+	step("webhooks: the queue, the demo tenant's webhook and its delivered events", func(t *testing.T) {
+		do(t, chromedp.Navigate(demo.Console+"webhooks"), chromedp.WaitVisible(chromedp.ID("webhook-queue")))
+		if got := text(t, "#webhooks-list"); !strings.Contains(got, demo.Hook+"/wxgate") || !strings.Contains(got, "demo") {
+			t.Fatalf("webhook list: got %q want the demo tenant's receiver", got)
+		}
+		// The dispatcher delivers in the background: wait for a delivered row.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			do(t, chromedp.Navigate(demo.Console+"webhooks?tenant="+demo.Tenant), chromedp.WaitVisible(chromedp.ID("deliveries")))
+			if got := text(t, "#deliveries"); strings.Contains(got, "delivered") && strings.Contains(got, "authorizer.") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deliveries: got %q want a delivered authorizer event", text(t, "#deliveries"))
+			}
+			time.Sleep(time.Second)
+		}
+		shot(t, "webhooks")
+		noViolations(t)
+	})
+
 	step("a form without its CSRF token is refused", func(t *testing.T) {
 		do(t, chromedp.Navigate(tenantURL), chromedp.WaitVisible(chromedp.ID("rename-form")),
 			chromedp.Evaluate[chromedp.Void](`document.querySelector('#rename-form input[name="csrf"]').remove()`),
