@@ -177,13 +177,21 @@ func TestBadTicketIsReportedAndRecoveredByTheNextOne(t *testing.T) {
 	if tok, err := p.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
 		t.Fatalf("after a good ticket: %v, %v", tok, err)
 	}
-	// An older ticket arriving late does not replace the newer one.
+	// An older ticket arriving late does not replace the newer one, nor
+	// make the stored ticket look fresh.
+	p.Clock.Advance(5 * time.Minute)
+	if err := p.Credentials.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Credentials.HandleTicket(ctx, secret.Value("ticket@@@late"), p.Clock.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := p.Store.GetComponentState(ctx, componenttest.ComponentAppID)
 	if st.Ticket == "ticket@@@late" {
 		t.Fatal("an older ticket replaced the newest")
+	}
+	if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 300 {
+		t.Fatalf("ticket age after a late ticket = %v, want 300 (the stored ticket's)", age)
 	}
 }
 
