@@ -62,9 +62,9 @@ const answerWithin = 4 * time.Second
 
 // The outcome label of the messages metric.
 const (
-	outcomeQueued       = "queued"      // queued for the bound tenants
-	outcomeDuplicate    = "duplicate"   // a retry of a message already queued
-	outcomeNoTenant     = "no_tenant"   // an account bound to no tenant: nobody to queue it for
+	outcomeQueued       = "queued"    // queued for the bound tenants
+	outcomeDuplicate    = "duplicate" // a retry of a message already queued
+	outcomeNoTenant     = "no_tenant" // an account bound to no tenant: nobody to queue it for
 	outcomeReleaseText  = "release_text"
 	outcomeReleaseAPI   = "release_api"
 	outcomeReleaseEvent = "release_event"
