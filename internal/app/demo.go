@@ -107,6 +107,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 
 	opts := simOptions(cfg)
 	opts.EventURL, opts.PublicURL, opts.DailyQuota, opts.Logger = gatewayURL+"/wechat/events", simURL, -1, log
+	opts.MessageURL = gatewayURL + "/wechat/accounts/$APPID$/callback"
 	simulator, err := sim.New(opts)
 	if err != nil {
 		return err
@@ -312,6 +313,12 @@ Try:
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/authorizers; echo
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/component; echo
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants; echo
+
+  # a follower writes to Demo Coffee: queued for the tenant as a message.received event
+  curl -s -X POST -d '{"content":"hello"}' {{.Sim}}/sim/accounts/wxd000000000c0ffee/messages; echo
+
+  # WeChat's full-network release test against this gateway, item by item (it passes)
+  curl -s -X POST {{.Sim}}/sim/release_test; echo
 `))
 
 // demoBanner is what the demo prints once it is ready.

@@ -19,6 +19,9 @@ func runSim(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	fs := newFlags("sim", "Run the WeChat simulator (docs/simulator.md): component APIs, user/get and user/tag/get,\nthe authorization pages, event pushes and the /sim/ control API. Component settings come from\nthe same WXGATE_COMPONENT_* variables as serve.", stdio)
 	listen := fs.String("listen", ":9090", "listen `address`")
 	eventURL := fs.String("event-url", "http://localhost:8080/wechat/events", "`URL` events are pushed to (empty: do not push)")
+	messageURL := fs.String("message-url", "http://localhost:8080/wechat/accounts/$APPID$/callback", "the platform's message and event receive `URL`, $APPID$ standing for the account (empty: none)")
+	releaseTest := fs.Bool("release-test", false, "run WeChat's full-network release test against the platform once it listens, print the result page and exit (non-zero if an item failed)")
+	releaseGroup := fs.Int("release-group", 0, "test account group 1..5 for --release-test (0: at random, as WeChat does)")
 	publicURL := fs.String("public-url", "", "the simulator's own external base `URL` (links in its pages)")
 	seed := fs.String("seed", "", "YAML or JSON `file` of accounts to preload")
 	ticketEvery := fs.Duration("ticket-interval", sim.DefaultTicketInterval, "push a component_verify_ticket this often (negative: never)")
@@ -35,7 +38,7 @@ func runSim(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	}
 	log := obs.NewLogger(stdio.Stderr, cfg.LogLevel)
 	opts := simOptions(cfg)
-	opts.EventURL, opts.PublicURL, opts.TicketInterval = *eventURL, *publicURL, *ticketEvery
+	opts.EventURL, opts.MessageURL, opts.PublicURL, opts.TicketInterval = *eventURL, *messageURL, *publicURL, *ticketEvery
 	opts.TokenLifetime, opts.TokenOverlap, opts.DailyQuota, opts.Logger = *lifetime, *overlap, *quota, log
 	s, err := sim.New(opts)
 	if err != nil {
@@ -57,8 +60,33 @@ func runSim(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	if err != nil {
 		return fmt.Errorf("sim: listen on %s: %w", *listen, err)
 	}
-	log.Info("simulator listening", "addr", ln.Addr().String(), "event_url", *eventURL)
-	return serveUntilDone(ctx, ln, s.Handler(), log, 5*time.Second, s.Run)
+	log.Info("simulator listening", "addr", ln.Addr().String(), "event_url", *eventURL, "message_url", *messageURL)
+	if !*releaseTest {
+		return serveUntilDone(ctx, ln, s.Handler(), log, 5*time.Second, s.Run)
+	}
+	// The release test: serve (the platform calls back), run it once, report.
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var rep sim.ReleaseReport
+	var runErr error
+	err = serveUntilDone(rctx, ln, s.Handler(), log, 5*time.Second, func(ctx context.Context) error {
+		defer stop()
+		rep, runErr = s.RunReleaseTest(ctx, sim.ReleaseTestOptions{Group: *releaseGroup})
+		return nil
+	})
+	if runErr != nil {
+		return fmt.Errorf("sim: release test: %w", runErr)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprint(stdio.Stdout, rep.String()); err != nil {
+		return err
+	}
+	if !rep.Passed {
+		return errors.New("sim: the full-network release test failed (see the items above)")
+	}
+	return nil
 }
 
 // simOptions are the simulator's settings for the component of cfg: the same
