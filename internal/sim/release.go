@@ -101,7 +101,7 @@ func (r ReleaseReport) String() string {
 // then unauthorizes the account. Every item is judged and reported; an
 // error is returned only for a test that could not be run at all
 // (ErrNoMessageURL).
-func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (ReleaseReport, error) {
+func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (rep ReleaseReport, err error) {
 	if s.messageURL == "" && len(o.Targets) == 0 {
 		return ReleaseReport{}, ErrNoMessageURL
 	}
@@ -115,7 +115,7 @@ func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (R
 		o.Wait = DefaultReleaseWait
 	}
 	spec := ReleaseGroups[o.Group-1]
-	rep := ReleaseReport{Group: o.Group, AppID: spec.AppID}
+	rep = ReleaseReport{Group: o.Group, AppID: spec.AppID}
 	items := map[string]ReleaseItem{}
 	judge := func(name string, err error, ok string) {
 		if err != nil {
@@ -125,6 +125,9 @@ func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (R
 		items[name] = ReleaseItem{Name: name, Passed: true, Reason: ok}
 	}
 	defer func() {
+		if err != nil {
+			return
+		}
 		rep.Passed = true
 		for _, name := range []string{ItemTicket, ItemPreAuthCode, ItemAuthCode, ItemAuthorized, ItemAPIReply, ItemTextReply, ItemEventMessage, ItemUnauthorized} {
 			it, ok := items[name]
@@ -136,7 +139,7 @@ func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (R
 		}
 	}()
 
-	_, err := s.PushTicket(ctx)
+	_, err = s.PushTicket(ctx)
 	judge(ItemTicket, err, "component_verify_ticket pushed and answered success")
 
 	s.mu.Lock()
