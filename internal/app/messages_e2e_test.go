@@ -56,6 +56,12 @@ func inboundRows(t testing.TB, dbURL, appid string) map[string]int {
 // customSends counts custom/send calls the simulator answered.
 func customSends(s *sim.Simulator) int64 { return s.Counters().Calls[sim.EndpointCustomSend] }
 
+// queryAuths counts api_query_auth calls (a used code names no account,
+// so they are counted in total; nothing else authorizes meanwhile).
+func queryAuths(s *sim.Simulator, _ string) int64 {
+	return s.Counters().Calls[sim.EndpointQueryAuth]
+}
+
 // wantPassed fails t with the report unless every item passed.
 func wantPassed(t *testing.T, rep sim.ReleaseReport) {
 	t.Helper()
@@ -77,7 +83,7 @@ func TestReleaseTestThroughServe(t *testing.T) {
 	for group := 1; group <= len(sim.ReleaseGroups); group++ {
 		appid := sim.ReleaseGroups[group-1].AppID
 		journey.Step(t, "group "+strconv.Itoa(group)+": every item passes, one custom/send across three copies", func(t *testing.T) {
-			before := customSends(st.Sim)
+			before, exchanges := customSends(st.Sim), queryAuths(st.Sim, appid)
 			rep, err := st.Sim.RunReleaseTest(t.Context(), sim.ReleaseTestOptions{Group: group, Copies: 3})
 			if err != nil {
 				t.Fatal(err)
@@ -88,6 +94,10 @@ func TestReleaseTestThroughServe(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			if n := customSends(st.Sim) - before; n != 1 {
 				t.Fatalf("custom/send calls: got %d, want exactly 1", n)
+			}
+			// One for the authorized event's code, one for QUERY_AUTH_CODE's.
+			if n := queryAuths(st.Sim, appid) - exchanges; n != 2 {
+				t.Fatalf("api_query_auth calls: got %d, want 2 (the copies of QUERY_AUTH_CODE exchange once)", n)
 			}
 		})
 		journey.Step(t, "group "+strconv.Itoa(group)+": the test account is stored, bound to no tenant", func(t *testing.T) {
@@ -127,7 +137,8 @@ func TestReleaseTestOnThreeReplicas(t *testing.T) {
 	st := newStack(t, stackOptions{Replicas: 3})
 	st.startAuthorization()
 	targets := []string{messageURL(st.Replicas[0]), messageURL(st.Replicas[1]), messageURL(st.Replicas[2])}
-	before := customSends(st.Sim)
+	appid := sim.ReleaseGroups[1].AppID
+	before, exchanges := customSends(st.Sim), queryAuths(st.Sim, appid)
 	rep, err := st.Sim.RunReleaseTest(t.Context(), sim.ReleaseTestOptions{Group: 2, Copies: 3, Targets: targets})
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +147,9 @@ func TestReleaseTestOnThreeReplicas(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := customSends(st.Sim) - before; n != 1 {
 		t.Fatalf("custom/send calls across three replicas: got %d, want exactly 1", n)
+	}
+	if n := queryAuths(st.Sim, appid) - exchanges; n != 2 {
+		t.Fatalf("api_query_auth calls: got %d, want 2 (the copies of QUERY_AUTH_CODE exchange once)", n)
 	}
 	var queried int64
 	for _, d := range st.Sim.Deliveries() {

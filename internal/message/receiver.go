@@ -268,7 +268,9 @@ func (r *Receiver) answerQueryAuth(ctx context.Context, appid, openid, code stri
 	go func() {
 		defer r.jobs.Done()
 		defer cancel()
-		held, err := r.leases.Take(jctx, key, queryAuthTTL)
+		// Held per answer, not per replica: two copies on one replica
+		// must not both hold it.
+		held, err := r.leases.Attempt().Take(jctx, key, queryAuthTTL)
 		if err != nil || held == nil {
 			if err != nil {
 				r.log.WarnContext(jctx, "message: release test: taking the lease failed", "appid", appid, "err", err.Error())
