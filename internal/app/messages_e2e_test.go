@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/app"
 	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
@@ -342,3 +343,28 @@ func TestMessageURLRefusalsChangeNothing(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestDemoPassesTheReleaseTest runs `wxgate demo`, then the release test
+// command its banner prints: `wxgate sim --release-test` must print every
+// item of the result page as passed and exit 0.
+func TestDemoPassesTheReleaseTest(t *testing.T) {
+	t.Parallel()
+	d := startDemo(t)
+	out := &syncBuffer{}
+	addr := strings.TrimPrefix(d.Sim, "http://")
+	eventually(t, 10*time.Second, "the banner's release test command", func() bool {
+		return strings.Contains(d.Out.String(), "wxgate sim --release-test --listen "+addr+"\n")
+	})
+	err := app.Run(t.Context(), []string{"sim", "--release-test", "--listen", addr}, func(string) string { return "" }, app.IO{Stdout: out, Stderr: io.Discard})
+	if err != nil {
+		t.Fatalf("wxgate sim --release-test: got %v, want success; printed:\n%s", err, out)
+	}
+	for _, item := range []string{sim.ItemTicket, sim.ItemPreAuthCode, sim.ItemAuthCode, sim.ItemAuthorized, sim.ItemAPIReply, sim.ItemTextReply, sim.ItemEventMessage, sim.ItemUnauthorized} {
+		if !strings.Contains(out.String(), "PASS  "+item) {
+			t.Errorf("result page: want %q passed; got\n%s", item, out)
+		}
+	}
+	if !strings.Contains(out.String(), "result: passed") {
+		t.Fatalf("result page: got\n%s\nwant passed", out)
+	}
+}
