@@ -195,7 +195,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	// platform, everything else queued for the account's tenants.
 	messages := message.New(message.Options{
 		Crypter: crypter, Inbox: &message.StoreInbox{ComponentAppID: cfg.ComponentAppID, Store: st},
-		Tenants: tenants.Directory, Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner,
+		Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner,
 		Now: now, Logger: log, Metrics: metrics,
 	})
 	if err := credentials.Load(ctx); err != nil {

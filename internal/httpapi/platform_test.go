@@ -76,7 +76,7 @@ func newPlatformFixture(t *testing.T, dialect store.Dialect, opts ...func(*compo
 			// The accounts' message URL, as newGateway builds it.
 			f.deps.Platform.Messages = message.New(message.Options{
 				Crypter: p.Crypter, Inbox: &message.StoreInbox{ComponentAppID: p.AppID, Store: p.Store},
-				Tenants: f.svc.Directory, Exchanger: p.Flow, Sender: p.WeChat, Receipts: p.Store, Leases: p.Store,
+				Exchanger: p.Flow, Sender: p.WeChat, Receipts: p.Store, Leases: p.Store,
 				Owner: p.Owner, Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
 			})
 			// The real proxy over the platform's manager and WeChat client,

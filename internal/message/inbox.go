@@ -13,7 +13,7 @@ import (
 
 // QueueStore is the durable queue StoreInbox writes to (the store).
 type QueueStore interface {
-	QueueInboundMessage(ctx context.Context, componentAppID, appid string, m store.InboundMessage) (int64, error)
+	QueueInboundMessage(ctx context.Context, componentAppID, appid string, m store.InboundMessage) (store.Queued, error)
 }
 
 var _ QueueStore = (*store.Store)(nil)
@@ -30,23 +30,25 @@ type StoreInbox struct {
 var _ Inbox = (*StoreInbox)(nil)
 
 // MessageReceived queues msg for the tenants bound to appid. A retry of a
-// message already queued, or a message for an account bound to no tenant,
-// answers ErrDuplicate.
+// message already queued answers ErrDuplicate; a message for an account
+// bound to no tenant, ErrNoTenant.
 func (b *StoreInbox) MessageReceived(ctx context.Context, appid string, msg Message) error {
 	payload, err := json.Marshal(msg.Data())
 	if err != nil {
 		return fmt.Errorf("message: encode payload: %w", err)
 	}
-	n, err := b.Store.QueueInboundMessage(ctx, b.ComponentAppID, appid, store.InboundMessage{
+	q, err := b.Store.QueueInboundMessage(ctx, b.ComponentAppID, appid, store.InboundMessage{
 		DedupeKey: msg.DedupeKey(), MsgType: msg.MsgType, Payload: payload,
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
+	case q.Added > 0:
+		return nil
+	case q.Tenants == 0:
+		return ErrNoTenant
 	}
-	if n == 0 {
-		return ErrDuplicate
-	}
-	return nil
+	return ErrDuplicate
 }
 
 // digest names a secret (an authorization code) in keys without revealing it.

@@ -22,14 +22,10 @@ import (
 type Inbox interface {
 	// MessageReceived queues msg for the tenants bound to appid. It must be
 	// durable when it returns nil, and a retry of the same message
-	// (msg.DedupeKey) must not be delivered twice. An error makes WeChat
-	// push the message again.
+	// (msg.DedupeKey) must not be delivered twice. It answers ErrDuplicate
+	// for such a retry and ErrNoTenant when the account is bound to no
+	// tenant; any other error makes WeChat push the message again.
 	MessageReceived(ctx context.Context, appid string, msg Message) error
-}
-
-// Tenants tells which tenants an account is bound to (the tenant directory).
-type Tenants interface {
-	BoundTenants(appid string) []string
 }
 
 // QueryAuthExchanger exchanges the release test's authorization code
@@ -81,11 +77,10 @@ type Options struct {
 	// Crypter verifies and decrypts pushes with the platform's Token and
 	// key; the plaintext's trailing appid is the component's.
 	Crypter *wxcrypt.Crypter
-	// Inbox queues ordinary messages for the account's tenants.
+	// Inbox queues ordinary messages for the account's tenants; an event
+	// for an account bound to none is answered as the release test
+	// expects.
 	Inbox Inbox
-	// Tenants answers the tenants bound to an account: an event for an
-	// account bound to none is answered as the release test expects.
-	Tenants Tenants
 	// Exchanger and Sender answer the release test's QUERY_AUTH_CODE.
 	Exchanger QueryAuthExchanger
 	Sender    CustomSender
@@ -211,31 +206,35 @@ func (r *Receiver) handle(ctx context.Context, appid string, msg Message) Outcom
 	case msg.MsgType == TypeText && len(msg.Content) > len(releaseQueryAuth) && msg.Content[:len(releaseQueryAuth)] == releaseQueryAuth:
 		r.answerQueryAuth(ctx, appid, msg.FromUserName, msg.Content[len(releaseQueryAuth):])
 		return Outcome{Answer: component.AnswerSuccess, Result: outcomeReleaseAPI}
-	case msg.MsgType == TypeEvent && r.o.Tenants != nil && len(r.o.Tenants.BoundTenants(appid)) == 0:
-		// An account bound to no tenant has nobody its events could go
-		// to; the release test's account is one, and its event expects
-		// this reply.
-		return r.reply(ctx, msg, msg.Event+releaseEventReply, outcomeReleaseEvent)
 	}
 	qctx, cancel := context.WithTimeout(ctx, answerWithin)
 	defer cancel()
-	if err := r.o.Inbox.MessageReceived(qctx, appid, msg); err != nil {
-		if errors.Is(err, ErrDuplicate) {
-			result := outcomeDuplicate
-			if r.o.Tenants != nil && len(r.o.Tenants.BoundTenants(appid)) == 0 {
-				result = outcomeNoTenant
-			}
-			return Outcome{Answer: component.AnswerSuccess, Result: result}
-		}
-		r.log.ErrorContext(ctx, "message: queueing failed; WeChat will push it again", "appid", appid, "msg_type", msg.TypeLabel(), "err", err.Error())
-		return Outcome{Answer: component.AnswerRetry, Result: outcomeRetry}
+	err := r.o.Inbox.MessageReceived(qctx, appid, msg)
+	switch {
+	case err == nil:
+		return Outcome{Answer: component.AnswerSuccess, Result: outcomeQueued}
+	case errors.Is(err, ErrDuplicate):
+		return Outcome{Answer: component.AnswerSuccess, Result: outcomeDuplicate}
+	case errors.Is(err, ErrNoTenant) && msg.MsgType == TypeEvent:
+		// An account bound to no tenant has nobody its events could go
+		// to; the release test's account is one, and its event expects
+		// this reply. The store, not a replica's cache, says so.
+		return r.reply(ctx, msg, msg.Event+releaseEventReply, outcomeReleaseEvent)
+	case errors.Is(err, ErrNoTenant):
+		return Outcome{Answer: component.AnswerSuccess, Result: outcomeNoTenant}
 	}
-	return Outcome{Answer: component.AnswerSuccess, Result: outcomeQueued}
+	r.log.ErrorContext(ctx, "message: queueing failed; WeChat will push it again", "appid", appid, "msg_type", msg.TypeLabel(), "err", err.Error())
+	return Outcome{Answer: component.AnswerRetry, Result: outcomeRetry}
 }
 
-// ErrDuplicate may be answered by an Inbox for a message it had already
-// queued: it is acknowledged like a new one, and counted apart.
-var ErrDuplicate = errors.New("message: already queued")
+// The errors an Inbox answers for a message it did not queue; both are
+// acknowledged to WeChat and counted apart.
+var (
+	// ErrDuplicate: the message was queued before (a retry).
+	ErrDuplicate = errors.New("message: already queued")
+	// ErrNoTenant: the account is bound to no tenant.
+	ErrNoTenant = errors.New("message: account bound to no tenant")
+)
 
 // reply answers msg with an encrypted passive text reply.
 func (r *Receiver) reply(ctx context.Context, msg Message, content, result string) Outcome {

@@ -36,22 +36,22 @@ func TestQueueInboundMessage(t *testing.T) {
 			name  string
 			appid string
 			msg   store.InboundMessage
-			want  int64
+			want  store.Queued
 		}{
-			{"first delivery: one row per bound tenant", "wxaaaaaaaaaaaaaab1", msg, 2},
-			{"a retry adds nothing", "wxaaaaaaaaaaaaaab1", msg, 0},
-			{"another message is queued", "wxaaaaaaaaaaaaaab1", store.InboundMessage{DedupeKey: "id:1002", MsgType: "image", Payload: []byte(`{}`)}, 2},
-			{"an account bound to no tenant queues nothing", "wxaaaaaaaaaaaaaab2", msg, 0},
-			{"another platform's account of that appid queues nothing", "wxaaaaaaaaaaaaaab1", store.InboundMessage{DedupeKey: "id:1003", MsgType: "text", Payload: []byte(`{}`)}, 0},
+			{"first delivery: one row per bound tenant", "wxaaaaaaaaaaaaaab1", msg, store.Queued{Added: 2}},
+			{"a retry adds nothing, and says the account has tenants", "wxaaaaaaaaaaaaaab1", msg, store.Queued{Tenants: 2}},
+			{"another message is queued", "wxaaaaaaaaaaaaaab1", store.InboundMessage{DedupeKey: "id:1002", MsgType: "image", Payload: []byte(`{}`)}, store.Queued{Added: 2}},
+			{"an account bound to no tenant queues nothing", "wxaaaaaaaaaaaaaab2", msg, store.Queued{}},
+			{"another platform's account of that appid queues nothing", "wxaaaaaaaaaaaaaab1", store.InboundMessage{DedupeKey: "id:1003", MsgType: "text", Payload: []byte(`{}`)}, store.Queued{}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				component := comp
 				if tc.name == "another platform's account of that appid queues nothing" {
 					component = "wxotherplatform000"
 				}
-				n, err := s.QueueInboundMessage(ctx, component, tc.appid, tc.msg)
-				if err != nil || n != tc.want {
-					t.Fatalf("QueueInboundMessage = %d, %v; want %d, nil", n, err, tc.want)
+				got, err := s.QueueInboundMessage(ctx, component, tc.appid, tc.msg)
+				if err != nil || got != tc.want {
+					t.Fatalf("QueueInboundMessage = %+v, %v; want %+v, nil", got, err, tc.want)
 				}
 			})
 		}
