@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,12 +200,15 @@ const (
 	releaseEventReply = "from_callback"
 )
 
+// handle answers an authenticated message: the release test's texts by
+// themselves, everything else through the Inbox.
 func (r *Receiver) handle(ctx context.Context, appid string, msg Message) Outcome {
+	code, queryAuth := strings.CutPrefix(msg.Content, releaseQueryAuth)
 	switch {
 	case msg.MsgType == TypeText && msg.Content == releaseText:
 		return r.reply(ctx, msg, releaseTextReply, outcomeReleaseText)
-	case msg.MsgType == TypeText && len(msg.Content) > len(releaseQueryAuth) && msg.Content[:len(releaseQueryAuth)] == releaseQueryAuth:
-		r.answerQueryAuth(ctx, appid, msg.FromUserName, msg.Content[len(releaseQueryAuth):])
+	case msg.MsgType == TypeText && queryAuth && code != "":
+		r.answerQueryAuth(ctx, appid, msg.FromUserName, code)
 		return Outcome{Answer: component.AnswerSuccess, Result: outcomeReleaseAPI}
 	}
 	qctx, cancel := context.WithTimeout(ctx, answerWithin)
