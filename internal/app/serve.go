@@ -32,6 +32,7 @@ import (
 func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	fs := newFlags("serve", "Run the gateway: WeChat-facing endpoints, tenant API, compatible API, admin API and\noperations endpoints. Applies pending migrations at start-up.", stdio)
 	cfgPath := fs.String("config", "", "optional YAML configuration `file` (the environment wins over it)")
+	listEnvironment(fs)
 	if done, err := parse(fs, args); done {
 		return err
 	}
@@ -43,15 +44,18 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	logOut := obs.NewLineBuffer(stdio.Stderr, logFlushInterval)
 	defer logOut.Close()
 	log := obs.NewLogger(logOut, cfg.LogLevel)
+	// Bind first: an address in use is a configuration problem, reported
+	// before any migration runs.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s (WXGATE_LISTEN): %w", cfg.Listen, err)
+	}
 	gw, err := openGateway(ctx, cfg, log)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer gw.store.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("serve: listen on %s: %w", cfg.Listen, err)
-	}
 	return gw.serve(ctx, ln)
 }
 
@@ -121,14 +125,23 @@ const (
 // store, in the order they depend on each other: each service is a local
 // variable built from the ones above it and handed on explicitly.
 func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, now func() time.Time) (*gateway, error) {
-	// Metrics, and the store-query counter the hot-path tests read.
+	// Metrics: the store-query counter the hot-path tests read, and
+	// whether the store answers (every statement tells; the directory's
+	// poll makes one every half second even without traffic).
 	metrics := obs.NewMetrics()
-	st.OnQueryContext(func(ctx context.Context) {
+	st.OnQueryContext(func(ctx context.Context, err error) {
 		origin := "background"
 		if obs.RequestID(ctx) != "" {
 			origin = "request"
 		}
 		metrics.StoreQueries.WithLabelValues(origin).Inc()
+		switch {
+		case err == nil:
+			metrics.StoreUp.Set(1)
+		case store.Unavailable(err):
+			metrics.StoreUp.Set(0)
+			metrics.StoreUnavailable.Inc()
+		}
 	})
 
 	// Tenants: directory, key verifier, rate limiter, usage, admin.
@@ -138,12 +151,15 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		MasterKey:      cfg.SecretKey,
 		DefaultRate:    cfg.TenantRateLimit,
 		DefaultBurst:   cfg.TenantRateBurst,
+		MaxStaleness:   cfg.DirectoryMaxStaleness,
+		OnLookup:       func(result string) { metrics.DirectoryLookups.WithLabelValues(result).Inc() },
 		Now:            now,
 		Logger:         log,
 	})
 	if err != nil {
 		return nil, err
 	}
+	metrics.WatchDirectoryAge(func() float64 { return tenants.Directory.Age().Seconds() })
 
 	// WeChat: the upstream client and the platform's message crypto.
 	wx, err := wechat.New(wechat.Options{
@@ -184,6 +200,8 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 				log.WarnContext(ctx, "platform: reloading the tenant directory after a binding failed; the poller will catch up", "err", err.Error())
 			}
 		},
+		Tenants:                tenants.Directory,
+		AutoBindSharedAccounts: cfg.AutoBindSharedAccounts,
 	})
 	// The event URL's policy: which pushes are refused, applied, or
 	// acknowledged without effect.
@@ -225,6 +243,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		TrustedProxies: cfg.TrustedProxies,
 		Metrics:        metrics,
 		Store:          st,
+		WeChat:         wx,
 		Tenant: httpapi.TenantDeps{
 			AdminToken:   cfg.AdminToken,
 			Now:          now,
@@ -251,10 +270,13 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Proxy: httpapi.ProxyDeps{
 			Service:             proxied,
 			Bindings:            tenants.Directory,
+			Access:              tenants.Directory,
 			Usage:               tenants.Usage,
 			Metrics:             metrics,
 			Log:                 log,
 			ExportProgressEvery: 5 * time.Second,
+			Exports: proxy.NewExports(proxy.ExportLimits{PerTenant: cfg.ExportMaxPerTenant,
+				PerReplica: cfg.ExportMaxPerReplica, Deadline: cfg.ExportDeadline}),
 		},
 		Console: cons,
 	})

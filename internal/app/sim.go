@@ -18,9 +18,14 @@ import (
 	"github.com/wxgate/wxgate/internal/sim"
 )
 
+// defaultSimListen is loopback only: the simulator's /sim/ control API has
+// no authentication and answers live tokens, so reaching it from another
+// machine takes an explicit --listen.
+const defaultSimListen = "127.0.0.1:9090"
+
 func runSim(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	fs := newFlags("sim", "Run the WeChat simulator (docs/simulator.md): component APIs, user/get and user/tag/get,\nthe authorization pages, event pushes and the /sim/ control API. Component settings come from\nthe same WXGATE_COMPONENT_* variables as serve.", stdio)
-	listen := fs.String("listen", ":9090", "listen `address`")
+	listen := fs.String("listen", defaultSimListen, "listen `address` (the control API is unauthenticated and hands out live tokens: keep it off public interfaces)")
 	eventURL := fs.String("event-url", "http://localhost:8080/wechat/events", "`URL` events are pushed to (empty: do not push)")
 	messageURL := fs.String("message-url", "http://localhost:8080/wechat/accounts/$APPID$/callback", "the platform's message and event receive `URL`, $APPID$ standing for the account (empty: none)")
 	releaseTest := fs.Bool("release-test", false, "do not serve: have the simulator already listening on --listen (wxgate sim or wxgate demo) run WeChat's full-network release test against its platform, print the result page and exit (non-zero if an item failed)")

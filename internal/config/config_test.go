@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxgate/wxgate/internal/config"
 )
@@ -137,5 +138,90 @@ func TestExampleFileDocumentsEveryKey(t *testing.T) {
 		if !strings.Contains(string(raw), yamlKey+":") || !strings.Contains(string(raw), k) {
 			t.Errorf("configs/wxgate.example.yaml does not document %s (%s)", k, yamlKey)
 		}
+	}
+}
+
+// TestDirectoryMaxStaleness: the staleness limit of a replica cut off from
+// the store defaults to 30 s, takes a duration of at least a second, and
+// the example file's value is one Load accepts.
+func TestDirectoryMaxStaleness(t *testing.T) {
+	tests := []struct {
+		name, env, file string
+		want            time.Duration
+		wantErr         bool
+	}{
+		{name: "default", want: 30 * time.Second},
+		{name: "from the environment", env: "5s", want: 5 * time.Second},
+		{name: "from the file", file: "directory_max_staleness: 2m\n", want: 2 * time.Minute},
+		{name: "below a second", env: "500ms", wantErr: true},
+		{name: "not a duration", env: "soon", wantErr: true},
+		{name: "negative", env: "-5s", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := valid()
+			if tc.env != "" {
+				m["WXGATE_DIRECTORY_MAX_STALENESS"] = tc.env
+			}
+			path := ""
+			if tc.file != "" {
+				path = filepath.Join(t.TempDir(), "wxgate.yaml")
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := config.Load(env(m), path, config.NeedGateway)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "WXGATE_DIRECTORY_MAX_STALENESS") {
+					t.Fatalf("got %v, want an error naming WXGATE_DIRECTORY_MAX_STALENESS", err)
+				}
+				return
+			}
+			if err != nil || c.DirectoryMaxStaleness != tc.want {
+				t.Fatalf("got %v (%v), want %v", c.DirectoryMaxStaleness, err, tc.want)
+			}
+		})
+	}
+	t.Run("the example file loads", func(t *testing.T) {
+		c, err := config.Load(env(valid()), "../../configs/wxgate.example.yaml", config.NeedGateway)
+		if err != nil {
+			t.Fatalf("the example file: got %v, want it accepted", err)
+		}
+		if c.DirectoryMaxStaleness != 30*time.Second {
+			t.Fatalf("the example's directory_max_staleness: got %v, want the documented 30s", c.DirectoryMaxStaleness)
+		}
+	})
+}
+
+// TestProblemsAreWordedForPeople checks what an operator reads when one
+// setting is wrong: the allowed values, the shape expected, and grammar.
+func TestProblemsAreWordedForPeople(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value string
+		want             []string
+	}{
+		{"log level lists the levels", "WXGATE_LOG_LEVEL", "verbose", []string{"(1 problem)", "WXGATE_LOG_LEVEL", "debug, info, warn, error"}},
+		{"listen without a port", "WXGATE_LISTEN", "8080", []string{"(1 problem)", "WXGATE_LISTEN", "host:port or :port"}},
+		{"listen with a named port", "WXGATE_LISTEN", ":http", []string{"WXGATE_LISTEN", "port must be a number"}},
+		{"listen port out of range", "WXGATE_LISTEN", "127.0.0.1:70000", []string{"WXGATE_LISTEN", "port must be a number"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := valid()
+			m[tc.key] = tc.value
+			_, err := config.Load(env(m), "", config.NeedGateway)
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tc.key, tc.value)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("message %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	m := valid()
+	m["WXGATE_LISTEN"] = "127.0.0.1:0"
+	if c, err := config.Load(env(m), "", config.NeedGateway); err != nil || c.Listen != "127.0.0.1:0" {
+		t.Fatalf("127.0.0.1:0: got %q, %v", c.Listen, err)
 	}
 }

@@ -59,11 +59,12 @@ func newKeyJSON(k store.Key) keyJSON {
 
 // handleIssueKey issues a key for a tenant: 201 {"kid","key","expires_at",…}.
 // Every field is optional: ttl_seconds 0 or absent means no expiry; appids
-// restricts the key to those accounts. The response is not cacheable.
+// restricts the key to those accounts (an empty list is invalid_argument,
+// an absent one an unrestricted key). The response is not cacheable.
 func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req issueKeyRequest
-		if err := decodeAdminJSON(c, &req, true); err != nil {
+		if err := decodeJSONBody(c, &req, true); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -78,7 +79,12 @@ func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 				ttl = time.Duration(*req.TTLSeconds) * time.Second
 			}
 		}
-		if len(req.AppIDs) > maxKeyAppIDs {
+		// An empty list is refused rather than read as "no restriction": an
+		// admin tool that sends an empty filter must not hand out every account.
+		// An unrestricted key omits the field.
+		if req.AppIDs != nil && len(req.AppIDs) == 0 {
+			f.add("appids", "must list at least one account; omit the field for a key that may call every account")
+		} else if len(req.AppIDs) > maxKeyAppIDs {
 			f.add("appids", fmt.Sprintf("must list at most %d accounts", maxKeyAppIDs))
 		}
 		for i, a := range req.AppIDs {
@@ -97,7 +103,7 @@ func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 		}
 		j := newKeyJSON(k)
 		c.Header("Cache-Control", "no-store")
-		c.JSON(http.StatusCreated, issueKeyResponse{KID: k.KID, Key: raw.Reveal(), ExpiresAt: j.ExpiresAt,
+		c.PureJSON(http.StatusCreated, issueKeyResponse{KID: k.KID, Key: raw.Reveal(), ExpiresAt: j.ExpiresAt,
 			TenantID: k.TenantID, Name: k.Name, AppIDs: j.AppIDs, CreatedAt: j.CreatedAt})
 	}
 }
@@ -114,7 +120,7 @@ func handleListKeys(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 		for i, k := range list {
 			out[i] = newKeyJSON(k)
 		}
-		c.JSON(http.StatusOK, gin.H{"keys": out})
+		c.PureJSON(http.StatusOK, gin.H{"keys": out})
 	}
 }
 

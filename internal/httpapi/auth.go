@@ -2,15 +2,19 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/tenant"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Surfaces label the auth-failure metric.
@@ -46,8 +50,12 @@ func requireTenant(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.
 			p, err = keys.Authenticate(c.Request.Context(), raw)
 		}
 		if err != nil {
-			noteAuthFailure(c, m, log, surfaceREST, err)
-			c.Header("WWW-Authenticate", authenticateHeader)
+			// Only a refused key is an auth failure; a key that could not
+			// be checked (store_unavailable) is not the caller's fault.
+			if errs.Is(err, errs.Unauthenticated) {
+				noteAuthFailure(c, m, log, surfaceREST, err)
+				c.Header("WWW-Authenticate", authenticateHeader)
+			}
 			writeError(c, log, err)
 			return
 		}
@@ -82,7 +90,9 @@ func requireTenantCompat(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger
 			p, err = keys.Authenticate(c.Request.Context(), raw)
 		}
 		if err != nil {
-			noteAuthFailure(c, m, log, surfaceCompat, err)
+			if errs.Is(err, errs.Unauthenticated) {
+				noteAuthFailure(c, m, log, surfaceCompat, err)
+			}
 			writeWeChatError(c, log, err)
 			return
 		}
@@ -154,9 +164,11 @@ func takeToken(c *gin.Context, l TenantRateLimiter) error {
 
 // authorizeAppID decides, from memory, whether the authenticated key may
 // call appid: nil if it may; not_found if the account is unknown or bound to
-// another tenant (the same error, byte for byte, and the same single map
-// lookup either way); forbidden if it is the tenant's but the key is
-// restricted to other accounts; internal if there is no principal (fail
+// another tenant (the same error, byte for byte, and the same lookup either
+// way: a binding missing from memory is looked up in the store once, and
+// the miss remembered); forbidden if it is the tenant's but the key is
+// restricted to other accounts; store_unavailable if the store was needed
+// and could not be reached; internal if there is no principal (fail
 // closed). Every /v1 and /wx route that names an account calls it before
 // anything else:
 //
@@ -172,7 +184,14 @@ func authorizeAppID(c *gin.Context, b BindingChecker, appid string) error {
 	if b == nil {
 		return errs.Wrap(errs.Internal, "internal error", errors.New("httpapi: account check without bindings"))
 	}
-	if !b.Bound(p.TenantID, appid) {
+	if err := checkAppID(appid); err != nil {
+		return err
+	}
+	bound, err := b.Authorize(c.Request.Context(), p.TenantID, appid)
+	if err != nil {
+		return err
+	}
+	if !bound {
 		return errAuthorizerNotFound()
 	}
 	if p.Restricts(appid) {
@@ -180,6 +199,21 @@ func authorizeAppID(c *gin.Context, b BindingChecker, appid string) error {
 	}
 	c.Set(ctxAppID, appid)
 	return nil
+}
+
+// checkAppID refuses a malformed appid in a path with invalid_argument
+// naming the rule (compatible: 40013, WeChat's "invalid appid"): no such
+// account can exist, and "not found" would hide a typo.
+func checkAppID(appid string) error {
+	if config.ValidAppID(appid) {
+		return nil
+	}
+	shown := appid
+	if len(shown) > 40 {
+		shown = shown[:40] + "…"
+	}
+	return errs.Invalid("appid", fmt.Sprintf("appid %q is malformed: %s", shown, config.AppIDRule)).
+		WithCause(&proxy.ParamError{Param: "appid", WeChatErrcode: wechat.ErrInvalidAppID})
 }
 
 // errAuthorizerNotFound is the one answer for an account the caller may not

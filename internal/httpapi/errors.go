@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -31,6 +32,7 @@ var statusOf = map[errs.Code]int{
 	errs.UpstreamUnavailable:    http.StatusServiceUnavailable,
 	errs.UpstreamTimeout:        http.StatusGatewayTimeout,
 	errs.ComponentNotReady:      http.StatusServiceUnavailable,
+	errs.StoreUnavailable:       http.StatusServiceUnavailable,
 	errs.Internal:               http.StatusInternalServerError,
 }
 
@@ -68,6 +70,7 @@ var compatRules = map[errs.Code]compatRule{
 	errs.UpstreamUnavailable:    {errcode: wechat.ErrSystemBusy, local: always},
 	errs.UpstreamTimeout:        {errcode: wechat.ErrSystemBusy, local: always},
 	errs.ComponentNotReady:      {errcode: wechat.ErrSystemBusy, local: always},
+	errs.StoreUnavailable:       {errcode: wechat.ErrSystemBusy, local: always},
 	errs.Internal:               {errcode: wechat.ErrSystemBusy, local: always},
 }
 
@@ -179,7 +182,8 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	}
 	setRetryAfter(c, e)
 	c.Set(ctxErrCode, string(e.Code))
-	c.AbortWithStatusJSON(status, errorBody{Error: errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}})
+	c.Abort()
+	c.PureJSON(status, errorBody{Error: errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}})
 }
 
 // payloadDetails is e's details plus WeChat's errcode and errmsg when the
@@ -223,8 +227,15 @@ func writeWeChatJSON(c *gin.Context, body []byte) {
 // wechatContentType is the Content-Type WeChat answers with (docs/wechat.md, "Wire format").
 const wechatContentType = "application/json; encoding=utf-8"
 
+// defaultStoreRetryAfter is the Retry-After of a store_unavailable error
+// that carries none.
+const defaultStoreRetryAfter = 2 * time.Second
+
 func setRetryAfter(c *gin.Context, e *errs.Error) {
-	if e.Code == errs.RateLimited {
+	if e.Code == errs.StoreUnavailable && e.RetryAfter <= 0 {
+		e = e.WithRetryAfter(defaultStoreRetryAfter)
+	}
+	if e.Code == errs.RateLimited || e.Code == errs.StoreUnavailable {
 		secs := int(math.Ceil(e.RetryAfter.Seconds()))
 		if secs < 1 {
 			secs = 1

@@ -1,14 +1,10 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -16,9 +12,6 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/store"
 )
-
-// maxJSONBody bounds the small JSON bodies of the platform routes.
-const maxJSONBody = 64 << 10
 
 // authorizerJSON is AUTHORIZER (docs/api.md, "The AUTHORIZER object"). It never carries a token.
 type authorizerJSON struct {
@@ -68,27 +61,8 @@ type authorizationJSON struct {
 	ExpiresAt string `json:"expires_at"`
 }
 
-// decodeJSON reads a bounded JSON body into v; invalid_argument on failure.
-func decodeJSON(c *gin.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errs.E(errs.InvalidArgument, "request body too large")
-		}
-		return errs.E(errs.InvalidArgument, "unreadable request body")
-	}
-	if !utf8.Valid(body) {
-		// encoding/json would silently turn the bad bytes into U+FFFD.
-		return errs.E(errs.InvalidArgument, "request body is not valid UTF-8")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return errs.E(errs.InvalidArgument, "request body must be a JSON object with the documented fields")
-	}
-	return nil
-}
-
-// handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations").
+// handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations");
+// forbidden for a key restricted to some accounts.
 func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Flow == nil {
 		return notWired(log)
@@ -99,8 +73,12 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 			writeError(c, log, err)
 			return
 		}
+		if !p.MayAuthorize() {
+			writeError(c, log, errs.E(errs.Forbidden, "a key restricted to some accounts cannot start an authorization; use an unrestricted key"))
+			return
+		}
 		var req createAuthorizationRequest
-		if err := decodeJSON(c, &req); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -111,7 +89,7 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusCreated, authorizationJSON{ID: a.ID, URL: a.URL, MobileURL: a.MobileURL, ExpiresAt: rfc3339(a.ExpiresAt)})
+		c.PureJSON(http.StatusCreated, authorizationJSON{ID: a.ID, URL: a.URL, MobileURL: a.MobileURL, ExpiresAt: rfc3339(a.ExpiresAt)})
 	}
 }
 
@@ -143,7 +121,7 @@ func handleListAuthorizers(d PlatformDeps, bindings BindingChecker, log *slog.Lo
 			}
 			out = append(out, toAuthorizerJSON(a))
 		}
-		c.JSON(http.StatusOK, gin.H{"authorizers": out})
+		c.PureJSON(http.StatusOK, gin.H{"authorizers": out})
 	}
 }
 
@@ -167,7 +145,7 @@ func handleGetAuthorizer(d PlatformDeps, bindings BindingChecker, log *slog.Logg
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, toAuthorizerJSON(a))
+		c.PureJSON(http.StatusOK, toAuthorizerJSON(a))
 	}
 }
 
@@ -183,8 +161,18 @@ func (d PlatformDeps) account(c *gin.Context, tenantID, appid string) (store.Aut
 	return d.Directory.TenantAuthorizer(c.Request.Context(), d.ComponentAppID, tenantID, appid)
 }
 
+// sortedOrEmpty sorts ids in place; nil becomes an empty list (JSON []).
+func sortedOrEmpty(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // handleAdminListAuthorizers is GET /admin/authorizers: every account of
-// the component with the tenants it is bound to.
+// the component with the tenants it is bound to and those waiting for the
+// operator's approval.
 func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Directory == nil {
 		return notWired(log)
@@ -201,20 +189,21 @@ func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFun
 			writeError(c, log, err)
 			return
 		}
-		tenants := map[string][]string{}
+		tenants, pending := map[string][]string{}, map[string][]string{}
 		for _, b := range bindings {
-			tenants[b.AppID] = append(tenants[b.AppID], b.TenantID)
+			if b.Pending {
+				pending[b.AppID] = append(pending[b.AppID], b.TenantID)
+			} else {
+				tenants[b.AppID] = append(tenants[b.AppID], b.TenantID)
+			}
 		}
 		out := make([]adminAuthorizerJSON, 0, len(list))
 		for _, a := range list {
-			j := adminAuthorizerJSON{authorizerJSON: toAuthorizerJSON(a), Tenants: tenants[a.AppID]}
-			if j.Tenants == nil {
-				j.Tenants = []string{}
-			}
-			slices.Sort(j.Tenants)
+			j := adminAuthorizerJSON{authorizerJSON: toAuthorizerJSON(a),
+				Tenants: sortedOrEmpty(tenants[a.AppID]), PendingTenants: sortedOrEmpty(pending[a.AppID])}
 			out = append(out, j)
 		}
-		c.JSON(http.StatusOK, gin.H{"authorizers": out})
+		c.PureJSON(http.StatusOK, gin.H{"authorizers": out})
 	}
 }
 
@@ -222,6 +211,9 @@ func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFun
 type adminAuthorizerJSON struct {
 	authorizerJSON
 	Tenants []string `json:"tenants"`
+	// PendingTenants authorized the account while it was bound to another
+	// tenant and wait for the operator's approval.
+	PendingTenants []string `json:"pending_tenants"`
 }
 
 // handleAdminRefresh is POST /admin/authorizers/{appid}/refresh: a forced
@@ -232,13 +224,17 @@ func handleAdminRefresh(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	}
 	return func(c *gin.Context) {
 		appid := c.Param("appid")
+		if err := checkAppID(appid); err != nil {
+			writeError(c, log, err)
+			return
+		}
 		c.Set(ctxAppID, appid)
 		a, err := d.Authorizers.ForceRefresh(c.Request.Context(), appid)
 		if err != nil {
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, toAuthorizerJSON(a))
+		c.PureJSON(http.StatusOK, toAuthorizerJSON(a))
 	}
 }
 
@@ -270,6 +266,6 @@ func handleAdminComponent(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 		if st.TokenExpiresAt != nil {
 			out.TokenExpiresAt = optTime(*st.TokenExpiresAt)
 		}
-		c.JSON(http.StatusOK, out)
+		c.PureJSON(http.StatusOK, out)
 	}
 }

@@ -69,6 +69,15 @@ func newPlatformFixture(t *testing.T, dialect store.Dialect, opts ...func(*compo
 	for _, fn := range opts {
 		fn(&o)
 	}
+	// As in the gateway, the flow reads the tenants' return_url hosts from
+	// the tenant directory.
+	adjust := o.Flow
+	o.Flow = func(fo *component.FlowOptions) {
+		fo.Tenants = lateHosts{&dir}
+		if adjust != nil {
+			adjust(fo)
+		}
+	}
 	p := componenttest.New(t, o)
 	f := newTenantFixtureOn(t, p.Store, p.Clock, func(o *tenantFixtureOptions) {
 		o.wire = append(o.wire, func(f *tenantFixture) {
@@ -90,6 +99,18 @@ func newPlatformFixture(t *testing.T, dialect store.Dialect, opts ...func(*compo
 	dir.Store(f.svc.Directory)
 	p.Events.Set(f.router)
 	return &platformFixture{tenantFixture: f, p: p}
+}
+
+// lateHosts reads return_url hosts from a directory built after the flow.
+type lateHosts struct {
+	dir *atomic.Pointer[tenant.Directory]
+}
+
+func (l lateHosts) ReturnURLHosts(tenantID string) ([]string, bool) {
+	if d := l.dir.Load(); d != nil {
+		return d.ReturnURLHosts(tenantID)
+	}
+	return nil, false
 }
 
 // seal encrypts a plaintext event as WeChat pushes it and returns the body
@@ -660,6 +681,10 @@ func TestAuthorizationFlowOverHTTP(t *testing.T) {
 				if w.Code != http.StatusCreated {
 					t.Fatalf("create: got %d %s, want 201", w.Code, w.Body)
 				}
+				// URLs print as a person would paste them: no HTML escaping in API JSON.
+				if raw := w.Body.String(); strings.Contains(raw, `\u0026`) || !strings.Contains(raw, "&pre_auth_code=") {
+					t.Fatalf("create: body %s, want URLs with a literal & (no \\u0026)", raw)
+				}
 				var created map[string]string
 				if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
 					t.Fatal(err)
@@ -766,8 +791,22 @@ func TestAuthorizationFlowOverHTTP(t *testing.T) {
 						t.Fatalf("bad %s: got %d %s, want 400 invalid_argument with details.fields.%s", field, w.Code, w.Body, field)
 					}
 				}
-				if w := pf.do(http.MethodPost, "/v1/authorizations", "{not json", "Authorization", "Bearer "+key); w.Code != 400 {
-					t.Fatalf("bad json: got %d %s, want 400", w.Code, w.Body)
+				// /v1 and /admin word a broken body the same way.
+				for _, raw := range []string{"{not json", "[1]", `{"return_url":"https://x.example/","name":"x","nope":1}`, "\xff", ""} {
+					v1 := pf.do(http.MethodPost, "/v1/authorizations", raw, "Authorization", "Bearer "+key)
+					adm := pf.admin(http.MethodPost, "/admin/tenants", raw)
+					var a, b struct {
+						Error struct {
+							Code, Message string
+							Details       struct{ Fields map[string]string }
+						}
+					}
+					_ = json.Unmarshal(v1.Body.Bytes(), &a)
+					_ = json.Unmarshal(adm.Body.Bytes(), &b)
+					if v1.Code != 400 || adm.Code != 400 || a.Error.Code != "invalid_argument" || a.Error.Message != b.Error.Message ||
+						a.Error.Details.Fields["nope"] != b.Error.Details.Fields["nope"] {
+						t.Fatalf("body %q: /v1 %d %s, /admin %d %s: want the same 400 answer", raw, v1.Code, v1.Body, adm.Code, adm.Body)
+					}
 				}
 				if w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "https://x.example/"}); w.Code != 401 {
 					t.Fatalf("no key: got %d %s, want 401", w.Code, w.Body)
@@ -779,27 +818,35 @@ func TestAuthorizationFlowOverHTTP(t *testing.T) {
 
 func TestCallbackPages(t *testing.T) {
 	t.Parallel()
-	pf := newPlatformFixture(t, store.SQLite)
+	pf := newPlatformFixture(t, store.SQLite, func(o *componenttest.Options) {
+		o.Flow = func(fo *component.FlowOptions) { fo.CallbackWait = 200 * time.Millisecond }
+	})
 	p := pf.p
 	p.PushTicket()
 	acme := pf.createTenant("acme")
-	for _, q := range []string{"", "?session=as_unknown&auth_code=x", "?auth_code=x"} {
-		w := pf.do(http.MethodGet, "/wechat/callback"+q, nil)
-		if w.Code != 400 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") || !strings.Contains(w.Body.String(), "unknown or has expired") {
-			t.Fatalf("callback%s: %d %s", q, w.Code, w.Body)
-		}
-	}
 	a, err := p.Flow.CreateAuthorization(p.Ctx(), acme, componentRequestFor("https://acme.example/back#frag"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := pf.do(http.MethodGet, "/wechat/callback?session="+a.ID+"&auth_code=queryauthcode@@@forged&expires_in=600", nil)
-	if w.Code != http.StatusFound || w.Header().Get("Location") != "https://acme.example/back?result=error&error=upstream_error#frag" {
-		t.Fatalf("forged code: %d %s", w.Code, w.Header().Get("Location"))
-	}
-	w = pf.do(http.MethodGet, "/wechat/callback?session="+a.ID, nil)
-	if w.Code != http.StatusFound || w.Header().Get("Location") != "https://acme.example/back?result=error&error=invalid_argument#frag" {
-		t.Fatalf("no code: %d %s", w.Code, w.Header().Get("Location"))
+	for _, tc := range []struct {
+		name, query string
+		status      int
+		page        string
+	}{
+		{"nothing", "", 400, "unknown or has expired"},
+		{"unknown session", "?session=as_unknown&auth_code=x", 400, "unknown or has expired"},
+		{"no session", "?auth_code=x", 400, "unknown or has expired"},
+		// A live session without a code is no redirect: the gateway is no
+		// open redirect to the session's return_url.
+		{"no code", "?session=" + a.ID, 400, "unknown or has expired"},
+		// A code no event of WeChat named: not confirmed, no redirect.
+		{"unconfirmed code", "?session=" + a.ID + "&auth_code=queryauthcode@@@forged&expires_in=600", 503, "not confirmed"},
+	} {
+		w := pf.do(http.MethodGet, "/wechat/callback"+tc.query, nil)
+		if w.Code != tc.status || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") ||
+			!strings.Contains(w.Body.String(), tc.page) || w.Header().Get("Location") != "" {
+			t.Fatalf("%s: got %d %v %s, want %d HTML saying %q and no Location", tc.name, w.Code, w.Header(), w.Body, tc.status, tc.page)
+		}
 	}
 }
 

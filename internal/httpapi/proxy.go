@@ -3,11 +3,15 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -15,30 +19,50 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Proxy runs proxied WeChat calls (internal/proxy.Service).
 type Proxy interface {
 	// Check refuses a call locally (not_found, authorizer_unauthorized,
-	// permission_set_missing) before anything is sent to WeChat.
-	Check(api *proxy.API, appid string) error
+	// permission_set_missing) before anything is sent to WeChat;
+	// store_unavailable if an account this replica has not loaded yet
+	// cannot be read.
+	Check(ctx context.Context, api *proxy.API, appid string) error
 	// Call returns WeChat's body unchanged, or an error carrying WeChat's errcode.
 	Call(ctx context.Context, api *proxy.API, appid string, args proxy.Args) ([]byte, error)
 	// Walk pages through a list, handing each page's openids to emit; on
 	// failure it returns the cursor to resume from.
-	Walk(ctx context.Context, api *proxy.API, appid string, args proxy.Args, emit func([]string) error) (string, int, error)
+	// before (if not nil) is asked before each page is fetched.
+	Walk(ctx context.Context, api *proxy.API, appid string, args proxy.Args, before func() error, emit func([]string) error) (string, int, error)
 }
 
 // ProxyDeps are what the proxied routes need.
 type ProxyDeps struct {
 	Service  Proxy
 	Bindings BindingChecker
-	Usage    UsageRecorder
-	Metrics  *obs.Metrics
-	Log      *slog.Logger
+	// Access re-checks a running export's caller before each page; nil
+	// checks only at the start.
+	Access  AccessRechecker
+	Usage   UsageRecorder
+	Metrics *obs.Metrics
+	Log     *slog.Logger
 	// ExportProgressEvery is how often a long export logs its progress.
 	ExportProgressEvery time.Duration
+	// Exports caps the exports running at once and gives each its
+	// deadline; nil refuses none and sets no deadline beyond the page window.
+	Exports *proxy.Exports
+}
+
+// AccessRechecker decides again, from memory, whether an authenticated
+// caller may still call an account (tenant.Directory.Recheck).
+type AccessRechecker interface {
+	// Recheck answers nil while p's key, its tenant and the binding to
+	// appid stand: unauthenticated once the key or tenant is gone, not_found
+	// once the account is unbound, store_unavailable past the directory's
+	// staleness limit.
+	Recheck(p tenant.Principal, appid string) error
 }
 
 // outcome is the usage/metrics label of a call's result.
@@ -86,9 +110,9 @@ type proxiedRoute struct {
 	surface string
 }
 
-func (p proxiedRoutes) handle(g *gin.RouterGroup, method, path string, api *proxy.API, surface string, h gin.HandlerFunc) {
+func (p proxiedRoutes) handle(g *gin.RouterGroup, method, path string, api *proxy.API, surface string, h ...gin.HandlerFunc) {
 	p[g.BasePath()+path] = proxiedRoute{api: api, surface: surface}
-	g.Handle(method, path, h)
+	g.Handle(method, path, h...)
 }
 
 // refused records a proxied call refused before its handler ran.
@@ -176,12 +200,15 @@ var exportFormats = map[string]exportFormat{
 			w.WriteString("}\n")
 		},
 		fail: func(w *bufio.Writer, e *errs.Error, resume string) {
-			b, _ := json.Marshal(struct {
+			line := struct {
 				Error      errorPayload `json:"error"`
 				NextOpenID string       `json:"next_openid"`
-			}{errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}, resume})
-			w.Write(b)
-			w.WriteByte('\n')
+				Resumable  bool         `json:"resumable"`
+				RetryAfter int          `json:"retry_after_seconds,omitempty"`
+			}{errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}, resume, resumable(e), retryAfterSeconds(e)}
+			enc := json.NewEncoder(w) // Encode ends the line
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(line)
 		},
 	},
 	"csv": {
@@ -192,9 +219,47 @@ var exportFormats = map[string]exportFormat{
 			w.WriteByte('\n')
 		},
 		fail: func(w *bufio.Writer, e *errs.Error, resume string) {
-			w.WriteString("#error," + string(e.Code) + "," + resume + "\n")
+			// One field, so a CSV reader of the one-column file accepts it;
+			// quoted by encoding/csv when the message needs it.
+			var b strings.Builder
+			fmt.Fprintf(&b, "#error code=%s", e.Code)
+			if e.WeChatErrcode != 0 {
+				fmt.Fprintf(&b, " wechat_errcode=%d", e.WeChatErrcode)
+			}
+			fmt.Fprintf(&b, " resumable=%t", resumable(e))
+			if s := retryAfterSeconds(e); s > 0 {
+				fmt.Fprintf(&b, " retry_after_seconds=%d", s)
+			}
+			fmt.Fprintf(&b, " next_openid=%s message=%s", resume, e.Message)
+			cw := csv.NewWriter(w)
+			_ = cw.Write([]string{b.String()})
+			cw.Flush()
 		},
 	},
+}
+
+// resumable says whether resuming an export from its cursor can help: yes
+// after an outage, a timeout, WeChat's -1 or a rate limit (after
+// Retry-After); never after a refusal that the same request meets again
+// (an invalid cursor 40003 or tag 45159, a missing permission set 61007, an
+// account that left, a revoked key), which would otherwise invite an
+// endless resume loop.
+func resumable(e *errs.Error) bool {
+	switch e.Code {
+	case errs.RateLimited, errs.UpstreamUnavailable, errs.UpstreamTimeout, errs.ComponentNotReady, errs.Internal:
+		return true
+	case errs.UpstreamError:
+		return e.WeChatErrcode == wechat.ErrSystemBusy
+	}
+	return statusOf[e.Code] == http.StatusServiceUnavailable
+}
+
+// retryAfterSeconds is e's Retry-After in whole seconds, 0 if none.
+func retryAfterSeconds(e *errs.Error) int {
+	if e.RetryAfter <= 0 {
+		return 0
+	}
+	return int(math.Ceil(e.RetryAfter.Seconds()))
 }
 
 // writeJSONString writes s as a JSON string; openids need no escaping, so
@@ -214,6 +279,16 @@ func writeJSONString(w *bufio.Writer, s string) {
 
 // exportWriteWindow is how long one page may take to reach the client.
 const exportWriteWindow = time.Minute
+
+// exportWriteDeadline is the write deadline of a page sent at now: the page
+// window, but never past the export's own deadline (zero: none).
+func exportWriteDeadline(now, deadline time.Time) time.Time {
+	w := now.Add(exportWriteWindow)
+	if !deadline.IsZero() && deadline.Before(w) {
+		return deadline
+	}
+	return w
+}
 
 // handleExport serves GET /v1/authorizers/{appid}/…/export: every page,
 // fetched by the gateway and streamed as it arrives, in constant memory.
@@ -237,12 +312,31 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			args, err = api.RESTArgs(c.Param, c.Request.URL.Query())
 		}
 		if err == nil {
-			err = d.Service.Check(api, appid)
+			err = d.Service.Check(c.Request.Context(), api, appid)
 		}
 		if err != nil {
 			d.finish(c, api, "export", appid, err)
 			writeError(c, d.Log, err)
 			return
+		}
+		// deadline is when the whole export must have reached the client,
+		// set once: a reader that stalls or trickles cannot renew it page
+		// after page.
+		var deadline time.Time
+		if d.Exports != nil {
+			done, err := d.Exports.Start(principalTenant(c))
+			if err != nil {
+				d.finish(c, api, "export", appid, err)
+				// A client refused for too many exports may hold many
+				// connections: this one is not kept for another request.
+				c.Header("Connection", "close")
+				writeError(c, d.Log, err)
+				return
+			}
+			defer done()
+			if lim := d.Exports.Limits().Deadline; lim > 0 {
+				deadline = time.Now().Add(lim)
+			}
 		}
 		ctx := c.Request.Context()
 		d.Metrics.ExportsInProgress.Inc()
@@ -265,7 +359,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		pages := 0
 		emit := func(openids []string) error {
 			begin()
-			_ = rc.SetWriteDeadline(time.Now().Add(exportWriteWindow))
+			_ = rc.SetWriteDeadline(exportWriteDeadline(time.Now(), deadline))
 			for _, id := range openids {
 				format.line(w, id)
 			}
@@ -284,7 +378,14 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			}
 			return nil
 		}
-		resume, _, err := d.Service.Walk(ctx, api, appid, args, emit)
+		// Before each page: is the key, its tenant and the binding still
+		// there? A revocation on any replica ends the stream with the error
+		// line within the directory's poll interval.
+		var before func() error
+		if p, ok := principalFrom(c); ok && d.Access != nil {
+			before = func() error { return d.Access.Recheck(p, appid) }
+		}
+		resume, _, err := d.Service.Walk(ctx, api, appid, args, before, emit)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			d.countCall(c, api, "export", outcome(err))

@@ -13,7 +13,7 @@ import (
 func addRoutes(r *gin.Engine, d Deps) {
 	// Operations (docs/api.md, "Operations"): no authentication.
 	r.GET("/healthz", handleHealthz())
-	r.GET("/readyz", handleReadyz(d.Store, d.Logger))
+	r.GET("/readyz", handleReadyz(d.Store, d.WeChat, d.Logger))
 	r.GET("/metrics", handleMetrics(d.Metrics))
 	r.GET("/openapi.json", handleOpenAPI())
 
@@ -27,13 +27,17 @@ func addRoutes(r *gin.Engine, d Deps) {
 	// Tenant API (docs/api.md, "Tenant API"), behind a tenant key and the tenant's rate limit.
 	proxied := proxiedRoutes{}
 	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, writeError, proxied.refused(d.Proxy)))
-	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
-	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
-	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
+	// Every /v1 route names the query parameters it takes; others are refused.
+	noQuery := acceptQuery(d.Logger, nil)
+	v1.POST("/authorizations", noQuery, handleCreateAuthorization(d.Platform, d.Logger))
+	v1.GET("/authorizers", noQuery, handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
+	v1.GET("/authorizers/:appid", noQuery, handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
 	// The proxied APIs, one REST route and one export route each, from the API table.
 	for _, api := range proxy.APIs {
-		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest", handleProxyREST(api, d.Proxy))
-		proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export", handleExport(api, d.Proxy))
+		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest",
+			acceptQuery(d.Logger, proxied.refused(d.Proxy), restQuery(api)...), handleProxyREST(api, d.Proxy))
+		proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export",
+			acceptQuery(d.Logger, proxied.refused(d.Proxy), append(restQuery(api), "format")...), handleExport(api, d.Proxy))
 	}
 
 	// WeChat-compatible API (docs/api.md, "WeChat-compatible API"): WeChat's paths under /wx/{appid}, the
@@ -55,6 +59,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.DELETE("/keys/:kid", handleRevokeKey(d.Tenant.KeyAdmin, d.Logger))
 	admin.PUT("/tenants/:id/authorizers/:appid", handleBind(d.Tenant.BindingAdmin, d.Logger))
 	admin.DELETE("/tenants/:id/authorizers/:appid", handleUnbind(d.Tenant.BindingAdmin, d.Logger))
+	admin.POST("/tenants/:id/authorizers/:appid/approve", handleApproveBinding(d.Tenant.BindingAdmin, d.Logger))
 	admin.GET("/authorizers", handleAdminListAuthorizers(d.Platform, d.Logger))
 	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(d.Platform, d.Logger))
 	admin.GET("/component", handleAdminComponent(d.Platform, d.Logger))

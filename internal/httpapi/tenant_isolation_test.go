@@ -23,13 +23,13 @@ import (
 // bindings and keys come from the real directory over the real database.
 type stubUpstream struct{}
 
-func (stubUpstream) Check(*proxy.API, string) error { return nil }
+func (stubUpstream) Check(context.Context, *proxy.API, string) error { return nil }
 
 func (stubUpstream) Call(context.Context, *proxy.API, string, proxy.Args) ([]byte, error) {
 	return []byte(`{"total":1,"count":1,"data":{"openid":["o1"]},"next_openid":""}`), nil
 }
 
-func (stubUpstream) Walk(_ context.Context, _ *proxy.API, _ string, _ proxy.Args, emit func([]string) error) (string, int, error) {
+func (stubUpstream) Walk(_ context.Context, _ *proxy.API, _ string, _ proxy.Args, _ func() error, emit func([]string) error) (string, int, error) {
 	return "", 1, emit([]string{"o1"})
 }
 

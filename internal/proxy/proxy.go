@@ -14,10 +14,12 @@ import (
 )
 
 // Authorizers is the authorizer manager (authorizer.Manager) as the proxy
-// uses it. Get reads the in-memory cache only (no database on the hot path).
+// uses it. Lookup reads the in-memory cache (no database on the hot path).
 type Authorizers interface {
-	// Get returns the cached authorizer; false if the component has no such account.
-	Get(appid string) (store.Authorizer, bool)
+	// Lookup returns the cached authorizer, reading one this replica has not
+	// seen yet from the store once; false if the component has no such
+	// account. Errors: store_unavailable.
+	Lookup(ctx context.Context, appid string) (store.Authorizer, bool, error)
 	// OnTokenError is called after WeChat refused failed with 40001/40014/42001:
 	// it refreshes only if failed is still the current token and returns the token to retry with.
 	OnTokenError(ctx context.Context, appid string, failed secret.Value) (secret.Value, error)
@@ -48,13 +50,19 @@ func NewService(authorizers Authorizers, upstream Upstream, m *obs.Metrics, log 
 // account → not_found; unauthorized or needing re-authorization →
 // authorizer_unauthorized; none of the API's permission sets granted →
 // permission_set_missing with details.required_any and details.granted.
-func (s *Service) Check(api *API, appid string) error {
-	_, err := s.authorize(api, appid)
+// An account this replica has not loaded yet (authorized through another
+// replica a moment ago) is read from the store once: store_unavailable if
+// it cannot be.
+func (s *Service) Check(ctx context.Context, api *API, appid string) error {
+	_, err := s.authorize(ctx, api, appid)
 	return err
 }
 
-func (s *Service) authorize(api *API, appid string) (store.Authorizer, error) {
-	a, ok := s.authorizers.Get(appid)
+func (s *Service) authorize(ctx context.Context, api *API, appid string) (store.Authorizer, error) {
+	a, ok, err := s.authorizers.Lookup(ctx, appid)
+	if err != nil {
+		return a, err
+	}
 	if !ok {
 		return a, errs.E(errs.NotFound, "authorizer not found")
 	}
@@ -83,7 +91,7 @@ func permissionMissing(api *API, a store.Authorizer) *errs.Error {
 // re-reads the account's permission sets (61007 is permission_set_missing;
 // 48001, the account lacking the API itself, is upstream_error).
 func (s *Service) Call(ctx context.Context, api *API, appid string, args Args) ([]byte, error) {
-	a, err := s.authorize(api, appid)
+	a, err := s.authorize(ctx, api, appid)
 	if err != nil {
 		return nil, err
 	}
@@ -140,9 +148,11 @@ type Page struct {
 
 // Walk calls api page after page from the cursor in args, handing each
 // page's openids to emit, until WeChat answers an empty cursor or an empty
-// page. It stops at once when ctx ends or emit fails. On failure it returns
-// the cursor to resume from: every openid before it was emitted, none after.
-func (s *Service) Walk(ctx context.Context, api *API, appid string, args Args, emit func(openids []string) error) (resume string, pages int, err error) {
+// page. before, if not nil, is asked before each page is fetched (the
+// export re-checks the caller's access there). It stops at once when ctx
+// ends, before or emit fails. On failure it returns the cursor to resume
+// from: every openid before it was emitted, none after.
+func (s *Service) Walk(ctx context.Context, api *API, appid string, args Args, before func() error, emit func(openids []string) error) (resume string, pages int, err error) {
 	cur := Args{}
 	for k, v := range args {
 		cur[k] = v
@@ -151,6 +161,11 @@ func (s *Service) Walk(ctx context.Context, api *API, appid string, args Args, e
 	for {
 		if err := ctx.Err(); err != nil {
 			return cursor, pages, errs.Wrap(errs.UpstreamTimeout, "the export was cancelled", err)
+		}
+		if before != nil {
+			if err := before(); err != nil {
+				return cursor, pages, err
+			}
 		}
 		if cursor == "" {
 			delete(cur, api.Cursor)

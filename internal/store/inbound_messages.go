@@ -25,7 +25,8 @@ type Queued struct {
 }
 
 // QueueInboundMessage queues m once for every tenant bound to the account
-// appid of componentAppID, in one statement: the bindings are read inside
+// appid of componentAppID (a pending binding, waiting for the operator's
+// approval, receives nothing), in one statement: the bindings are read inside
 // the insert, so the tenants are those bound when it runs. A message
 // already queued for a tenant (a retry with the same DedupeKey) is not
 // queued again. When nothing was added it counts the account's tenants,
@@ -37,15 +38,15 @@ func (s *Store) QueueInboundMessage(ctx context.Context, componentAppID, appid s
 	res := s.db.WithContext(ctx).Exec(`INSERT INTO inbound_messages
   (id, component_appid, appid, tenant_id, dedupe_key, msg_type, payload, received_at)
 SELECT ? || tenant_id, component_appid, appid, tenant_id, ?, ?, ?, ?
-FROM tenant_authorizers WHERE component_appid = ? AND appid = ?
+FROM tenant_authorizers WHERE component_appid = ? AND appid = ? AND status = ?
 ON CONFLICT (component_appid, appid, tenant_id, dedupe_key) DO NOTHING`,
-		prefix, m.DedupeKey, m.MsgType, string(m.Payload), ms(s.now()), componentAppID, appid)
+		prefix, m.DedupeKey, m.MsgType, string(m.Payload), ms(s.now()), componentAppID, appid, BindingBound)
 	if res.Error != nil {
 		return Queued{}, translate(res.Error, "inbound message")
 	}
 	q := Queued{Added: res.RowsAffected}
 	if q.Added == 0 {
-		err := s.db.WithContext(ctx).Model(&bindingRow{}).Where("component_appid = ? AND appid = ?", componentAppID, appid).Count(&q.Tenants).Error
+		err := s.db.WithContext(ctx).Model(&bindingRow{}).Where("component_appid = ? AND appid = ? AND status = ?", componentAppID, appid, BindingBound).Count(&q.Tenants).Error
 		if err != nil {
 			return Queued{}, translate(err, "bindings")
 		}
