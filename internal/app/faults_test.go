@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -678,16 +677,7 @@ func TestFaultDatabaseDownKeepsServingAndLosesNothing(t *testing.T) {
 			o.PushRetries, o.PushRetryDelay = 40, 250*time.Millisecond // WeChat keeps retrying a push for 10 s
 		},
 		Env: func(e map[string]string) {
-			u, err := url.Parse(e["WXGATE_DATABASE_URL"])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if link, err = faultnet.Start(u.Host); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(link.Close)
-			u.Host = link.Addr()
-			e["WXGATE_DATABASE_URL"] = u.String()
+			e["WXGATE_DATABASE_URL"], link = storetest.Behind(t, e["WXGATE_DATABASE_URL"])
 			e["WXGATE_LOG_LEVEL"] = "info"
 		},
 	})

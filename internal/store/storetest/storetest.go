@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for schema setup
 
+	"github.com/wxgate/wxgate/internal/faultnet"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 )
@@ -213,3 +214,21 @@ func (c *Clock) Advance(d time.Duration) {
 
 // String describes the clock.
 func (c *Clock) String() string { return fmt.Sprintf("Clock(%s)", c.Now().Format(time.RFC3339)) }
+
+// Behind returns dbURL rewritten to reach its server through a new fault
+// forwarder (closed when the test ends), so the test can cut the store
+// away and bring it back.
+func Behind(t testing.TB, dbURL string) (string, *faultnet.Forwarder) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	link, err := faultnet.Start(u.Host)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	t.Cleanup(link.Close)
+	u.Host = link.Addr()
+	return u.String(), link
+}
