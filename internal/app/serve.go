@@ -19,6 +19,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/console"
 	"github.com/wxgate/wxgate/internal/httpapi"
+	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/secret"
@@ -208,6 +209,13 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		AppID: cfg.ComponentAppID, Crypter: crypter, Handler: flow, Receipts: st,
 		ReplayWindow: eventReceiptRetention, Now: now, Logger: log, Metrics: metrics,
 	})
+	// The accounts' message URL: the release test answered by the
+	// platform, everything else queued for the account's tenants.
+	messages := message.New(message.Options{
+		Crypter: crypter, Inbox: &message.StoreInbox{ComponentAppID: cfg.ComponentAppID, Store: st},
+		Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner,
+		Now: now, Logger: log, Metrics: metrics,
+	})
 	if err := credentials.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -251,6 +259,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Platform: httpapi.PlatformDeps{
 			ComponentAppID: cfg.ComponentAppID,
 			Events:         events,
+			Messages:       messages,
 			Flow:           flow,
 			Directory:      st,
 			Authorizers:    authorizers,
@@ -272,7 +281,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Console: cons,
 	})
 
-	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, func(ctx context.Context) error {
+	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, messages.Run, func(ctx context.Context) error {
 		return platformJanitor(ctx, st, log, now)
 	})
 	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, workers: workers}, nil
