@@ -435,7 +435,7 @@ var staticRoutes = []staticRoute{
 	{method: "GET", path: "/admin/authorizers", id: "adminListAuthorizers", security: "adminToken", status: 200, resp: adminAuthorizerList{},
 		summary: "Every authorized account with its tenants and the tenants waiting for approval.", errors: adminErrors},
 	{method: "POST", path: "/admin/authorizers/{appid}/refresh", id: "refreshAuthorizer", security: "adminToken", status: 200, resp: authorizerJSON{},
-		summary: "Force a token refresh.", errors: append(adminErrors, 502, 503, 504)},
+		summary: "Force a token refresh.", errors: append(adminErrors, 403, 502, 503, 504)},
 	{method: "GET", path: "/admin/component", id: "component", security: "adminToken", status: 200, resp: componentJSON{},
 		summary: "Component ticket age and token expiry.", errors: adminErrors},
 }
