@@ -65,7 +65,8 @@ type demoRun struct {
 	// Banner is everything the demo printed when it was ready; Out all it
 	// prints (the webhook receiver's lines keep coming).
 	Banner string
-	Out    *syncBuffer
+	// Out is what the demo prints (the banner, written while it is read).
+	Out *syncBuffer
 	// Hook is the demo's webhook receiver.
 	Hook string
 }

@@ -116,6 +116,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 
 	opts := simOptions(cfg)
 	opts.EventURL, opts.PublicURL, opts.DailyQuota, opts.Logger = gatewayURL+"/wechat/events", simURL, -1, log
+	opts.MessageURL = gatewayURL + "/wechat/accounts/$APPID$/callback"
 	simulator, err := sim.New(opts)
 	if err != nil {
 		return err
@@ -147,7 +148,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 		if err != nil {
 			return fmt.Errorf("demo: console sign-in link: %w", err)
 		}
-		return printDemo(stdio.Stdout, demoBanner{Gateway: gatewayURL, Sim: simURL, Tenant: tenantID, Key: key, Admin: cfg.AdminToken.Reveal(),
+		return printDemo(stdio.Stdout, demoBanner{Gateway: gatewayURL, Sim: simURL, SimAddr: simLn.Addr().String(), Tenant: tenantID, Key: key, Admin: cfg.AdminToken.Reveal(),
 			Console: gw.console.URL(), SignIn: signIn, Hook: hookURL})
 	})
 	err = grp.Wait()
@@ -343,11 +344,20 @@ Try:
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/component; echo
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants; echo
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants/$TENANT/usage; echo
+
+  # a follower writes to Demo Coffee: queued for the tenant as a message.received event
+  curl -s -X POST -d '{"content":"hello"}' {{.Sim}}/sim/accounts/wxd000000000c0ffee/messages; echo
+
+  # WeChat's full-network release test against this gateway, item by item (it passes)
+  wxgate sim --release-test --listen {{.SimAddr}}
+  curl -s -X POST {{.Sim}}/sim/release_test; echo
 `))
 
 // demoBanner is what the demo prints once it is ready.
 type demoBanner struct {
 	Gateway, Sim, Tenant, Key, Admin string
+	// SimAddr is the simulator's host:port.
+	SimAddr string
 	// Console is the console's URL; SignIn its one-time sign-in link.
 	Console, SignIn string
 	// Hook is the demo's webhook receiver.

@@ -19,6 +19,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/console"
 	"github.com/wxgate/wxgate/internal/httpapi"
+	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/secret"
@@ -229,18 +230,25 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		AppID: cfg.ComponentAppID, Crypter: crypter, Handler: flow, Receipts: st,
 		ReplayWindow: eventReceiptRetention, Now: now, Logger: log, Metrics: metrics,
 	})
+	// Webhooks: the tenant's webhook API; it also queues messages.
+	webhooks := webhook.New(webhook.Options{
+		Store: st, ComponentAppID: cfg.ComponentAppID, AllowPrivate: cfg.WebhookAllowPrivate,
+		Now: now, Logger: log, Wake: dispatcher.Wake,
+	})
+	// The accounts' message URL: the release test answered by the
+	// platform, everything else a message.received webhook event for the
+	// account's tenants (with its receipt in inbound_messages).
+	messages := message.New(message.Options{
+		Crypter: crypter, Inbox: &message.WebhookInbox{Webhooks: webhooks, Receipts: &message.StoreInbox{ComponentAppID: cfg.ComponentAppID, Store: st}},
+		Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner,
+		Now: now, Logger: log, Metrics: metrics,
+	})
 	if err := credentials.Load(ctx); err != nil {
 		return nil, err
 	}
 	if err := authorizers.Load(ctx); err != nil {
 		return nil, err
 	}
-
-	// Webhooks: the tenant's webhook API; it also queues messages.
-	webhooks := webhook.New(webhook.Options{
-		Store: st, ComponentAppID: cfg.ComponentAppID, AllowPrivate: cfg.WebhookAllowPrivate,
-		Now: now, Logger: log, Wake: dispatcher.Wake,
-	})
 
 	// The proxy: the proxied WeChat APIs over the authorizers' tokens.
 	proxied := proxy.NewService(authorizers, wx, metrics, log, cfg.UpstreamTimeout)
@@ -278,6 +286,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Platform: httpapi.PlatformDeps{
 			ComponentAppID: cfg.ComponentAppID,
 			Events:         events,
+			Messages:       messages,
 			Flow:           flow,
 			Directory:      st,
 			Authorizers:    authorizers,
@@ -300,7 +309,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Console:  cons,
 	})
 
-	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, dispatcher.Run, func(ctx context.Context) error {
+	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, messages.Run, dispatcher.Run, func(ctx context.Context) error {
 		return platformJanitor(ctx, st, log, now)
 	})
 	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, webhooks: webhooks, workers: workers}, nil
@@ -329,6 +338,9 @@ func platformJanitor(ctx context.Context, st *store.Store, log *slog.Logger, now
 		}
 		if _, err := st.DeleteWebhookEventsBefore(ctx, at.Add(-webhookEventRetention)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "janitor: pruning webhook events failed", "err", err.Error())
+		}
+		if _, err := st.DeleteInboundMessagesBefore(ctx, at.Add(-webhookEventRetention)); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning inbound message receipts failed", "err", err.Error())
 		}
 		if _, err := st.DeleteCallMinutesBefore(ctx, at.Add(-callMinuteRetention)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "janitor: pruning per-minute call counts failed", "err", err.Error())

@@ -152,6 +152,21 @@ func TestWebhookEventsArriveSigned(t *testing.T) {
 			st.t.Fatalf("authorized data = %s", ev.Data)
 		}
 	})
+	st.step(t, "a follower's message, pushed twice by WeChat: one message.received", func(st *stack) {
+		ds, err := st.Sim.PushMessage(ctx, appid, sim.FollowerMessage{Content: "hello from a follower", Copies: 2})
+		if err != nil {
+			st.t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Body != "success" {
+				st.t.Fatalf("the message URL answered %d %q (%s), want success", d.Status, d.Body, d.Problem)
+			}
+		}
+		ev := recv.waitFor(st.t, "message.received", appid)
+		if !strings.Contains(string(ev.Data), `"content":"hello from a follower"`) || !strings.Contains(string(ev.Data), `"msg_type":"text"`) {
+			st.t.Fatalf("message.received data = %s", ev.Data)
+		}
+	})
 	st.step(t, "permission sets change: updated, with the new sets", func(st *stack) {
 		if err := st.Sim.SetPermissionSets(ctx, appid, []int{1, 2}, true); err != nil {
 			st.t.Fatal(err)
@@ -207,8 +222,10 @@ func TestWebhookEventsArriveSigned(t *testing.T) {
 			}
 		}
 		st.must(http.MethodGet, "/v1/webhook/deliveries?status=delivered&limit=10", st.Key, nil, &out, 200)
-		if len(out.Deliveries) != 5 || out.Deliveries[0].Type != "webhook.test" || out.Deliveries[0].Attempts != 1 {
-			st.t.Fatalf("deliveries = %+v, want 5 delivered, the test event first", out.Deliveries)
+		// authorized, message.received (once, though pushed twice), updated,
+		// needs_reauthorization, unauthorized, webhook.test.
+		if len(out.Deliveries) != 6 || out.Deliveries[0].Type != "webhook.test" || out.Deliveries[0].Attempts != 1 {
+			st.t.Fatalf("deliveries = %+v, want 6 delivered, the test event first", out.Deliveries)
 		}
 		st.must(http.MethodGet, "/v1/webhook/deliveries?status=bogus", st.Key, nil, nil, 400)
 		st.must(http.MethodPost, "/v1/webhook/deliveries/"+out.Deliveries[1].ID+"/redeliver", st.Key, nil, nil, 202)

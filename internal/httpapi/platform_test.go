@@ -28,6 +28,7 @@ import (
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/journey"
+	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/sim"
@@ -81,6 +82,12 @@ func newPlatformFixture(t *testing.T, dialect store.Dialect, opts ...func(*compo
 	f := newTenantFixtureOn(t, p.Store, p.Clock, func(o *tenantFixtureOptions) {
 		o.wire = append(o.wire, func(f *tenantFixture) {
 			f.deps.Platform = platformDepsOf(p)
+			// The accounts' message URL, as newGateway builds it.
+			f.deps.Platform.Messages = message.New(message.Options{
+				Crypter: p.Crypter, Inbox: &message.StoreInbox{ComponentAppID: p.AppID, Store: p.Store},
+				Exchanger: p.Flow, Sender: p.WeChat, Receipts: p.Store, Leases: p.Store,
+				Owner: p.Owner, Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
+			})
 			// The real proxy over the platform's manager and WeChat client,
 			// as wire_proxy.go builds it.
 			f.deps.Proxy = ProxyDeps{

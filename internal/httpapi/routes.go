@@ -21,6 +21,8 @@ func addRoutes(r *gin.Engine, d Deps) {
 	// authorization session in the query.
 	r.POST("/wechat/events", handleEvents(d.Platform.Events, d.Logger))
 	r.GET("/wechat/callback", handleCallback(d.Platform, d.Logger))
+	r.POST("/wechat/accounts/:appid/callback", handleAccountMessages(d.Platform.Messages, d.Logger))
+	r.GET("/wechat/accounts/:appid/callback", handleAccountMessagesVerify(d.Platform.Messages, d.Logger))
 
 	// Tenant API (docs/api.md, "Tenant API"), behind a tenant key and the tenant's rate limit.
 	proxied := proxiedRoutes{}

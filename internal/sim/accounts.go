@@ -21,6 +21,9 @@ type AccountSpec struct {
 	// NickName is shown on the authorization page and by
 	// api_get_authorizer_info (default "Simulated <appid>").
 	NickName string `json:"nick_name,omitempty" yaml:"nick_name,omitempty"`
+	// UserName is the account's original id, gh_… (default: derived
+	// from the appid). It is the ToUserName of its followers' messages.
+	UserName string `json:"user_name,omitempty" yaml:"user_name,omitempty"`
 	// Followers is the number of followers, 0..MaxFollowers. They cost no memory.
 	Followers int `json:"followers" yaml:"followers"`
 	// Tags are the account's user tags.
@@ -77,6 +80,14 @@ type account struct {
 }
 
 func defaultPermissionSets() []int { return []int{1, 2} }
+
+// userName is the account's original id (gh_…).
+func (a *account) userName() string {
+	if a.spec.UserName != "" {
+		return a.spec.UserName
+	}
+	return "gh_" + string(a.codec.prefix[1:]) + "sim"
+}
 
 // validate checks and normalizes a spec (defaults filled in, slices copied).
 // wellFormedAppID is the shape of every appid WeChat issues: "wx" and 16

@@ -14,6 +14,7 @@ const (
 	EndpointUserGet            = "user/get"
 	EndpointUserTagGet         = "user/tag/get"
 	EndpointQuotaGet           = "openapi/quota/get"
+	EndpointCustomSend         = "message/custom/send"
 	EndpointComponentLoginPage = "componentloginpage" // PC authorization page
 	EndpointBindComponent      = "bindcomponent"      // mobile authorization page
 	EndpointAuthConfirm        = "authpage/confirm"   // the page's confirm button

@@ -90,6 +90,8 @@ func deliveryByEventTx(tx *gorm.DB, tenantID, eventID string) (WebhookDelivery, 
 // ListWebhookDeliveries returns the tenant's deliveries, newest first,
 // only those with status if it is not empty, at most limit.
 func (s *Store) ListWebhookDeliveries(ctx context.Context, tenantID, status string, limit int) ([]WebhookDelivery, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if tenantID == "" {
 		return nil, errs.E(errs.Internal, "internal error")
 	}
@@ -113,6 +115,8 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, tenantID, status stri
 // of the same event (same event id). not_found for another tenant's
 // delivery, as for an unknown one.
 func (s *Store) RedeliverWebhook(ctx context.Context, tenantID, id string) (WebhookDelivery, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out WebhookDelivery
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var d webhookDeliveryRow
@@ -171,6 +175,8 @@ const claimScan = 4
 // Tenants at r.PerTenant are skipped. A delivery whose tenant no longer has
 // a webhook ends failed.
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, r ClaimRequest) ([]ClaimedDelivery, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if r.Limit <= 0 {
 		return nil, nil
 	}
@@ -277,6 +283,8 @@ type AttemptResult struct {
 // releases it. It answers false, changing nothing, when owner no longer
 // holds it (its lease ran out and another replica took it).
 func (s *Store) FinishWebhookAttempt(ctx context.Context, id, owner string, r AttemptResult) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	upd := map[string]any{
 		"attempts": gorm.Expr("attempts + 1"), "last_status": r.Status, "last_error": r.Error, "status": r.Outcome,
 		"lease_owner": "", "lease_until": 0,
@@ -299,6 +307,8 @@ func (s *Store) FinishWebhookAttempt(ctx context.Context, id, owner string, r At
 // not finish (a replica shutting down), so another replica sends them at
 // once rather than when the leases run out.
 func (s *Store) ReleaseWebhookDeliveries(ctx context.Context, owner string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Model(&webhookDeliveryRow{}).
 		Where("lease_owner = ? AND status = ?", owner, DeliveryPending).
 		Updates(map[string]any{"lease_owner": "", "lease_until": 0}).Error
@@ -315,6 +325,8 @@ type WebhookQueue struct {
 
 // WebhookQueueStats counts pending deliveries of every tenant.
 func (s *Store) WebhookQueueStats(ctx context.Context) (WebhookQueue, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r struct {
 		N      int64
 		Oldest *int64
@@ -334,6 +346,8 @@ func (s *Store) WebhookQueueStats(ctx context.Context) (WebhookQueue, error) {
 // DeleteWebhookEventsBefore deletes events created before t whose
 // deliveries are all finished (with their deliveries) and returns how many.
 func (s *Store) DeleteWebhookEventsBefore(ctx context.Context, t time.Time) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Where("created_at < ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id AND d.status = ?)",
 		ms(t), DeliveryPending).Delete(&webhookEventRow{})
 	return res.RowsAffected, translate(res.Error, "webhook events")

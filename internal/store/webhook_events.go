@@ -213,6 +213,8 @@ func sortedSets(sets []int) []int {
 // event's id is derived from it, so enqueueing the same key again (a
 // retried message, on any replica) writes nothing.
 func (s *Store) EnqueueAccountEvent(ctx context.Context, componentAppID, appid, typ, dedupKey string, data any) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	n := 0
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		hooks, err := s.subscribersTx(tx, componentAppID, appid)
@@ -245,6 +247,8 @@ func (s *Store) EnqueueAccountEvent(ctx context.Context, componentAppID, appid, 
 // EnqueueTenantEvent writes one event for the tenant (webhook.test) and
 // returns its first delivery. not_found if the tenant has no webhook.
 func (s *Store) EnqueueTenantEvent(ctx context.Context, tenantID, typ, appid string, data any) (WebhookDelivery, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out WebhookDelivery
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64

@@ -97,6 +97,8 @@ func splitList(s string) []string {
 // and events of the existing one (its secrets stay). created says which.
 // not_found for an unknown tenant.
 func (s *Store) PutWebhook(ctx context.Context, tenantID, url string, events []string, newSecret secret.Value) (w Webhook, created bool, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if tenantID == "" {
 		return Webhook{}, false, errs.E(errs.Internal, "internal error")
 	}
@@ -132,6 +134,8 @@ func (s *Store) PutWebhook(ctx context.Context, tenantID, url string, events []s
 
 // GetWebhook returns the tenant's webhook; not_found if it has none.
 func (s *Store) GetWebhook(ctx context.Context, tenantID string) (Webhook, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r webhookRow
 	if err := s.db.WithContext(ctx).Where("tenant_id = ?", tenantID).Take(&r).Error; err != nil {
 		return Webhook{}, translate(err, "webhook")
@@ -142,6 +146,8 @@ func (s *Store) GetWebhook(ctx context.Context, tenantID string) (Webhook, error
 // DeleteWebhook removes the tenant's webhook; its pending deliveries end
 // as failed. Deleting none is a no-op.
 func (s *Store) DeleteWebhook(ctx context.Context, tenantID string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Where("tenant_id = ?", tenantID).Delete(&webhookRow{}).Error; err != nil {
 			return translate(err, "webhook")
@@ -155,6 +161,8 @@ func (s *Store) DeleteWebhook(ctx context.Context, tenantID string) error {
 // RotateWebhookSecret makes newSecret the signing secret; the current one
 // keeps signing beside it until prevUntil. not_found without a webhook.
 func (s *Store) RotateWebhookSecret(ctx context.Context, tenantID string, newSecret secret.Value, prevUntil time.Time) (Webhook, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var w Webhook
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r webhookRow
