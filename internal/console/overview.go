@@ -39,12 +39,12 @@ type overviewData struct {
 	// by the age of its oldest pending delivery.
 	Webhooks       store.WebhookQueue
 	WebhooksHealth string
-	Window          string
-	Windows         []string
-	Calls           int64
-	Errors          int64
-	Chart           chart
-	ChartCaption    string
+	Window         string
+	Windows        []string
+	Calls          int64
+	Errors         int64
+	Chart          chart
+	ChartCaption   string
 }
 
 type statusCount struct {
