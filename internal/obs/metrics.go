@@ -47,6 +47,16 @@ type Metrics struct {
 	// StoreQueries counts database statements by origin: "request" (made
 	// while serving a request; the proxy's hot path adds none) or "background".
 	StoreQueries *prometheus.CounterVec
+	// QuotaRemaining is, per proxied API, the WeChat daily quota left
+	// today summed over the accounts this replica knows the limit of (no
+	// appid label: thousands of accounts would explode the series).
+	QuotaRemaining *prometheus.GaugeVec
+	// QuotaLowAccounts is, per proxied API, how many accounts have less
+	// than 10% of their daily quota left.
+	QuotaLowAccounts *prometheus.GaugeVec
+	// QuotaRefusals counts calls refused locally for a daily quota, by API
+	// and scope (wechat_daily_quota, tenant_daily_limit).
+	QuotaRefusals *prometheus.CounterVec
 
 	// Children of the vectors the request path records into, each label
 	// set resolved once (WithLabelValues hashes the labels on every call).
@@ -167,12 +177,22 @@ func NewMetrics() *Metrics {
 		StoreQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_store_queries_total", Help: "Database statements by origin: request (while serving a request) or background (pollers, refreshers).",
 		}, []string{"origin"}),
+		QuotaRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wxgate_wechat_quota_remaining", Help: "WeChat daily quota left today per proxied API, summed over the accounts whose limit is known.",
+		}, []string{"api"}),
+		QuotaLowAccounts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wxgate_wechat_quota_low_accounts", Help: "Accounts with less than 10% of an API's WeChat daily quota left, per API.",
+		}, []string{"api"}),
+		QuotaRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_quota_refusals_total", Help: "Calls refused locally for a daily quota, by API and scope (wechat_daily_quota, tenant_daily_limit).",
+		}, []string{"api", "scope"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries, m.UpstreamGiveUps,
 		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.AuthFailures, m.StoreQueries,
+		m.QuotaRemaining, m.QuotaLowAccounts, m.QuotaRefusals,
 	)
 	return m
 }

@@ -14,6 +14,9 @@ import (
 type Binding struct {
 	TenantID string
 	AppID    string
+	// DailyLimit caps the tenant's calls per proxied API and Beijing day on
+	// the account (0: no cap).
+	DailyLimit int64
 }
 
 type bindingRow struct {
@@ -21,6 +24,11 @@ type bindingRow struct {
 	ComponentAppID string `gorm:"column:component_appid"`
 	AppID          string `gorm:"column:appid;primaryKey"`
 	CreatedAt      int64  `gorm:"autoCreateTime:false"`
+	DailyLimit     int64
+}
+
+func (r bindingRow) domain() Binding {
+	return Binding{TenantID: r.TenantID, AppID: r.AppID, DailyLimit: r.DailyLimit}
 }
 
 func (bindingRow) TableName() string { return "tenant_authorizers" }
@@ -77,6 +85,31 @@ func (s *Store) Unbind(ctx context.Context, componentAppID, tenantID, appid stri
 	return translate(err, "binding")
 }
 
+// SetBindingLimit sets the tenant's daily cap on the account (0 removes
+// it) and returns the binding; not_found if the account is not bound to
+// the tenant.
+func (s *Store) SetBindingLimit(ctx context.Context, componentAppID, tenantID, appid string, dailyLimit int64) (Binding, error) {
+	var out Binding
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&bindingRow{}).Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).
+			Update("daily_limit", dailyLimit)
+		if res.Error != nil {
+			return translate(res.Error, "binding")
+		}
+		if res.RowsAffected == 0 {
+			return errs.E(errs.NotFound, "the account is not bound to the tenant")
+		}
+		var r bindingRow
+		if err := tx.Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).Take(&r).Error; err != nil {
+			return translate(err, "binding")
+		}
+		out = r.domain()
+		_, err := bumpRevision(tx, "tenants")
+		return err
+	})
+	return out, translate(err, "binding")
+}
+
 // ListBindings returns every binding of the component's tenants.
 func (s *Store) ListBindings(ctx context.Context, componentAppID string) ([]Binding, error) {
 	var rows []bindingRow
@@ -85,7 +118,7 @@ func (s *Store) ListBindings(ctx context.Context, componentAppID string) ([]Bind
 	}
 	out := make([]Binding, len(rows))
 	for i, r := range rows {
-		out[i] = Binding{TenantID: r.TenantID, AppID: r.AppID}
+		out[i] = r.domain()
 	}
 	return out, nil
 }

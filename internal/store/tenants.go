@@ -152,7 +152,7 @@ func (s *Store) LoadTenantSnapshot(ctx context.Context, componentAppID string) (
 			snap.Keys = append(snap.Keys, r.domain())
 		}
 		for _, r := range brs {
-			snap.Bindings = append(snap.Bindings, Binding{TenantID: r.TenantID, AppID: r.AppID})
+			snap.Bindings = append(snap.Bindings, r.domain())
 		}
 		return nil
 	})
