@@ -86,6 +86,10 @@ type KeyManager interface {
 type BindingManager interface {
 	Bind(ctx context.Context, tenantID, appid string) error
 	Unbind(ctx context.Context, tenantID, appid string) error
+	// SetDailyLimit caps the tenant's calls per proxied API and Beijing day
+	// on the account (0 removes the cap); not_found if not bound,
+	// invalid_argument for a negative limit.
+	SetDailyLimit(ctx context.Context, tenantID, appid string, dailyLimit int64) (store.Binding, error)
 }
 
 // UsageReader reads a tenant's call counts. Errors: not_found for an

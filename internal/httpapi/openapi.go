@@ -27,22 +27,20 @@ func OpenAPI() []byte {
 		add(r.method, r.path, r.op())
 	}
 	for _, api := range proxy.APIs {
+		addCompat(add, api)
+		if api.RESTPath == "" {
+			continue
+		}
 		restPath := "/v1" + ginToOpenAPI(api.RESTPath)
-		add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.", "WeChat's page (total, count, data.openid, next_openid)"))
+		add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.", "WeChat's answer, unchanged"))
+		if api.Cursor == "" {
+			continue
+		}
 		exp := proxyOp(api, api.Name+"Export", "Every page of "+api.Name+", fetched by the gateway and streamed as it arrives (NDJSON {\"openid\"} per line, or CSV). Local refusals are ordinary error answers; once WeChat was asked, a failure (even of the first page) ends the 200 stream with {\"error\": ERROR, \"next_openid\": CURSOR} (CSV: #error,CODE,CURSOR) to resume from.", "the stream")
 		exp["parameters"] = append(exp["parameters"].([]any), map[string]any{
 			"name": "format", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"ndjson", "csv"}, "default": "ndjson"},
 		})
 		add(http.MethodGet, restPath+"/export", exp)
-		compat := map[string]any{
-			"operationId": api.Name + "Compatible",
-			"summary":     "WeChat-compatible " + api.Name + ": the same path, query and body as WeChat, the tenant key as access_token; every answer WeChat-shaped with HTTP 200.",
-			"tags":        []string{"compatible"},
-			"security":    []any{map[string]any{"accessToken": []string{}}},
-			"parameters":  []any{appidParam()},
-			"responses":   map[string]any{"200": map[string]any{"description": "WeChat's body, or {\"errcode\", \"errmsg\"}"}},
-		}
-		add(api.Method, "/wx/{appid}"+api.Path, compat)
 	}
 	doc := map[string]any{
 		"openapi": "3.0.3",
@@ -82,6 +80,18 @@ func OpenAPI() []byte {
 	return append(b, '\n')
 }
 
+// addCompat documents api's compatible route.
+func addCompat(add func(method, path string, op map[string]any), api *proxy.API) {
+	add(api.Method, "/wx/{appid}"+api.Path, map[string]any{
+		"operationId": api.Name + "Compatible",
+		"summary":     "WeChat-compatible " + api.Name + ": the same path, query and body as WeChat, the tenant key as access_token; every answer WeChat-shaped with HTTP 200.",
+		"tags":        []string{"compatible"},
+		"security":    []any{map[string]any{"accessToken": []string{}}},
+		"parameters":  []any{appidParam()},
+		"responses":   map[string]any{"200": map[string]any{"description": "WeChat's body, or {\"errcode\", \"errmsg\"}"}},
+	})
+}
+
 func appidParam() map[string]any {
 	return map[string]any{"name": "appid", "in": "path", "required": true, "schema": map[string]any{"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"}}
 }
@@ -94,15 +104,18 @@ func proxyOp(api *proxy.API, id, summary, okDesc string) map[string]any {
 			in = "path"
 		}
 		schema := map[string]any{"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9_-]*$"}
-		if p.Kind == proxy.KindPositiveInt {
+		switch p.Kind {
+		case proxy.KindPositiveInt:
 			schema = map[string]any{"type": "integer", "minimum": 1}
+		case proxy.KindCGIPath:
+			schema = map[string]any{"type": "string", "maxLength": 128, "pattern": "^/[A-Za-z0-9_/.-]*$"}
 		}
 		params = append(params, map[string]any{"name": p.Name, "in": in, "required": p.Required || p.InPath, "schema": schema})
 	}
 	return map[string]any{
 		"operationId": id,
 		"summary":     summary,
-		"description": fmt.Sprintf("WeChat %s %s. Requires the account to have granted any of the permission sets %v; refused locally with permission_set_missing otherwise.", api.Method, api.Path, api.RequiredSets),
+		"description": fmt.Sprintf("WeChat %s %s. Requires the account to have granted any of the permission sets %v; refused locally with permission_set_missing otherwise. Counted against the account's WeChat daily quota: refused locally with rate_limited (details.scope wechat_daily_quota or tenant_daily_limit) when it is spent.", api.Method, api.Path, api.RequiredSets),
 		"tags":        []string{"proxy"},
 		"security":    []any{map[string]any{"tenantKey": []string{}}},
 		"parameters":  params,
@@ -175,6 +188,11 @@ var staticRoutes = []staticRoute{
 		body:    map[string]any{"return_url": str, "auth_type": num, "biz_appid": str}},
 	{method: "GET", path: "/v1/authorizers", id: "listAuthorizers", security: "tenantKey", status: "200", summary: "The accounts bound to the caller's tenant."},
 	{method: "GET", path: "/v1/authorizers/{appid}", id: "getAuthorizer", security: "tenantKey", status: "200", summary: "One account bound to the caller's tenant."},
+	{method: "GET", path: "/v1/authorizers/{appid}/quota", id: "getQuota", security: "tenantKey", status: "200",
+		summary: "The account's WeChat daily quota of every proxied API: daily_limit (from WeChat's quota/get), used (WeChat's count when learned plus the gateway's calls since), remain, resets_at (midnight Beijing time), checked_at."},
+	{method: "POST", path: "/v1/openapi/{name}", id: "cloudCall", security: "tenantKey", status: "200",
+		summary: "A proxied API under its WeChat cloud-call name (officialAccount.user.getList, officialAccount.tags.getUsers): the JSON body the cloud call takes plus \"appid\"; WeChat's body unchanged.",
+		body:    map[string]any{"appid": str, "next_openid": str, "tagid": num}},
 	{method: "POST", path: "/admin/tenants", id: "createTenant", security: "adminToken", status: "201", summary: "Create a tenant.", body: map[string]any{"name": str}},
 	{method: "GET", path: "/admin/tenants", id: "listTenants", security: "adminToken", status: "200", summary: "List tenants."},
 	{method: "PATCH", path: "/admin/tenants/{id}", id: "updateTenant", security: "adminToken", status: "200", summary: "Rename a tenant or set its rate limit (per replica).",
@@ -187,8 +205,13 @@ var staticRoutes = []staticRoute{
 	{method: "DELETE", path: "/admin/keys/{kid}", id: "revokeKey", security: "adminToken", status: "204", summary: "Revoke a key; every replica refuses it within 2 seconds."},
 	{method: "PUT", path: "/admin/tenants/{id}/authorizers/{appid}", id: "bindAuthorizer", security: "adminToken", status: "204", summary: "Bind an authorized account to a tenant."},
 	{method: "DELETE", path: "/admin/tenants/{id}/authorizers/{appid}", id: "unbindAuthorizer", security: "adminToken", status: "204", summary: "Unbind an account from a tenant."},
+	{method: "PATCH", path: "/admin/tenants/{id}/authorizers/{appid}", id: "setBindingLimit", security: "adminToken", status: "200",
+		summary: "Cap the tenant's calls per proxied API and Beijing day on the account (0 removes the cap); beyond it that tenant alone is refused with rate_limited, details.scope tenant_daily_limit.",
+		body:    map[string]any{"daily_limit": num}},
 	{method: "GET", path: "/admin/authorizers", id: "adminListAuthorizers", security: "adminToken", status: "200", summary: "Every authorized account with its tenants."},
 	{method: "POST", path: "/admin/authorizers/{appid}/refresh", id: "refreshAuthorizer", security: "adminToken", status: "200", summary: "Force a token refresh."},
+	{method: "POST", path: "/admin/authorizers/{appid}/quota/clear", id: "clearQuota", security: "adminToken", status: "200",
+		summary: "Call WeChat's clear_quota for the account (10 times a month) and answer its fresh quotas; rate_limited once the month's clears are used (WeChat 48006)."},
 	{method: "GET", path: "/admin/component", id: "component", security: "adminToken", status: "200", summary: "Component ticket age and token expiry."},
 }
 

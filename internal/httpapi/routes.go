@@ -28,11 +28,19 @@ func addRoutes(r *gin.Engine, d Deps) {
 	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
 	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
 	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
-	// The proxied APIs, one REST route and one export route each, from the API table.
+	// The proxied APIs from the API table: a REST route each, an export
+	// route for the paged ones, and the cloud-call names.
 	for _, api := range proxy.APIs {
+		if api.RESTPath == "" {
+			continue
+		}
 		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest", handleProxyREST(api, d.Proxy))
-		proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export", handleExport(api, d.Proxy))
+		if api.Cursor != "" {
+			proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export", handleExport(api, d.Proxy))
+		}
 	}
+	v1.POST("/openapi/:name", handleCloudCall(d.Proxy))
+	v1.GET("/authorizers/:appid/quota", handleQuota(d.Proxy))
 
 	// WeChat-compatible API (docs/api.md, "WeChat-compatible API"): WeChat's paths under /wx/{appid}, the
 	// tenant key in access_token, every answer in WeChat's shape.
@@ -53,8 +61,10 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.DELETE("/keys/:kid", handleRevokeKey(d.Tenant.KeyAdmin, d.Logger))
 	admin.PUT("/tenants/:id/authorizers/:appid", handleBind(d.Tenant.BindingAdmin, d.Logger))
 	admin.DELETE("/tenants/:id/authorizers/:appid", handleUnbind(d.Tenant.BindingAdmin, d.Logger))
+	admin.PATCH("/tenants/:id/authorizers/:appid", handleSetBindingLimit(d.Tenant.BindingAdmin, d.Logger))
 	admin.GET("/authorizers", handleAdminListAuthorizers(d.Platform, d.Logger))
 	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(d.Platform, d.Logger))
+	admin.POST("/authorizers/:appid/quota/clear", handleClearQuota(d.Proxy))
 	admin.GET("/component", handleAdminComponent(d.Platform, d.Logger))
 
 	// Operator console (docs/console.md): HTML pages behind a session

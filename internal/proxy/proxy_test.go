@@ -48,7 +48,7 @@ func newFixture(t *testing.T, o componenttest.Options) *fixture {
 	}
 	p := componenttest.New(t, o)
 	p.PushTicket()
-	return &fixture{Platform: p, svc: proxy.NewService(p.Authorizers, p.WeChat, p.Metrics, p.Log, 10*time.Second)}
+	return &fixture{Platform: p, svc: proxy.NewService(proxy.Options{Authorizers: p.Authorizers, Upstream: p.WeChat, Metrics: p.Metrics, Logger: p.Log, Timeout: 10 * time.Second})}
 }
 
 // account creates a simulated account and has it authorize the platform.
@@ -117,11 +117,11 @@ func TestRefusedLocallyBeforeWeChat(t *testing.T) {
 				if err := f.svc.Check(a, tt.appid); errs.CodeOf(err) != tt.want {
 					t.Errorf("%s: Check = %v, want %s", a.Name, err, tt.want)
 				}
-				if body, err := f.svc.Call(ctx, a, tt.appid, args); errs.CodeOf(err) != tt.want || body != nil {
+				if body, err := f.svc.Call(ctx, a, tt.appid, "t1", args); errs.CodeOf(err) != tt.want || body != nil {
 					t.Errorf("%s: Call = %s, %v; want %s", a.Name, body, err, tt.want)
 				}
 				emitted := 0
-				_, pages, err := f.svc.Walk(ctx, a, tt.appid, args, func(ids []string) error { emitted += len(ids); return nil })
+				_, pages, err := f.svc.Walk(ctx, a, tt.appid, "t1", args, func(ids []string) error { emitted += len(ids); return nil })
 				if errs.CodeOf(err) != tt.want || pages != 0 || emitted != 0 {
 					t.Errorf("%s: Walk = %d pages, %d openids, %v; want %s", a.Name, pages, emitted, err, tt.want)
 				}
@@ -160,7 +160,7 @@ func TestTokenErrorIsRefreshedOnceAndRetriedOnce(t *testing.T) {
 		if err := f.Sim.InvalidateToken(appid); err != nil {
 			t.Fatal(err)
 		}
-		body, err := f.svc.Call(ctx, getFans, appid, proxy.Args{})
+		body, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{})
 		if err != nil {
 			t.Fatalf("Call = %v", err)
 		}
@@ -186,7 +186,7 @@ func TestTokenErrorIsRefreshedOnceAndRetriedOnce(t *testing.T) {
 		// Past the pause between two error-driven refreshes of one account.
 		f.Clock.Advance(2 * time.Minute)
 		refreshes, users := f.Calls(sim.EndpointAuthorizerToken, appid), f.Calls(sim.EndpointUserGet, appid)
-		_, err := f.svc.Call(ctx, getFans, appid, proxy.Args{})
+		_, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{})
 		if errs.CodeOf(err) != errs.UpstreamError || wechat.ErrcodeOf(err) != wechat.ErrInvalidCredential {
 			t.Fatalf("Call = %v, want upstream_error with 40001", err)
 		}
@@ -211,7 +211,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 	if err := f.Sim.SetPermissionSets(ctx, appid, []int{1}, false); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.svc.Call(ctx, getFans, appid, proxy.Args{})
+	_, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{})
 	e := errs.As(err)
 	if e == nil || e.Code != errs.PermissionSetMissing || e.WeChatErrcode != wechat.ErrAPIUnauthorizedToComp {
 		t.Fatalf("Call = %v, want permission_set_missing with 61007", err)
@@ -223,7 +223,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 	if err := f.svc.Check(getFans, appid); errs.CodeOf(err) != errs.PermissionSetMissing {
 		t.Fatalf("Check after the re-read = %v", err)
 	}
-	if _, err := f.svc.Call(ctx, getFans, appid, proxy.Args{}); errs.CodeOf(err) != errs.PermissionSetMissing || f.userCalls(appid) != before {
+	if _, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{}); errs.CodeOf(err) != errs.PermissionSetMissing || f.userCalls(appid) != before {
 		t.Fatalf("the next call was not refused locally: %v", err)
 	}
 }
@@ -232,7 +232,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 func walkAll(t *testing.T, f *fixture, a *proxy.API, appid string, args proxy.Args) ([]string, int) {
 	t.Helper()
 	var got []string
-	resume, pages, err := f.svc.Walk(f.Ctx(), a, appid, args, func(ids []string) error {
+	resume, pages, err := f.svc.Walk(f.Ctx(), a, appid, "t1", args, func(ids []string) error {
 		got = append(got, ids...)
 		return nil
 	})
@@ -291,7 +291,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	ctx := f.Ctx()
 	appid := f.account(sim.AccountSpec{AppID: "wx00000000000000b1", Followers: 23000, PermissionSets: []int{2}})
 	var got []string
-	resume, pages, err := f.svc.Walk(ctx, getFans, appid, proxy.Args{}, func(ids []string) error {
+	resume, pages, err := f.svc.Walk(ctx, getFans, appid, "t1", proxy.Args{}, func(ids []string) error {
 		got = append(got, ids...)
 		// The next page fails.
 		return f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, AppID: appid, Kind: sim.FaultErrcode, Errcode: wechat.ErrDailyQuota})
@@ -309,7 +309,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	t.Run("an emit failure stops the walk at once", func(t *testing.T) {
 		stop := errors.New("client went away")
 		calls := f.Calls(sim.EndpointUserGet, appid)
-		resume, pages, err := f.svc.Walk(ctx, getFans, appid, proxy.Args{}, func([]string) error { return stop })
+		resume, pages, err := f.svc.Walk(ctx, getFans, appid, "t1", proxy.Args{}, func([]string) error { return stop })
 		if !errors.Is(err, stop) || pages != 1 || resume != sim.OpenID(appid, 9999) || f.Calls(sim.EndpointUserGet, appid)-calls != 1 {
 			t.Fatalf("Walk = %q, %d pages, %v", resume, pages, err)
 		}
@@ -318,7 +318,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		calls := f.Calls(sim.EndpointUserGet, appid)
-		resume, _, err := f.svc.Walk(cctx, getFans, appid, proxy.Args{"next_openid": sim.OpenID(appid, 5)}, func([]string) error { return nil })
+		resume, _, err := f.svc.Walk(cctx, getFans, appid, "t1", proxy.Args{"next_openid": sim.OpenID(appid, 5)}, func([]string) error { return nil })
 		if errs.CodeOf(err) != errs.UpstreamTimeout || resume != sim.OpenID(appid, 5) || f.Calls(sim.EndpointUserGet, appid) != calls {
 			t.Fatalf("cancelled Walk = %q, %v", resume, err)
 		}

@@ -101,7 +101,9 @@ type Options struct {
 	ComponentAppID string
 	Store          Store
 	Caps           Caps
-	Now            func() time.Time
+	// Learner asks WeChat's quota/get (nil: limits are never learned).
+	Learner Learner
+	Now     func() time.Time
 	Logger         *slog.Logger
 	Metrics        *obs.Metrics
 	// SyncInterval is the period of the background sync (default 1 s).
@@ -114,8 +116,7 @@ type Options struct {
 	Relearn time.Duration
 }
 
-// Keeper keeps one replica's view of the daily quotas. Its Learner is set
-// with SetLearner once the proxy that asks WeChat exists.
+// Keeper keeps one replica's view of the daily quotas.
 type Keeper struct {
 	o       Options
 	learner Learner
@@ -175,12 +176,9 @@ func New(o Options) *Keeper {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Keeper{o: o, kick: make(chan struct{}, 1), day: Day(o.Now()), healthy: true, synced: make(chan struct{}),
+	return &Keeper{o: o, learner: o.Learner, kick: make(chan struct{}, 1), day: Day(o.Now()), healthy: true, synced: make(chan struct{}),
 		accounts: map[apiKey]*account{}, counts: map[countKey]*counter{}}
 }
-
-// SetLearner sets who asks WeChat for quotas (before serving).
-func (k *Keeper) SetLearner(l Learner) { k.learner = l }
 
 // Refusal builds the rate_limited answer of a quota refusal: details.scope
 // and Retry-After until the next Beijing midnight.
@@ -368,6 +366,10 @@ func (k *Keeper) learnLater(appid, api, cgiPath string) {
 
 // Learn asks WeChat for the account's quota of the API now and applies it.
 func (k *Keeper) Learn(ctx context.Context, appid, api, cgiPath string) (Status, error) {
+	if k.learner == nil {
+		st, _ := k.Status(appid, api, cgiPath)
+		return st, nil
+	}
 	v, err, _ := k.learns.Do(appid+"\x00"+api, func() (any, error) {
 		q, err := k.learner.LearnQuota(ctx, appid, cgiPath)
 		if err != nil {
