@@ -14,6 +14,8 @@ const (
 	EndpointUserGet            = "user/get"
 	EndpointUserTagGet         = "user/tag/get"
 	EndpointQuotaGet           = "openapi/quota/get"
+	EndpointClearQuota         = "clear_quota"
+	EndpointTagsGet            = "tags/get"
 	EndpointComponentLoginPage = "componentloginpage" // PC authorization page
 	EndpointBindComponent      = "bindcomponent"      // mobile authorization page
 	EndpointAuthConfirm        = "authpage/confirm"   // the page's confirm button
