@@ -30,7 +30,9 @@ func (stubUpstream) Call(context.Context, *proxy.API, string, string, proxy.Args
 	return []byte(`{"total":1,"count":1,"data":{"openid":["o1"]},"next_openid":""}`), nil
 }
 
-func (stubUpstream) Quotas(context.Context, string) ([]quota.Status, error) { return []quota.Status{}, nil }
+func (stubUpstream) Quotas(context.Context, string) ([]quota.Status, error) {
+	return []quota.Status{}, nil
+}
 
 func (stubUpstream) ClearQuota(context.Context, string) ([]quota.Status, error) {
 	return []quota.Status{}, nil

@@ -104,8 +104,8 @@ type Options struct {
 	// Learner asks WeChat's quota/get (nil: limits are never learned).
 	Learner Learner
 	Now     func() time.Time
-	Logger         *slog.Logger
-	Metrics        *obs.Metrics
+	Logger  *slog.Logger
+	Metrics *obs.Metrics
 	// SyncInterval is the period of the background sync (default 1 s).
 	SyncInterval time.Duration
 	// Batch is how many calls per account and API a replica may make
