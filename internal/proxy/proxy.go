@@ -41,8 +41,8 @@ type Quota interface {
 	Admit(ctx context.Context, tenantID, appid, api, cgiPath string) error
 	// Spend counts a WeChat call or refuses it locally (wechat_daily_quota).
 	Spend(ctx context.Context, appid, api, cgiPath string) error
-	// SpentByWeChat records a 45009 answer.
-	SpentByWeChat(appid, api, cgiPath string)
+	// SpentByWeChat records a 45009 answer and learns the quota again.
+	SpentByWeChat(ctx context.Context, appid, api, cgiPath string)
 	// Cleared records a successful clear_quota.
 	Cleared(appid string)
 	// Status is what the replica knows of one API's quota, and whether it is due to be learned.
@@ -200,7 +200,7 @@ func (s *Service) send(ctx context.Context, api *API, a store.Authorizer, query 
 		return resp.Body, nil
 	case wechat.ErrDailyQuota:
 		if api.DailyQuota && s.quota != nil {
-			s.quota.SpentByWeChat(appid, api.Name, api.Path)
+			s.quota.SpentByWeChat(ctx, appid, api.Name, api.Path)
 		}
 	case wechat.ErrAPIUnauthorized, wechat.ErrAPIUnauthorizedToComp:
 		// WeChat refused despite the local grant: re-read the sets so the

@@ -331,15 +331,21 @@ func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse f
 	}
 }
 
-// SpentByWeChat records that WeChat answered 45009 for api on appid: the
-// account is refused locally until the quota is learned again with room
-// left or the day ends.
-func (k *Keeper) SpentByWeChat(appid, api, cgiPath string) {
+// SpentByWeChat records that WeChat answered 45009 for api on appid and
+// asks quota/get at once: the account is refused locally until WeChat
+// reports room again (a clear_quota) or the day ends. If quota/get cannot
+// be asked, the refusal stands until a later learn.
+func (k *Keeper) SpentByWeChat(ctx context.Context, appid, api, cgiPath string) {
 	k.mu.Lock()
 	k.rollLocked(k.o.Now())
 	k.accountLocked(appid, api, cgiPath).spent = true
 	k.mu.Unlock()
-	k.learnLater(appid, api, cgiPath)
+	if k.learner == nil {
+		return
+	}
+	if _, err := k.Learn(ctx, appid, api, cgiPath); err != nil {
+		k.o.Logger.DebugContext(ctx, "quota: learning after 45009 failed", "appid", appid, "api", api, "err", err.Error())
+	}
 }
 
 func (k *Keeper) kickSync() {
