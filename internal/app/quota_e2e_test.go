@@ -134,7 +134,7 @@ func TestDailyQuotaRefusedLocallyAndCleared(t *testing.T) {
 		if code := st.compatErrcode(http.MethodGet, "/wx/"+quotaAccount+"/cgi-bin/user/get", ""); code != 45009 {
 			t.Fatalf("compatible: errcode %d, want 45009", code)
 		}
-		code, _, body = st.call(http.MethodPost, "/v1/openapi/officialAccount.user.getList", st.Key, map[string]any{"appid": quotaAccount}, nil)
+		code, body = st.call(http.MethodPost, "/v1/openapi/officialAccount.user.getList", st.Key, map[string]any{"appid": quotaAccount}, nil)
 		if e := decodeAPIError(body); code != 429 || e.Details["scope"] != quota.ScopeWeChat {
 			t.Fatalf("cloud name: %d %s, want 429 wechat_daily_quota", code, body)
 		}
@@ -448,7 +448,6 @@ func TestTagsAndCloudCallNames(t *testing.T) {
 	})
 
 	journey.Step(t, "getApiQuota on the compatible path", func(t *testing.T) {
-		st := st.in(t)
 		body := compat(t, http.MethodPost, "/wx/"+fansAccount+"/cgi-bin/openapi/quota/get", `{"cgi_path":"/cgi-bin/tags/get"}`)
 		if !strings.HasPrefix(string(body), `{"errcode":0,"errmsg":"ok","quota":{"daily_limit":`) {
 			t.Fatalf("got %s", body)
