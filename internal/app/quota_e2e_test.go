@@ -263,7 +263,9 @@ func TestTenantDailyCapRefusesThatTenantOnly(t *testing.T) {
 
 func TestIdenticalCallsInFlightShareOneWeChatCall(t *testing.T) {
 	t.Parallel()
-	st := newStack(t, stackOptions{Accounts: []sim.AccountSpec{{AppID: sharedAcct, Followers: 25}}})
+	st := newStack(t, stackOptions{Accounts: []sim.AccountSpec{{AppID: sharedAcct, Followers: 25}}, Env: func(e map[string]string) {
+		e["WXGATE_TENANT_RATE_BURST"] = "1000" // the bursts are the tenant's own
+	}})
 	// Hold every WeChat answer long enough for the burst to overlap.
 	if err := st.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, AppID: sharedAcct, Kind: sim.FaultLatency, Latency: 700 * time.Millisecond}); err != nil {
 		t.Fatal(err)
@@ -344,6 +346,10 @@ func TestTwoReplicasStayWithinTheOvershootBound(t *testing.T) {
 	const limit, calls = 20, 80
 	st := newStack(t, stackOptions{Replicas: 2, Accounts: []sim.AccountSpec{{AppID: quotaAccount, Followers: 200, DailyQuota: limit}}})
 	for _, r := range st.Replicas {
+		eventually(t, 5*time.Second, "the key works on "+r.Addr, func() bool {
+			code, _ := st.callOn(r, http.MethodGet, "/v1/authorizers", st.Key, nil, nil)
+			return code == 200
+		})
 		wantQuota(t, st.quotaOf(r, st.Key, quotaAccount, "getFans"), limit, 0, limit)
 	}
 	var (
