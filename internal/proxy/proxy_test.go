@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ type fixture struct {
 	svc *proxy.Service
 }
 
-func newFixture(t *testing.T, o componenttest.Options) *fixture {
+func newFixture(t testing.TB, o componenttest.Options) *fixture {
 	t.Helper()
 	if o.Dialect == "" {
 		o.Dialect = store.SQLite
@@ -323,4 +324,39 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 			t.Fatalf("cancelled Walk = %q, %v", resume, err)
 		}
 	})
+}
+
+// BenchmarkIdenticalBurst measures what coalescing saves: each iteration is
+// a burst of identical getFans calls in flight at once (WeChat answering in
+// 20 ms), and wechat-calls/call is WeChat calls per tenant call.
+// docs/performance.md records it.
+func BenchmarkIdenticalBurst(b *testing.B) {
+	for _, burst := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) {
+			f := newFixture(b, componenttest.Options{})
+			appid := f.account(sim.AccountSpec{AppID: "wxbbbbbbbbbbbbbbb1", Followers: 100})
+			if err := f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, Kind: sim.FaultLatency, Latency: 20 * time.Millisecond}); err != nil {
+				b.Fatal(err)
+			}
+			before := f.Calls(sim.EndpointUserGet, appid)
+			ctx := context.Background()
+			b.ResetTimer()
+			for range b.N {
+				var wg sync.WaitGroup
+				for range burst {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{}); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			b.StopTimer()
+			calls := f.Calls(sim.EndpointUserGet, appid) - before
+			b.ReportMetric(float64(calls)/float64(b.N*burst), "wechat-calls/call")
+		})
+	}
 }
