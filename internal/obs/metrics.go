@@ -141,7 +141,7 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
 		ProxyCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxgate_proxy_calls_total", Help: "Proxied API calls by API, surface (rest, compat, export), outcome code and tenant id.",
+			Name: "wxgate_proxy_calls_total", Help: "Proxied API calls by API, surface (rest, compat, export, cloud), outcome code and tenant id.",
 		}, []string{"api", "surface", "code", "tenant"}),
 		UpstreamCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_upstream_calls_total", Help: "WeChat API calls by API and errcode (0 = success; http_5xx, network, timeout).",
