@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/errs"
-	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
