@@ -250,10 +250,13 @@ func (a *account) exhaustedLocked(gateway *counter) bool {
 // details.scope wechat_daily_quota when the account's quota is spent,
 // tenant_daily_limit when the tenant reached the operator's cap. A call
 // that is admitted counts against the tenant's cap even if it shares
-// another call's WeChat answer.
+// another call's WeChat answer. It fails closed without a tenant.
 func (k *Keeper) Admit(ctx context.Context, tenantID, appid, api, cgiPath string) error {
+	if tenantID == "" {
+		return errs.E(errs.Internal, "internal error")
+	}
 	limit := int64(0)
-	if tenantID != "" && k.o.Caps != nil {
+	if k.o.Caps != nil {
 		limit = k.o.Caps.DailyLimit(tenantID, appid)
 	}
 	return k.take(ctx, countKey{tenantID, appid, api}, cgiPath, func(a *account, gw, own *counter) string {
