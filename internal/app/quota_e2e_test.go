@@ -346,8 +346,9 @@ func TestTwoReplicasStayWithinTheOvershootBound(t *testing.T) {
 	const limit, calls = 20, 80
 	st := newStack(t, stackOptions{Replicas: 2, Accounts: []sim.AccountSpec{{AppID: quotaAccount, Followers: 200, DailyQuota: limit}}})
 	for _, r := range st.Replicas {
-		eventually(t, 5*time.Second, "the key works on "+r.Addr, func() bool {
-			code, _ := st.callOn(r, http.MethodGet, "/v1/authorizers", st.Key, nil, nil)
+		// The key, the binding and the account reach the second replica by its pollers.
+		eventually(t, 5*time.Second, "the account served on "+r.Addr, func() bool {
+			code, _ := st.callOn(r, http.MethodGet, "/v1/authorizers/"+quotaAccount+"/quota", st.Key, nil, nil)
 			return code == 200
 		})
 		wantQuota(t, st.quotaOf(r, st.Key, quotaAccount, "getFans"), limit, 0, limit)
