@@ -50,6 +50,10 @@ const (
 	// lowShare is the share of the daily limit under which an account
 	// counts as low in the metrics.
 	lowShare = 0.1
+	// idleRead is how often a replica with nothing to write still reads
+	// the deployment's totals (for GET …/quota and the metrics; the bound
+	// does not need it: a replica reads before its Batch+1th unseen call).
+	idleRead = 10 * time.Second
 )
 
 // beijing is WeChat's day boundary for daily quotas (UTC+8, no DST).
@@ -129,6 +133,7 @@ type Keeper struct {
 	counts   map[countKey]*counter
 	healthy  bool          // the last sync succeeded (or none failed yet)
 	synced   chan struct{} // closed after each sync round
+	lastRead time.Time     // when the deployment's totals were last read
 }
 
 type apiKey struct{ appid, api string }
@@ -468,15 +473,20 @@ func (k *Keeper) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-k.kick:
 		}
-		if err := k.Sync(ctx); err != nil && ctx.Err() == nil {
+		if err := k.sync(ctx, false); err != nil && ctx.Err() == nil {
 			k.o.Logger.Warn("quota: sync failed; counting locally until the store answers", "err", err.Error())
 		}
 	}
 }
 
 // Sync writes this replica's new counts and reads the deployment's totals
-// of the day back. On failure the counts are kept for the next sync.
+// of the day back. On failure the counts are kept for the next sync. With
+// nothing to write it reads only every idleRead.
 func (k *Keeper) Sync(ctx context.Context) error {
+	return k.sync(ctx, true)
+}
+
+func (k *Keeper) sync(ctx context.Context, force bool) error {
 	k.mu.Lock()
 	day := k.day
 	var rows []store.QuotaCount
@@ -487,12 +497,19 @@ func (k *Keeper) Sync(ctx context.Context) error {
 			c.unsynced = 0
 		}
 	}
+	if len(rows) == 0 && !force && time.Since(k.lastRead) < idleRead {
+		close(k.synced)
+		k.synced = make(chan struct{})
+		k.mu.Unlock()
+		return nil
+	}
 	k.mu.Unlock()
 
-	err := k.o.Store.AddQuotaCounts(ctx, k.o.ComponentAppID, rows)
+	werr := k.o.Store.AddQuotaCounts(ctx, k.o.ComponentAppID, rows)
 	var totals []store.QuotaCount
-	if err == nil {
-		totals, err = k.o.Store.QuotaCounts(ctx, k.o.ComponentAppID, day)
+	rerr := werr
+	if werr == nil {
+		totals, rerr = k.o.Store.QuotaCounts(ctx, k.o.ComponentAppID, day)
 	}
 
 	k.mu.Lock()
@@ -501,20 +518,23 @@ func (k *Keeper) Sync(ctx context.Context) error {
 		k.synced = make(chan struct{})
 		k.mu.Unlock()
 	}()
-	k.healthy = err == nil
+	k.healthy = rerr == nil
 	if day != k.day {
-		return err // the day rolled meanwhile: yesterday's counts are written (or lost)
+		return rerr // the day rolled meanwhile: yesterday's counts are written (or lost)
 	}
 	for _, r := range rows {
 		c := k.counterLocked(countKey{r.TenantID, r.AppID, r.API})
 		c.flushing -= r.Calls
-		if err != nil {
-			c.unsynced += r.Calls
+		if werr != nil {
+			c.unsynced += r.Calls // not written: the next sync writes them
+		} else if rerr != nil {
+			c.total += r.Calls // written, but the totals were not read back
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("quota: sync: %w", err)
+	if rerr != nil {
+		return fmt.Errorf("quota: sync: %w", rerr)
 	}
+	k.lastRead = time.Now()
 	for _, c := range k.counts {
 		c.total = 0
 	}
