@@ -326,6 +326,69 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	})
 }
 
+func TestIdenticalCallsInFlightShareOneWeChatCall(t *testing.T) {
+	f := newFixture(t, componenttest.Options{})
+	appid := f.account(sim.AccountSpec{AppID: "wxcccccccccccccccc", Followers: 30})
+	if err := f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, Kind: sim.FaultLatency, Latency: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	burst := func(n int, args func(i int) proxy.Args) ([][]byte, []error) {
+		bodies, errors := make([][]byte, n), make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				bodies[i], errors[i] = f.svc.Call(f.Ctx(), getFans, appid, fmt.Sprintf("t%d", i%3), args(i))
+			}()
+		}
+		wg.Wait()
+		return bodies, errors
+	}
+	same := func(int) proxy.Args { return proxy.Args{} }
+
+	t.Run("identical calls of several tenants: one WeChat call, one answer", func(t *testing.T) {
+		before := f.Calls(sim.EndpointUserGet, appid)
+		bodies, errs := burst(20, same)
+		if n := f.Calls(sim.EndpointUserGet, appid) - before; n != 1 {
+			t.Fatalf("WeChat calls: got %d, want 1", n)
+		}
+		for i := range bodies {
+			if errs[i] != nil || string(bodies[i]) != string(bodies[0]) || len(bodies[0]) == 0 {
+				t.Fatalf("call %d: %v %.60s, want the shared page", i, errs[i], bodies[i])
+			}
+		}
+	})
+	t.Run("an error is shared too", func(t *testing.T) {
+		if err := f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, Kind: sim.FaultErrcode, Errcode: 48001}); err != nil {
+			t.Fatal(err)
+		}
+		before := f.Calls(sim.EndpointUserGet, appid)
+		_, errs := burst(10, same)
+		if n := f.Calls(sim.EndpointUserGet, appid) - before; n != 1 {
+			t.Fatalf("WeChat calls: got %d, want 1", n)
+		}
+		for i, err := range errs {
+			if wechat.ErrcodeOf(err) != 48001 {
+				t.Fatalf("call %d: %v, want WeChat's 48001", i, err)
+			}
+		}
+	})
+	t.Run("calls with other arguments are not merged", func(t *testing.T) {
+		f.Sim.ClearFaults()
+		before := f.Calls(sim.EndpointUserGet, appid)
+		_, errs := burst(4, func(i int) proxy.Args { return proxy.Args{"next_openid": sim.OpenID(appid, i)} })
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("call %d: %v", i, err)
+			}
+		}
+		if n := f.Calls(sim.EndpointUserGet, appid) - before; n != 4 {
+			t.Fatalf("WeChat calls: got %d, want 4", n)
+		}
+	})
+}
+
 // BenchmarkIdenticalBurst measures what coalescing saves: each iteration is
 // a burst of identical getFans calls in flight at once (WeChat answering in
 // 20 ms), and wechat-calls/call is WeChat calls per tenant call.
