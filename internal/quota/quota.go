@@ -47,6 +47,8 @@ const (
 	refusedRelearn = time.Minute
 	// syncWait bounds how long a call waits for the sync it kicked.
 	syncWait = 2 * time.Second
+	// syncTimeout bounds one sync.
+	syncTimeout = 5 * time.Second
 	// lowShare is the share of the daily limit under which an account
 	// counts as low in the metrics.
 	lowShare = 0.1
@@ -461,10 +463,11 @@ func (k *Keeper) Status(appid, api, cgiPath string) (Status, bool) {
 func (k *Keeper) Run(ctx context.Context) error {
 	t := time.NewTicker(k.o.SyncInterval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
 			defer cancel()
 			if err := k.Sync(fctx); err != nil {
 				k.o.Logger.Warn("quota: last sync failed; counts lost", "err", err.Error())
@@ -473,8 +476,16 @@ func (k *Keeper) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-k.kick:
 		}
-		if err := k.sync(ctx, false); err != nil && ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+		err := k.sync(sctx, false)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			failing = true
 			k.o.Logger.Warn("quota: sync failed; counting locally until the store answers", "err", err.Error())
+		case err == nil && failing:
+			failing = false
+			k.o.Logger.Info("quota: syncing again")
 		}
 	}
 }

@@ -2,6 +2,7 @@ package quota_test
 
 import (
 	"context"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,11 +10,13 @@ import (
 
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/faultnet"
 	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/store/storetest"
 )
 
 // The keeper's tests run two keepers (two replicas' views) over one real
@@ -153,6 +156,80 @@ func TestKeepersShareTheDailyQuota(t *testing.T) {
 			if err := k.Admit(ctx, "t1", appid, "getTagFans", "/cgi-bin/user/tag/get"); err != nil {
 				t.Fatalf("the tenant's cap is daily too: %v", err)
 			}
+		}
+	})
+}
+
+func TestStoreOutageNeitherBlocksNorLosesNorDoublesCounts(t *testing.T) {
+	p := componenttest.New(t, componenttest.Options{Dialect: store.Postgres, Sim: func(o *sim.Options) { o.DailyQuota = 100 }})
+	p.PushTicket()
+	const appid = "wx00000000000000a2"
+	p.NewAccount(appid, 2)
+	if _, err := p.Sim.Authorize(p.Ctx(), appid, ""); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(p.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := faultnet.Start(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(link.Close)
+	u.Host = link.Addr()
+	learner := proxy.NewService(proxy.Options{Authorizers: p.Authorizers, Upstream: p.WeChat, Metrics: p.Metrics, Logger: p.Log, Now: p.Clock.Now, Timeout: 10 * time.Second})
+	k := quota.New(quota.Options{ComponentAppID: p.AppID, Store: storetest.OpenURL(t, u.String(), p.Clock.Now), Learner: learner, Now: p.Clock.Now, Logger: p.Log})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = k.Run(ctx) }()
+	if _, err := k.Learn(ctx, appid, "getFans", cgiUserGet); err != nil {
+		t.Fatal(err)
+	}
+	stored := func(t *testing.T) int64 {
+		rows, err := p.Store.QuotaCounts(context.Background(), p.AppID, quota.Day(p.Clock.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, r := range rows {
+			n += r.Calls
+		}
+		return n
+	}
+
+	journey.Step(t, "with the store cut, calls go on after one bounded wait", func(t *testing.T) {
+		link.Cut()
+		start := time.Now()
+		for i := range 3 * quota.DefaultBatch {
+			if err := k.Spend(ctx, appid, "getFans", cgiUserGet); err != nil {
+				t.Fatalf("call %d: %v", i+1, err)
+			}
+		}
+		if took := time.Since(start); took > 8*time.Second {
+			t.Fatalf("%d calls took %s with the store down, want at most one bounded wait", 3*quota.DefaultBatch, took)
+		}
+		if st, _ := k.Status(appid, "getFans", cgiUserGet); st.Used != 3*quota.DefaultBatch {
+			t.Fatalf("used %d, want the %d calls counted locally", st.Used, 3*quota.DefaultBatch)
+		}
+	})
+
+	journey.Step(t, "when it is back every call is written once", func(t *testing.T) {
+		if err := link.Restore(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for stored(t) != 3*quota.DefaultBatch {
+			if time.Now().After(deadline) {
+				t.Fatalf("stored %d calls, want %d", stored(t), 3*quota.DefaultBatch)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		<-done // the last sync on the way out writes nothing more
+		if n := stored(t); n != 3*quota.DefaultBatch {
+			t.Fatalf("stored %d calls after the replica stopped, want %d", n, 3*quota.DefaultBatch)
 		}
 	})
 }
