@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -36,6 +37,8 @@ type benchOptions struct {
 	windows     int
 	exportSize  int
 	cpuRequests int
+	// env adds to the replicas' environment.
+	env map[string]string
 }
 
 func runBench(ctx context.Context, args []string, _ Env, stdio IO) error {
@@ -50,6 +53,7 @@ func runBench(ctx context.Context, args []string, _ Env, stdio IO) error {
 	fs.IntVar(&o.windows, "windows", 3, "token lifetimes the refresh coordination run lasts")
 	fs.IntVar(&o.exportSize, "export-followers", 1_000_000, "followers of the exported account")
 	fs.IntVar(&o.cpuRequests, "cpu-requests", 40_000, "requests sent to each proxy (wxgate, a bare Go reverse proxy, nginx) in the CPU comparison")
+	stalled := fs.Int("stalled-exports", 0, "measure only the gateway's RSS while this many export attempts never read their answer, with the default export caps and without (docs/performance.md)")
 	bareProxy := fs.String("bare-proxy", "", "internal: serve only the bare Go reverse proxy to this upstream `URL` (the benchmark runs itself with it)")
 	if done, err := parse(fs, args); done {
 		return err
@@ -61,6 +65,9 @@ func runBench(ctx context.Context, args []string, _ Env, stdio IO) error {
 		return fmt.Errorf("%w: --replicas, --concurrency, --accounts, --windows, --export-followers and --cpu-requests must be positive", ErrUsage)
 	}
 	log := slog.New(slog.NewTextHandler(stdio.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if *stalled > 0 {
+		return runStalledExports(ctx, o, *stalled, stdio.Stdout, log)
+	}
 	b, err := newBench(ctx, o, log)
 	if err != nil {
 		return err
@@ -133,6 +140,7 @@ func newBench(ctx context.Context, o benchOptions, log *slog.Logger) (*bench, er
 	for k, v := range map[string]string{"WXGATE_WECHAT_API_URL": b.simURL, "WXGATE_WECHAT_MP_URL": b.simURL, "WXGATE_WECHAT_OPEN_URL": b.simURL, "WXGATE_LOG_LEVEL": "info"} {
 		env[k] = v
 	}
+	maps.Copy(env, o.env)
 	// The garbage collector's settings reach the gateways, to compare
 	// them with Go's defaults (docs/performance.md).
 	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {

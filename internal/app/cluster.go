@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,19 +110,4 @@ func (r *replica) Kill() {
 func (r *replica) Pid() int { return r.cmd.Process.Pid }
 
 // PeakRSS is the replica's peak resident set size in bytes (VmHWM).
-func (r *replica) PeakRSS() int64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func (r *replica) PeakRSS() int64 { return procStatus(r.cmd.Process.Pid, "VmHWM:") }

@@ -121,14 +121,23 @@ const (
 // store, in the order they depend on each other: each service is a local
 // variable built from the ones above it and handed on explicitly.
 func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, now func() time.Time) (*gateway, error) {
-	// Metrics, and the store-query counter the hot-path tests read.
+	// Metrics: the store-query counter the hot-path tests read, and
+	// whether the store answers (every statement tells; the directory's
+	// poll makes one every half second even without traffic).
 	metrics := obs.NewMetrics()
-	st.OnQueryContext(func(ctx context.Context) {
+	st.OnQueryContext(func(ctx context.Context, err error) {
 		origin := "background"
 		if obs.RequestID(ctx) != "" {
 			origin = "request"
 		}
 		metrics.StoreQueries.WithLabelValues(origin).Inc()
+		switch {
+		case err == nil:
+			metrics.StoreUp.Set(1)
+		case store.Unavailable(err):
+			metrics.StoreUp.Set(0)
+			metrics.StoreUnavailable.Inc()
+		}
 	})
 
 	// Tenants: directory, key verifier, rate limiter, usage, admin.
@@ -138,12 +147,15 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		MasterKey:      cfg.SecretKey,
 		DefaultRate:    cfg.TenantRateLimit,
 		DefaultBurst:   cfg.TenantRateBurst,
+		MaxStaleness:   cfg.DirectoryMaxStaleness,
+		OnLookup:       func(result string) { metrics.DirectoryLookups.WithLabelValues(result).Inc() },
 		Now:            now,
 		Logger:         log,
 	})
 	if err != nil {
 		return nil, err
 	}
+	metrics.WatchDirectoryAge(func() float64 { return tenants.Directory.Age().Seconds() })
 
 	// WeChat: the upstream client and the platform's message crypto.
 	wx, err := wechat.New(wechat.Options{
@@ -184,6 +196,8 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 				log.WarnContext(ctx, "platform: reloading the tenant directory after a binding failed; the poller will catch up", "err", err.Error())
 			}
 		},
+		Tenants:                tenants.Directory,
+		AutoBindSharedAccounts: cfg.AutoBindSharedAccounts,
 	})
 	// The event URL's policy: which pushes are refused, applied, or
 	// acknowledged without effect.
@@ -257,10 +271,13 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Proxy: httpapi.ProxyDeps{
 			Service:             proxied,
 			Bindings:            tenants.Directory,
+			Access:              tenants.Directory,
 			Usage:               tenants.Usage,
 			Metrics:             metrics,
 			Log:                 log,
 			ExportProgressEvery: 5 * time.Second,
+			Exports: proxy.NewExports(proxy.ExportLimits{PerTenant: cfg.ExportMaxPerTenant,
+				PerReplica: cfg.ExportMaxPerReplica, Deadline: cfg.ExportDeadline}),
 		},
 		Console: cons,
 	})

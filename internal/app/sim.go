@@ -15,9 +15,14 @@ import (
 	"github.com/wxgate/wxgate/internal/sim"
 )
 
+// defaultSimListen is loopback only: the simulator's /sim/ control API has
+// no authentication and answers live tokens, so reaching it from another
+// machine takes an explicit --listen.
+const defaultSimListen = "127.0.0.1:9090"
+
 func runSim(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	fs := newFlags("sim", "Run the WeChat simulator (docs/simulator.md): component APIs, user/get and user/tag/get,\nthe authorization pages, event pushes and the /sim/ control API. Component settings come from\nthe same WXGATE_COMPONENT_* variables as serve.", stdio)
-	listen := fs.String("listen", ":9090", "listen `address`")
+	listen := fs.String("listen", defaultSimListen, "listen `address` (the control API is unauthenticated and hands out live tokens: keep it off public interfaces)")
 	eventURL := fs.String("event-url", "http://localhost:8080/wechat/events", "`URL` events are pushed to (empty: do not push)")
 	publicURL := fs.String("public-url", "", "the simulator's own external base `URL` (links in its pages)")
 	seed := fs.String("seed", "", "YAML or JSON `file` of accounts to preload")

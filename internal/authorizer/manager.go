@@ -271,6 +271,27 @@ func (m *Manager) Get(appid string) (store.Authorizer, bool) {
 	return snapshot(s.a), true
 }
 
+// Lookup returns the account from memory or, for one this replica has not
+// seen yet (authorized through another replica a moment ago, before this
+// one's poll), reads it from the store once and keeps it. ok is false for
+// an account the component does not have. Errors: the store's
+// (store_unavailable when it cannot be reached).
+func (m *Manager) Lookup(ctx context.Context, appid string) (a store.Authorizer, ok bool, err error) {
+	if a, ok := m.Get(appid); ok {
+		return a, true, nil
+	}
+	sa, err := m.o.Store.GetAuthorizer(ctx, m.o.ComponentAppID, appid)
+	switch {
+	case errs.Is(err, errs.NotFound):
+		return store.Authorizer{}, false, nil
+	case err != nil:
+		return store.Authorizer{}, false, err
+	}
+	m.Apply(sa)
+	a, ok = m.Get(appid)
+	return a, ok, nil
+}
+
 // List returns snapshots of every cached account (order unspecified).
 func (m *Manager) List() []store.Authorizer {
 	m.mu.RLock()

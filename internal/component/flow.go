@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -30,6 +31,10 @@ type FlowStore interface {
 	CreateSession(ctx context.Context, sess store.AuthSession, preAuthCode secret.Value) (store.AuthSession, error)
 	GetSession(ctx context.Context, id string) (store.AuthSession, error)
 	SessionByPreAuthCode(ctx context.Context, preAuthCode secret.Value) (store.AuthSession, error)
+	SessionByAuthCode(ctx context.Context, code secret.Value) (store.AuthSession, error)
+	RecordSessionCode(ctx context.Context, id string, code secret.Value) (bool, error)
+	BoundTenants(ctx context.Context, componentAppID, appid string) ([]string, error)
+	RequestBinding(ctx context.Context, componentAppID, tenantID, appid string) error
 	CompleteSession(ctx context.Context, id, appid string) (bool, error)
 	SaveAuthorization(ctx context.Context, a store.Authorizer, tenantID string) (store.Authorizer, error)
 	GetAuthorizer(ctx context.Context, componentAppID, appid string) (store.Authorizer, error)
@@ -72,7 +77,37 @@ type FlowOptions struct {
 	// to a tenant, so this replica's tenant directory knows the binding
 	// before the browser is redirected back to the tenant.
 	OnBound func(ctx context.Context, tenantID, appid string)
+	// Tenants, when set, gives each tenant's allowed return_url hosts;
+	// nil allows any host.
+	Tenants ReturnHosts
+	// AutoBindSharedAccounts binds an account that another tenant already
+	// holds to the authorizing tenant at once. By default (false) such a
+	// binding waits as pending until the operator approves it.
+	AutoBindSharedAccounts bool
+	// OnPendingBinding, when set, is told of each binding left waiting for
+	// approval: tenantID authorized appid, which boundTo already hold. It
+	// is where the tenants holding the account are told.
+	OnPendingBinding func(ctx context.Context, tenantID, appid string, boundTo []string)
+	// CallbackWait is how long the browser's callback waits for WeChat's
+	// authorized event, which ties its code to the session (default
+	// DefaultCallbackWait).
+	CallbackWait time.Duration
 }
+
+// ReturnHosts says where a tenant's authorizations may send the browser
+// back: the hosts allowed in return_url (empty: any) and whether the
+// tenant exists.
+type ReturnHosts interface {
+	ReturnURLHosts(tenantID string) ([]string, bool)
+}
+
+// DefaultCallbackWait is how long a callback that arrives before WeChat's
+// authorized event waits for it. WeChat pushes the event as it redirects the
+// browser, so it is normally there first or within a second.
+const DefaultCallbackWait = 10 * time.Second
+
+// callbackPoll is how often a waiting callback looks for the event.
+const callbackPoll = 100 * time.Millisecond
 
 // Flow is the authorization flow (docs/api.md, "WeChat-facing endpoints" and "POST /v1/authorizations").
 type Flow struct {
@@ -85,6 +120,9 @@ type Flow struct {
 // NewFlow builds a Flow.
 func NewFlow(o FlowOptions) *Flow {
 	withDefaults(&o.Now, &o.Logger)
+	if o.CallbackWait <= 0 {
+		o.CallbackWait = DefaultCallbackWait
+	}
 	return &Flow{o: o, log: o.Logger,
 		leases: lease.New(o.Store, o.Owner, o.Now, o.Logger)}
 }
@@ -119,7 +157,7 @@ func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req Aut
 	if tenantID == "" {
 		return Authorization{}, errs.E(errs.Internal, "internal error")
 	}
-	if err := validateReturnURL(req.ReturnURL); err != nil {
+	if err := f.validateReturnURL(tenantID, req.ReturnURL); err != nil {
 		return Authorization{}, err
 	}
 	if req.AuthType == 0 {
@@ -152,7 +190,11 @@ func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req Aut
 	return Authorization{ID: sess.ID, URL: pc, MobileURL: mobile, ExpiresAt: sess.ExpiresAt}, nil
 }
 
-func validateReturnURL(raw string) error {
+// validateReturnURL checks return_url: an absolute http(s) URL without
+// user information, on one of the tenant's allowed hosts when it has any,
+// or on the gateway's own host (the console's page that ends an
+// authorization it started).
+func (f *Flow) validateReturnURL(tenantID, raw string) error {
 	bad := errs.Invalid("return_url", "return_url must be an absolute http or https URL")
 	if raw == "" || len(raw) > maxReturnURL {
 		return bad
@@ -161,7 +203,27 @@ func validateReturnURL(raw string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
 		return bad
 	}
+	if u.User != nil {
+		return errs.Invalid("return_url", "return_url must not carry a user name or password")
+	}
+	if f.o.Tenants == nil {
+		return nil
+	}
+	hosts, _ := f.o.Tenants.ReturnURLHosts(tenantID)
+	host := strings.ToLower(u.Hostname())
+	if len(hosts) > 0 && !slices.Contains(hosts, host) && host != f.publicHost() {
+		return errs.Invalid("return_url", "return_url must be on one of the hosts the operator allowed for this tenant")
+	}
 	return nil
+}
+
+// publicHost is the host of WXGATE_PUBLIC_URL, lowercase ("" if unset).
+func (f *Flow) publicHost() string {
+	u, err := url.Parse(f.o.PublicURL)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
 }
 
 func newSessionID() string {
@@ -194,22 +256,41 @@ func (f *Flow) authURLs(sess store.AuthSession, code secret.Value) (pc, mobile s
 }
 
 // ErrBadSession is answered by Callback for a missing, unknown or expired
-// session (the page shows it; there is nowhere to redirect).
+// session, or a callback without an authorization code (the page shows it;
+// there is nowhere to redirect).
 var ErrBadSession = errs.E(errs.InvalidArgument, "this authorization link is unknown or has expired; start the authorization again")
+
+// ErrForeignCode is answered by Callback for an authorization code that
+// WeChat delivered for another session's pre_auth_code: it is never
+// exchanged for this session, and the browser is not redirected.
+var ErrForeignCode = errs.E(errs.InvalidArgument, "this authorization code does not belong to this authorization link; start the authorization again")
+
+// ErrNotConfirmed is answered by Callback when WeChat's authorized event,
+// which ties the code to the session, did not arrive in time. The
+// authorization completes when the event arrives.
+var ErrNotConfirmed = errs.E(errs.UpstreamUnavailable, "WeChat has not confirmed this authorization yet; it completes when WeChat's notification arrives")
 
 // CallbackResult says where to send the browser after the callback.
 type CallbackResult struct {
 	ReturnURL string
 	AppID     string
+	// Pending: the account was authorized but waits for the operator's
+	// approval before the tenant may use it (another tenant holds it).
+	Pending bool
 }
 
 // Callback completes the session sessionID with the authorization code
-// WeChat appended to the redirect. It answers ErrBadSession (with an empty
-// ReturnURL) when the session is missing, unknown or expired; any other
-// error comes with the session's ReturnURL so the browser can be sent back
-// with result=error.
+// WeChat appended to the redirect. The code is honoured only if WeChat's
+// authorized event delivered it for this session's own pre_auth_code
+// (docs/architecture.md, "Authorization codes and sessions"): the callback
+// waits up to CallbackWait for that event. It answers, with an empty
+// ReturnURL (an HTML page, no redirect): ErrBadSession when the session is
+// missing, unknown or expired or the code is missing; ErrForeignCode for a
+// code another session's event delivered; ErrNotConfirmed when no event
+// came in time. Any other error comes with the session's ReturnURL so the
+// browser can be sent back with result=error.
 func (f *Flow) Callback(ctx context.Context, sessionID, authCode string) (CallbackResult, error) {
-	if sessionID == "" {
+	if sessionID == "" || authCode == "" {
 		return CallbackResult{}, ErrBadSession
 	}
 	sess, err := f.o.Store.GetSession(ctx, sessionID)
@@ -222,22 +303,77 @@ func (f *Flow) Callback(ctx context.Context, sessionID, authCode string) (Callba
 	if sess.ComponentAppID != f.o.AppID {
 		return CallbackResult{}, ErrBadSession
 	}
-	res := CallbackResult{ReturnURL: sess.ReturnURL}
-	if sess.CompletedAt != nil && sess.AppID != "" {
-		res.AppID = sess.AppID // the event came first
-		return res, nil
-	}
 	// The admin may confirm just before the pre_auth_code expires; the
 	// auth_code WeChat then issues lives another 600 s.
 	if !f.o.Now().Before(sess.ExpiresAt.Add(authCodeLifetime)) {
 		return CallbackResult{}, ErrBadSession
 	}
-	if authCode == "" {
-		return res, errs.E(errs.InvalidArgument, "WeChat did not send an authorization code")
+	code := secret.Value(authCode)
+	sess, err = f.awaitEvent(ctx, sess, code)
+	if err != nil {
+		return CallbackResult{}, err
 	}
-	appid, err := f.complete(ctx, &sess, secret.Value(authCode), "")
-	res.AppID = appid
-	return res, err
+	res := CallbackResult{ReturnURL: sess.ReturnURL}
+	switch {
+	case sess.AuthCodeHash == "":
+		return CallbackResult{}, ErrNotConfirmed
+	case !sess.MatchesAuthCode(code):
+		f.log.WarnContext(ctx, "component: callback with an authorization code that is not its session's; refused", "session", sess.ID)
+		return CallbackResult{}, ErrForeignCode
+	case sess.CompletedAt != nil && sess.AppID != "":
+		res.AppID = sess.AppID // the event completed it
+	default:
+		// The event named this code for this session but has not completed
+		// it (its exchange failed, or is running): complete it here.
+		if res.AppID, err = f.complete(ctx, &sess, code, ""); err != nil {
+			return res, err
+		}
+	}
+	bound, err := f.o.Store.BoundTenants(ctx, f.o.AppID, res.AppID)
+	if err != nil {
+		return res, err
+	}
+	res.Pending = !slices.Contains(bound, sess.TenantID)
+	return res, nil
+}
+
+// awaitEvent waits, up to CallbackWait, until WeChat's authorized event has
+// named an authorization code for sess, and returns sess as it then is. It
+// returns at once with ErrForeignCode when another session's event named
+// code.
+func (f *Flow) awaitEvent(ctx context.Context, sess store.AuthSession, code secret.Value) (store.AuthSession, error) {
+	polls := int(f.o.CallbackWait / callbackPoll)
+	t := time.NewTicker(callbackPoll)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		if sess.AuthCodeHash != "" {
+			return sess, nil
+		}
+		if sess.CompletedAt != nil {
+			// Completed without a recorded code (before codes were
+			// recorded): no event will name one now.
+			return sess, ErrBadSession
+		}
+		other, err := f.o.Store.SessionByAuthCode(ctx, code)
+		switch {
+		case err == nil && other.ID != sess.ID:
+			f.log.WarnContext(ctx, "component: callback with another session's authorization code; refused", "session", sess.ID)
+			return sess, ErrForeignCode
+		case err != nil && !errs.Is(err, errs.NotFound):
+			return sess, err
+		}
+		if i >= polls {
+			return sess, nil
+		}
+		select {
+		case <-ctx.Done():
+			return sess, errs.Wrap(errs.UpstreamTimeout, "timed out waiting for WeChat's authorized event", ctx.Err())
+		case <-t.C:
+		}
+		if sess, err = f.o.Store.GetSession(ctx, sess.ID); err != nil {
+			return sess, err
+		}
+	}
 }
 
 // HandleEvent applies a decrypted platform event: tickets, authorized,
@@ -262,6 +398,13 @@ func (f *Flow) HandleEvent(ctx context.Context, ev wxcrypt.Event) error {
 			s, err := f.o.Store.SessionByPreAuthCode(ctx, secret.Value(ev.PreAuthCode))
 			switch {
 			case err == nil && s.ComponentAppID == f.o.AppID:
+				// The code is this session's: the browser's callback is
+				// honoured with it alone.
+				if ok, err := f.o.Store.RecordSessionCode(ctx, s.ID, secret.Value(ev.AuthorizationCode)); err != nil {
+					return err
+				} else if !ok {
+					f.log.WarnContext(ctx, "component: a second authorization code for one pre_auth_code; the first stays the session's", "session", s.ID)
+				}
 				sess = &s
 			case err == nil, errs.Is(err, errs.NotFound):
 				f.log.InfoContext(ctx, "component: authorization event for a pre_auth_code no session owns; stored unbound",
@@ -389,10 +532,37 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 	if sess != nil {
 		tenantID = sess.TenantID
 	}
+	// An account another tenant holds is bound to this one only with the
+	// operator's approval (unless AutoBindSharedAccounts): WeChat's page
+	// names only the platform, so its admin cannot tell which tenant asks.
+	var holders []string
+	if tenantID != "" && !f.o.AutoBindSharedAccounts {
+		bound, err := f.o.Store.BoundTenants(ctx, f.o.AppID, next.AppID)
+		if err != nil {
+			return "", err
+		}
+		if len(bound) > 0 && !slices.Contains(bound, tenantID) {
+			holders = bound
+		}
+	}
+	bindTo := tenantID
+	if holders != nil {
+		bindTo = ""
+	}
 	next.ComponentAppID, next.Status, next.NickName = f.o.AppID, store.StatusAuthorized, info.NickName
-	saved, err := f.o.Store.SaveAuthorization(ctx, next, tenantID)
+	saved, err := f.o.Store.SaveAuthorization(ctx, next, bindTo)
 	if err != nil {
 		return "", fmt.Errorf("component: store authorization of %s: %w", next.AppID, err)
+	}
+	if holders != nil {
+		if err := f.o.Store.RequestBinding(ctx, f.o.AppID, tenantID, next.AppID); err != nil {
+			return "", fmt.Errorf("component: request binding of %s: %w", next.AppID, err)
+		}
+		f.log.InfoContext(ctx, "component: account held by another tenant; the binding waits for the operator's approval",
+			"appid", next.AppID, "tenant", tenantID, "bound_to", holders)
+		if f.o.OnPendingBinding != nil {
+			f.o.OnPendingBinding(ctx, tenantID, next.AppID, holders)
+		}
 	}
 	if sess != nil {
 		if _, err := f.o.Store.CompleteSession(ctx, sess.ID, next.AppID); err != nil {
@@ -402,8 +572,8 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 	if f.o.OnAuthorizerChanged != nil {
 		f.o.OnAuthorizerChanged(saved)
 	}
-	if tenantID != "" && f.o.OnBound != nil {
-		f.o.OnBound(ctx, tenantID, next.AppID)
+	if bindTo != "" && f.o.OnBound != nil {
+		f.o.OnBound(ctx, bindTo, next.AppID)
 	}
 	f.log.InfoContext(ctx, "component: account authorized the platform", "appid", next.AppID, "tenant", tenantID,
 		"permission_sets", saved.PermissionSets)

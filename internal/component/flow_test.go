@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -123,9 +124,39 @@ func checkAuthorized(t *testing.T, p *componenttest.Platform, tenant, appid stri
 	return a
 }
 
-func TestAuthorizationByRedirectOnly(t *testing.T) {
+// quickCallbacks makes a callback wait at most a moment for WeChat's event.
+func quickCallbacks(o *component.FlowOptions) { o.CallbackWait = 200 * time.Millisecond }
+
+// captureEvents answers every push with 500 (WeChat will retry it) and
+// keeps the decrypted events, for the test to deliver later.
+func captureEvents(t *testing.T, p *componenttest.Platform) *[]wxcrypt.Event {
+	t.Helper()
+	var mu sync.Mutex
+	var got []wxcrypt.Event
+	p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		q := r.URL.Query()
+		plain, err := p.Crypter.Open(body, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
+		if err == nil {
+			if ev, err := wxcrypt.ParseEvent(plain); err == nil {
+				mu.Lock()
+				got = append(got, ev)
+				mu.Unlock()
+			}
+		}
+		http.Error(w, "down", http.StatusInternalServerError)
+	}))
+	return &got
+}
+
+// TestCallbackWaitsForTheEvent: the browser's redirect alone does not
+// complete an authorization, since only WeChat's authorized event ties its
+// code to the session. While the event is lost the callback says WeChat has
+// not confirmed (and exchanges nothing); WeChat's retry of the event
+// completes it, and the browser reloading the callback is then sent back.
+func TestCallbackWaitsForTheEvent(t *testing.T) {
 	t.Parallel()
-	p := componenttest.New(t, componenttest.Options{})
+	p := componenttest.New(t, componenttest.Options{Flow: quickCallbacks})
 	p.PushTicket()
 	p.NewAccount(appA, 1, 2)
 	tenant := p.NewTenant("acme")
@@ -134,29 +165,96 @@ func TestAuthorizationByRedirectOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The authorized event is lost: only the browser's redirect arrives.
-	p.Events.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 500) }))
+	lost := captureEvents(t, p)
 	session, code := callbackQuery(t, p.FollowPage(a.URL, appA))
-	if session != a.ID || code == "" {
-		t.Fatalf("session %q code %q", session, code)
+	if session != a.ID || code == "" || len(*lost) != 1 || (*lost)[0].AuthorizationCode != code {
+		t.Fatalf("session %q code %q, events %+v", session, code, *lost)
 	}
 	res, err := p.Flow.Callback(ctx, session, code)
-	if err != nil || res.AppID != appA || res.ReturnURL != "https://tenant.example.com/done?x=1" {
-		t.Fatalf("callback = %+v, %v", res, err)
+	if err != component.ErrNotConfirmed || res.ReturnURL != "" {
+		t.Fatalf("callback before the event: got %+v, %v, want ErrNotConfirmed and no redirect", res, err)
+	}
+	if n := p.Calls(sim.EndpointQueryAuth, ""); n != 0 {
+		t.Fatalf("api_query_auth calls before the event: got %d, want 0", n)
+	}
+	if err := p.Flow.HandleEvent(ctx, (*lost)[0]); err != nil { // WeChat's retry
+		t.Fatal(err)
 	}
 	checkAuthorized(t, p, tenant, appA, []int{1, 2})
-	sess, _ := p.Store.GetSession(ctx, a.ID)
-	if sess.CompletedAt == nil || sess.AppID != appA {
-		t.Fatalf("session not completed: %+v", sess)
-	}
-	// The browser reloading the callback is answered from the session.
 	res, err = p.Flow.Callback(ctx, session, code)
-	if err != nil || res.AppID != appA {
-		t.Fatalf("reloaded callback = %+v, %v", res, err)
+	if err != nil || res.AppID != appA || res.Pending || res.ReturnURL != "https://tenant.example.com/done?x=1" {
+		t.Fatalf("reloaded callback: got %+v, %v, want %s authorized", res, err, appA)
 	}
 	if n := p.Calls(sim.EndpointQueryAuth, ""); n != 1 {
-		t.Fatalf("api_query_auth calls = %d", n)
+		t.Fatalf("api_query_auth calls = %d, want 1", n)
 	}
+}
+
+// TestCodeOfAnotherSessionIsRefused is the cross-tenant attack: an
+// authorization code WeChat issued for tenant A's session is presented, on
+// the callback, to tenant B's session before WeChat's event arrives. The
+// callback waits for the event, which names A's pre_auth_code, and refuses;
+// the account is bound to A alone, and presenting the code again changes
+// nothing.
+func TestCodeOfAnotherSessionIsRefused(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		p := componenttest.New(t, componenttest.Options{Dialect: d, Flow: func(o *component.FlowOptions) { o.CallbackWait = 20 * time.Second }})
+		p.PushTicket()
+		p.NewAccount(appA, 1, 2)
+		victim, attacker := p.NewTenant("victim"), p.NewTenant("attacker")
+		ctx := p.Ctx()
+		va, err := p.Flow.CreateAuthorization(ctx, victim, componentRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		aa, err := p.Flow.CreateAuthorization(ctx, attacker, component.AuthorizationRequest{ReturnURL: "https://attacker.example/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Hold the victim's event until the attacker's callback is waiting.
+		gotCode, release := make(chan string, 1), make(chan struct{})
+		p.Events.Set(componenttest.Intercept(p, func(_ context.Context, ev wxcrypt.Event) {
+			gotCode <- ev.AuthorizationCode
+			<-release
+		}))
+		pushed := make(chan error, 1)
+		go func() {
+			_, err := p.Sim.Authorize(ctx, appA, componenttest.PreAuthCode(t, va.URL))
+			pushed <- err
+		}()
+		code := <-gotCode
+		type answer struct {
+			res component.CallbackResult
+			err error
+		}
+		stolen := make(chan answer, 1)
+		go func() {
+			res, err := p.Flow.Callback(ctx, aa.ID, code)
+			stolen <- answer{res, err}
+		}()
+		close(release)
+		if err := <-pushed; err != nil {
+			t.Fatal(err)
+		}
+		got := <-stolen
+		if got.err != component.ErrForeignCode || got.res.ReturnURL != "" || got.res.AppID != "" {
+			t.Fatalf("the victim's code on the attacker's session: got %+v, %v, want ErrForeignCode without a redirect", got.res, got.err)
+		}
+		if res, err := p.Flow.Callback(ctx, aa.ID, code); err != component.ErrForeignCode || res.ReturnURL != "" {
+			t.Fatalf("presented again after the event: got %+v, %v, want ErrForeignCode", res, err)
+		}
+		checkAuthorized(t, p, victim, appA, []int{1, 2})
+		if bound, _ := p.Store.BoundTenants(ctx, p.AppID, appA); !slices.Equal(bound, []string{victim}) {
+			t.Fatalf("bound to %v, want the victim %s alone", bound, victim)
+		}
+		if sess, _ := p.Store.GetSession(ctx, aa.ID); sess.CompletedAt != nil {
+			t.Fatalf("the attacker's session completed: %+v", sess)
+		}
+		if res, err := p.Flow.Callback(ctx, va.ID, code); err != nil || res.AppID != appA {
+			t.Fatalf("the victim's own callback: got %+v, %v, want %s", res, err, appA)
+		}
+	})
 }
 
 func TestAuthorizationByEventOnly(t *testing.T) {
@@ -166,16 +264,21 @@ func TestAuthorizationByEventOnly(t *testing.T) {
 		p.PushTicket()
 		p.NewAccount(appA, 2, 100)
 		tenant := p.NewTenant("acme")
-		a, _ := p.Authorize(tenant, appA) // the admin closes the browser before the redirect
+		a, code := p.Authorize(tenant, appA) // the admin closes the browser before the redirect
 		checkAuthorized(t, p, tenant, appA, []int{2, 100})
 		sess, _ := p.Store.GetSession(p.Ctx(), a.ID)
 		if sess.CompletedAt == nil || sess.AppID != appA {
 			t.Fatalf("session not completed: %+v", sess)
 		}
-		// The browser arriving late finds the session completed; the code is not exchanged again.
-		res, err := p.Flow.Callback(p.Ctx(), a.ID, "queryauthcode@@@whatever")
+		// The browser arriving late with the event's code finds the session
+		// completed; the code is not exchanged again. Any other code is not
+		// this session's.
+		res, err := p.Flow.Callback(p.Ctx(), a.ID, code)
 		if err != nil || res.AppID != appA {
 			t.Fatalf("late callback = %+v, %v", res, err)
+		}
+		if res, err := p.Flow.Callback(p.Ctx(), a.ID, "queryauthcode@@@whatever"); err != component.ErrForeignCode || res.ReturnURL != "" {
+			t.Fatalf("late callback with another code: got %+v, %v, want ErrForeignCode", res, err)
 		}
 		if n := p.Calls(sim.EndpointQueryAuth, ""); n != 1 {
 			t.Fatalf("api_query_auth calls = %d", n)
@@ -346,7 +449,7 @@ func TestUnauthorized(t *testing.T) {
 
 func TestCallbackWithBadSessions(t *testing.T) {
 	t.Parallel()
-	p := componenttest.New(t, componenttest.Options{Dialect: store.SQLite})
+	p := componenttest.New(t, componenttest.Options{Dialect: store.SQLite, Flow: quickCallbacks})
 	p.PushTicket()
 	p.NewAccount(appA)
 	tenant := p.NewTenant("acme")
@@ -361,13 +464,18 @@ func TestCallbackWithBadSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A code WeChat never issued: back to the tenant with an error.
+	// No code: nowhere to redirect.
+	if res, err := p.Flow.Callback(ctx, a.ID, ""); err != component.ErrBadSession || res.ReturnURL != "" {
+		t.Fatalf("no code: %+v, %v", res, err)
+	}
+	// A code WeChat never issued (no event names it): not confirmed, no
+	// redirect, nothing exchanged.
 	res, err := p.Flow.Callback(ctx, a.ID, "queryauthcode@@@forged")
-	if err == nil || res.ReturnURL == "" || !errs.Is(err, errs.UpstreamError) {
+	if err != component.ErrNotConfirmed || res.ReturnURL != "" {
 		t.Fatalf("forged code: %+v, %v", res, err)
 	}
-	// Just past the pre_auth_code's expiry the callback still exchanges an
-	// auth_code WeChat issued before it (the code is what WeChat refuses).
+	// Just past the pre_auth_code's expiry the callback still waits for an
+	// auth_code WeChat issued before it.
 	p.Clock.Advance(601 * time.Second)
 	if _, err := p.Flow.Callback(ctx, a.ID, "code"); err == component.ErrBadSession {
 		t.Fatal("the session expired with its pre_auth_code, before the auth_code it led to")

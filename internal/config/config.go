@@ -47,6 +47,20 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
+	// DirectoryMaxStaleness is how long a replica cut off from the store
+	// keeps serving tenant calls from its last tenant directory; past it
+	// they are refused with store_unavailable.
+	DirectoryMaxStaleness time.Duration
+	// ExportMaxPerTenant and ExportMaxPerReplica cap the exports running
+	// at once on a replica, per tenant and in all; ExportDeadline is how
+	// long one export may take to reach its client.
+	ExportMaxPerTenant  int
+	ExportMaxPerReplica int
+	ExportDeadline      time.Duration
+	// AutoBindSharedAccounts binds an account another tenant already holds
+	// to an authorizing tenant at once (WXGATE_SHARED_ACCOUNTS=bind); by
+	// default such a binding waits for the operator's approval.
+	AutoBindSharedAccounts bool
 	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse proxies
 	// whose X-Forwarded-For names the client; empty: trust none, the client
 	// is the connection's peer.
@@ -135,7 +149,41 @@ var keys = []key{
 	}},
 	{env: "WXGATE_UPSTREAM_TIMEOUT", yaml: "upstream_timeout", def: "10s", apply: func(c *Config, v string) error { return setDuration(&c.UpstreamTimeout, v) }},
 	{env: "WXGATE_SHUTDOWN_TIMEOUT", yaml: "shutdown_timeout", def: "15s", apply: func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) }},
+	{env: "WXGATE_EXPORT_MAX_PER_TENANT", yaml: "export_max_per_tenant", def: "4", apply: func(c *Config, v string) error {
+		return setCount(&c.ExportMaxPerTenant, v)
+	}},
+	{env: "WXGATE_EXPORT_MAX_PER_REPLICA", yaml: "export_max_per_replica", def: "64", apply: func(c *Config, v string) error {
+		return setCount(&c.ExportMaxPerReplica, v)
+	}},
+	{env: "WXGATE_EXPORT_DEADLINE", yaml: "export_deadline", def: "30m", apply: func(c *Config, v string) error { return setDuration(&c.ExportDeadline, v) }},
+	{env: "WXGATE_SHARED_ACCOUNTS", yaml: "shared_accounts", def: "approve", apply: func(c *Config, v string) error {
+		switch v {
+		case "approve", "bind":
+			c.AutoBindSharedAccounts = v == "bind"
+			return nil
+		}
+		return errors.New(`must be "approve" (an account another tenant holds waits for the operator's approval) or "bind"`)
+	}},
 	{env: "WXGATE_TRUSTED_PROXIES", yaml: "trusted_proxies", apply: applyTrustedProxies},
+	{env: "WXGATE_DIRECTORY_MAX_STALENESS", yaml: "directory_max_staleness", def: "30s", apply: func(c *Config, v string) error {
+		if err := setDuration(&c.DirectoryMaxStaleness, v); err != nil {
+			return err
+		}
+		if c.DirectoryMaxStaleness < time.Second {
+			return errors.New("must be at least 1s (the directory is refreshed every 0.5 s)")
+		}
+		return nil
+	}},
+}
+
+// setCount parses a cap: an integer from 1 to 100000.
+func setCount(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100000 {
+		return errors.New("must be an integer from 1 to 100000")
+	}
+	*dst = n
+	return nil
 }
 
 // applyTrustedProxies parses a comma-separated list of IPs and CIDRs.

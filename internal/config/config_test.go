@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxgate/wxgate/internal/config"
 )
@@ -138,4 +139,56 @@ func TestExampleFileDocumentsEveryKey(t *testing.T) {
 			t.Errorf("configs/wxgate.example.yaml does not document %s (%s)", k, yamlKey)
 		}
 	}
+}
+
+// TestDirectoryMaxStaleness: the staleness limit of a replica cut off from
+// the store defaults to 30 s, takes a duration of at least a second, and
+// the example file's value is one Load accepts.
+func TestDirectoryMaxStaleness(t *testing.T) {
+	tests := []struct {
+		name, env, file string
+		want            time.Duration
+		wantErr         bool
+	}{
+		{name: "default", want: 30 * time.Second},
+		{name: "from the environment", env: "5s", want: 5 * time.Second},
+		{name: "from the file", file: "directory_max_staleness: 2m\n", want: 2 * time.Minute},
+		{name: "below a second", env: "500ms", wantErr: true},
+		{name: "not a duration", env: "soon", wantErr: true},
+		{name: "negative", env: "-5s", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := valid()
+			if tc.env != "" {
+				m["WXGATE_DIRECTORY_MAX_STALENESS"] = tc.env
+			}
+			path := ""
+			if tc.file != "" {
+				path = filepath.Join(t.TempDir(), "wxgate.yaml")
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := config.Load(env(m), path, config.NeedGateway)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "WXGATE_DIRECTORY_MAX_STALENESS") {
+					t.Fatalf("got %v, want an error naming WXGATE_DIRECTORY_MAX_STALENESS", err)
+				}
+				return
+			}
+			if err != nil || c.DirectoryMaxStaleness != tc.want {
+				t.Fatalf("got %v (%v), want %v", c.DirectoryMaxStaleness, err, tc.want)
+			}
+		})
+	}
+	t.Run("the example file loads", func(t *testing.T) {
+		c, err := config.Load(env(valid()), "../../configs/wxgate.example.yaml", config.NeedGateway)
+		if err != nil {
+			t.Fatalf("the example file: got %v, want it accepted", err)
+		}
+		if c.DirectoryMaxStaleness != 30*time.Second {
+			t.Fatalf("the example's directory_max_staleness: got %v, want the documented 30s", c.DirectoryMaxStaleness)
+		}
+	})
 }

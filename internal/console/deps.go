@@ -15,7 +15,7 @@ import (
 // not_found for an unknown tenant, key or account; conflict for a taken
 // tenant name.
 type TenantAdmin interface {
-	CreateTenant(ctx context.Context, name string) (store.Tenant, error)
+	CreateTenant(ctx context.Context, name string, with ...func(*store.Tenant)) (store.Tenant, error)
 	GetTenant(ctx context.Context, id string) (store.Tenant, error)
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error)

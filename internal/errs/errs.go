@@ -29,6 +29,7 @@ const (
 	UpstreamUnavailable    Code = "upstream_unavailable"
 	UpstreamTimeout        Code = "upstream_timeout"
 	ComponentNotReady      Code = "component_not_ready"
+	StoreUnavailable       Code = "store_unavailable"
 	Internal               Code = "internal"
 )
 
@@ -46,7 +47,7 @@ type Error struct {
 	// WeChatErrcode and WeChatErrmsg are set when WeChat answered the error.
 	WeChatErrcode int
 	WeChatErrmsg  string
-	// RetryAfter is set for rate_limited.
+	// RetryAfter is set for rate_limited and store_unavailable.
 	RetryAfter time.Duration
 	Cause      error
 }

@@ -59,7 +59,8 @@ func newKeyJSON(k store.Key) keyJSON {
 
 // handleIssueKey issues a key for a tenant: 201 {"kid","key","expires_at",…}.
 // Every field is optional: ttl_seconds 0 or absent means no expiry; appids
-// restricts the key to those accounts. The response is not cacheable.
+// restricts the key to those accounts (an empty list is invalid_argument,
+// an absent one an unrestricted key). The response is not cacheable.
 func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req issueKeyRequest
@@ -78,7 +79,12 @@ func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 				ttl = time.Duration(*req.TTLSeconds) * time.Second
 			}
 		}
-		if len(req.AppIDs) > maxKeyAppIDs {
+		// An empty list is refused rather than read as "no restriction": an
+		// admin tool that sends an empty filter must not hand out every account.
+		// An unrestricted key omits the field.
+		if req.AppIDs != nil && len(req.AppIDs) == 0 {
+			f.add("appids", "must list at least one account; omit the field for a key that may call every account")
+		} else if len(req.AppIDs) > maxKeyAppIDs {
 			f.add("appids", fmt.Sprintf("must list at most %d accounts", maxKeyAppIDs))
 		}
 		for i, a := range req.AppIDs {

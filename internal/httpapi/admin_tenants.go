@@ -22,10 +22,16 @@ type tenantJSON struct {
 	CreatedAt string   `json:"created_at"`
 	RateLimit *float64 `json:"rate_limit"`
 	RateBurst *int     `json:"rate_burst"`
+	// ReturnURLHosts are the hosts the tenant's return_url may name; empty:
+	// any host.
+	ReturnURLHosts []string `json:"return_url_hosts"`
 }
 
 func newTenantJSON(t store.Tenant) tenantJSON {
-	j := tenantJSON{ID: t.ID, Name: t.Name, CreatedAt: adminTime(t.CreatedAt)}
+	j := tenantJSON{ID: t.ID, Name: t.Name, CreatedAt: adminTime(t.CreatedAt), ReturnURLHosts: t.ReturnURLHosts}
+	if j.ReturnURLHosts == nil {
+		j.ReturnURLHosts = []string{}
+	}
 	if t.RateLimit > 0 {
 		j.RateLimit = &t.RateLimit
 	}
@@ -36,7 +42,17 @@ func newTenantJSON(t store.Tenant) tenantJSON {
 }
 
 type createTenantRequest struct {
-	Name string `json:"name"`
+	Name           string   `json:"name"`
+	ReturnURLHosts []string `json:"return_url_hosts"`
+}
+
+// checkReturnURLHosts validates and normalises a return_url_hosts field.
+func checkReturnURLHosts(f fieldErrors, hosts []string) []string {
+	out, problem := tenant.ReturnURLHostsProblem(hosts)
+	if problem != "" {
+		f.add("return_url_hosts", problem)
+	}
+	return out
 }
 
 // handleCreateTenant creates a tenant: 201 {"id","name","created_at",…};
@@ -51,11 +67,12 @@ func handleCreateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 		f := fieldErrors{}
 		req.Name = strings.TrimSpace(req.Name)
 		checkName(f, "name", req.Name, true)
+		hosts := checkReturnURLHosts(f, req.ReturnURLHosts)
 		if err := f.err(); err != nil {
 			writeError(c, log, err)
 			return
 		}
-		t, err := reg.CreateTenant(c.Request.Context(), req.Name)
+		t, err := reg.CreateTenant(c.Request.Context(), req.Name, func(t *store.Tenant) { t.ReturnURLHosts = hosts })
 		if err != nil {
 			writeError(c, log, err)
 			return
@@ -86,10 +103,12 @@ type updateTenantRequest struct {
 	Name      *string  `json:"name"`
 	RateLimit *float64 `json:"rate_limit"`
 	RateBurst *int     `json:"rate_burst"`
+	// ReturnURLHosts replaces the list when present; [] allows any host again.
+	ReturnURLHosts *[]string `json:"return_url_hosts"`
 }
 
-// handleUpdateTenant renames a tenant or sets its rate-limit override:
-// 200 with the tenant. The new limit applies on every replica within 2 s.
+// handleUpdateTenant renames a tenant, sets its rate-limit override or its
+// return_url hosts: 200 with the tenant. The new limit applies on every replica within 2 s.
 func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req updateTenantRequest
@@ -108,6 +127,10 @@ func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 		if req.RateBurst != nil && (*req.RateBurst < 0 || *req.RateBurst > tenant.MaxRateBurst) {
 			f.add("rate_burst", "must be between 0 (the default) and 1000000")
 		}
+		var hosts []string
+		if req.ReturnURLHosts != nil {
+			hosts = checkReturnURLHosts(f, *req.ReturnURLHosts)
+		}
 		if err := f.err(); err != nil {
 			writeError(c, log, err)
 			return
@@ -121,6 +144,9 @@ func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 			}
 			if req.RateBurst != nil {
 				t.RateBurst = *req.RateBurst
+			}
+			if req.ReturnURLHosts != nil {
+				t.ReturnURLHosts = hosts
 			}
 			return nil
 		})
@@ -154,6 +180,24 @@ func handleBind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		if err := b.Bind(c.Request.Context(), c.Param("id"), appid); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// handleApproveBinding approves a binding an authorization left pending
+// (the account was bound to another tenant): 204; not_found if the tenant
+// is unknown or has no binding to the account.
+func handleApproveBinding(b BindingManager, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		appid := c.Param("appid")
+		if !config.ValidAppID(appid) {
+			writeError(c, log, errAuthorizerNotFound())
+			return
+		}
+		if err := b.ApproveBinding(c.Request.Context(), c.Param("id"), appid); err != nil {
 			writeError(c, log, err)
 			return
 		}

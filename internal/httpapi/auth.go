@@ -46,8 +46,12 @@ func requireTenant(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger) gin.
 			p, err = keys.Authenticate(c.Request.Context(), raw)
 		}
 		if err != nil {
-			noteAuthFailure(c, m, log, surfaceREST, err)
-			c.Header("WWW-Authenticate", authenticateHeader)
+			// Only a refused key is an auth failure; a key that could not
+			// be checked (store_unavailable) is not the caller's fault.
+			if errs.Is(err, errs.Unauthenticated) {
+				noteAuthFailure(c, m, log, surfaceREST, err)
+				c.Header("WWW-Authenticate", authenticateHeader)
+			}
 			writeError(c, log, err)
 			return
 		}
@@ -82,7 +86,9 @@ func requireTenantCompat(keys KeyAuthenticator, m *obs.Metrics, log *slog.Logger
 			p, err = keys.Authenticate(c.Request.Context(), raw)
 		}
 		if err != nil {
-			noteAuthFailure(c, m, log, surfaceCompat, err)
+			if errs.Is(err, errs.Unauthenticated) {
+				noteAuthFailure(c, m, log, surfaceCompat, err)
+			}
 			writeWeChatError(c, log, err)
 			return
 		}
@@ -154,9 +160,11 @@ func takeToken(c *gin.Context, l TenantRateLimiter) error {
 
 // authorizeAppID decides, from memory, whether the authenticated key may
 // call appid: nil if it may; not_found if the account is unknown or bound to
-// another tenant (the same error, byte for byte, and the same single map
-// lookup either way); forbidden if it is the tenant's but the key is
-// restricted to other accounts; internal if there is no principal (fail
+// another tenant (the same error, byte for byte, and the same lookup either
+// way: a binding missing from memory is looked up in the store once, and
+// the miss remembered); forbidden if it is the tenant's but the key is
+// restricted to other accounts; store_unavailable if the store was needed
+// and could not be reached; internal if there is no principal (fail
 // closed). Every /v1 and /wx route that names an account calls it before
 // anything else:
 //
@@ -172,7 +180,11 @@ func authorizeAppID(c *gin.Context, b BindingChecker, appid string) error {
 	if b == nil {
 		return errs.Wrap(errs.Internal, "internal error", errors.New("httpapi: account check without bindings"))
 	}
-	if !b.Bound(p.TenantID, appid) {
+	bound, err := b.Authorize(c.Request.Context(), p.TenantID, appid)
+	if err != nil {
+		return err
+	}
+	if !bound {
 		return errAuthorizerNotFound()
 	}
 	if p.Restricts(appid) {

@@ -1,21 +1,27 @@
 package httpapi
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/errs"
 )
 
 // handleCallback is GET /wechat/callback, where WeChat sends the merchant's
 // browser after authorization (docs/api.md, "GET /wechat/callback"): it completes the session
 // and redirects to the session's return_url with appid and result appended
-// (result=error&error=CODE on failure). A missing, unknown or expired
-// session gets a 400 HTML page: there is nowhere safe to redirect.
+// (result=pending when the binding waits for the operator's approval,
+// result=error&error=CODE on failure). Only a callback carrying the code
+// WeChat's event delivered for an unexpired session is redirected; a
+// missing, unknown or expired session, a missing or foreign code get a 400
+// HTML page, and a code WeChat has not confirmed yet a 503 one.
 func handleCallback(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Flow == nil {
 		return notWired(log)
@@ -25,7 +31,17 @@ func handleCallback(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 		res, err := d.Flow.Callback(ctx, c.Query("session"), c.Query("auth_code"))
 		if res.ReturnURL == "" {
 			status, page := http.StatusBadRequest, badSessionPage
-			if err != nil && errs.CodeOf(err) != errs.InvalidArgument {
+			switch code := errs.CodeOf(err); {
+			case errors.Is(err, component.ErrNotConfirmed):
+				status, page = http.StatusServiceUnavailable, notConfirmedPage
+			case err == nil, code == errs.InvalidArgument:
+			case code == errs.StoreUnavailable:
+				// The session cannot be read now; the browser may retry
+				// the same link once the store is back.
+				log.WarnContext(ctx, "callback: store unavailable", "err", err.Error())
+				status, page = http.StatusServiceUnavailable, callbackErrorPage
+				c.Header("Retry-After", strconv.Itoa(int(defaultStoreRetryAfter.Seconds())))
+			default:
 				log.ErrorContext(ctx, "callback failed", "err", err.Error())
 				status, page = http.StatusInternalServerError, callbackErrorPage
 			}
@@ -40,9 +56,12 @@ func handleCallback(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 			extra = append(extra, "appid="+url.QueryEscape(res.AppID))
 			c.Set(ctxAppID, res.AppID)
 		}
-		if err == nil {
+		switch {
+		case err == nil && res.Pending:
+			extra = append(extra, "result=pending")
+		case err == nil:
 			extra = append(extra, "result=authorized")
-		} else {
+		default:
 			e := normalize(c, log, err)
 			c.Set(ctxErrCode, string(e.Code))
 			extra = append(extra, "result=error", "error="+url.QueryEscape(string(e.Code)))
@@ -71,7 +90,14 @@ func appendQuery(u string, pairs []string) string {
 const badSessionPage = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Authorization link expired</title></head>
 <body><h1>This authorization link is unknown or has expired</h1>
-<p>The authorization session was not found or is no longer valid. Go back to the application that sent you here and start the authorization again.</p>
+<p>The authorization session was not found or is no longer valid, or this is not the authorization WeChat confirmed for it. Go back to the application that sent you here and start the authorization again.</p>
+</body></html>
+`
+
+const notConfirmedPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Authorization not confirmed yet</title></head>
+<body><h1>WeChat has not confirmed this authorization yet</h1>
+<p>The authorization completes as soon as WeChat's confirmation arrives. Go back to the application that sent you here; it will see the account once it is ready.</p>
 </body></html>
 `
 

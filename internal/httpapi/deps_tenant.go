@@ -32,20 +32,25 @@ type TenantDeps struct {
 	UsageReport  UsageReader
 }
 
-// KeyAuthenticator verifies tenant keys without querying the store.
+// KeyAuthenticator verifies tenant keys; a known key costs no store query.
 type KeyAuthenticator interface {
-	// Authenticate returns the principal of a valid key. Every failure is
-	// unauthenticated with the same message; tenant.FailureReason tells why,
-	// for logs and metrics only.
+	// Authenticate returns the principal of a valid key. Every failure of
+	// the key is unauthenticated with the same message;
+	// tenant.FailureReason tells why, for logs and metrics only. A validly
+	// signed key unknown to this replica is looked up in the store first:
+	// store_unavailable if that cannot be done.
 	Authenticate(ctx context.Context, raw string) (tenant.Principal, error)
 }
 
-// BindingChecker answers from memory whether a tenant may see and call an
-// account.
+// BindingChecker answers whether a tenant may see and call an account:
+// from memory, except for a binding this replica does not know yet.
 type BindingChecker interface {
-	// Bound reports whether appid is bound to tenantID; false for an unknown
-	// account and for another tenant's alike.
-	Bound(tenantID, appid string) bool
+	// Authorize reports whether appid is bound to tenantID; false for an
+	// unknown account and for another tenant's alike. A binding missing from
+	// memory is looked up in the store first (it may have been made through
+	// another replica a moment ago); store_unavailable if that cannot be
+	// done.
+	Authorize(ctx context.Context, tenantID, appid string) (bool, error)
 	// BoundAppIDs lists the appids bound to tenantID, sorted.
 	BoundAppIDs(tenantID string) []string
 }
@@ -66,7 +71,7 @@ type UsageRecorder interface {
 // TenantRegistry manages tenants. Errors: not_found for an unknown id,
 // conflict for a taken name.
 type TenantRegistry interface {
-	CreateTenant(ctx context.Context, name string) (store.Tenant, error)
+	CreateTenant(ctx context.Context, name string, with ...func(*store.Tenant)) (store.Tenant, error)
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error)
 	DeleteTenant(ctx context.Context, id string) error
@@ -86,6 +91,9 @@ type KeyManager interface {
 type BindingManager interface {
 	Bind(ctx context.Context, tenantID, appid string) error
 	Unbind(ctx context.Context, tenantID, appid string) error
+	// ApproveBinding makes a pending binding bound; not_found if the
+	// tenant is unknown or has no binding to the account.
+	ApproveBinding(ctx context.Context, tenantID, appid string) error
 	// SetDailyLimit caps the tenant's calls per proxied API and Beijing day
 	// on the account (0 removes the cap); not_found if not bound,
 	// invalid_argument for a negative limit.

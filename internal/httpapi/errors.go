@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -32,6 +33,7 @@ var statusOf = map[errs.Code]int{
 	errs.UpstreamUnavailable:    http.StatusServiceUnavailable,
 	errs.UpstreamTimeout:        http.StatusGatewayTimeout,
 	errs.ComponentNotReady:      http.StatusServiceUnavailable,
+	errs.StoreUnavailable:       http.StatusServiceUnavailable,
 	errs.Internal:               http.StatusInternalServerError,
 }
 
@@ -69,6 +71,7 @@ var compatRules = map[errs.Code]compatRule{
 	errs.UpstreamUnavailable:    {errcode: wechat.ErrSystemBusy, local: always},
 	errs.UpstreamTimeout:        {errcode: wechat.ErrSystemBusy, local: always},
 	errs.ComponentNotReady:      {errcode: wechat.ErrSystemBusy, local: always},
+	errs.StoreUnavailable:       {errcode: wechat.ErrSystemBusy, local: always},
 	errs.Internal:               {errcode: wechat.ErrSystemBusy, local: always},
 }
 
@@ -235,8 +238,15 @@ func writeWeChatJSON(c *gin.Context, body []byte) {
 // wechatContentType is the Content-Type WeChat answers with (docs/wechat.md, "Wire format").
 const wechatContentType = "application/json; encoding=utf-8"
 
+// defaultStoreRetryAfter is the Retry-After of a store_unavailable error
+// that carries none.
+const defaultStoreRetryAfter = 2 * time.Second
+
 func setRetryAfter(c *gin.Context, e *errs.Error) {
-	if e.Code == errs.RateLimited {
+	if e.Code == errs.StoreUnavailable && e.RetryAfter <= 0 {
+		e = e.WithRetryAfter(defaultStoreRetryAfter)
+	}
+	if e.Code == errs.RateLimited || e.Code == errs.StoreUnavailable {
 		secs := int(math.Ceil(e.RetryAfter.Seconds()))
 		if secs < 1 {
 			secs = 1

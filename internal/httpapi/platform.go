@@ -88,7 +88,8 @@ func decodeJSON(c *gin.Context, v any) error {
 	return nil
 }
 
-// handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations").
+// handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations");
+// forbidden for a key restricted to some accounts.
 func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Flow == nil {
 		return notWired(log)
@@ -97,6 +98,10 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 		p, err := mustPrincipal(c)
 		if err != nil {
 			writeError(c, log, err)
+			return
+		}
+		if !p.MayAuthorize() {
+			writeError(c, log, errs.E(errs.Forbidden, "a key restricted to some accounts cannot start an authorization; use an unrestricted key"))
 			return
 		}
 		var req createAuthorizationRequest
@@ -183,8 +188,18 @@ func (d PlatformDeps) account(c *gin.Context, tenantID, appid string) (store.Aut
 	return d.Directory.TenantAuthorizer(c.Request.Context(), d.ComponentAppID, tenantID, appid)
 }
 
+// sortedOrEmpty sorts ids in place; nil becomes an empty list (JSON []).
+func sortedOrEmpty(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // handleAdminListAuthorizers is GET /admin/authorizers: every account of
-// the component with the tenants it is bound to.
+// the component with the tenants it is bound to and those waiting for the
+// operator's approval.
 func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	if d.Directory == nil {
 		return notWired(log)
@@ -201,17 +216,18 @@ func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFun
 			writeError(c, log, err)
 			return
 		}
-		tenants := map[string][]string{}
+		tenants, pending := map[string][]string{}, map[string][]string{}
 		for _, b := range bindings {
-			tenants[b.AppID] = append(tenants[b.AppID], b.TenantID)
+			if b.Pending {
+				pending[b.AppID] = append(pending[b.AppID], b.TenantID)
+			} else {
+				tenants[b.AppID] = append(tenants[b.AppID], b.TenantID)
+			}
 		}
 		out := make([]adminAuthorizerJSON, 0, len(list))
 		for _, a := range list {
-			j := adminAuthorizerJSON{authorizerJSON: toAuthorizerJSON(a), Tenants: tenants[a.AppID]}
-			if j.Tenants == nil {
-				j.Tenants = []string{}
-			}
-			slices.Sort(j.Tenants)
+			j := adminAuthorizerJSON{authorizerJSON: toAuthorizerJSON(a),
+				Tenants: sortedOrEmpty(tenants[a.AppID]), PendingTenants: sortedOrEmpty(pending[a.AppID])}
 			out = append(out, j)
 		}
 		c.JSON(http.StatusOK, gin.H{"authorizers": out})
@@ -222,6 +238,9 @@ func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFun
 type adminAuthorizerJSON struct {
 	authorizerJSON
 	Tenants []string `json:"tenants"`
+	// PendingTenants authorized the account while it was bound to another
+	// tenant and wait for the operator's approval.
+	PendingTenants []string `json:"pending_tenants"`
 }
 
 // handleAdminRefresh is POST /admin/authorizers/{appid}/refresh: a forced

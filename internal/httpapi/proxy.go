@@ -16,21 +16,25 @@ import (
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/quota"
+	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Proxy runs proxied WeChat calls (internal/proxy.Service).
 type Proxy interface {
 	// Check refuses a call locally (not_found, authorizer_unauthorized,
-	// permission_set_missing) before anything is sent to WeChat.
-	Check(api *proxy.API, appid string) error
+	// permission_set_missing) before anything is sent to WeChat;
+	// store_unavailable if an account this replica has not loaded yet
+	// cannot be read.
+	Check(ctx context.Context, api *proxy.API, appid string) error
 	// Call returns WeChat's body unchanged, or an error carrying WeChat's
 	// errcode, on tenantID's behalf (rate_limited with details.scope when
 	// a daily quota refuses it locally).
 	Call(ctx context.Context, api *proxy.API, appid, tenantID string, args proxy.Args) ([]byte, error)
 	// Walk pages through a list, handing each page's openids to emit; on
 	// failure it returns the cursor to resume from.
-	Walk(ctx context.Context, api *proxy.API, appid, tenantID string, args proxy.Args, emit func([]string) error) (string, int, error)
+	// before (if not nil) is asked before each page is fetched.
+	Walk(ctx context.Context, api *proxy.API, appid, tenantID string, args proxy.Args, before func() error, emit func([]string) error) (string, int, error)
 	// Quotas returns the account's daily quota of every API with one
 	// (not_found, authorizer_unauthorized as Check).
 	Quotas(ctx context.Context, appid string) ([]quota.Status, error)
@@ -43,11 +47,27 @@ type Proxy interface {
 type ProxyDeps struct {
 	Service  Proxy
 	Bindings BindingChecker
-	Usage    UsageRecorder
-	Metrics  *obs.Metrics
-	Log      *slog.Logger
+	// Access re-checks a running export's caller before each page; nil
+	// checks only at the start.
+	Access  AccessRechecker
+	Usage   UsageRecorder
+	Metrics *obs.Metrics
+	Log     *slog.Logger
 	// ExportProgressEvery is how often a long export logs its progress.
 	ExportProgressEvery time.Duration
+	// Exports caps the exports running at once and gives each its
+	// deadline; nil refuses none and sets no deadline beyond the page window.
+	Exports *proxy.Exports
+}
+
+// AccessRechecker decides again, from memory, whether an authenticated
+// caller may still call an account (tenant.Directory.Recheck).
+type AccessRechecker interface {
+	// Recheck answers nil while p's key, its tenant and the binding to
+	// appid stand: unauthenticated once the key or tenant is gone, not_found
+	// once the account is unbound, store_unavailable past the directory's
+	// staleness limit.
+	Recheck(p tenant.Principal, appid string) error
 }
 
 // outcome is the usage/metrics label of a call's result.
@@ -320,6 +340,16 @@ func writeJSONString(w *bufio.Writer, s string) {
 // exportWriteWindow is how long one page may take to reach the client.
 const exportWriteWindow = time.Minute
 
+// exportWriteDeadline is the write deadline of a page sent at now: the page
+// window, but never past the export's own deadline (zero: none).
+func exportWriteDeadline(now, deadline time.Time) time.Time {
+	w := now.Add(exportWriteWindow)
+	if !deadline.IsZero() && deadline.Before(w) {
+		return deadline
+	}
+	return w
+}
+
 // handleExport serves GET /v1/authorizers/{appid}/…/export: every page,
 // fetched by the gateway and streamed as it arrives, in constant memory.
 // Local refusals (the key, the binding, the permission sets, bad input) are
@@ -342,12 +372,31 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			args, err = api.RESTArgs(c.Param, c.Request.URL.Query())
 		}
 		if err == nil {
-			err = d.Service.Check(api, appid)
+			err = d.Service.Check(c.Request.Context(), api, appid)
 		}
 		if err != nil {
 			d.finish(c, api, "export", appid, err)
 			writeError(c, d.Log, err)
 			return
+		}
+		// deadline is when the whole export must have reached the client,
+		// set once: a reader that stalls or trickles cannot renew it page
+		// after page.
+		var deadline time.Time
+		if d.Exports != nil {
+			done, err := d.Exports.Start(principalTenant(c))
+			if err != nil {
+				d.finish(c, api, "export", appid, err)
+				// A client refused for too many exports may hold many
+				// connections: this one is not kept for another request.
+				c.Header("Connection", "close")
+				writeError(c, d.Log, err)
+				return
+			}
+			defer done()
+			if lim := d.Exports.Limits().Deadline; lim > 0 {
+				deadline = time.Now().Add(lim)
+			}
 		}
 		ctx := c.Request.Context()
 		d.Metrics.ExportsInProgress.Inc()
@@ -370,7 +419,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		pages := 0
 		emit := func(openids []string) error {
 			begin()
-			_ = rc.SetWriteDeadline(time.Now().Add(exportWriteWindow))
+			_ = rc.SetWriteDeadline(exportWriteDeadline(time.Now(), deadline))
 			for _, id := range openids {
 				format.line(w, id)
 			}
@@ -389,7 +438,14 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			}
 			return nil
 		}
-		resume, _, err := d.Service.Walk(ctx, api, appid, principalTenant(c), args, emit)
+		// Before each page: is the key, its tenant and the binding still
+		// there? A revocation on any replica ends the stream with the error
+		// line within the directory's poll interval.
+		var before func() error
+		if p, ok := principalFrom(c); ok && d.Access != nil {
+			before = func() error { return d.Access.Recheck(p, appid) }
+		}
+		resume, _, err := d.Service.Walk(ctx, api, appid, principalTenant(c), args, before, emit)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			d.countCall(c, api, "export", outcome(err))

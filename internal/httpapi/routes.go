@@ -62,6 +62,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.PUT("/tenants/:id/authorizers/:appid", handleBind(d.Tenant.BindingAdmin, d.Logger))
 	admin.DELETE("/tenants/:id/authorizers/:appid", handleUnbind(d.Tenant.BindingAdmin, d.Logger))
 	admin.PATCH("/tenants/:id/authorizers/:appid", handleSetBindingLimit(d.Tenant.BindingAdmin, d.Logger))
+	admin.POST("/tenants/:id/authorizers/:appid/approve", handleApproveBinding(d.Tenant.BindingAdmin, d.Logger))
 	admin.GET("/authorizers", handleAdminListAuthorizers(d.Platform, d.Logger))
 	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(d.Platform, d.Logger))
 	admin.POST("/authorizers/:appid/quota/clear", handleClearQuota(d.Proxy))

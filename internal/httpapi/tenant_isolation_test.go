@@ -24,7 +24,7 @@ import (
 // bindings and keys come from the real directory over the real database.
 type stubUpstream struct{}
 
-func (stubUpstream) Check(*proxy.API, string) error { return nil }
+func (stubUpstream) Check(context.Context, *proxy.API, string) error { return nil }
 
 func (stubUpstream) Call(context.Context, *proxy.API, string, string, proxy.Args) ([]byte, error) {
 	return []byte(`{"total":1,"count":1,"data":{"openid":["o1"]},"next_openid":""}`), nil
@@ -38,7 +38,7 @@ func (stubUpstream) ClearQuota(context.Context, string) ([]quota.Status, error) 
 	return []quota.Status{}, nil
 }
 
-func (stubUpstream) Walk(_ context.Context, _ *proxy.API, _, _ string, _ proxy.Args, emit func([]string) error) (string, int, error) {
+func (stubUpstream) Walk(_ context.Context, _ *proxy.API, _, _ string, _ proxy.Args, _ func() error, emit func([]string) error) (string, int, error) {
 	return "", 1, emit([]string{"o1"})
 }
 

@@ -47,6 +47,16 @@ type Metrics struct {
 	// StoreQueries counts database statements by origin: "request" (made
 	// while serving a request; the proxy's hot path adds none) or "background".
 	StoreQueries *prometheus.CounterVec
+	// StoreUp is 1 while the store answers and 0 once a statement failed
+	// because it could not be reached (docs/api.md, store_unavailable).
+	StoreUp prometheus.Gauge
+	// StoreUnavailable counts statements that failed because the store
+	// could not be reached (refused, timed out, pool exhausted).
+	StoreUnavailable prometheus.Counter
+	// DirectoryLookups counts the tenant directory's store lookups for a
+	// key or binding it did not know, by result (found, missing,
+	// remembered, unavailable).
+	DirectoryLookups *prometheus.CounterVec
 	// QuotaRemaining is, per proxied API, the WeChat daily quota left
 	// today summed over the accounts this replica knows the limit of (no
 	// appid label: thousands of accounts would explode the series).
@@ -177,6 +187,15 @@ func NewMetrics() *Metrics {
 		StoreQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_store_queries_total", Help: "Database statements by origin: request (while serving a request) or background (pollers, refreshers).",
 		}, []string{"origin"}),
+		StoreUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wxgate_store_up", Help: "1 while the store answers; 0 after a statement failed because the store could not be reached.",
+		}),
+		StoreUnavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wxgate_store_unavailable_total", Help: "Database statements that failed because the store could not be reached (refused, timed out, pool exhausted).",
+		}),
+		DirectoryLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_directory_lookups_total", Help: "Tenant directory lookups of a key or binding it did not know, by result: found, missing (confirmed in the store), remembered (a recent miss, no query), unavailable.",
+		}, []string{"result"}),
 		QuotaRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wxgate_wechat_quota_remaining", Help: "WeChat daily quota left today per proxied API, summed over the accounts whose limit is known.",
 		}, []string{"api"}),
@@ -187,12 +206,24 @@ func NewMetrics() *Metrics {
 			Name: "wxgate_quota_refusals_total", Help: "Calls refused locally for a daily quota, by API and scope (wechat_daily_quota, tenant_daily_limit).",
 		}, []string{"api", "scope"}),
 	}
+	m.StoreUp.Set(1)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries, m.UpstreamGiveUps,
 		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.AuthFailures, m.StoreQueries,
+		m.StoreUp, m.StoreUnavailable, m.DirectoryLookups,
 		m.QuotaRemaining, m.QuotaLowAccounts, m.QuotaRefusals,
 	)
 	return m
+}
+
+// WatchDirectoryAge exports age (in seconds) as
+// wxgate_directory_age_seconds: how long ago the tenant directory last
+// confirmed it is current. It grows while the store cannot be reached;
+// tenant calls are refused once it passes the staleness limit.
+func (m *Metrics) WatchDirectoryAge(age func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wxgate_directory_age_seconds", Help: "Seconds since the tenant directory last confirmed it is current (grows while the store cannot be reached).",
+	}, age))
 }

@@ -18,10 +18,12 @@ import (
 )
 
 // Authorizers is the authorizer manager (authorizer.Manager) as the proxy
-// uses it. Get reads the in-memory cache only (no database on the hot path).
+// uses it. Lookup reads the in-memory cache (no database on the hot path).
 type Authorizers interface {
-	// Get returns the cached authorizer; false if the component has no such account.
-	Get(appid string) (store.Authorizer, bool)
+	// Lookup returns the cached authorizer, reading one this replica has not
+	// seen yet from the store once; false if the component has no such
+	// account. Errors: store_unavailable.
+	Lookup(ctx context.Context, appid string) (store.Authorizer, bool, error)
 	// OnTokenError is called after WeChat refused failed with 40001/40014/42001:
 	// it refreshes only if failed is still the current token and returns the token to retry with.
 	OnTokenError(ctx context.Context, appid string, failed secret.Value) (secret.Value, error)
@@ -90,13 +92,16 @@ func NewService(o Options) *Service {
 // account → not_found; unauthorized or needing re-authorization →
 // authorizer_unauthorized; none of the API's permission sets granted →
 // permission_set_missing with details.required_any and details.granted.
-func (s *Service) Check(api *API, appid string) error {
-	_, err := s.authorize(api, appid)
+// An account this replica has not loaded yet (authorized through another
+// replica a moment ago) is read from the store once: store_unavailable if
+// it cannot be.
+func (s *Service) Check(ctx context.Context, api *API, appid string) error {
+	_, err := s.authorize(ctx, api, appid)
 	return err
 }
 
-func (s *Service) authorize(api *API, appid string) (store.Authorizer, error) {
-	a, err := s.authorized(appid)
+func (s *Service) authorize(ctx context.Context, api *API, appid string) (store.Authorizer, error) {
+	a, err := s.authorized(ctx, appid)
 	if err != nil {
 		return a, err
 	}
@@ -110,8 +115,11 @@ func (s *Service) authorize(api *API, appid string) (store.Authorizer, error) {
 }
 
 // authorized returns the account if it authorizes the platform.
-func (s *Service) authorized(appid string) (store.Authorizer, error) {
-	a, ok := s.authorizers.Get(appid)
+func (s *Service) authorized(ctx context.Context, appid string) (store.Authorizer, error) {
+	a, ok, err := s.authorizers.Lookup(ctx, appid)
+	if err != nil {
+		return a, err
+	}
 	if !ok {
 		return a, errs.E(errs.NotFound, "authorizer not found")
 	}
@@ -152,7 +160,7 @@ type result struct {
 // then identical calls in flight at once share one WeChat call and its
 // answer, error included; only that call spends the account's quota.
 func (s *Service) Call(ctx context.Context, api *API, appid, tenantID string, args Args) ([]byte, error) {
-	a, err := s.authorize(api, appid)
+	a, err := s.authorize(ctx, api, appid)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +252,7 @@ func (s *Service) do(ctx context.Context, req wechat.Request) (wechat.Response, 
 // LearnQuota asks WeChat's quota/get for the account's daily quota of
 // cgiPath (the quota keeper's Learner).
 func (s *Service) LearnQuota(ctx context.Context, appid, cgiPath string) (quota.Quota, error) {
-	a, err := s.authorized(appid)
+	a, err := s.authorized(ctx, appid)
 	if err != nil {
 		return quota.Quota{}, err
 	}
@@ -274,7 +282,7 @@ const (
 // asking WeChat first for those never learned or stale. not_found or
 // authorizer_unauthorized as Check.
 func (s *Service) Quotas(ctx context.Context, appid string) ([]quota.Status, error) {
-	if _, err := s.authorized(appid); err != nil {
+	if _, err := s.authorized(ctx, appid); err != nil {
 		return nil, err
 	}
 	if s.quota == nil {
@@ -305,7 +313,7 @@ func (s *Service) Quotas(ctx context.Context, appid string) ([]quota.Status, err
 // is rate_limited with a message saying so and Retry-After until the next
 // month in Beijing time.
 func (s *Service) ClearQuota(ctx context.Context, appid string) ([]quota.Status, error) {
-	a, err := s.authorized(appid)
+	a, err := s.authorized(ctx, appid)
 	if err != nil {
 		return nil, err
 	}
@@ -363,9 +371,12 @@ type Page struct {
 
 // Walk calls api page after page from the cursor in args, handing each
 // page's openids to emit, until WeChat answers an empty cursor or an empty
-// page. It stops at once when ctx ends or emit fails. On failure it returns
-// the cursor to resume from: every openid before it was emitted, none after.
-func (s *Service) Walk(ctx context.Context, api *API, appid, tenantID string, args Args, emit func(openids []string) error) (resume string, pages int, err error) {
+// page. before, if not nil, is asked before each page is fetched (the
+// export re-checks the caller's access there). It stops at once when ctx
+// ends, before or emit fails. On failure it returns the cursor to resume
+// from: every openid before it was emitted, none after. Each page is a call
+// of tenantID's.
+func (s *Service) Walk(ctx context.Context, api *API, appid, tenantID string, args Args, before func() error, emit func(openids []string) error) (resume string, pages int, err error) {
 	cur := Args{}
 	for k, v := range args {
 		cur[k] = v
@@ -374,6 +385,11 @@ func (s *Service) Walk(ctx context.Context, api *API, appid, tenantID string, ar
 	for {
 		if err := ctx.Err(); err != nil {
 			return cursor, pages, errs.Wrap(errs.UpstreamTimeout, "the export was cancelled", err)
+		}
+		if before != nil {
+			if err := before(); err != nil {
+				return cursor, pages, err
+			}
 		}
 		if cursor == "" {
 			delete(cur, api.Cursor)

@@ -115,14 +115,14 @@ func TestRefusedLocallyBeforeWeChat(t *testing.T) {
 				if a == getTagFans {
 					args["tagid"] = "2"
 				}
-				if err := f.svc.Check(a, tt.appid); errs.CodeOf(err) != tt.want {
+				if err := f.svc.Check(context.Background(), a, tt.appid); errs.CodeOf(err) != tt.want {
 					t.Errorf("%s: Check = %v, want %s", a.Name, err, tt.want)
 				}
 				if body, err := f.svc.Call(ctx, a, tt.appid, "t1", args); errs.CodeOf(err) != tt.want || body != nil {
 					t.Errorf("%s: Call = %s, %v; want %s", a.Name, body, err, tt.want)
 				}
 				emitted := 0
-				_, pages, err := f.svc.Walk(ctx, a, tt.appid, "t1", args, func(ids []string) error { emitted += len(ids); return nil })
+				_, pages, err := f.svc.Walk(ctx, a, tt.appid, "t1", args, nil, func(ids []string) error { emitted += len(ids); return nil })
 				if errs.CodeOf(err) != tt.want || pages != 0 || emitted != 0 {
 					t.Errorf("%s: Walk = %d pages, %d openids, %v; want %s", a.Name, pages, emitted, err, tt.want)
 				}
@@ -133,14 +133,14 @@ func TestRefusedLocallyBeforeWeChat(t *testing.T) {
 		})
 	}
 	t.Run("the permission error names what is required and what is granted", func(t *testing.T) {
-		e := errs.As(f.svc.Check(getFans, set1))
+		e := errs.As(f.svc.Check(context.Background(), getFans, set1))
 		if e == nil || !slices.Equal(e.Details["required_any"].([]int), []int{2, 100}) || !slices.Equal(e.Details["granted"].([]int), []int{1}) {
 			t.Fatalf("details = %v", e)
 		}
 	})
 	t.Run("an account granting set 2 or 100 passes", func(t *testing.T) {
 		ok := f.account(sim.AccountSpec{AppID: "wx0000000000000100", Followers: 5, PermissionSets: []int{100}})
-		if err := f.svc.Check(getFans, ok); err != nil {
+		if err := f.svc.Check(context.Background(), getFans, ok); err != nil {
 			t.Fatalf("Check = %v", err)
 		}
 	})
@@ -221,7 +221,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 		t.Fatalf("granted = %v, want the re-read [1]", e.Details["granted"])
 	}
 	before := f.userCalls(appid)
-	if err := f.svc.Check(getFans, appid); errs.CodeOf(err) != errs.PermissionSetMissing {
+	if err := f.svc.Check(context.Background(), getFans, appid); errs.CodeOf(err) != errs.PermissionSetMissing {
 		t.Fatalf("Check after the re-read = %v", err)
 	}
 	if _, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{}); errs.CodeOf(err) != errs.PermissionSetMissing || f.userCalls(appid) != before {
@@ -233,7 +233,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 func walkAll(t *testing.T, f *fixture, a *proxy.API, appid string, args proxy.Args) ([]string, int) {
 	t.Helper()
 	var got []string
-	resume, pages, err := f.svc.Walk(f.Ctx(), a, appid, "t1", args, func(ids []string) error {
+	resume, pages, err := f.svc.Walk(f.Ctx(), a, appid, "t1", args, nil, func(ids []string) error {
 		got = append(got, ids...)
 		return nil
 	})
@@ -292,7 +292,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	ctx := f.Ctx()
 	appid := f.account(sim.AccountSpec{AppID: "wx00000000000000b1", Followers: 23000, PermissionSets: []int{2}})
 	var got []string
-	resume, pages, err := f.svc.Walk(ctx, getFans, appid, "t1", proxy.Args{}, func(ids []string) error {
+	resume, pages, err := f.svc.Walk(ctx, getFans, appid, "t1", proxy.Args{}, nil, func(ids []string) error {
 		got = append(got, ids...)
 		// The next page fails.
 		return f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, AppID: appid, Kind: sim.FaultErrcode, Errcode: wechat.ErrDailyQuota})
@@ -310,7 +310,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	t.Run("an emit failure stops the walk at once", func(t *testing.T) {
 		stop := errors.New("client went away")
 		calls := f.Calls(sim.EndpointUserGet, appid)
-		resume, pages, err := f.svc.Walk(ctx, getFans, appid, "t1", proxy.Args{}, func([]string) error { return stop })
+		resume, pages, err := f.svc.Walk(ctx, getFans, appid, "t1", proxy.Args{}, nil, func([]string) error { return stop })
 		if !errors.Is(err, stop) || pages != 1 || resume != sim.OpenID(appid, 9999) || f.Calls(sim.EndpointUserGet, appid)-calls != 1 {
 			t.Fatalf("Walk = %q, %d pages, %v", resume, pages, err)
 		}
@@ -319,7 +319,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		calls := f.Calls(sim.EndpointUserGet, appid)
-		resume, _, err := f.svc.Walk(cctx, getFans, appid, "t1", proxy.Args{"next_openid": sim.OpenID(appid, 5)}, func([]string) error { return nil })
+		resume, _, err := f.svc.Walk(cctx, getFans, appid, "t1", proxy.Args{"next_openid": sim.OpenID(appid, 5)}, nil, func([]string) error { return nil })
 		if errs.CodeOf(err) != errs.UpstreamTimeout || resume != sim.OpenID(appid, 5) || f.Calls(sim.EndpointUserGet, appid) != calls {
 			t.Fatalf("cancelled Walk = %q, %v", resume, err)
 		}

@@ -22,6 +22,16 @@ type AuthSession struct {
 	ExpiresAt      time.Time
 	CompletedAt    *time.Time
 	AppID          string // set once completed
+	// AuthCodeHash is the digest of the authorization code WeChat's
+	// authorized event delivered for this session's pre_auth_code; empty
+	// until that event arrives. Compare codes with MatchesAuthCode.
+	AuthCodeHash string
+}
+
+// MatchesAuthCode reports whether code is the authorization code WeChat's
+// event delivered for this session (false while no event has arrived).
+func (s AuthSession) MatchesAuthCode(code secret.Value) bool {
+	return s.AuthCodeHash != "" && !code.IsZero() && s.AuthCodeHash == codeHash(code)
 }
 
 type sessionRow struct {
@@ -36,6 +46,7 @@ type sessionRow struct {
 	ExpiresAt       int64
 	CompletedAt     *int64
 	AppID           string `gorm:"column:appid"`
+	AuthCodeHash    string
 }
 
 func (sessionRow) TableName() string { return "authorization_sessions" }
@@ -43,20 +54,22 @@ func (sessionRow) TableName() string { return "authorization_sessions" }
 func (r sessionRow) domain() AuthSession {
 	return AuthSession{ID: r.ID, TenantID: r.TenantID, ComponentAppID: r.ComponentAppID, ReturnURL: r.ReturnURL,
 		AuthType: r.AuthType, BizAppID: r.BizAppID, CreatedAt: fromMS(r.CreatedAt), ExpiresAt: fromMS(r.ExpiresAt),
-		CompletedAt: fromMSPtr(r.CompletedAt), AppID: r.AppID}
+		CompletedAt: fromMSPtr(r.CompletedAt), AppID: r.AppID, AuthCodeHash: r.AuthCodeHash}
 }
 
-// preAuthCodeHash keeps pre_auth_codes out of the database: sessions are
-// matched to events by this digest.
-func preAuthCodeHash(code secret.Value) string {
+// codeHash keeps pre_auth_codes and authorization codes out of the
+// database: sessions are matched to events and callbacks by this digest.
+func codeHash(code secret.Value) string {
 	sum := sha256.Sum256([]byte(code.Reveal()))
 	return hex.EncodeToString(sum[:])
 }
 
 // CreateSession stores a new authorization session for its pre_auth_code.
 func (s *Store) CreateSession(ctx context.Context, sess AuthSession, preAuthCode secret.Value) (AuthSession, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	r := sessionRow{ID: sess.ID, TenantID: sess.TenantID, ComponentAppID: sess.ComponentAppID,
-		PreAuthCodeHash: preAuthCodeHash(preAuthCode), ReturnURL: sess.ReturnURL, AuthType: sess.AuthType,
+		PreAuthCodeHash: codeHash(preAuthCode), ReturnURL: sess.ReturnURL, AuthType: sess.AuthType,
 		BizAppID: sess.BizAppID, CreatedAt: ms(sess.CreatedAt), ExpiresAt: ms(sess.ExpiresAt)}
 	if r.CreatedAt == 0 {
 		r.CreatedAt = ms(s.now())
@@ -69,6 +82,8 @@ func (s *Store) CreateSession(ctx context.Context, sess AuthSession, preAuthCode
 
 // GetSession returns a session by id (expired ones too: the caller decides).
 func (s *Store) GetSession(ctx context.Context, id string) (AuthSession, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r sessionRow
 	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
 		return AuthSession{}, translate(err, "authorization session")
@@ -78,8 +93,40 @@ func (s *Store) GetSession(ctx context.Context, id string) (AuthSession, error) 
 
 // SessionByPreAuthCode finds the session that owns a pre_auth_code.
 func (s *Store) SessionByPreAuthCode(ctx context.Context, preAuthCode secret.Value) (AuthSession, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r sessionRow
-	if err := s.db.WithContext(ctx).Where("pre_auth_code_hash = ?", preAuthCodeHash(preAuthCode)).Take(&r).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("pre_auth_code_hash = ?", codeHash(preAuthCode)).Take(&r).Error; err != nil {
+		return AuthSession{}, translate(err, "authorization session")
+	}
+	return r.domain(), nil
+}
+
+// RecordSessionCode stores the digest of the authorization code WeChat's
+// authorized event delivered for the session's pre_auth_code. The first
+// code stays: a later one for the same session is ignored, and it reports
+// whether the stored code is code.
+func (s *Store) RecordSessionCode(ctx context.Context, id string, code secret.Value) (bool, error) {
+	h := codeHash(code)
+	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND auth_code_hash = ''", id).Update("auth_code_hash", h)
+	if res.Error != nil {
+		return false, translate(res.Error, "authorization session")
+	}
+	if res.RowsAffected == 1 {
+		return true, nil
+	}
+	var r sessionRow
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+		return false, translate(err, "authorization session")
+	}
+	return r.AuthCodeHash == h, nil
+}
+
+// SessionByAuthCode finds the session whose authorized event delivered
+// code; not_found if none did (yet).
+func (s *Store) SessionByAuthCode(ctx context.Context, code secret.Value) (AuthSession, error) {
+	var r sessionRow
+	if err := s.db.WithContext(ctx).Where("auth_code_hash = ?", codeHash(code)).Take(&r).Error; err != nil {
 		return AuthSession{}, translate(err, "authorization session")
 	}
 	return r.domain(), nil
@@ -89,6 +136,8 @@ func (s *Store) SessionByPreAuthCode(ctx context.Context, preAuthCode secret.Val
 // completion wins; completing again for the same appid is a no-op, and it
 // reports whether this call was the one that completed it.
 func (s *Store) CompleteSession(ctx context.Context, id, appid string) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND completed_at IS NULL", id).
 		Updates(map[string]any{"completed_at": ms(s.now()), "appid": appid})
 	if res.Error != nil {
@@ -99,6 +148,8 @@ func (s *Store) CompleteSession(ctx context.Context, id, appid string) (bool, er
 
 // DeleteExpiredSessions removes sessions that expired before cutoff.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Where("expires_at < ?", ms(cutoff)).Delete(&sessionRow{})
 	return res.RowsAffected, translate(res.Error, "authorization sessions")
 }

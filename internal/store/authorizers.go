@@ -143,6 +143,8 @@ func formatSets(sets []int) string {
 // GetAuthorizer returns one authorizer of the component (not scoped to a
 // tenant: for the platform backend and the admin API only).
 func (s *Store) GetAuthorizer(ctx context.Context, componentAppID, appid string) (Authorizer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r authorizerRow
 	err := s.db.WithContext(ctx).Where("component_appid = ? AND appid = ?", componentAppID, appid).Take(&r).Error
 	if err != nil {
@@ -153,12 +155,16 @@ func (s *Store) GetAuthorizer(ctx context.Context, componentAppID, appid string)
 
 // ListAuthorizers returns every authorizer of the component, ordered by appid.
 func (s *Store) ListAuthorizers(ctx context.Context, componentAppID string) ([]Authorizer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.listAuthorizers(s.db.WithContext(ctx).Where("component_appid = ?", componentAppID).Order("appid"))
 }
 
 // AuthorizersChangedSince returns the authorizers whose rev is above rev,
 // ordered by rev: how a replica catches up with other replicas' writes.
 func (s *Store) AuthorizersChangedSince(ctx context.Context, componentAppID string, rev int64) ([]Authorizer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.listAuthorizers(s.db.WithContext(ctx).Where("component_appid = ? AND rev > ?", componentAppID, rev).Order("rev"))
 }
 
@@ -183,6 +189,8 @@ func (s *Store) listAuthorizers(q *gorm.DB) ([]Authorizer, error) {
 // and status, bumping its version. tenantID, when not empty, binds the
 // account to that tenant in the same transaction (binding twice is a no-op).
 func (s *Store) SaveAuthorization(ctx context.Context, a Authorizer, tenantID string) (Authorizer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out Authorizer
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := s.now().UTC()
@@ -232,7 +240,7 @@ func (s *Store) SaveAuthorization(ctx context.Context, a Authorizer, tenantID st
 			return translate(err, "authorizer")
 		}
 		if tenantID != "" {
-			if err := bindTx(tx, tenantID, a.ComponentAppID, a.AppID, now); err != nil {
+			if err := bindTx(tx, tenantID, a.ComponentAppID, a.AppID, BindingBound, now); err != nil {
 				return err
 			}
 		}
@@ -247,6 +255,8 @@ func (s *Store) SaveAuthorization(ctx context.Context, a Authorizer, tenantID st
 // it answers conflict without calling fn: the compare-and-swap that keeps two
 // refreshers from overwriting each other. fn may not change the identity.
 func (s *Store) UpdateAuthorizer(ctx context.Context, componentAppID, appid string, expectVersion int64, fn func(*Authorizer) error) (Authorizer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out Authorizer
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r authorizerRow

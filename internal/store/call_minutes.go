@@ -28,6 +28,8 @@ func (callMinuteRow) TableName() string { return "call_minutes" }
 // AddCallMinutes adds counts to their minutes in one transaction (upsert +
 // increment), so every replica's flush adds up.
 func (s *Store) AddCallMinutes(ctx context.Context, componentAppID string, rows []CallMinute) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if len(rows) == 0 {
 		return nil
 	}
@@ -53,6 +55,8 @@ func (s *Store) AddCallMinutes(ctx context.Context, componentAppID string, rows 
 // CallMinutes returns the component's counts for the minutes in [from,
 // to), oldest first; minutes without calls have no row.
 func (s *Store) CallMinutes(ctx context.Context, componentAppID string, from, to time.Time) ([]CallMinute, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []callMinuteRow
 	err := s.db.WithContext(ctx).Where("component_appid = ? AND minute >= ? AND minute < ?", componentAppID, ms(from), ms(to)).
 		Order("minute").Find(&rows).Error
@@ -69,6 +73,8 @@ func (s *Store) CallMinutes(ctx context.Context, componentAppID string, from, to
 // DeleteCallMinutesBefore deletes the counts of minutes before cutoff
 // (every component's).
 func (s *Store) DeleteCallMinutesBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Where("minute < ?", ms(cutoff)).Delete(&callMinuteRow{})
 	return res.RowsAffected, translate(res.Error, "call counts")
 }

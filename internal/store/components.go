@@ -69,6 +69,8 @@ func (s *Store) componentFromRow(r componentRow) (ComponentState, error) {
 // GetComponentState returns the component's state; not_found before the
 // first ticket.
 func (s *Store) GetComponentState(ctx context.Context, appid string) (ComponentState, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r componentRow
 	if err := s.db.WithContext(ctx).Where("appid = ?", appid).Take(&r).Error; err != nil {
 		return ComponentState{}, translate(err, "component")
@@ -82,6 +84,8 @@ func (s *Store) GetComponentState(ctx context.Context, appid string) (ComponentS
 // stored: pushes arrive out of order, late, or replayed, and only WeChat's
 // clock orders them. It reports whether it stored it.
 func (s *Store) SaveTicket(ctx context.Context, appid string, ticket secret.Value, createdAt, receivedAt time.Time) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	enc, err := s.box.Seal(ticket, ticketAAD(appid))
 	if err != nil {
 		return false, errs.Wrap(errs.Internal, "internal error", err)
@@ -107,6 +111,8 @@ func (s *Store) SaveTicket(ctx context.Context, appid string, ticket secret.Valu
 // state; otherwise it answers conflict (a ticket arrived, another replica
 // refreshed first, or there is no such component yet).
 func (s *Store) SwapComponentToken(ctx context.Context, appid string, expectVersion int64, token secret.Value, refreshedAt, expiresAt time.Time) (ComponentState, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	enc, err := s.box.Seal(token, tokenAAD(appid))
 	if err != nil {
 		return ComponentState{}, errs.Wrap(errs.Internal, "internal error", err)

@@ -45,6 +45,8 @@ func (r consoleSessionRow) domain() ConsoleToken {
 
 // CreateConsoleToken stores a new session or sign-in code.
 func (s *Store) CreateConsoleToken(ctx context.Context, t ConsoleToken) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	r := consoleSessionRow{TokenHash: t.TokenHash, Kind: t.Kind, CreatedAt: ms(t.CreatedAt), SeenAt: ms(t.SeenAt), ExpiresAt: ms(t.ExpiresAt)}
 	return translate(s.db.WithContext(ctx).Create(&r).Error, "console session")
 }
@@ -52,6 +54,8 @@ func (s *Store) CreateConsoleToken(ctx context.Context, t ConsoleToken) error {
 // GetConsoleToken returns the session or code with this digest and kind;
 // not_found if there is none (expired ones too: the caller decides).
 func (s *Store) GetConsoleToken(ctx context.Context, kind, tokenHash string) (ConsoleToken, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r consoleSessionRow
 	if err := s.db.WithContext(ctx).Where("token_hash = ? AND kind = ?", tokenHash, kind).Take(&r).Error; err != nil {
 		return ConsoleToken{}, translate(err, "console session")
@@ -61,6 +65,8 @@ func (s *Store) GetConsoleToken(ctx context.Context, kind, tokenHash string) (Co
 
 // TouchConsoleToken moves a session's seen_at forward to at.
 func (s *Store) TouchConsoleToken(ctx context.Context, tokenHash string, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Model(&consoleSessionRow{}).Where("token_hash = ? AND seen_at < ?", tokenHash, ms(at)).
 		Update("seen_at", ms(at)).Error
 	return translate(err, "console session")
@@ -70,6 +76,8 @@ func (s *Store) TouchConsoleToken(ctx context.Context, tokenHash string, at time
 // not expired at now, and returns it. Of several replicas consuming the
 // same code at once exactly one gets it; the others get not_found.
 func (s *Store) ConsumeConsoleToken(ctx context.Context, kind, tokenHash string, now time.Time) (ConsoleToken, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out ConsoleToken
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r consoleSessionRow
@@ -92,12 +100,16 @@ func (s *Store) ConsumeConsoleToken(ctx context.Context, kind, tokenHash string,
 // DeleteConsoleToken deletes a session (sign-out); deleting one that is
 // gone is a no-op.
 func (s *Store) DeleteConsoleToken(ctx context.Context, tokenHash string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return translate(s.db.WithContext(ctx).Where("token_hash = ?", tokenHash).Delete(&consoleSessionRow{}).Error, "console session")
 }
 
 // DeleteExpiredConsoleTokens deletes every row past its absolute expiry at
 // now, and the sessions not seen since idleCutoff.
 func (s *Store) DeleteExpiredConsoleTokens(ctx context.Context, now, idleCutoff time.Time) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Where("expires_at <= ? OR (kind = ? AND seen_at < ?)", ms(now), ConsoleSession, ms(idleCutoff)).
 		Delete(&consoleSessionRow{})
 	return res.RowsAffected, translate(res.Error, "console sessions")

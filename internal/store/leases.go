@@ -19,6 +19,8 @@ func (leaseRow) TableName() string { return "leases" }
 // expired, or already owner's. It reports whether owner holds it now. A
 // holder that crashes loses it when ttl runs out.
 func (s *Store) TryLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	now := s.now()
 	r := leaseRow{Name: name, Owner: owner, Until: ms(now.Add(ttl))}
 	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{
@@ -37,6 +39,8 @@ func (s *Store) TryLease(ctx context.Context, name, owner string, ttl time.Durat
 
 // ReleaseLease gives the lease up if owner holds it.
 func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Where("name = ? AND owner = ?", name, owner).Delete(&leaseRow{}).Error
 	return translate(err, "lease")
 }

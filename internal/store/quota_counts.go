@@ -31,6 +31,8 @@ func (quotaCountRow) TableName() string { return "quota_counts" }
 // AddQuotaCounts adds a replica's batched counts in one transaction
 // (upsert + increment), so every replica's calls add up.
 func (s *Store) AddQuotaCounts(ctx context.Context, componentAppID string, rows []QuotaCount) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if len(rows) == 0 {
 		return nil
 	}
@@ -52,6 +54,8 @@ func (s *Store) AddQuotaCounts(ctx context.Context, componentAppID string, rows 
 
 // QuotaCounts returns the deployment's counts of one Beijing day.
 func (s *Store) QuotaCounts(ctx context.Context, componentAppID string, day int64) ([]QuotaCount, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []quotaCountRow
 	if err := s.db.WithContext(ctx).Where("component_appid = ? AND day = ?", componentAppID, day).Find(&rows).Error; err != nil {
 		return nil, translate(err, "quota counts")
@@ -66,6 +70,8 @@ func (s *Store) QuotaCounts(ctx context.Context, componentAppID string, day int6
 // DeleteQuotaCountsBefore deletes the counts of days before day (every
 // component's) and returns how many rows went.
 func (s *Store) DeleteQuotaCountsBefore(ctx context.Context, day int64) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Where("day < ?", day).Delete(&quotaCountRow{})
 	return res.RowsAffected, translate(res.Error, "quota counts")
 }

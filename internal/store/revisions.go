@@ -22,6 +22,8 @@ func bumpRevision(tx *gorm.DB, name string) (int64, error) {
 // Revision returns the current value of a change counter ("authorizers",
 // "tenants"). Replicas poll it to learn that something changed.
 func (s *Store) Revision(ctx context.Context, name string) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rev int64
 	err := s.db.WithContext(ctx).Raw("SELECT rev FROM revisions WHERE name = ?", name).Scan(&rev).Error
 	return rev, translate(err, "revision")

@@ -53,7 +53,15 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxOpenConns caps the connection pool (default 20 on Postgres).
 	MaxOpenConns int
+	// OpTimeout bounds each store operation, waiting for a pooled
+	// connection included (default DefaultOpTimeout).
+	OpTimeout time.Duration
 }
+
+// DefaultOpTimeout bounds one store operation: a store that stopped
+// answering, or a pool whose connections are all busy, ends in
+// store_unavailable after it rather than holding the caller forever.
+const DefaultOpTimeout = 10 * time.Second
 
 // Store is the repository over one database.
 type Store struct {
@@ -63,7 +71,14 @@ type Store struct {
 	box     *secret.Box
 	now     func() time.Time
 	log     *slog.Logger
+	timeout time.Duration
 	hooks   atomic.Int64 // numbers OnQuery callbacks so several can coexist
+}
+
+// bound gives one operation the store's timeout (or the caller's deadline,
+// if sooner).
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
 }
 
 // Open connects to databaseURL ("postgres://…" or "sqlite:PATH") without
@@ -116,7 +131,10 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		// "database is locked" while still allowing concurrent readers.
 		sqlDB.SetMaxOpenConns(4)
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, box: opts.Box, now: opts.Now, log: opts.Logger}
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = DefaultOpTimeout
+	}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, box: opts.Box, now: opts.Now, log: opts.Logger, timeout: opts.OpTimeout}
 	return s, nil
 }
 
@@ -158,19 +176,20 @@ func (s *Store) Close() error { return s.sqlDB.Close() }
 // OnQuery registers fn to run after every statement gorm issues (tests
 // count database round trips with it).
 func (s *Store) OnQuery(fn func()) {
-	s.OnQueryContext(func(context.Context) { fn() })
+	s.OnQueryContext(func(context.Context, error) { fn() })
 }
 
 // OnQueryContext registers fn to run after every statement gorm issues, with
-// the statement's context: metrics tell a request's queries from the
-// background workers' by the request id on it.
-func (s *Store) OnQueryContext(fn func(ctx context.Context)) {
+// the statement's context and error (nil on success): metrics tell a
+// request's queries from the background workers' by the request id on it,
+// and an unreachable store by Unavailable(err).
+func (s *Store) OnQueryContext(fn func(ctx context.Context, err error)) {
 	cb := func(db *gorm.DB) {
 		ctx := context.Background()
 		if db.Statement != nil && db.Statement.Context != nil {
 			ctx = db.Statement.Context
 		}
-		fn(ctx)
+		fn(ctx, db.Error)
 	}
 	name := fmt.Sprintf("wxgate:on_query_%d", s.hooks.Add(1))
 	_ = s.db.Callback().Query().After("gorm:query").Register(name+"_query", cb)
@@ -236,6 +255,8 @@ func translate(err error, what string) error {
 		return err
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return errs.Wrap(errs.NotFound, what+" not found", err)
+	case Unavailable(err):
+		return errUnavailable(err, what)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return errs.Wrap(errs.Conflict, what+" already exists", err)
 	case errors.Is(err, gorm.ErrForeignKeyViolated):

@@ -10,36 +10,57 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 )
 
-// Binding says a tenant may see and call an authorizer.
+// Binding says a tenant may see and call an authorizer, or, when Pending,
+// that an authorization by the tenant waits for the operator's approval.
 type Binding struct {
 	TenantID string
 	AppID    string
+	Pending  bool
 	// DailyLimit caps the tenant's calls per proxied API and Beijing day on
 	// the account (0: no cap).
 	DailyLimit int64
 }
 
+// Binding statuses (tenant_authorizers.status).
+const (
+	BindingBound   = "bound"
+	BindingPending = "pending"
+)
+
 type bindingRow struct {
 	TenantID       string `gorm:"primaryKey"`
 	ComponentAppID string `gorm:"column:component_appid"`
 	AppID          string `gorm:"column:appid;primaryKey"`
-	CreatedAt      int64  `gorm:"autoCreateTime:false"`
+	Status         string
+	CreatedAt      int64 `gorm:"autoCreateTime:false"`
 	DailyLimit     int64
-}
-
-func (r bindingRow) domain() Binding {
-	return Binding{TenantID: r.TenantID, AppID: r.AppID, DailyLimit: r.DailyLimit}
 }
 
 func (bindingRow) TableName() string { return "tenant_authorizers" }
 
-func bindTx(tx *gorm.DB, tenantID, componentAppID, appid string, now time.Time) error {
-	r := bindingRow{TenantID: tenantID, ComponentAppID: componentAppID, AppID: appid, CreatedAt: ms(now)}
+func (r bindingRow) domain() Binding {
+	return Binding{TenantID: r.TenantID, AppID: r.AppID, Pending: r.Status == BindingPending, DailyLimit: r.DailyLimit}
+}
+
+// bindTx writes the binding with status: a new one is created; an existing
+// pending one becomes bound when status is bound (the operator's word
+// approves it); a bound one stays bound.
+func bindTx(tx *gorm.DB, tenantID, componentAppID, appid, status string, now time.Time) error {
+	r := bindingRow{TenantID: tenantID, ComponentAppID: componentAppID, AppID: appid, Status: status, CreatedAt: ms(now)}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&r)
 	if res.Error != nil {
 		return translate(res.Error, "binding")
 	}
-	if res.RowsAffected > 0 {
+	changed := res.RowsAffected > 0
+	if !changed && status == BindingBound {
+		res = tx.Model(&bindingRow{}).Where("tenant_id = ? AND component_appid = ? AND appid = ? AND status = ?",
+			tenantID, componentAppID, appid, BindingPending).Update("status", BindingBound)
+		if res.Error != nil {
+			return translate(res.Error, "binding")
+		}
+		changed = res.RowsAffected > 0
+	}
+	if changed {
 		if _, err := bumpRevision(tx, "tenants"); err != nil {
 			return err
 		}
@@ -47,9 +68,49 @@ func bindTx(tx *gorm.DB, tenantID, componentAppID, appid string, now time.Time) 
 	return nil
 }
 
-// Bind lets tenantID see and call the authorizer; not_found if either is
-// unknown; binding twice is a no-op.
+// RequestBinding records that tenantID authorized appid while the account
+// is bound elsewhere: a pending binding that gives the tenant nothing until
+// the operator approves it (Bind or ApproveBinding). A binding that exists
+// already, pending or bound, is left as it is.
+func (s *Store) RequestBinding(ctx context.Context, componentAppID, tenantID, appid string) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return bindTx(tx, tenantID, componentAppID, appid, BindingPending, s.now())
+	})
+	return translate(err, "binding")
+}
+
+// ApproveBinding turns a pending binding into a bound one (approving a
+// bound one changes nothing); not_found if the tenant has no binding,
+// pending or bound, to appid.
+func (s *Store) ApproveBinding(ctx context.Context, componentAppID, tenantID, appid string) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&bindingRow{}).Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).
+			Count(&n).Error; err != nil {
+			return translate(err, "binding")
+		}
+		if n == 0 {
+			return errs.E(errs.NotFound, "no binding of this account to this tenant is waiting for approval")
+		}
+		return bindTx(tx, tenantID, componentAppID, appid, BindingBound, s.now())
+	})
+	return translate(err, "binding")
+}
+
+// BoundTenants lists the tenants appid is bound to (not those waiting for
+// approval), sorted.
+func (s *Store) BoundTenants(ctx context.Context, componentAppID, appid string) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&bindingRow{}).Where("component_appid = ? AND appid = ? AND status = ?", componentAppID, appid, BindingBound).
+		Order("tenant_id").Pluck("tenant_id", &ids).Error
+	return ids, translate(err, "bindings")
+}
+
+// Bind lets tenantID see and call the authorizer (approving a pending
+// binding); not_found if either is unknown; binding twice is a no-op.
 func (s *Store) Bind(ctx context.Context, componentAppID, tenantID, appid string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&tenantRow{}).Where("component_appid = ? AND id = ?", componentAppID, tenantID).Count(&n).Error; err != nil {
@@ -64,13 +125,15 @@ func (s *Store) Bind(ctx context.Context, componentAppID, tenantID, appid string
 		if n == 0 {
 			return errs.E(errs.NotFound, "authorizer not found")
 		}
-		return bindTx(tx, tenantID, componentAppID, appid, s.now())
+		return bindTx(tx, tenantID, componentAppID, appid, BindingBound, s.now())
 	})
 	return translate(err, "binding")
 }
 
 // Unbind removes a binding; removing one that does not exist is a no-op.
 func (s *Store) Unbind(ctx context.Context, componentAppID, tenantID, appid string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).Delete(&bindingRow{})
 		if res.Error != nil {
@@ -89,6 +152,8 @@ func (s *Store) Unbind(ctx context.Context, componentAppID, tenantID, appid stri
 // it) and returns the binding; not_found if the account is not bound to
 // the tenant.
 func (s *Store) SetBindingLimit(ctx context.Context, componentAppID, tenantID, appid string, dailyLimit int64) (Binding, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out Binding
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&bindingRow{}).Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).
@@ -110,8 +175,11 @@ func (s *Store) SetBindingLimit(ctx context.Context, componentAppID, tenantID, a
 	return out, translate(err, "binding")
 }
 
-// ListBindings returns every binding of the component's tenants.
+// ListBindings returns every binding of the component's tenants, the
+// pending ones too.
 func (s *Store) ListBindings(ctx context.Context, componentAppID string) ([]Binding, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []bindingRow
 	if err := s.db.WithContext(ctx).Where("component_appid = ?", componentAppID).Order("tenant_id, appid").Find(&rows).Error; err != nil {
 		return nil, translate(err, "bindings")
@@ -128,12 +196,14 @@ func (s *Store) ListBindings(ctx context.Context, componentAppID string) ([]Bind
 // belongs to another tenant. It fails closed: an empty tenant id is an
 // error, never "any tenant".
 func (s *Store) TenantAuthorizer(ctx context.Context, componentAppID, tenantID, appid string) (Authorizer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if tenantID == "" {
 		return Authorizer{}, errs.E(errs.Internal, "internal error")
 	}
 	list, err := s.listAuthorizers(s.db.WithContext(ctx).
 		Joins("JOIN tenant_authorizers b ON b.component_appid = authorizers.component_appid AND b.appid = authorizers.appid").
-		Where("authorizers.component_appid = ? AND b.tenant_id = ? AND authorizers.appid = ?", componentAppID, tenantID, appid))
+		Where("authorizers.component_appid = ? AND b.tenant_id = ? AND authorizers.appid = ? AND b.status = ?", componentAppID, tenantID, appid, BindingBound))
 	if err != nil {
 		return Authorizer{}, err
 	}

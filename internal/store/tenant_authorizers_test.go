@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wxgate/wxgate/internal/errs"
@@ -78,6 +80,75 @@ func TestBindingsAndIsolation(t *testing.T) {
 			}
 			if _, err := s.TenantAuthorizer(ctx, comp, t2.ID, a2.AppID); !errs.Is(err, errs.NotFound) {
 				t.Fatalf("unbound authorizer: got %v, want not_found", err)
+			}
+		})
+	})
+}
+
+// TestPendingBindings: a pending binding gives its tenant nothing (not in
+// the snapshot, not found by the tenant-scoped read, not among the bound
+// tenants) until it is approved, by ApproveBinding or by Bind; a request
+// never downgrades a bound binding.
+func TestPendingBindings(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store, _ *storetest.Clock) {
+		ctx := context.Background()
+		holder, _ := s.CreateTenant(ctx, comp, "holder")
+		asker, _ := s.CreateTenant(ctx, comp, "asker")
+		other, _ := s.CreateTenant(ctx, comp, "other", func(t *store.Tenant) { t.ReturnURLHosts = []string{"a.example", "b.example"} })
+		if got, _ := s.GetTenant(ctx, comp, other.ID); len(got.ReturnURLHosts) != 2 || got.ReturnURLHosts[1] != "b.example" {
+			t.Fatalf("return_url hosts: got %v, want [a.example b.example]", got.ReturnURLHosts)
+		}
+		a, err := s.SaveAuthorization(ctx, newAuthorizer("wxaaaaaaaaaaaaaaa1"), holder.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bound := func(t *testing.T, want ...string) {
+			t.Helper()
+			slices.Sort(want)
+			got, err := s.BoundTenants(ctx, comp, a.AppID)
+			if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("BoundTenants = %v, %v; want %v", got, err, want)
+			}
+		}
+		step(t, "pending", func(t *testing.T) {
+			if err := s.RequestBinding(ctx, comp, asker.ID, a.AppID); err != nil {
+				t.Fatal(err)
+			}
+			bound(t, holder.ID)
+			if _, err := s.TenantAuthorizer(ctx, comp, asker.ID, a.AppID); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("pending tenant's read: got %v, want not_found", err)
+			}
+			snap, err := s.LoadTenantSnapshot(ctx, comp)
+			if err != nil || len(snap.Bindings) != 1 || snap.Bindings[0].TenantID != holder.ID {
+				t.Fatalf("snapshot bindings = %+v, %v; want the holder's only", snap.Bindings, err)
+			}
+			list, _ := s.ListBindings(ctx, comp)
+			if len(list) != 2 {
+				t.Fatalf("ListBindings = %+v, want the bound and the pending one", list)
+			}
+			if err := s.ApproveBinding(ctx, comp, other.ID, a.AppID); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("approving a binding nobody asked for: got %v, want not_found", err)
+			}
+		})
+		step(t, "approved", func(t *testing.T) {
+			if err := s.ApproveBinding(ctx, comp, asker.ID, a.AppID); err != nil {
+				t.Fatal(err)
+			}
+			bound(t, asker.ID, holder.ID)
+			if err := s.RequestBinding(ctx, comp, asker.ID, a.AppID); err != nil {
+				t.Fatal(err)
+			}
+			bound(t, asker.ID, holder.ID)
+		})
+		step(t, "a pending binding is approved by Bind too", func(t *testing.T) {
+			if err := s.RequestBinding(ctx, comp, other.ID, a.AppID); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Bind(ctx, comp, other.ID, a.AppID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.TenantAuthorizer(ctx, comp, other.ID, a.AppID); err != nil {
+				t.Fatalf("after Bind: %v", err)
 			}
 		})
 	})

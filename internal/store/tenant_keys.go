@@ -44,6 +44,8 @@ func (r keyRow) domain() Key {
 
 // CreateKey records a new key's metadata for an existing tenant.
 func (s *Store) CreateKey(ctx context.Context, k Key) (Key, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	r := keyRow{KID: k.KID, TenantID: k.TenantID, Name: k.Name, AppIDs: strings.Join(k.AppIDs, ","),
 		CreatedAt: ms(k.CreatedAt), ExpiresAt: msPtr(k.ExpiresAt)}
 	if r.CreatedAt == 0 {
@@ -64,6 +66,8 @@ func (s *Store) CreateKey(ctx context.Context, k Key) (Key, error) {
 
 // ListKeys returns a tenant's keys, newest first.
 func (s *Store) ListKeys(ctx context.Context, tenantID string) ([]Key, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []keyRow
 	if err := s.db.WithContext(ctx).Where("tenant_id = ?", tenantID).Order("created_at DESC, kid").Find(&rows).Error; err != nil {
 		return nil, translate(err, "keys")
@@ -77,6 +81,8 @@ func (s *Store) ListKeys(ctx context.Context, tenantID string) ([]Key, error) {
 
 // RevokeKey marks a key revoked (idempotent); not_found if unknown.
 func (s *Store) RevokeKey(ctx context.Context, kid string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r keyRow
 		if err := tx.Where("kid = ?", kid).Take(&r).Error; err != nil {
@@ -97,6 +103,8 @@ func (s *Store) RevokeKey(ctx context.Context, kid string) error {
 // TouchKeys records last-used times in one batch. It does not bump the
 // tenants revision: usage is not a change other replicas must react to.
 func (s *Store) TouchKeys(ctx context.Context, used map[string]time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if len(used) == 0 {
 		return nil
 	}

@@ -19,7 +19,10 @@ type Tenant struct {
 	// RateLimit and RateBurst override the configured default when > 0.
 	RateLimit float64
 	RateBurst int
-	CreatedAt time.Time
+	// ReturnURLHosts are the hosts an authorization's return_url may name
+	// (lowercase); empty allows any host.
+	ReturnURLHosts []string
+	CreatedAt      time.Time
 }
 
 type tenantRow struct {
@@ -28,18 +31,34 @@ type tenantRow struct {
 	Name           string
 	RateLimit      float64
 	RateBurst      int
-	CreatedAt      int64 `gorm:"autoCreateTime:false"`
+	ReturnURLHosts string // space-separated
+	CreatedAt      int64  `gorm:"autoCreateTime:false"`
 }
 
 func (tenantRow) TableName() string { return "tenants" }
 
 func (r tenantRow) domain() Tenant {
-	return Tenant{ID: r.ID, ComponentAppID: r.ComponentAppID, Name: r.Name, RateLimit: r.RateLimit, RateBurst: r.RateBurst, CreatedAt: fromMS(r.CreatedAt)}
+	return Tenant{ID: r.ID, ComponentAppID: r.ComponentAppID, Name: r.Name, RateLimit: r.RateLimit, RateBurst: r.RateBurst,
+		ReturnURLHosts: strings.Fields(r.ReturnURLHosts), CreatedAt: fromMS(r.CreatedAt)}
 }
 
-// CreateTenant creates a tenant; a duplicate name answers conflict.
-func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string) (Tenant, error) {
-	r := tenantRow{ID: "tn_" + strings.ReplaceAll(uuid.NewString(), "-", ""), ComponentAppID: componentAppID, Name: name, CreatedAt: ms(s.now())}
+// setFields copies what an update may change from t.
+func (r *tenantRow) setFields(t Tenant) {
+	r.Name, r.RateLimit, r.RateBurst, r.ReturnURLHosts = t.Name, t.RateLimit, t.RateBurst, strings.Join(t.ReturnURLHosts, " ")
+}
+
+// CreateTenant creates a tenant; a duplicate name answers conflict. Each
+// of with sets more of the new tenant's fields (rate limits, return_url
+// hosts) before it is written.
+func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string, with ...func(*Tenant)) (Tenant, error) {
+	t := Tenant{Name: name}
+	for _, fn := range with {
+		fn(&t)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	r := tenantRow{ID: "tn_" + strings.ReplaceAll(uuid.NewString(), "-", ""), ComponentAppID: componentAppID, CreatedAt: ms(s.now())}
+	r.setFields(t)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(&r).Error; err != nil {
 			return translate(err, "tenant")
@@ -55,6 +74,8 @@ func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string) (
 
 // GetTenant returns one tenant.
 func (s *Store) GetTenant(ctx context.Context, componentAppID, id string) (Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r tenantRow
 	err := s.db.WithContext(ctx).Where("component_appid = ? AND id = ?", componentAppID, id).Take(&r).Error
 	if err != nil {
@@ -65,6 +86,8 @@ func (s *Store) GetTenant(ctx context.Context, componentAppID, id string) (Tenan
 
 // ListTenants returns the component's tenants by creation time.
 func (s *Store) ListTenants(ctx context.Context, componentAppID string) ([]Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []tenantRow
 	if err := s.db.WithContext(ctx).Where("component_appid = ?", componentAppID).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, translate(err, "tenants")
@@ -78,6 +101,8 @@ func (s *Store) ListTenants(ctx context.Context, componentAppID string) ([]Tenan
 
 // UpdateTenant applies fn to the tenant in a transaction (rename, rate limits).
 func (s *Store) UpdateTenant(ctx context.Context, componentAppID, id string, fn func(*Tenant) error) (Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out Tenant
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r tenantRow
@@ -88,8 +113,8 @@ func (s *Store) UpdateTenant(ctx context.Context, componentAppID, id string, fn 
 		if err := fn(&t); err != nil {
 			return err
 		}
-		r.Name, r.RateLimit, r.RateBurst = t.Name, t.RateLimit, t.RateBurst
-		if err := tx.Select("name", "rate_limit", "rate_burst").Updates(&r).Error; err != nil {
+		r.setFields(t)
+		if err := tx.Select("name", "rate_limit", "rate_burst", "return_url_hosts").Updates(&r).Error; err != nil {
 			return translate(err, "tenant")
 		}
 		if _, err := bumpRevision(tx, "tenants"); err != nil {
@@ -103,6 +128,8 @@ func (s *Store) UpdateTenant(ctx context.Context, componentAppID, id string, fn 
 
 // DeleteTenant deletes a tenant with its keys, bindings and sessions.
 func (s *Store) DeleteTenant(ctx context.Context, componentAppID, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Where("component_appid = ? AND id = ?", componentAppID, id).Delete(&tenantRow{})
 		if res.Error != nil {
@@ -127,6 +154,8 @@ type TenantSnapshot struct {
 
 // LoadTenantSnapshot reads tenants, keys and bindings in one transaction.
 func (s *Store) LoadTenantSnapshot(ctx context.Context, componentAppID string) (TenantSnapshot, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var snap TenantSnapshot
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Raw("SELECT rev FROM revisions WHERE name = 'tenants'").Scan(&snap.Rev).Error; err != nil {
@@ -141,8 +170,9 @@ func (s *Store) LoadTenantSnapshot(ctx context.Context, componentAppID string) (
 			Where("tenants.component_appid = ?", componentAppID).Find(&krs).Error; err != nil {
 			return translate(err, "keys")
 		}
+		// Only bound accounts: a pending binding gives its tenant nothing.
 		var brs []bindingRow
-		if err := tx.Where("component_appid = ?", componentAppID).Find(&brs).Error; err != nil {
+		if err := tx.Where("component_appid = ? AND status = ?", componentAppID, BindingBound).Find(&brs).Error; err != nil {
 			return translate(err, "bindings")
 		}
 		for _, r := range trs {

@@ -33,6 +33,8 @@ func (usageRow) TableName() string { return "usage_counts" }
 
 // AddUsage adds counts in one transaction (upsert + increment).
 func (s *Store) AddUsage(ctx context.Context, rows []UsageRow) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if len(rows) == 0 {
 		return nil
 	}
@@ -54,6 +56,8 @@ func (s *Store) AddUsage(ctx context.Context, rows []UsageRow) error {
 
 // Usage returns a tenant's counts for hours in [from, to).
 func (s *Store) Usage(ctx context.Context, tenantID string, from, to time.Time) ([]UsageRow, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if tenantID == "" {
 		return nil, errs.E(errs.Internal, "internal error")
 	}

@@ -18,7 +18,7 @@ import (
 // Every method answers not_found for an unknown tenant, key or authorizer
 // and conflict for a duplicate tenant name.
 type AdminStore interface {
-	CreateTenant(ctx context.Context, componentAppID, name string) (store.Tenant, error)
+	CreateTenant(ctx context.Context, componentAppID, name string, with ...func(*store.Tenant)) (store.Tenant, error)
 	GetTenant(ctx context.Context, componentAppID, id string) (store.Tenant, error)
 	ListTenants(ctx context.Context, componentAppID string) ([]store.Tenant, error)
 	UpdateTenant(ctx context.Context, componentAppID, id string, fn func(*store.Tenant) error) (store.Tenant, error)
@@ -28,6 +28,7 @@ type AdminStore interface {
 	RevokeKey(ctx context.Context, kid string) error
 	Bind(ctx context.Context, componentAppID, tenantID, appid string) error
 	Unbind(ctx context.Context, componentAppID, tenantID, appid string) error
+	ApproveBinding(ctx context.Context, componentAppID, tenantID, appid string) error
 	SetBindingLimit(ctx context.Context, componentAppID, tenantID, appid string, dailyLimit int64) (store.Binding, error)
 	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
 }
@@ -59,9 +60,10 @@ func (a *Admin) reload(ctx context.Context) {
 	}
 }
 
-// CreateTenant creates a tenant; conflict if the name is taken.
-func (a *Admin) CreateTenant(ctx context.Context, name string) (store.Tenant, error) {
-	t, err := a.st.CreateTenant(ctx, a.componentAppID, name)
+// CreateTenant creates a tenant; conflict if the name is taken. Each of
+// with sets more of its fields (as UpdateTenant's fn would).
+func (a *Admin) CreateTenant(ctx context.Context, name string, with ...func(*store.Tenant)) (store.Tenant, error) {
+	t, err := a.st.CreateTenant(ctx, a.componentAppID, name, with...)
 	if err != nil {
 		return store.Tenant{}, err
 	}
@@ -165,6 +167,21 @@ func (a *Admin) RevokeKey(ctx context.Context, kid string) error {
 // unknown. Binding twice is a no-op.
 func (a *Admin) Bind(ctx context.Context, tenantID, appid string) error {
 	if err := a.st.Bind(ctx, a.componentAppID, tenantID, appid); err != nil {
+		return err
+	}
+	a.reload(ctx)
+	return nil
+}
+
+// ApproveBinding lets the tenant see and call an account its authorization
+// left waiting for approval (the account was bound to another tenant);
+// not_found if the tenant has no binding to appid. Approving a bound
+// account changes nothing.
+func (a *Admin) ApproveBinding(ctx context.Context, tenantID, appid string) error {
+	if _, err := a.st.GetTenant(ctx, a.componentAppID, tenantID); err != nil {
+		return err
+	}
+	if err := a.st.ApproveBinding(ctx, a.componentAppID, tenantID, appid); err != nil {
 		return err
 	}
 	a.reload(ctx)

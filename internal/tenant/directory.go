@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/store"
 )
 
@@ -28,6 +29,30 @@ type SnapshotStore interface {
 // seen by every other one well within 2 seconds.
 const DefaultPollInterval = 500 * time.Millisecond
 
+// DefaultMaxStaleness is how long a directory that cannot reach the store
+// keeps trusting its last snapshot (docs/architecture.md, "Tenant
+// directory"): past it, tenant calls are refused with store_unavailable
+// rather than served from a directory that may miss revocations.
+const DefaultMaxStaleness = 30 * time.Second
+
+// DirectoryOptions configures NewDirectory. Zero values take the defaults.
+type DirectoryOptions struct {
+	// Poll is how often the tenants revision is read (DefaultPollInterval).
+	Poll time.Duration
+	// MaxStaleness bounds how old the last confirmation that the snapshot
+	// is current may be before tenant calls are refused
+	// (DefaultMaxStaleness; negative: no bound).
+	MaxStaleness time.Duration
+	// LookupSpacing is the least time between two store lookups made for
+	// something the snapshot does not know (DefaultLookupSpacing).
+	LookupSpacing time.Duration
+	// Now is the clock the staleness is judged by (time.Now).
+	Now func() time.Time
+	// OnLookup, if set, is told the result of each lookup (LookupFound,
+	// LookupMissing, LookupRemembered or LookupUnavailable).
+	OnLookup func(result string)
+}
+
 // Directory is the in-memory view of the component's tenants, keys and
 // bindings that authenticates and authorizes requests without a database
 // query. It holds an immutable snapshot behind an atomic pointer: readers
@@ -38,15 +63,29 @@ const DefaultPollInterval = 500 * time.Millisecond
 // polls that one-row counter every PollInterval and reloads when it moved.
 // This is wxgate's equivalent of LISTEN/NOTIFY, and it works the same on
 // PostgreSQL and on the embedded store. The replica that made a change
-// reloads at once (Reload after its own write).
+// reloads at once (Reload after its own write); the others, asked about a
+// key or binding they do not know yet, catch up before refusing (lookup.go).
+// A directory cut off from the store keeps its last snapshot until the
+// staleness limit, then refuses tenant calls (CheckFresh).
 type Directory struct {
 	st             SnapshotStore
 	componentAppID string
 	log            *slog.Logger
 	interval       time.Duration
+	maxStale       time.Duration
+	now            func() time.Time
+	onLookup       func(string)
 
 	mu  sync.Mutex // serialises reloads, so snapshots only move forward
 	cur atomic.Pointer[snapshot]
+	// verified is when (Unix ns, by now) the last store read that found the
+	// snapshot current began: a reload, or a revision read that matched.
+	verified atomic.Int64
+	// cutOff is set while reading the store fails (the last reload or
+	// revision read failed) and cleared by the next that succeeds.
+	cutOff atomic.Bool
+
+	lookups lookups
 }
 
 type snapshot struct {
@@ -65,9 +104,10 @@ type snapshot struct {
 type bindingKey struct{ tenantID, appid string }
 
 type tenantEntry struct {
-	name      string
-	rateLimit float64
-	rateBurst int
+	name        string
+	rateLimit   float64
+	rateBurst   int
+	returnHosts []string // never modified once in a snapshot
 }
 
 type keyEntry struct {
@@ -86,12 +126,24 @@ var emptySnapshot = &snapshot{
 }
 
 // NewDirectory returns an empty directory for componentAppID; call Reload
-// before serving. interval <= 0 means DefaultPollInterval.
-func NewDirectory(st SnapshotStore, componentAppID string, log *slog.Logger, interval time.Duration) *Directory {
-	if interval <= 0 {
-		interval = DefaultPollInterval
+// before serving.
+func NewDirectory(st SnapshotStore, componentAppID string, log *slog.Logger, o DirectoryOptions) *Directory {
+	if o.Poll <= 0 {
+		o.Poll = DefaultPollInterval
 	}
-	d := &Directory{st: st, componentAppID: componentAppID, log: log, interval: interval}
+	if o.MaxStaleness == 0 {
+		o.MaxStaleness = DefaultMaxStaleness
+	}
+	if o.LookupSpacing <= 0 {
+		o.LookupSpacing = DefaultLookupSpacing
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	d := &Directory{st: st, componentAppID: componentAppID, log: log, interval: o.Poll, maxStale: o.MaxStaleness,
+		now: o.Now, onLookup: o.OnLookup}
+	d.lookups.spacing = o.LookupSpacing
+	d.lookups.misses = map[string]miss{}
 	d.cur.Store(emptySnapshot)
 	return d
 }
@@ -101,12 +153,57 @@ func (d *Directory) current() *snapshot { return d.cur.Load() }
 // Rev returns the tenants revision of the snapshot in use.
 func (d *Directory) Rev() int64 { return d.current().rev }
 
+// verifiedAt records that a store read begun at t found the snapshot
+// current; the mark only moves forward.
+func (d *Directory) verifiedAt(t time.Time) {
+	n := t.UnixNano()
+	for {
+		old := d.verified.Load()
+		if old >= n || d.verified.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// Age is how long ago the last store read that found the snapshot current
+// began: about the poll interval while the store answers, growing while it
+// does not.
+func (d *Directory) Age() time.Duration {
+	return d.now().Sub(time.Unix(0, d.verified.Load()))
+}
+
+// Stale reports whether the replica is cut off from the store (its last
+// read failed) and the snapshot is older than the staleness limit: it may
+// be missing revocations made meanwhile.
+func (d *Directory) Stale() bool {
+	return d.maxStale > 0 && d.cutOff.Load() && d.Age() > d.maxStale
+}
+
+// errStale is the answer to a tenant call on a directory past its
+// staleness limit.
+var errStale = errs.E(errs.StoreUnavailable, "the gateway cannot reach its store; retry later").WithRetryAfter(storeRetryAfter)
+
+// storeRetryAfter is the Retry-After of store_unavailable answers: about a
+// few polls, the time a recovered store takes to be noticed.
+const storeRetryAfter = 2 * time.Second
+
+// CheckFresh answers store_unavailable when the directory is past its
+// staleness limit, nil otherwise.
+func (d *Directory) CheckFresh() error {
+	if d.Stale() {
+		return errStale
+	}
+	return nil
+}
+
 // Reload reads a fresh snapshot from the store and swaps it in.
 func (d *Directory) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	began := d.now()
 	s, err := d.st.LoadTenantSnapshot(ctx, d.componentAppID)
 	if err != nil {
+		d.cutOff.Store(true)
 		return fmt.Errorf("tenant: reload directory: %w", err)
 	}
 	next := &snapshot{
@@ -118,7 +215,7 @@ func (d *Directory) Reload(ctx context.Context) error {
 		limits:    map[bindingKey]int64{},
 	}
 	for _, t := range s.Tenants {
-		next.tenants[t.ID] = tenantEntry{name: t.Name, rateLimit: t.RateLimit, rateBurst: t.RateBurst}
+		next.tenants[t.ID] = tenantEntry{name: t.Name, rateLimit: t.RateLimit, rateBurst: t.RateBurst, returnHosts: t.ReturnURLHosts}
 	}
 	for _, k := range s.Keys {
 		e := keyEntry{tenantID: k.TenantID, appids: k.AppIDs, revoked: k.RevokedAt != nil}
@@ -141,6 +238,8 @@ func (d *Directory) Reload(ctx context.Context) error {
 		slices.Sort(ids)
 	}
 	d.cur.Store(next)
+	d.verifiedAt(began)
+	d.cutOff.Store(false)
 	return nil
 }
 
@@ -174,11 +273,21 @@ func (d *Directory) Run(ctx context.Context) error {
 func (d *Directory) poll(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	return d.refresh(ctx)
+}
+
+// refresh reads the tenants revision and reloads when it moved; either way
+// the snapshot is then known current as of the read's start.
+func (d *Directory) refresh(ctx context.Context) error {
+	began := d.now()
 	rev, err := d.st.Revision(ctx, "tenants")
 	if err != nil {
+		d.cutOff.Store(true)
 		return err
 	}
 	if rev == d.Rev() {
+		d.verifiedAt(began)
+		d.cutOff.Store(false)
 		return nil
 	}
 	return d.Reload(ctx)
@@ -218,6 +327,14 @@ func (d *Directory) TenantName(tenantID string) (string, bool) {
 func (d *Directory) TenantExists(tenantID string) bool {
 	_, ok := d.current().tenants[tenantID]
 	return ok
+}
+
+// ReturnURLHosts returns the hosts the tenant's authorizations may send
+// the browser back to (empty: any host) and whether the tenant exists.
+// The caller must not modify the slice.
+func (d *Directory) ReturnURLHosts(tenantID string) ([]string, bool) {
+	t, ok := d.current().tenants[tenantID]
+	return t.returnHosts, ok
 }
 
 // TenantRate returns the tenant's rate-limit override (0 means the

@@ -128,8 +128,10 @@ func (i *Issuer) Sign(k store.Key) (secret.Value, error) {
 // Verifier authenticates tenant keys: it checks the JWT (algorithm pinned
 // to HS256, issuer, audience, iat/nbf/exp with Leeway, jti and sub present)
 // and then the in-memory directory (kid known, not revoked, not expired, its
-// tenant still there). It never queries the store; last use is recorded in
-// memory and written in batches by LastUsed.
+// tenant still there). A known key costs no store query; only a validly
+// signed key the directory does not know yet makes it catch up with the
+// store (Directory.lookup). Last use is recorded in memory and written in
+// batches by LastUsed.
 type Verifier struct {
 	key    []byte
 	parser *jwt.Parser
@@ -201,8 +203,11 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 }
 
 // Authenticate verifies raw and returns the key's principal. Every failure
-// is unauthenticated with the same message; FailureReason tells why.
-func (v *Verifier) Authenticate(_ context.Context, raw string) (Principal, error) {
+// of the key is unauthenticated with the same message; FailureReason tells
+// why. A validly signed key the directory does not know is looked up in the
+// store before it is refused; store_unavailable when that lookup cannot
+// reach the store, or when the directory is past its staleness limit.
+func (v *Verifier) Authenticate(ctx context.Context, raw string) (Principal, error) {
 	if raw == "" {
 		return Principal{}, Refuse(ReasonMissing)
 	}
@@ -233,11 +238,28 @@ func (v *Verifier) Authenticate(_ context.Context, raw string) (Principal, error
 		v.seen[digest] = c
 		v.mu.Unlock()
 	}
+	// Signature, issuer, audience and algorithm are checked: from here on
+	// the key is one this deployment signed. A replica cut off from the
+	// store too long trusts no snapshot.
+	if err := v.dir.CheckFresh(); err != nil {
+		return Principal{}, err
+	}
 	snap := v.dir.current()
 	k, ok := snap.keys[c.kid]
+	if !ok {
+		// Issued through another replica a moment ago, or garbage: ask the
+		// store (once; a miss is remembered) before refusing.
+		found, err := v.dir.lookup(ctx, "k\x00"+c.kid, func(s *snapshot) bool { _, ok := s.keys[c.kid]; return ok })
+		if err != nil {
+			return Principal{}, err
+		}
+		if !found {
+			return Principal{}, Refuse(ReasonUnknownKey)
+		}
+		snap = v.dir.current()
+		k = snap.keys[c.kid]
+	}
 	switch {
-	case !ok:
-		return Principal{}, Refuse(ReasonUnknownKey)
 	case k.revoked:
 		return Principal{}, Refuse(ReasonRevoked)
 	case k.tenantID != c.tenantID || !slices.Equal(k.appids, c.appids):

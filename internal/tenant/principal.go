@@ -19,3 +19,9 @@ type Principal struct {
 func (p Principal) Restricts(appid string) bool {
 	return len(p.AppIDs) > 0 && !slices.Contains(p.AppIDs, appid)
 }
+
+// MayAuthorize reports whether the key may start an authorization. Only an
+// unrestricted key may: the account it brings in is bound to the whole
+// tenant, so a key limited to some accounts would otherwise widen what its
+// tenant holds (and could name any biz_appid).
+func (p Principal) MayAuthorize() bool { return len(p.AppIDs) == 0 }

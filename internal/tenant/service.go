@@ -30,6 +30,12 @@ type Options struct {
 	Logger       *slog.Logger
 	// Poll, UsageFlush and TouchFlush override the default intervals.
 	Poll, UsageFlush, TouchFlush time.Duration
+	// MaxStaleness bounds how long the directory trusts its last snapshot
+	// while the store cannot be reached (0: DefaultMaxStaleness; negative:
+	// no bound).
+	MaxStaleness time.Duration
+	// OnLookup, if set, is told the result of each directory lookup.
+	OnLookup func(result string)
 }
 
 // Service bundles the tenant services of one replica.
@@ -55,7 +61,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	dir := NewDirectory(o.Store, o.ComponentAppID, o.Logger, o.Poll)
+	dir := NewDirectory(o.Store, o.ComponentAppID, o.Logger, DirectoryOptions{
+		Poll: o.Poll, MaxStaleness: o.MaxStaleness, Now: o.Now, OnLookup: o.OnLookup,
+	})
 	if err := dir.Reload(ctx); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
 package tenant
 
 import (
+	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -21,7 +24,51 @@ const (
 	MaxKeyTTL = 10 * 366 * 24 * time.Hour
 	// MaxKeyAppIDs caps the accounts a key may be restricted to.
 	MaxKeyAppIDs = 100
+	// MaxReturnURLHosts caps the return_url hosts of a tenant.
+	MaxReturnURLHosts = 50
 )
+
+// ReturnURLHostsProblem checks a tenant's return_url hosts and returns them
+// normalised (lowercase, sorted, without duplicates) with what is wrong, or
+// "" if nothing is. A host is a DNS name or an IP address, without scheme,
+// port, path, user or wildcard.
+func ReturnURLHostsProblem(hosts []string) ([]string, string) {
+	if len(hosts) > MaxReturnURLHosts {
+		return nil, "must list at most 50 hosts"
+	}
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if !validHost(h) {
+			return nil, fmt.Sprintf("%q is not a host name: give names such as app.example.com, without scheme, port or path", h)
+		}
+		out = append(out, h)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), ""
+}
+
+// validHost accepts a DNS name (letters, digits, hyphens, dots; labels of
+// 1 to 63 characters, 253 in all) or an IP address.
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // NameProblem checks a tenant or key name (already trimmed) and returns
 // what is wrong with it, or "" if nothing is.

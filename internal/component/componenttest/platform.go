@@ -66,6 +66,8 @@ type Options struct {
 	// OnBound is called after an authorization bound an account to a
 	// tenant (the gateway reloads its tenant directory there).
 	OnBound func(ctx context.Context, tenantID, appid string)
+	// Flow adjusts the authorization flow's options.
+	Flow func(*component.FlowOptions)
 }
 
 // Platform is one replica of the platform backend with its simulator.
@@ -212,12 +214,16 @@ func (p *Platform) wire(o Options) {
 		o.Authorizers(&to)
 	}
 	p.Authorizers = authorizer.New(to)
-	p.Flow = component.NewFlow(component.FlowOptions{
+	fo := component.FlowOptions{
 		AppID: p.AppID, Store: p.Store, WeChat: p.WeChat, Credentials: p.Credentials, Owner: p.Owner,
 		PublicURL: PublicURL, MPURL: p.SimServer.URL, OpenURL: p.SimServer.URL,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics, OnAuthorizerChanged: p.Authorizers.Apply,
 		OnBound: o.OnBound,
-	})
+	}
+	if o.Flow != nil {
+		o.Flow(&fo)
+	}
+	p.Flow = component.NewFlow(fo)
 	p.Receiver = component.NewEvents(component.EventOptions{
 		AppID: p.AppID, Crypter: p.Crypter, Handler: p.Flow, Receipts: p.Store, ReplayWindow: ReplayWindow,
 		Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
