@@ -43,6 +43,8 @@ type Quota interface {
 	Admit(ctx context.Context, tenantID, appid, api, cgiPath string) error
 	// Spend counts a WeChat call or refuses it locally (wechat_daily_quota).
 	Spend(ctx context.Context, appid, api, cgiPath string) error
+	// Answered records that WeChat answered a call Spend counted.
+	Answered(appid, api, cgiPath string)
 	// SpentByWeChat records a 45009 answer and learns the quota again.
 	SpentByWeChat(ctx context.Context, appid, api, cgiPath string)
 	// Cleared records a successful clear_quota.
@@ -200,6 +202,9 @@ func (s *Service) send(ctx context.Context, api *API, a store.Authorizer, query 
 	}
 	req := wechat.Request{API: api.Name, Method: api.Method, Path: api.Path, Query: query, Body: body, AccessToken: a.AccessToken, Account: appid}
 	resp, err := s.do(ctx, req)
+	if api.DailyQuota && s.quota != nil {
+		s.quota.Answered(appid, api.Name, api.Path)
+	}
 	if err != nil {
 		return nil, err
 	}

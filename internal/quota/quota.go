@@ -155,6 +155,8 @@ type account struct {
 	checkedAt time.Time
 	// spent: WeChat answered 45009 since the last learn.
 	spent bool
+	// inflight counts this replica's calls sent and not answered yet.
+	inflight int64
 }
 
 type counter struct {
@@ -328,16 +330,34 @@ func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse f
 			continue
 		}
 		own.unsynced++
+		if ck.tenant == "" {
+			a.inflight++
+		}
 		full := own.unseen() >= k.o.Batch
-		learn := a.checkedAt.IsZero() || now.Sub(a.checkedAt) > k.o.Relearn
 		k.mu.Unlock()
 		if full {
 			k.kickSync()
 		}
-		if learn {
-			k.learnLater(ck.appid, ck.api, cgiPath)
-		}
 		return nil
+	}
+}
+
+// Answered records that WeChat answered (or failed) a call counted by
+// Spend, and asks quota/get in the background when the account's limit is
+// unknown or stale. Asking after the answer, not alongside the call, keeps
+// the call out of the ambiguity of calls in flight while quota/get counts.
+func (k *Keeper) Answered(appid, api, cgiPath string) {
+	now := k.o.Now()
+	k.mu.Lock()
+	k.rollLocked(now)
+	a := k.accountLocked(appid, api, cgiPath)
+	if a.inflight > 0 {
+		a.inflight--
+	}
+	learn := a.checkedAt.IsZero() || now.Sub(a.checkedAt) > k.o.Relearn
+	k.mu.Unlock()
+	if learn {
+		k.learnLater(appid, api, cgiPath)
 	}
 }
 
@@ -387,6 +407,15 @@ func (k *Keeper) Learn(ctx context.Context, appid, api, cgiPath string) (Status,
 		return st, nil
 	}
 	v, err, _ := k.learns.Do(appid+"\x00"+api, func() (any, error) {
+		// The gateway's calls answered before quota/get is asked are
+		// surely in WeChat's used; those in flight may or may not be, and
+		// are taken as counted (the estimate errs high by at most them).
+		k.mu.Lock()
+		k.rollLocked(k.o.Now())
+		asked := k.day
+		a := k.accountLocked(appid, api, cgiPath)
+		answered := k.counterLocked(countKey{"", appid, api}).seen() - a.inflight
+		k.mu.Unlock()
 		q, err := k.learner.LearnQuota(ctx, appid, cgiPath)
 		if err != nil {
 			return nil, err
@@ -395,10 +424,16 @@ func (k *Keeper) Learn(ctx context.Context, appid, api, cgiPath string) (Status,
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		k.rollLocked(now)
-		a := k.accountLocked(appid, api, cgiPath)
+		a = k.accountLocked(appid, api, cgiPath)
 		gw := k.counterLocked(countKey{"", appid, api})
+		if k.day != asked {
+			// Asked before midnight, answered after: the use is
+			// yesterday's. Keep the limit, ask again on the next call.
+			a.limit = q.DailyLimit
+			return k.statusLocked(appid, api, a, gw, now), nil
+		}
 		a.limit = q.DailyLimit
-		a.outside = q.Used - gw.seen()
+		a.outside = q.Used - answered
 		if q.Remain <= 0 && q.DailyLimit > 0 {
 			a.outside = max(a.outside, q.DailyLimit-gw.seen())
 		}

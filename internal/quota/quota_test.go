@@ -89,6 +89,7 @@ func TestKeepersShareTheDailyQuota(t *testing.T) {
 				}
 				switch err := k.Spend(ctx, appid, "getFans", cgiUserGet); {
 				case err == nil:
+					k.Answered(appid, "getFans", cgiUserGet)
 					spent.Add(1)
 				case scopeOf(err) == quota.ScopeWeChat:
 					refused.Add(1)
