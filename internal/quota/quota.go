@@ -157,6 +157,8 @@ type account struct {
 	spent bool
 	// inflight counts this replica's calls sent and not answered yet.
 	inflight int64
+	// askedAt is when a background learn was last started.
+	askedAt time.Time
 }
 
 type counter struct {
@@ -385,12 +387,22 @@ func (k *Keeper) kickSync() {
 	}
 }
 
-// learnLater learns the quota in the background (one learn per account
-// and API at a time).
+// learnLater learns the quota in the background: one learn per account
+// and API at a time, and at most one a minute (quota/get has a daily quota
+// of its own; a WeChat that keeps failing is not asked on every call).
 func (k *Keeper) learnLater(appid, api, cgiPath string) {
 	if k.learner == nil {
 		return
 	}
+	now := k.o.Now()
+	k.mu.Lock()
+	a := k.accountLocked(appid, api, cgiPath)
+	if !a.askedAt.IsZero() && now.Sub(a.askedAt) < refusedRelearn {
+		k.mu.Unlock()
+		return
+	}
+	a.askedAt = now
+	k.mu.Unlock()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
