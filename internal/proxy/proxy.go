@@ -284,8 +284,9 @@ const (
 )
 
 // Quotas returns the account's daily quota of every proxied API with one,
-// asking WeChat first for those never learned or stale. not_found or
-// authorizer_unauthorized as Check.
+// asking WeChat first for those never learned or stale (if WeChat cannot be
+// asked, a stale answer is given with its checked_at; an API never learned
+// is the error). not_found or authorizer_unauthorized as Check.
 func (s *Service) Quotas(ctx context.Context, appid string) ([]quota.Status, error) {
 	if _, err := s.authorized(ctx, appid); err != nil {
 		return nil, err
@@ -303,10 +304,15 @@ func (s *Service) Quotas(ctx context.Context, appid string) ([]quota.Status, err
 		st, due := s.quota.Status(appid, api.Name, api.Path)
 		if due {
 			fresh, err := s.quota.Learn(ctx, appid, api.Name, api.Path)
-			if err != nil {
+			switch {
+			case err == nil:
+				st = fresh
+			case st.DailyLimit == 0:
 				return nil, err
+			default:
+				// WeChat cannot be asked now: what is known, with its checked_at.
+				s.log.WarnContext(ctx, "quota: quota/get failed; answering the last known quota", "appid", appid, "api", api.Name, "err", err.Error())
 			}
-			st = fresh
 		}
 		out = append(out, st)
 	}
