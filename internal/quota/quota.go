@@ -15,9 +15,11 @@
 package quota
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,10 +47,13 @@ const (
 	// asks WeChat again (a clear_quota made on another replica, or by the
 	// account's owner, is seen within it).
 	refusedRelearn = time.Minute
-	// syncWait bounds how long a call waits for the sync it kicked.
-	syncWait = 2 * time.Second
-	// syncTimeout bounds one sync.
+	// syncTimeout bounds one sync: a call waiting for one learns within it
+	// whether the store answered (then the bound holds) or not (then it goes
+	// on with what it knows).
 	syncTimeout = 5 * time.Second
+	// syncWait is the waiting call's own safety net, should no sync run at
+	// all (a replica without its workers).
+	syncWait = 2 * syncTimeout
 	// lowShare is the share of the daily limit under which an account
 	// counts as low in the metrics.
 	lowShare = 0.1
@@ -555,6 +560,11 @@ func (k *Keeper) sync(ctx context.Context, force bool) error {
 			c.unsynced = 0
 		}
 	}
+	// One order for every replica: two syncs upserting the same rows in
+	// different orders would deadlock each other in the database.
+	slices.SortFunc(rows, func(a, b store.QuotaCount) int {
+		return cmp.Or(cmp.Compare(a.AppID, b.AppID), cmp.Compare(a.API, b.API), cmp.Compare(a.TenantID, b.TenantID))
+	})
 	if len(rows) == 0 && !force && time.Since(k.lastRead) < idleRead {
 		close(k.synced)
 		k.synced = make(chan struct{})
