@@ -528,7 +528,9 @@ func (k *Keeper) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-k.kick:
 		}
-		sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+		// A sync is not cut short by the shutdown: a write interrupted
+		// at its commit could not tell whether it counted.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
 		err := k.sync(sctx, false)
 		cancel()
 		switch {
