@@ -11,8 +11,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/wxgate/wxgate/configs"
+	"github.com/wxgate/wxgate/internal/config"
 )
 
 // Version is the build's version, set with -ldflags "-X github.com/wxgate/wxgate/internal/app.Version=…".
@@ -93,6 +98,27 @@ func newFlags(name, summary string, stdio IO) *flag.FlagSet {
 	return fs
 }
 
+// listEnvironment adds the WXGATE_* variables, with their defaults and the
+// explanation of configs/wxgate.example.yaml, to fs's --help.
+func listEnvironment(fs *flag.FlagSet) {
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		w := fs.Output()
+		fmt.Fprintf(w, "\nEnvironment (the same keys, lower-case without WXGATE_, in the --config file):\n")
+		for _, s := range config.Describe(configs.Example) {
+			def := "required"
+			if !s.Required {
+				def = "default " + strconv.Quote(s.Default)
+			}
+			fmt.Fprintf(w, "  %s (%s)\n", s.Env, def)
+			if s.Doc != "" {
+				fmt.Fprintf(w, "    \t%s\n", s.Doc)
+			}
+		}
+	}
+}
+
 // parse parses args, answering nil and done=true for --help.
 func parse(fs *flag.FlagSet, args []string) (done bool, err error) {
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +138,45 @@ func runVersion(_ context.Context, args []string, _ Env, stdio IO) error {
 	if done, err := parse(fs, args); done {
 		return err
 	}
-	_, err := fmt.Fprintf(stdio.Stdout, "wxgate %s\n", Version)
+	info, _ := debug.ReadBuildInfo()
+	_, err := fmt.Fprintln(stdio.Stdout, versionLine(Version, info))
 	return err
+}
+
+// versionLine is "wxgate VERSION (REVISION, TIME, GOVERSION)": the version set
+// by `make build`, else the module version the go command stamped, and the
+// VCS revision from the build info, so a plain `go build` or `go install`
+// binary still says what it was built from.
+func versionLine(v string, info *debug.BuildInfo) string {
+	if info == nil {
+		return "wxgate " + v
+	}
+	if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	var rev, at, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+dirty"
+			}
+		}
+	}
+	parts := []string{}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		parts = append(parts, rev+modified)
+	}
+	if at != "" {
+		parts = append(parts, at)
+	}
+	parts = append(parts, info.GoVersion)
+	return "wxgate " + v + " (" + strings.Join(parts, ", ") + ")"
 }

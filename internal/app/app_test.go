@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -123,6 +125,27 @@ func TestBadConfigurationNamesEveryProblem(t *testing.T) {
 	}
 }
 
+// TestListenProblemsComeBeforeMigrations occupies the listen address: serve
+// must say so and leave the (new) database untouched.
+func TestListenProblemsComeBeforeMigrations(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dbPath := filepath.Join(t.TempDir(), "never.db")
+	env := gatewayEnv("sqlite:"+dbPath, "http://127.0.0.1:1")
+	env["WXGATE_LISTEN"] = busy.Addr().String()
+	err = app.Run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, app.IO{Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "WXGATE_LISTEN") {
+		t.Fatalf("serve on a busy address: %v, want an error naming WXGATE_LISTEN", err)
+	}
+	if _, statErr := os.Stat(dbPath); !errors.Is(statErr, os.ErrNotExist) {
+		t.Fatalf("the database was opened before the listen problem was found (stat: %v)", statErr)
+	}
+}
+
 func TestCommandsHaveHelpAndUsageErrors(t *testing.T) {
 	t.Parallel()
 	for _, cmd := range []string{"serve", "migrate", "sim", "demo", "bench", "version", "healthcheck"} {
@@ -132,6 +155,15 @@ func TestCommandsHaveHelpAndUsageErrors(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "Usage: wxgate "+cmd) {
 			t.Errorf("%s --help printed %q", cmd, out.String())
+		}
+	}
+	var help bytes.Buffer
+	if err := app.Run(context.Background(), []string{"serve", "--help"}, func(string) string { return "" }, app.IO{Stdout: &help, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"WXGATE_DATABASE_URL (default \"sqlite:wxgate.db\")", "WXGATE_SECRET_KEY (required)", "openssl rand -base64 32", "WXGATE_TRUSTED_PROXIES"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("serve --help does not list %q:\n%s", want, help.String())
 		}
 	}
 	err := app.Run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, app.IO{Stdout: io.Discard, Stderr: io.Discard})

@@ -61,7 +61,11 @@ func (b *syncBuffer) String() string {
 
 // demoRun is a running `wxgate demo` and what its banner said.
 type demoRun struct {
-	Gateway, Sim, Console, SignIn, Admin, Key string
+	Gateway, Sim, Console, SignIn, Admin, Tenant, Key string
+	// Banner is everything the demo printed.
+	Banner string
+	// Out is what the demo prints (the banner, written while it is read).
+	Out *syncBuffer
 }
 
 func startDemo(t *testing.T) demoRun {
@@ -102,6 +106,7 @@ func startDemo(t *testing.T) demoRun {
 	d := demoRun{
 		Gateway: field(`gateway\s+(http://\S+)`), Sim: field(`simulator\s+(http://\S+)`), Console: field(`console\s+(http://\S+)`),
 		SignIn: field(`(http://\S+/console/signin/code\?code=\S+)`), Admin: field(`export ADMIN='([^']+)'`), Key: field(`export KEY='([^']+)'`),
+		Tenant: field(`export TENANT='([^']+)'`), Banner: out.String(), Out: out,
 	}
 	if d.Gateway == "" || d.Sim == "" || d.Console != d.Gateway+"/console/" || d.SignIn == "" || d.Admin == "" || d.Key == "" {
 		t.Fatalf("banner lacks the console URL, its sign-in link or the credentials: %+v\n%s", d, out)

@@ -107,6 +107,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 
 	opts := simOptions(cfg)
 	opts.EventURL, opts.PublicURL, opts.DailyQuota, opts.Logger = gatewayURL+"/wechat/events", simURL, -1, log
+	opts.MessageURL = gatewayURL + "/wechat/accounts/$APPID$/callback"
 	simulator, err := sim.New(opts)
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	})
 	grp.Go(func() error { return gw.serve(gctx, gwLn) })
 	grp.Go(func() error {
-		key, err := setUpDemo(gctx, gatewayURL, cfg.AdminToken.Reveal(), simulator, log)
+		tenantID, key, err := setUpDemo(gctx, gatewayURL, cfg.AdminToken.Reveal(), simulator, log)
 		if err != nil {
 			return fmt.Errorf("demo: setting up: %w", err)
 		}
@@ -136,7 +137,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 		if err != nil {
 			return fmt.Errorf("demo: console sign-in link: %w", err)
 		}
-		return printDemo(stdio.Stdout, demoBanner{Gateway: gatewayURL, Sim: simURL, Key: key, Admin: cfg.AdminToken.Reveal(),
+		return printDemo(stdio.Stdout, demoBanner{Gateway: gatewayURL, Sim: simURL, SimAddr: simLn.Addr().String(), Tenant: tenantID, Key: key, Admin: cfg.AdminToken.Reveal(),
 			Console: gw.console.URL(), SignIn: signIn})
 	})
 	err = grp.Wait()
@@ -191,24 +192,24 @@ func (d demoClient) do(ctx context.Context, method, path, bearer string, in, out
 // each account is authorized through POST /v1/authorizations, the
 // simulator's confirmation (which pushes the authorized event) and the
 // browser's redirect to /wechat/callback.
-func setUpDemo(ctx context.Context, gatewayURL, adminToken string, s *sim.Simulator, log *slog.Logger) (string, error) {
+func setUpDemo(ctx context.Context, gatewayURL, adminToken string, s *sim.Simulator, log *slog.Logger) (tenantID, tenantKey string, err error) {
 	c := demoClient{base: gatewayURL, http: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	if err := waitFor(ctx, 10*time.Second, func() error {
 		_, err := c.do(ctx, http.MethodGet, "/readyz", "", nil, nil)
 		return err
 	}); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if _, err := s.PushTicket(ctx); err != nil {
-		return "", fmt.Errorf("push ticket: %w", err)
+		return "", "", fmt.Errorf("push ticket: %w", err)
 	}
 	var tn struct{ ID string }
 	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants", adminToken, map[string]any{"name": "demo"}, &tn); err != nil {
-		return "", err
+		return "", "", err
 	}
 	var key struct{ Key string }
 	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants/"+tn.ID+"/keys", adminToken, map[string]any{"name": "demo key"}, &key); err != nil {
-		return "", err
+		return "", "", err
 	}
 	for _, a := range demoAccounts {
 		var auth struct{ URL string }
@@ -218,24 +219,24 @@ func setUpDemo(ctx context.Context, gatewayURL, adminToken string, s *sim.Simula
 			return err
 		})
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		u, err := url.Parse(auth.URL)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		code, err := s.Authorize(ctx, a.AppID, u.Query().Get("pre_auth_code"))
 		if err != nil {
-			return "", fmt.Errorf("authorize %s: %w", a.AppID, err)
+			return "", "", fmt.Errorf("authorize %s: %w", a.AppID, err)
 		}
 		// The admin's browser follows WeChat's redirect back to the gateway.
 		cb := sim.RedirectURL(u.Query().Get("redirect_uri"), code)
 		if _, err := c.do(ctx, http.MethodGet, strings.TrimPrefix(cb, gatewayURL), "", nil, nil); err != nil {
-			return "", fmt.Errorf("callback %s: %w", a.AppID, err)
+			return "", "", fmt.Errorf("callback %s: %w", a.AppID, err)
 		}
 		log.Info("demo account authorized", "appid", a.AppID)
 	}
-	return key.Key, nil
+	return tn.ID, key.Key, nil
 }
 
 func waitFor(ctx context.Context, within time.Duration, try func() error) error {
@@ -270,6 +271,7 @@ afterwards sign in with the admin token below):
 
 A tenant "demo" was created with this key (shown once):
 
+  export TENANT='{{.Tenant}}'
   export KEY='{{.Key}}'
 
 and this run's admin token (fresh every run):
@@ -288,7 +290,8 @@ Try:
 
   # getFans, first page (10000 openids) and the next one
   curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans | head -c 300; echo
-  curl -s -H "Authorization: Bearer $KEY" "{{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans?next_openid=NEXT_OPENID_FROM_ABOVE" | head -c 300; echo
+  NEXT=$(curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans | grep -o '"next_openid":"[^"]*"' | cut -d'"' -f4)
+  curl -s -H "Authorization: Bearer $KEY" "{{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans?next_openid=$NEXT" | head -c 300; echo
 
   # the account's tags (the ids getTagFans takes), then getTagFans for tag 2
   curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/tags; echo
@@ -317,11 +320,21 @@ Try:
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/authorizers; echo
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/component; echo
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants; echo
+  curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants/$TENANT/usage; echo
+
+  # a follower writes to Demo Coffee: queued for the tenant as a message.received event
+  curl -s -X POST -d '{"content":"hello"}' {{.Sim}}/sim/accounts/wxd000000000c0ffee/messages; echo
+
+  # WeChat's full-network release test against this gateway, item by item (it passes)
+  wxgate sim --release-test --listen {{.SimAddr}}
+  curl -s -X POST {{.Sim}}/sim/release_test; echo
 `))
 
 // demoBanner is what the demo prints once it is ready.
 type demoBanner struct {
-	Gateway, Sim, Key, Admin string
+	Gateway, Sim, Tenant, Key, Admin string
+	// SimAddr is the simulator's host:port.
+	SimAddr string
 	// Console is the console's URL; SignIn its one-time sign-in link.
 	Console, SignIn string
 }

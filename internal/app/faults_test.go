@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -520,9 +519,9 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	ready := func() int {
-		code, _, _ := c.do(r, http.MethodGet, "/readyz", "", nil, nil)
-		return code
+	ready := func() (int, string) {
+		code, body, _ := c.do(r, http.MethodGet, "/readyz", "", nil, nil)
+		return code, string(body)
 	}
 	var baseline float64
 	slack := 10.0
@@ -544,20 +543,22 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 		down, back func(t *testing.T)
 		want       string
 		bound      time.Duration
+		// refused: the connection fails, which /readyz must state.
+		refused bool
 	}
 	clearFaults := func(*testing.T) { c.Sim.ClearFaults() }
 	phases := []phase{
 		{"drops every connection", func(*testing.T) {
 			_ = c.Sim.SetFault(sim.Fault{Endpoint: "*", Kind: sim.FaultDrop})
-		}, clearFaults, "503 upstream_unavailable", fastBound},
+		}, clearFaults, "503 upstream_unavailable", fastBound, true},
 		{"is unreachable", func(*testing.T) { c.WeChat.Cut() }, func(t *testing.T) {
 			if err := c.WeChat.Restore(); err != nil {
 				t.Fatal(err)
 			}
-		}, "503 upstream_unavailable", fastBound},
+		}, "503 upstream_unavailable", fastBound, true},
 		{"never answers", func(*testing.T) {
 			_ = c.Sim.SetFault(sim.Fault{Endpoint: "*", Kind: sim.FaultLatency, Latency: 5 * time.Minute})
-		}, clearFaults, "504 upstream_timeout", timeout + 3*time.Second},
+		}, clearFaults, "504 upstream_timeout", timeout + 3*time.Second, false},
 	}
 	upstream := func(t *testing.T) (attempts, retries float64) {
 		t.Helper()
@@ -580,7 +581,7 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 			out, slowest := b.outcomes()
 			a1, r1 := upstream(t)
 			simCalls := c.Sim.Counters().Calls[sim.EndpointUserGet] - sim0
-			readyDown := ready()
+			readyDown, readyBody := ready()
 			after := settled(t, baseline+slack)
 			p.back(t)
 			var recovered time.Duration
@@ -608,6 +609,9 @@ func TestFaultWeChatDownAndBack(t *testing.T) {
 			}
 			if readyDown != 200 {
 				t.Errorf("WeChat %s: /readyz got %d, want 200: the replica's database is fine, it must stay ready", p.name, readyDown)
+			}
+			if p.refused && !strings.Contains(readyBody, "wechat: UNREACHABLE since ") {
+				t.Errorf("WeChat %s: /readyz said %q, want it to state that WeChat is unreachable", p.name, readyBody)
 			}
 			if after > baseline+slack {
 				t.Errorf("WeChat %s: got %v goroutines 10 s after the burst, want at most %v (%v before): they pile up", p.name, after, baseline+slack, baseline)
@@ -673,16 +677,7 @@ func TestFaultDatabaseDownKeepsServingAndLosesNothing(t *testing.T) {
 			o.PushRetries, o.PushRetryDelay = 40, 250*time.Millisecond // WeChat keeps retrying a push for 10 s
 		},
 		Env: func(e map[string]string) {
-			u, err := url.Parse(e["WXGATE_DATABASE_URL"])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if link, err = faultnet.Start(u.Host); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(link.Close)
-			u.Host = link.Addr()
-			e["WXGATE_DATABASE_URL"] = u.String()
+			e["WXGATE_DATABASE_URL"], link = storetest.Behind(t, e["WXGATE_DATABASE_URL"])
 			e["WXGATE_LOG_LEVEL"] = "info"
 		},
 	})

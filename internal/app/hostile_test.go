@@ -203,37 +203,39 @@ func TestHostileInput(t *testing.T) {
 	notFound := hostileWant{status: 404, code: "not_found"}
 	invalid := hostileWant{status: 400, code: "invalid_argument"}
 	unauth := hostileWant{status: 401, code: "unauthenticated"}
+	// A malformed appid is refused as such, naming the rule, never looked up.
+	malformedAppID := hostileWant{status: 400, code: "invalid_argument"}
 	longAppID := "wx" + strings.Repeat("a", 10<<10)
 	var cases []hostileCase
 	add := func(c ...hostileCase) { cases = append(cases, c...) }
 
 	// Path traversal, NULs and junk in {appid}: never another route, never another account.
 	add(
-		hostileCase{"traversal escaped", "GET", "/v1/authorizers/..%2F..%2Fadmin/fans", bearer(key), nil, notFound},
+		hostileCase{"traversal escaped", "GET", "/v1/authorizers/..%2F..%2Fadmin/fans", bearer(key), nil, malformedAppID},
 		hostileCase{"traversal escaped to admin", "GET", "/v1/authorizers/..%2F..%2Fadmin%2Ftenants", bearer(admin), nil, unauth},
 		hostileCase{"traversal literal with the admin token", "GET", "/v1/authorizers/../../admin/tenants", bearer(admin), nil, hostileWant{status: 404}},
 		hostileCase{"traversal after the appid", "GET", "/v1/authorizers/" + app + "/..%2F..%2F..%2Fadmin%2Ftenants", bearer(key), nil, hostileWant{status: 404}},
-		hostileCase{"dot-dot encoded", "GET", "/v1/authorizers/%2e%2e/fans", bearer(key), nil, notFound},
-		hostileCase{"NUL appended to a bound appid", "GET", "/v1/authorizers/" + app + "%00/fans", bearer(key), nil, notFound},
-		hostileCase{"NUL appid", "GET", "/v1/authorizers/%00/fans", bearer(key), nil, notFound},
+		hostileCase{"dot-dot encoded", "GET", "/v1/authorizers/%2e%2e/fans", bearer(key), nil, malformedAppID},
+		hostileCase{"NUL appended to a bound appid", "GET", "/v1/authorizers/" + app + "%00/fans", bearer(key), nil, malformedAppID},
+		hostileCase{"NUL appid", "GET", "/v1/authorizers/%00/fans", bearer(key), nil, malformedAppID},
 		hostileCase{"raw NUL byte in the path", "GET", "/v1/authorizers/wx\x00/fans", bearer(key), nil, hostileWant{}},
-		hostileCase{"10 KiB appid", "GET", "/v1/authorizers/" + longAppID + "/fans", bearer(key), nil, notFound},
-		hostileCase{"10 KiB appid, export", "GET", "/v1/authorizers/" + longAppID + "/fans/export", bearer(key), nil, notFound},
-		hostileCase{"bound appid with a trailing slash part", "GET", "/v1/authorizers/" + app + "%2F/fans", bearer(key), nil, notFound},
+		hostileCase{"10 KiB appid", "GET", "/v1/authorizers/" + longAppID + "/fans", bearer(key), nil, malformedAppID},
+		hostileCase{"10 KiB appid, export", "GET", "/v1/authorizers/" + longAppID + "/fans/export", bearer(key), nil, malformedAppID},
+		hostileCase{"bound appid with a trailing slash part", "GET", "/v1/authorizers/" + app + "%2F/fans", bearer(key), nil, malformedAppID},
 		hostileCase{"compat traversal", "GET", "/wx/..%2F..%2Fadmin/cgi-bin/user/get?access_token=" + url.QueryEscape(key), nil, nil, hostileWant{errcode: 40013}},
 		hostileCase{"compat traversal after the appid", "GET", "/wx/" + app + "%2F..%2F/cgi-bin/user/get?access_token=" + url.QueryEscape(key), nil, nil, hostileWant{errcode: 40013}},
 		hostileCase{"compat 10 KiB appid", "GET", "/wx/" + longAppID + "/cgi-bin/user/get?access_token=" + url.QueryEscape(key), nil, nil, hostileWant{errcode: 40013}},
 		hostileCase{"compat NUL appid", "POST", "/wx/" + app + "%00/cgi-bin/user/tag/get?access_token=" + url.QueryEscape(key), nil, []byte(`{"tagid":5}`), hostileWant{errcode: 40013}},
-		hostileCase{"bind a traversal appid", "PUT", "/admin/tenants/" + tid + "/authorizers/..%2F..%2F" + app, bearer(admin), nil, notFound},
+		hostileCase{"bind a traversal appid", "PUT", "/admin/tenants/" + tid + "/authorizers/..%2F..%2F" + app, bearer(admin), nil, malformedAppID},
 		hostileCase{"unbind a NUL appid", "DELETE", "/admin/tenants/" + tid + "/authorizers/" + app + "%00", bearer(admin), nil, invalid},
-		hostileCase{"refresh a traversal appid", "POST", "/admin/authorizers/..%2F" + app + "/refresh", bearer(admin), nil, notFound},
+		hostileCase{"refresh a traversal appid", "POST", "/admin/authorizers/..%2F" + app + "/refresh", bearer(admin), nil, malformedAppID},
 		hostileCase{"export format traversal", "GET", "/v1/authorizers/" + app + "/fans/export?format=..%2F..%2Fetc%2Fpasswd", bearer(key), nil, invalid},
 		hostileCase{"traversal from an ops route", "GET", "/openapi.json/../admin/tenants", bearer(admin), nil, hostileWant{status: 404}},
 	)
 
 	// Invalid UTF-8 in the path, the query, headers and bodies.
 	add(
-		hostileCase{"invalid UTF-8 appid escaped", "GET", "/v1/authorizers/%ff%fe/fans", bearer(key), nil, notFound},
+		hostileCase{"invalid UTF-8 appid escaped", "GET", "/v1/authorizers/%ff%fe/fans", bearer(key), nil, malformedAppID},
 		hostileCase{"invalid UTF-8 appid raw bytes", "GET", "/v1/authorizers/\xff\xfe/fans", bearer(key), nil, hostileWant{}},
 		hostileCase{"invalid UTF-8 next_openid", "GET", "/v1/authorizers/" + app + "/fans?next_openid=%ff%fe", bearer(key), nil, invalid},
 		hostileCase{"invalid UTF-8 next_openid on export", "GET", "/v1/authorizers/" + app + "/fans/export?next_openid=%c3%28", bearer(key), nil, invalid},
@@ -262,10 +264,10 @@ func TestHostileInput(t *testing.T) {
 		js, _ := json.Marshal(p)
 		n := fmt.Sprintf("sql%d ", i)
 		add(
-			hostileCase{n + "appid", "GET", "/v1/authorizers/" + seg, bearer(key), nil, notFound},
-			hostileCase{n + "appid fans", "GET", "/v1/authorizers/" + seg + "/fans", bearer(key), nil, notFound},
-			hostileCase{n + "appid tag fans", "GET", "/v1/authorizers/" + seg + "/tags/5/fans", bearer(key), nil, notFound},
-			hostileCase{n + "appid export", "GET", "/v1/authorizers/" + seg + "/fans/export", bearer(key), nil, notFound},
+			hostileCase{n + "appid", "GET", "/v1/authorizers/" + seg, bearer(key), nil, malformedAppID},
+			hostileCase{n + "appid fans", "GET", "/v1/authorizers/" + seg + "/fans", bearer(key), nil, malformedAppID},
+			hostileCase{n + "appid tag fans", "GET", "/v1/authorizers/" + seg + "/tags/5/fans", bearer(key), nil, malformedAppID},
+			hostileCase{n + "appid export", "GET", "/v1/authorizers/" + seg + "/fans/export", bearer(key), nil, malformedAppID},
 			hostileCase{n + "tagid", "GET", "/v1/authorizers/" + app + "/tags/" + seg + "/fans", bearer(key), nil, invalid},
 			hostileCase{n + "tagid export", "GET", "/v1/authorizers/" + app + "/tags/" + seg + "/fans/export", bearer(key), nil, invalid},
 			hostileCase{n + "next_openid", "GET", "/v1/authorizers/" + app + "/fans?next_openid=" + q, bearer(key), nil, invalid},
@@ -285,9 +287,9 @@ func TestHostileInput(t *testing.T) {
 			hostileCase{n + "tenant id delete", "DELETE", "/admin/tenants/" + seg, bearer(admin), nil, notFound},
 			hostileCase{n + "tenant id bind", "PUT", "/admin/tenants/" + seg + "/authorizers/" + app, bearer(admin), nil, notFound},
 			hostileCase{n + "tenant id unbind", "DELETE", "/admin/tenants/" + seg + "/authorizers/" + app, bearer(admin), nil, notFound},
-			hostileCase{n + "bind appid", "PUT", "/admin/tenants/" + tid + "/authorizers/" + seg, bearer(admin), nil, notFound},
-			hostileCase{n + "unbind appid", "DELETE", "/admin/tenants/" + tid + "/authorizers/" + seg, bearer(admin), nil, hostileWant{status: 204}},
-			hostileCase{n + "refresh appid", "POST", "/admin/authorizers/" + seg + "/refresh", bearer(admin), nil, notFound},
+			hostileCase{n + "bind appid", "PUT", "/admin/tenants/" + tid + "/authorizers/" + seg, bearer(admin), nil, malformedAppID},
+			hostileCase{n + "unbind appid", "DELETE", "/admin/tenants/" + tid + "/authorizers/" + seg, bearer(admin), nil, malformedAppID},
+			hostileCase{n + "refresh appid", "POST", "/admin/authorizers/" + seg + "/refresh", bearer(admin), nil, malformedAppID},
 			hostileCase{n + "kid", "DELETE", "/admin/keys/" + seg, bearer(admin), nil, notFound},
 			hostileCase{n + "usage from", "GET", "/admin/tenants/" + tid + "/usage?from=" + q, bearer(admin), nil, invalid},
 			hostileCase{n + "usage to", "GET", "/admin/tenants/" + tid + "/usage?to=" + q, bearer(admin), nil, invalid},
@@ -345,7 +347,7 @@ func TestHostileInput(t *testing.T) {
 		// Invented methods: refused, and never a new metric series each.
 		hostileCase{"invented method on a route", "RANDOMA1", "/v1/authorizers/" + app + "/fans", bearer(key), nil, hostileWant{status: 405}},
 		hostileCase{"invented method, unknown path", "XYZ-6504", "/nowhere", nil, nil, hostileWant{status: 404}},
-		hostileCase{"SQL in X-Request-Id is not echoed", "GET", "/v1/authorizers/" + url.PathEscape(sqlPayloads[0]) + "/fans", append(bearer(key), "X-Request-Id: a'b;--"), nil, notFound},
+		hostileCase{"SQL in X-Request-Id is not echoed", "GET", "/v1/authorizers/" + url.PathEscape(sqlPayloads[0]) + "/fans", append(bearer(key), "X-Request-Id: a'b;--"), nil, malformedAppID},
 	)
 
 	before, calls := hostileState(t, st), simCalls(st)

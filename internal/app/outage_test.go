@@ -14,6 +14,7 @@ import (
 	"github.com/wxgate/wxgate/internal/faultnet"
 	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/sim"
+	"github.com/wxgate/wxgate/internal/store/storetest"
 	"github.com/wxgate/wxgate/internal/tenant"
 )
 
@@ -50,16 +51,7 @@ func TestStoreOutageIsStoreUnavailable(t *testing.T) {
 		Accounts: []sim.AccountSpec{{AppID: appid, Followers: 5, PermissionSets: []int{2}}},
 		Sim:      func(o *sim.Options) { o.PushRetries, o.PushRetryDelay = 2, 100*time.Millisecond },
 		Env: func(e map[string]string) {
-			u, err := url.Parse(e["WXGATE_DATABASE_URL"])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if link, err = faultnet.Start(u.Host); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(link.Close)
-			u.Host = link.Addr()
-			e["WXGATE_DATABASE_URL"] = u.String()
+			e["WXGATE_DATABASE_URL"], link = storetest.Behind(t, e["WXGATE_DATABASE_URL"])
 			e["WXGATE_DIRECTORY_MAX_STALENESS"] = limit.String()
 			e["WXGATE_LOG_LEVEL"] = "info"
 		},

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -166,8 +167,12 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/tags/134/fans/export?format=csv")
-		if code != 200 || body != "openid\n#error,upstream_unavailable,\n" {
+		if code != 200 || body != "openid\n#error code=upstream_unavailable wechat_errcode=-1 resumable=true next_openid= message=WeChat is busy\n" {
 			t.Fatalf("csv: %d %q", code, body)
+		}
+		// A CSV reader takes the whole stream: the error is one field.
+		if rows, err := csv.NewReader(strings.NewReader(body)).ReadAll(); err != nil || len(rows) != 2 {
+			t.Fatalf("csv reader: %v rows, %v", len(rows), err)
 		}
 		st.Sim.ClearFaults()
 		if err := st.Sim.SetFault(sim.Fault{Endpoint: "user/get", AppID: fansAccount, Probability: 1, Kind: sim.FaultErrcode, Errcode: 45009}); err != nil {
@@ -181,13 +186,28 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 				Details map[string]any `json:"details"`
 			} `json:"error"`
 			NextOpenID string `json:"next_openid"`
+			Resumable  bool   `json:"resumable"`
+			RetryAfter int    `json:"retry_after_seconds"`
 		}
 		if err := json.Unmarshal([]byte(body), &line); err != nil || code != 200 || strings.Count(body, "\n") != 1 {
 			t.Fatalf("ndjson: %d %q (%v)", code, body, err)
 		}
 		if line.Error.Code != "rate_limited" || line.Error.Details["wechat_errcode"] != float64(45009) ||
-			line.NextOpenID != cursor || hdr.Get("Retry-After") == "" {
+			line.NextOpenID != cursor || hdr.Get("Retry-After") == "" || !line.Resumable || line.RetryAfter < 1 {
 			t.Fatalf("ndjson error line %q, Retry-After %q", body, hdr.Get("Retry-After"))
+		}
+	})
+
+	t.Run("a permanent failure says resuming cannot help", func(t *testing.T) {
+		defer st.Sim.ClearFaults()
+		if err := st.Sim.SetFault(sim.Fault{Endpoint: "user/get", AppID: fansAccount, Probability: 1, Kind: sim.FaultErrcode, Errcode: 40003}); err != nil {
+			t.Fatal(err)
+		}
+		for _, format := range []string{"ndjson", "csv"} {
+			code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/fans/export?format=" + format)
+			if code != 200 || !strings.Contains(body, "40003") || !strings.Contains(body, map[string]string{"ndjson": `"resumable":false`, "csv": "resumable=false"}[format]) {
+				t.Errorf("%s: %d %q, want the error line with errcode 40003 and resumable false", format, code, body)
+			}
 		}
 	})
 
@@ -218,6 +238,27 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 		}
 	})
 
+	t.Run("query parameters a route does not take are refused, naming the accepted ones", func(t *testing.T) {
+		before := st.Sim.Counters().ByAccount[sim.EndpointUserGet][fansAccount]
+		for _, tc := range []struct{ path, want string }{
+			{"/v1/authorizers/" + fansAccount + "/fans?nextopenid=o1", `this route accepts: next_openid`},
+			{"/v1/authorizers/" + fansAccount + "/fans?next_openid=a&next_openid=b", `is given 2 times`},
+			{"/v1/authorizers/" + fansAccount + "/fans/export?format=csv&limit=5", `this route accepts: next_openid, format`},
+			{"/v1/authorizers/" + fansAccount + "/tags/7/fans?tag=7", `this route accepts: next_openid`},
+			{"/v1/authorizers?page=2", `this route takes no query parameters`},
+			{"/v1/authorizers/" + fansAccount + "?verbose=1", `this route takes no query parameters`},
+			{"/v1/authorizers/" + fansAccount + "/tags/99999999999999999999/fans", `out of range`},
+		} {
+			code, _, body := st.getRaw(tc.path)
+			if code != 400 || !strings.Contains(body, `"invalid_argument"`) || !strings.Contains(body, tc.want) {
+				t.Errorf("%s: %d %s, want 400 invalid_argument saying %q", tc.path, code, body, tc.want)
+			}
+		}
+		if after := st.Sim.Counters().ByAccount[sim.EndpointUserGet][fansAccount]; after != before {
+			t.Errorf("WeChat was called %d times for refused requests", after-before)
+		}
+	})
+
 	t.Run("usage counts every outcome, refusals included", func(t *testing.T) {
 		restricted := st.newKey(map[string]any{"appids": []string{set100}})
 		calls := []struct {
@@ -229,11 +270,15 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 			{"/v1/authorizers/wx0000000000000404/fans", st.Key, 404},      // unknown
 			{"/v1/authorizers/" + fansAccount + "/fans", restricted, 403}, // forbidden
 			{"/v1/authorizers/" + set1Account + "/fans", st.Key, 403},     // permission_set_missing
+			{"/v1/authorizers/wxacct1/fans", st.Key, 400},                 // malformed: invalid_argument naming the rule
 		}
 		for _, c := range calls {
 			if code, _, body := st.get(c.path, c.key); code != c.status {
 				t.Fatalf("%s: %d %s, want %d", c.path, code, body, c.status)
 			}
+		}
+		if code := st.compatErrcode(http.MethodGet, "/wx/wxacct1/cgi-bin/user/get", ""); code != 40013 {
+			t.Fatalf("compatible, malformed appid: errcode %d, want 40013", code)
 		}
 		// The tenant's rate limit: a bucket of one, refilled once an hour.
 		st.must(http.MethodPatch, "/admin/tenants/"+st.TenantID, testAdminToken, map[string]any{"rate_limit": 0.0003, "rate_burst": 1}, nil, 200)

@@ -19,6 +19,7 @@ import (
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/console"
 	"github.com/wxgate/wxgate/internal/httpapi"
+	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/quota"
@@ -32,6 +33,7 @@ import (
 func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	fs := newFlags("serve", "Run the gateway: WeChat-facing endpoints, tenant API, compatible API, admin API and\noperations endpoints. Applies pending migrations at start-up.", stdio)
 	cfgPath := fs.String("config", "", "optional YAML configuration `file` (the environment wins over it)")
+	listEnvironment(fs)
 	if done, err := parse(fs, args); done {
 		return err
 	}
@@ -43,15 +45,18 @@ func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	logOut := obs.NewLineBuffer(stdio.Stderr, logFlushInterval)
 	defer logOut.Close()
 	log := obs.NewLogger(logOut, cfg.LogLevel)
+	// Bind first: an address in use is a configuration problem, reported
+	// before any migration runs.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s (WXGATE_LISTEN): %w", cfg.Listen, err)
+	}
 	gw, err := openGateway(ctx, cfg, log)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer gw.store.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("serve: listen on %s: %w", cfg.Listen, err)
-	}
 	return gw.serve(ctx, ln)
 }
 
@@ -205,6 +210,13 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		AppID: cfg.ComponentAppID, Crypter: crypter, Handler: flow, Receipts: st,
 		ReplayWindow: eventReceiptRetention, Now: now, Logger: log, Metrics: metrics,
 	})
+	// The accounts' message URL: the release test answered by the
+	// platform, everything else queued for the account's tenants.
+	messages := message.New(message.Options{
+		Crypter: crypter, Inbox: &message.StoreInbox{ComponentAppID: cfg.ComponentAppID, Store: st},
+		Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner,
+		Now: now, Logger: log, Metrics: metrics,
+	})
 	if err := credentials.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -246,6 +258,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		TrustedProxies: cfg.TrustedProxies,
 		Metrics:        metrics,
 		Store:          st,
+		WeChat:         wx,
 		Tenant: httpapi.TenantDeps{
 			AdminToken:   cfg.AdminToken,
 			Now:          now,
@@ -261,6 +274,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Platform: httpapi.PlatformDeps{
 			ComponentAppID: cfg.ComponentAppID,
 			Events:         events,
+			Messages:       messages,
 			Flow:           flow,
 			Directory:      st,
 			Authorizers:    authorizers,
@@ -282,7 +296,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Console: cons,
 	})
 
-	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, quotas.Run, func(ctx context.Context) error {
+	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, quotas.Run, messages.Run, func(ctx context.Context) error {
 		return platformJanitor(ctx, st, log, now)
 	})
 	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, workers: workers}, nil

@@ -1,9 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -24,6 +27,9 @@ func runSim(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	fs := newFlags("sim", "Run the WeChat simulator (docs/simulator.md): component APIs, user/get and user/tag/get,\nthe authorization pages, event pushes and the /sim/ control API. Component settings come from\nthe same WXGATE_COMPONENT_* variables as serve.", stdio)
 	listen := fs.String("listen", defaultSimListen, "listen `address` (the control API is unauthenticated and hands out live tokens: keep it off public interfaces)")
 	eventURL := fs.String("event-url", "http://localhost:8080/wechat/events", "`URL` events are pushed to (empty: do not push)")
+	messageURL := fs.String("message-url", "http://localhost:8080/wechat/accounts/$APPID$/callback", "the platform's message and event receive `URL`, $APPID$ standing for the account (empty: none)")
+	releaseTest := fs.Bool("release-test", false, "do not serve: have the simulator already listening on --listen (wxgate sim or wxgate demo) run WeChat's full-network release test against its platform, print the result page and exit (non-zero if an item failed)")
+	releaseGroup := fs.Int("release-group", 0, "test account group 1..5 for --release-test (0: at random, as WeChat does)")
 	publicURL := fs.String("public-url", "", "the simulator's own external base `URL` (links in its pages)")
 	seed := fs.String("seed", "", "YAML or JSON `file` of accounts to preload")
 	ticketEvery := fs.Duration("ticket-interval", sim.DefaultTicketInterval, "push a component_verify_ticket this often (negative: never)")
@@ -34,13 +40,16 @@ func runSim(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	if done, err := parse(fs, args); done {
 		return err
 	}
+	if *releaseTest {
+		return runReleaseTest(ctx, *listen, *releaseGroup, stdio.Stdout)
+	}
 	cfg, err := config.Load(getenv, *cfgPath, config.NeedComponent)
 	if err != nil {
 		return err
 	}
 	log := obs.NewLogger(stdio.Stderr, cfg.LogLevel)
 	opts := simOptions(cfg)
-	opts.EventURL, opts.PublicURL, opts.TicketInterval = *eventURL, *publicURL, *ticketEvery
+	opts.EventURL, opts.MessageURL, opts.PublicURL, opts.TicketInterval = *eventURL, *messageURL, *publicURL, *ticketEvery
 	opts.TokenLifetime, opts.TokenOverlap, opts.DailyQuota, opts.Logger = *lifetime, *overlap, *quota, log
 	s, err := sim.New(opts)
 	if err != nil {
@@ -62,8 +71,46 @@ func runSim(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	if err != nil {
 		return fmt.Errorf("sim: listen on %s: %w", *listen, err)
 	}
-	log.Info("simulator listening", "addr", ln.Addr().String(), "event_url", *eventURL)
+	log.Info("simulator listening", "addr", ln.Addr().String(), "event_url", *eventURL, "message_url", *messageURL)
 	return serveUntilDone(ctx, ln, s.Handler(), log, 5*time.Second, s.Run)
+}
+
+// runReleaseTest asks the simulator running at listen (a `wxgate sim` or
+// the demo's) to play WeChat's full-network release test against its
+// platform, prints the result page and fails if an item failed.
+func runReleaseTest(ctx context.Context, listen string, group int, stdout io.Writer) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("sim: --listen %q: %w", listen, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	body, _ := json.Marshal(sim.ReleaseTestOptions{Group: group})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/sim/release_test", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("sim: release test: %w", err)
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		return fmt.Errorf("sim: release test: is a simulator (wxgate sim or wxgate demo) listening on %s? %w", listen, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("sim: release test: the simulator answered %s: %s", resp.Status, raw)
+	}
+	var rep sim.ReleaseReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return fmt.Errorf("sim: release test: reading the report: %w", err)
+	}
+	if _, err := fmt.Fprint(stdout, rep.String()); err != nil {
+		return err
+	}
+	if !rep.Passed {
+		return errors.New("sim: the full-network release test failed (see the items above)")
+	}
+	return nil
 }
 
 // simOptions are the simulator's settings for the component of cfg: the same

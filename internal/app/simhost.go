@@ -36,6 +36,7 @@ func startSimHost(o sim.Options) (*simHost, error) {
 	}
 	h := &simHost{URL: "http://" + ln.Addr().String()}
 	o.EventURL = h.URL + "/relay/wechat/events"
+	o.MessageURL = h.URL + "/relay/wechat/accounts/$APPID$/callback"
 	if h.Sim, err = sim.New(o); err != nil {
 		ln.Close()
 		return nil, err

@@ -69,10 +69,10 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	st := &stack{t: t, Sim: s, SimURL: host.URL, Host: host, DBURL: storetest.NewURL(t, o.Dialect), client: &http.Client{
+	st := &stack{t: t, Sim: s, SimURL: host.URL, Host: host, DBURL: storetest.NewURL(t, o.Dialect), client: checkedByContract(t, &http.Client{
 		Timeout:       60 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	})}
 	for range o.Replicas {
 		env := gatewayEnv(st.DBURL, host.URL)
 		if o.Env != nil {

@@ -2,8 +2,10 @@ package authorizer_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -21,15 +23,21 @@ import (
 // refresh has read the row under its lease and asked WeChat, before its
 // compare-and-swap write. What the hook writes goes through the unwrapped
 // store, as another replica's or the authorization flow's writes would.
+// With fail set, that one write then fails with fail instead of reaching
+// the store (the database went away right after the other write landed).
 type interposingStore struct {
 	authorizer.Store
 	armed atomic.Bool
 	hook  func(ctx context.Context)
+	fail  error
 }
 
 func (s *interposingStore) UpdateAuthorizer(ctx context.Context, c, appid string, v int64, fn func(*store.Authorizer) error) (store.Authorizer, error) {
 	if s.armed.CompareAndSwap(true, false) {
 		s.hook(ctx)
+		if s.fail != nil {
+			return store.Authorizer{}, s.fail
+		}
 	}
 	return s.Store.UpdateAuthorizer(ctx, c, appid, v, fn)
 }
@@ -130,6 +138,69 @@ func TestANewerTokenWrittenBeforeTheWriteWins(t *testing.T) {
 	stored, _ := p.Store.GetAuthorizer(ctx, componenttest.ComponentAppID, appA)
 	if a.AccessToken.Reveal() != theirs || stored.AccessToken.Reveal() != theirs {
 		t.Fatal("this refresh's write replaced the newer token")
+	}
+}
+
+// TestAFailedWriteKeepsTheNewerVersionTheCacheHolds: the merchant
+// authorizes again between a refresh's read and its write, the flow puts the
+// re-authorization into this replica's cache, and then the refresh's write
+// fails for a reason other than a conflict. The refresh's token may be kept
+// in memory only over the version it replaces: over the newer one it would
+// serve (and later try to store) a token from before the re-authorization.
+func TestAFailedWriteKeepsTheNewerVersionTheCacheHolds(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			is := &interposingStore{fail: errs.Wrap(errs.Internal, "internal error", errors.New("database unreachable"))}
+			p := setup(t, componenttest.Options{Dialect: d, Authorizers: func(o *authorizer.Options) {
+				is.Store = o.Store
+				o.Store = is
+			}}, appA)
+			ctx := p.Ctx()
+			old, _ := p.Authorizers.Get(appA)
+			var reauthorized store.Authorizer
+			is.hook = func(ctx context.Context) {
+				if _, err := p.Sim.Authorize(ctx, appA, ""); err != nil {
+					t.Errorf("re-authorization: %v", err)
+				}
+				reauthorized, _ = p.Authorizers.Get(appA)
+			}
+			is.armed.Store(true)
+
+			t.Run("the refresh's write fails after the re-authorization reached the cache", func(t *testing.T) {
+				if _, err := p.Authorizers.ForceRefresh(ctx, appA); err != nil {
+					t.Fatalf("forced refresh: %v", err)
+				}
+				if is.armed.Load() {
+					t.Fatal("the refresh never tried to write")
+				}
+				if reauthorized.Version <= old.Version || reauthorized.AccessToken.Reveal() != p.Sim.CurrentAccessToken(appA) {
+					t.Fatalf("the re-authorization did not reach the cache first (version %d, was %d)", reauthorized.Version, old.Version)
+				}
+				if got := testutil.ToFloat64(p.Metrics.TokenRefreshes.WithLabelValues("authorizer", "unsaved")); got != 1 {
+					t.Fatalf("unsaved refreshes = %v, want 1", got)
+				}
+			})
+			t.Run("the cache still serves the re-authorization", func(t *testing.T) {
+				got, _ := p.Authorizers.Get(appA)
+				if got.Version != reauthorized.Version || got.AccessToken != reauthorized.AccessToken {
+					t.Fatalf("the cache serves version %d with another token, want the re-authorization (version %d)",
+						got.Version, reauthorized.Version)
+				}
+				if getFans(t, p, got.AccessToken) != 0 {
+					t.Fatal("WeChat refuses the token the cache serves")
+				}
+			})
+			t.Run("the next tick stores nothing over it", func(t *testing.T) {
+				p.Clock.Advance(time.Minute) // past the pause after the failed write
+				p.Authorizers.RefreshDue(ctx)
+				stored, err := p.Store.GetAuthorizer(ctx, componenttest.ComponentAppID, appA)
+				if err != nil || stored.Version != reauthorized.Version || stored.AccessToken != reauthorized.AccessToken {
+					t.Fatalf("stored row is not the re-authorization (%v)", err)
+				}
+			})
+		})
 	}
 }
 

@@ -412,6 +412,88 @@ func TestFailedRefreshIsRetriedWhileTheOldTokenServes(t *testing.T) {
 	}
 }
 
+// TestRefreshesAskedForRunDuringThePauseAfterAFailure: the pause after a
+// failed refresh holds back only the background refresher. An admin's forced
+// refresh, a token WeChat refused and an expired token are refreshed at once
+// even inside that pause: each is asked for by someone who cannot wait.
+func TestRefreshesAskedForRunDuringThePauseAfterAFailure(t *testing.T) {
+	t.Parallel()
+	const life = 7200 * time.Second // first pause: 10 s
+	for _, tc := range []struct {
+		name string
+		// failAt is how long after the authorization the due refresh fails;
+		// inPause how long after that failure the refresh is asked for.
+		failAt, inPause time.Duration
+		ask             func(t *testing.T, p *componenttest.Platform, cur store.Authorizer) (secret.Value, error)
+	}{
+		{"forced", life * 3 / 4, time.Second, func(_ *testing.T, p *componenttest.Platform, _ store.Authorizer) (secret.Value, error) {
+			a, err := p.Authorizers.ForceRefresh(p.Ctx(), appA)
+			return a.AccessToken, err
+		}},
+		{"token error", life * 3 / 4, time.Second, func(t *testing.T, p *componenttest.Platform, cur store.Authorizer) (secret.Value, error) {
+			if err := p.Sim.InvalidateToken(appA); err != nil {
+				return "", err
+			}
+			if code := getFans(t, p, cur.AccessToken); code != wechat.ErrInvalidCredential {
+				t.Fatalf("user/get with the invalidated token answered %d, want 40001", code)
+			}
+			return p.Authorizers.OnTokenError(p.Ctx(), appA, cur.AccessToken)
+		}},
+		{"expired", life - 5*time.Second, 6 * time.Second, func(t *testing.T, p *componenttest.Platform, cur store.Authorizer) (secret.Value, error) {
+			if p.Clock.Now().Before(cur.TokenExpiresAt) {
+				t.Fatal("the token has not expired yet; the row needs it expired")
+			}
+			a, err := p.Authorizers.Token(p.Ctx(), appA)
+			return a.AccessToken, err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := setup(t, componenttest.Options{Dialect: store.SQLite, TokenLifetime: life}, appA)
+			ctx := p.Ctx()
+			old, _ := p.Authorizers.Get(appA)
+			t.Run("the due refresh fails", func(t *testing.T) {
+				if err := p.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointAuthorizerToken, Kind: sim.FaultErrcode}); err != nil {
+					t.Fatal(err)
+				}
+				p.Clock.Advance(tc.failAt)
+				p.Authorizers.RefreshDue(ctx)
+				if got := testutil.ToFloat64(p.Metrics.TokenRefreshes.WithLabelValues("authorizer", "error")); got != 1 {
+					t.Fatalf("failed refreshes = %v, want 1", got)
+				}
+				p.Sim.ClearFaults()
+			})
+			t.Run("inside the pause the refresher waits", func(t *testing.T) {
+				p.Clock.Advance(tc.inPause)
+				calls := p.Calls(sim.EndpointAuthorizerToken, appA)
+				p.Authorizers.RefreshDue(ctx)
+				if n := p.Calls(sim.EndpointAuthorizerToken, appA); n != calls {
+					t.Fatalf("the refresher did not wait: %d api_authorizer_token calls", n-calls)
+				}
+				if a, _ := p.Authorizers.Get(appA); a.AccessToken != old.AccessToken {
+					t.Fatal("the token changed inside the pause")
+				}
+			})
+			t.Run("the refresh asked for runs at once", func(t *testing.T) {
+				calls := p.Calls(sim.EndpointAuthorizerToken, appA)
+				tok, err := tc.ask(t, p.In(t), old)
+				if err != nil {
+					t.Fatalf("refresh asked for: %v", err)
+				}
+				if tok == old.AccessToken || tok.Reveal() != p.Sim.CurrentAccessToken(appA) || getFans(t, p, tok) != 0 {
+					t.Fatal("got the old token, want a new one WeChat accepts")
+				}
+				if n := p.Calls(sim.EndpointAuthorizerToken, appA) - calls; n != 1 {
+					t.Fatalf("api_authorizer_token calls = %d, want 1", n)
+				}
+				if a, _ := p.Authorizers.Get(appA); a.AccessToken != tok || !p.Clock.Now().Before(a.TokenExpiresAt) {
+					t.Fatal("the cache does not serve the new token")
+				}
+			})
+		})
+	}
+}
+
 // failingStore fails UpdateAuthorizer while fail is set.
 type failingStore struct {
 	*store.Store

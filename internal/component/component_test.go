@@ -177,13 +177,21 @@ func TestBadTicketIsReportedAndRecoveredByTheNextOne(t *testing.T) {
 	if tok, err := p.Credentials.Token(ctx); err != nil || tok.Reveal() != p.Sim.CurrentComponentToken() {
 		t.Fatalf("after a good ticket: %v, %v", tok, err)
 	}
-	// An older ticket arriving late does not replace the newer one.
+	// An older ticket arriving late does not replace the newer one, nor
+	// make the stored ticket look fresh.
+	p.Clock.Advance(5 * time.Minute)
+	if err := p.Credentials.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Credentials.HandleTicket(ctx, secret.Value("ticket@@@late"), p.Clock.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := p.Store.GetComponentState(ctx, componenttest.ComponentAppID)
 	if st.Ticket == "ticket@@@late" {
 		t.Fatal("an older ticket replaced the newest")
+	}
+	if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 300 {
+		t.Fatalf("ticket age after a late ticket = %v, want 300 (the stored ticket's)", age)
 	}
 }
 
@@ -207,12 +215,113 @@ func TestComponentTokenRefusedByWeChatIsReplacedOnce(t *testing.T) {
 	}
 }
 
+// TestComponentTokenWhenItsRenewalFails: WeChat fails api_component_token
+// (system error) while a renewal is asked for. A token that still works is
+// kept and served until a renewal succeeds; a token that expired, or that
+// WeChat itself refused, is never served: the caller gets the error.
+func TestComponentTokenWhenItsRenewalFails(t *testing.T) {
+	t.Parallel()
+	const life = 100 * time.Second // renewed from 75 s, usable until 99 s
+	for _, tc := range []struct {
+		name string
+		// before runs with WeChat still answering; then api_component_token
+		// fails and ask asks for the token; first is the token the replica
+		// got from the first ticket.
+		before func(t *testing.T, p *componenttest.Platform)
+		ask    func(p *componenttest.Platform, first secret.Value) (secret.Value, error)
+		// served: the token the replica must answer ("" = an error).
+		served func(p *componenttest.Platform, first secret.Value) secret.Value
+	}{
+		{
+			name:   "a due token that still works keeps serving",
+			before: func(t *testing.T, p *componenttest.Platform) { p.Clock.Advance(80 * time.Second) },
+			ask: func(p *componenttest.Platform, _ secret.Value) (secret.Value, error) {
+				_ = p.Credentials.Tick(p.Ctx()) // the renewal fails
+				return p.Credentials.Token(p.Ctx())
+			},
+			served: func(_ *componenttest.Platform, first secret.Value) secret.Value { return first },
+		},
+		{
+			name:   "an expired token is not served",
+			before: func(t *testing.T, p *componenttest.Platform) { p.Clock.Advance(life) },
+			ask: func(p *componenttest.Platform, _ secret.Value) (secret.Value, error) {
+				return p.Credentials.Token(p.Ctx())
+			},
+			served: func(*componenttest.Platform, secret.Value) secret.Value { return "" },
+		},
+		{
+			name: "a token WeChat refused is not served again",
+			before: func(t *testing.T, p *componenttest.Platform) {
+				if err := p.Sim.InvalidateComponentToken(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			ask: func(p *componenttest.Platform, first secret.Value) (secret.Value, error) {
+				return p.Credentials.Invalidate(p.Ctx(), first)
+			},
+			served: func(*componenttest.Platform, secret.Value) secret.Value { return "" },
+		},
+		{
+			// A late report about the token replaced at the last renewal,
+			// while the current one is due and its renewal fails: the
+			// current one still works.
+			name: "a late refusal of a replaced token answers the current one",
+			before: func(t *testing.T, p *componenttest.Platform) {
+				p.Clock.Advance(80 * time.Second)
+				if err := p.Credentials.Tick(p.Ctx()); err != nil {
+					t.Fatal(err)
+				}
+				p.Clock.Advance(80 * time.Second)
+			},
+			ask: func(p *componenttest.Platform, first secret.Value) (secret.Value, error) {
+				return p.Credentials.Invalidate(p.Ctx(), first)
+			},
+			served: func(p *componenttest.Platform, _ secret.Value) secret.Value {
+				return secret.Value(p.Sim.CurrentComponentToken())
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			forEachDialect(t, func(t *testing.T, d store.Dialect) {
+				p := componenttest.New(t, componenttest.Options{Dialect: d, TokenLifetime: life}).In(t)
+				p.PushTicket()
+				first, err := p.Credentials.Token(p.Ctx())
+				if err != nil || first.Reveal() != p.Sim.CurrentComponentToken() {
+					t.Fatalf("first token: %v", err)
+				}
+				tc.before(t, p)
+				want := tc.served(p, first)
+				if err := p.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointComponentToken, Kind: sim.FaultErrcode}); err != nil {
+					t.Fatal(err)
+				}
+				calls := p.Calls(sim.EndpointComponentToken, "")
+				got, err := tc.ask(p, first)
+				if p.Calls(sim.EndpointComponentToken, "") == calls {
+					t.Fatal("no renewal was tried")
+				}
+				switch {
+				case want.IsZero() && err == nil:
+					t.Fatalf("served a token (the first one: %v), want an error", got == first)
+				case want.IsZero() && (!errs.Is(err, errs.UpstreamUnavailable) || wechat.ErrcodeOf(err) != wechat.ErrSystemBusy):
+					t.Fatalf("got %v, want WeChat's failure (upstream_unavailable, errcode -1)", err)
+				case !want.IsZero() && (err != nil || got != want):
+					t.Fatalf("got %v (the first token: %v), want the token that still works", err, got == first)
+				}
+			})
+		})
+	}
+}
+
 // TestTicketAgeKeepsGrowingWhileTheStoreIsDown: the age is what operators
-// alert on; an unreachable store must not freeze it at its last value.
+// alert on; an unreachable store must not freeze it at its last value, nor
+// make it count from when the replica started instead of from the last
+// ticket it saw (the replica here waited 20 minutes for its first ticket).
 func TestTicketAgeKeepsGrowingWhileTheStoreIsDown(t *testing.T) {
 	t.Parallel()
 	p := componenttest.New(t, componenttest.Options{Dialect: store.SQLite})
 	ctx := p.Ctx()
+	p.Clock.Advance(20 * time.Minute)
 	p.PushTicket()
 	p.Clock.Advance(5 * time.Minute)
 	if err := p.Credentials.Tick(ctx); err != nil {

@@ -264,8 +264,20 @@ func (e *Events) fresh(ctx context.Context, timestamp string, ev wxcrypt.Event) 
 // refuse counts and logs a refused push.
 func (e *Events) refuse(ctx context.Context, a Answer, result, reason string) Outcome {
 	e.count("", result)
-	e.log.WarnContext(ctx, "event refused", "reason", result)
+	if hint := refusalHints[result]; hint != "" {
+		e.log.WarnContext(ctx, "event refused", "reason", result, "hint", hint)
+	} else {
+		e.log.WarnContext(ctx, "event refused", "reason", result)
+	}
 	return Outcome{Answer: a, Result: result, Reason: reason}
+}
+
+// refusalHints say what to check when a refusal usually means the gateway
+// and the platform's settings disagree rather than an attack.
+var refusalHints = map[string]string{
+	resultBadSignature: "if every push is refused, WXGATE_COMPONENT_TOKEN must equal the message-check Token set on the Open Platform",
+	resultUndecrypt:    "if every push is refused, WXGATE_COMPONENT_AES_KEY must equal the platform's EncodingAESKey",
+	resultWrongAppID:   "the push names another platform: check WXGATE_COMPONENT_APPID",
 }
 
 // isMessage reports whether plain is a well-formed <xml> message with a

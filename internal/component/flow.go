@@ -710,3 +710,35 @@ func (f *Flow) Unauthorized(ctx context.Context, appid string, at time.Time) err
 	f.log.InfoContext(ctx, "component: account unauthorized the platform", "appid", appid)
 	return nil
 }
+
+// ExchangeQueryAuthCode exchanges the authorization code WeChat's
+// full-network release test sends in a "QUERY_AUTH_CODE:" message
+// (docs/wechat.md, "The full-network release test") and returns the
+// account and its fresh access token. The account's authorization is
+// stored like any other, bound to no tenant (a binding it already has is
+// kept), so the token manager knows the new tokens.
+func (f *Flow) ExchangeQueryAuthCode(ctx context.Context, code secret.Value) (string, secret.Value, error) {
+	var auth wechat.Authorization
+	asked := f.o.Now().UTC()
+	err := f.o.Credentials.withToken(ctx, func(tok secret.Value) error {
+		var err error
+		auth, err = f.o.WeChat.QueryAuth(ctx, tok, code)
+		return err
+	})
+	if err != nil {
+		return "", "", err
+	}
+	saved, err := f.o.Store.SaveAuthorization(ctx, store.Authorizer{
+		ComponentAppID: f.o.AppID, AppID: auth.AppID, Status: store.StatusAuthorized,
+		AccessToken: auth.AccessToken, RefreshToken: auth.RefreshToken,
+		TokenExpiresAt: asked.Add(auth.ExpiresIn), TokenRefreshedAt: asked, PermissionSets: auth.PermissionSets,
+	}, "")
+	if err != nil {
+		// The token is good whether or not it was stored: the reply is
+		// what the test checks.
+		f.log.WarnContext(ctx, "component: storing the release test's authorization failed", "appid", auth.AppID, "err", err.Error())
+	} else if f.o.OnAuthorizerChanged != nil {
+		f.o.OnAuthorizerChanged(saved)
+	}
+	return auth.AppID, auth.AccessToken, nil
+}

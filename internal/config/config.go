@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -96,7 +97,7 @@ type key struct {
 }
 
 var keys = []key{
-	{env: "WXGATE_LISTEN", yaml: "listen", def: ":8080", apply: func(c *Config, v string) error { c.Listen = v; return nil }},
+	{env: "WXGATE_LISTEN", yaml: "listen", def: ":8080", apply: applyListen},
 	{env: "WXGATE_DATABASE_URL", yaml: "database_url", def: "sqlite:wxgate.db", secret: true, apply: applyDatabaseURL},
 	{env: "WXGATE_DATABASE_MAX_CONNS", yaml: "database_max_conns", def: "20", apply: func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -117,7 +118,7 @@ var keys = []key{
 	}},
 	{env: "WXGATE_COMPONENT_APPID", yaml: "component_appid", need: NeedComponent, apply: func(c *Config, v string) error {
 		if !ValidAppID(v) {
-			return errors.New("must look like a WeChat appid (wx followed by 16 hex or alphanumeric characters)")
+			return errors.New("must be a WeChat appid: " + AppIDRule)
 		}
 		c.ComponentAppID = v
 		return nil
@@ -129,7 +130,10 @@ var keys = []key{
 	{env: "WXGATE_WECHAT_MP_URL", yaml: "wechat_mp_url", def: "https://mp.weixin.qq.com", apply: func(c *Config, v string) error { return setURL(&c.WeChatMPURL, v) }},
 	{env: "WXGATE_WECHAT_OPEN_URL", yaml: "wechat_open_url", def: "https://open.weixin.qq.com", apply: func(c *Config, v string) error { return setURL(&c.WeChatOpenURL, v) }},
 	{env: "WXGATE_LOG_LEVEL", yaml: "log_level", def: "info", apply: func(c *Config, v string) error {
-		return c.LogLevel.UnmarshalText([]byte(v))
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return errors.New("must be one of debug, info, warn, error")
+		}
+		return nil
 	}},
 	{env: "WXGATE_TENANT_RATE_LIMIT", yaml: "tenant_rate_limit", def: "50", apply: func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
@@ -272,7 +276,11 @@ type Error struct{ Problems []string }
 
 // Error renders one paragraph naming each problem.
 func (e *Error) Error() string {
-	return fmt.Sprintf("invalid configuration (%d problems): %s", len(e.Problems), strings.Join(e.Problems, "; "))
+	noun := "problems"
+	if len(e.Problems) == 1 {
+		noun = "problem"
+	}
+	return fmt.Sprintf("invalid configuration (%d %s): %s", len(e.Problems), noun, strings.Join(e.Problems, "; "))
 }
 
 func readFile(path string) (map[string]string, error) {
@@ -292,6 +300,20 @@ func readFile(path string) (map[string]string, error) {
 		out[k] = fmt.Sprint(v)
 	}
 	return out, nil
+}
+
+// applyListen accepts host:port or :port with a numeric port, so a typo is
+// reported with every other problem instead of after the migrations ran.
+func applyListen(c *Config, v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("must be host:port or :port, for example :8080 or 127.0.0.1:8080")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return errors.New("the port must be a number from 0 to 65535")
+	}
+	c.Listen = v
+	return nil
 }
 
 func applyDatabaseURL(c *Config, v string) error {
@@ -355,8 +377,11 @@ func setDuration(dst *time.Duration, v string) error {
 	return nil
 }
 
+// AppIDRule is how every refusal of a malformed appid words the rule.
+const AppIDRule = "a WeChat appid is \"wx\" followed by 16 letters or digits (18 characters)"
+
 // ValidAppID reports whether s looks like a WeChat appid: "wx" and 16
-// alphanumeric characters.
+// alphanumeric characters (AppIDRule).
 func ValidAppID(s string) bool {
 	if len(s) != 18 || !strings.HasPrefix(s, "wx") {
 		return false

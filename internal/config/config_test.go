@@ -192,3 +192,36 @@ func TestDirectoryMaxStaleness(t *testing.T) {
 		}
 	})
 }
+
+// TestProblemsAreWordedForPeople checks what an operator reads when one
+// setting is wrong: the allowed values, the shape expected, and grammar.
+func TestProblemsAreWordedForPeople(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value string
+		want             []string
+	}{
+		{"log level lists the levels", "WXGATE_LOG_LEVEL", "verbose", []string{"(1 problem)", "WXGATE_LOG_LEVEL", "debug, info, warn, error"}},
+		{"listen without a port", "WXGATE_LISTEN", "8080", []string{"(1 problem)", "WXGATE_LISTEN", "host:port or :port"}},
+		{"listen with a named port", "WXGATE_LISTEN", ":http", []string{"WXGATE_LISTEN", "port must be a number"}},
+		{"listen port out of range", "WXGATE_LISTEN", "127.0.0.1:70000", []string{"WXGATE_LISTEN", "port must be a number"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := valid()
+			m[tc.key] = tc.value
+			_, err := config.Load(env(m), "", config.NeedGateway)
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tc.key, tc.value)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("message %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	m := valid()
+	m["WXGATE_LISTEN"] = "127.0.0.1:0"
+	if c, err := config.Load(env(m), "", config.NeedGateway); err != nil || c.Listen != "127.0.0.1:0" {
+		t.Fatalf("127.0.0.1:0: got %q, %v", c.Listen, err)
+	}
+}

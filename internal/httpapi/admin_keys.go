@@ -64,7 +64,7 @@ func newKeyJSON(k store.Key) keyJSON {
 func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req issueKeyRequest
-		if err := decodeAdminJSON(c, &req, true); err != nil {
+		if err := decodeJSONBody(c, &req, true); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -103,7 +103,7 @@ func handleIssueKey(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 		}
 		j := newKeyJSON(k)
 		c.Header("Cache-Control", "no-store")
-		c.JSON(http.StatusCreated, issueKeyResponse{KID: k.KID, Key: raw.Reveal(), ExpiresAt: j.ExpiresAt,
+		c.PureJSON(http.StatusCreated, issueKeyResponse{KID: k.KID, Key: raw.Reveal(), ExpiresAt: j.ExpiresAt,
 			TenantID: k.TenantID, Name: k.Name, AppIDs: j.AppIDs, CreatedAt: j.CreatedAt})
 	}
 }
@@ -120,7 +120,7 @@ func handleListKeys(keys KeyManager, log *slog.Logger) gin.HandlerFunc {
 		for i, k := range list {
 			out[i] = newKeyJSON(k)
 		}
-		c.JSON(http.StatusOK, gin.H{"keys": out})
+		c.PureJSON(http.StatusOK, gin.H{"keys": out})
 	}
 }
 

@@ -18,14 +18,14 @@ import (
 	"github.com/wxgate/wxgate/internal/tenant"
 )
 
-// maxAdminBody caps admin request bodies.
-const maxAdminBody = 64 << 10
+// maxJSONBody caps /v1 and /admin request bodies.
+const maxJSONBody = 64 << 10
 
-// decodeAdminJSON reads the request body into dst: one JSON object, at
+// decodeJSONBody reads the request body of a /v1 or /admin route into dst: one JSON object, at
 // most 64 KiB, valid UTF-8, no unknown fields. An empty body is {} when allowEmpty.
 // Errors are invalid_argument, naming the offending field when there is one.
-func decodeAdminJSON(c *gin.Context, dst any, allowEmpty bool) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody))
+func decodeJSONBody(c *gin.Context, dst any, allowEmpty bool) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return errs.E(errs.InvalidArgument, "request body is larger than 64 KiB")

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
 )
@@ -60,7 +59,7 @@ func checkReturnURLHosts(f fieldErrors, hosts []string) []string {
 func handleCreateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req createTenantRequest
-		if err := decodeAdminJSON(c, &req, false); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -77,7 +76,7 @@ func handleCreateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusCreated, newTenantJSON(t))
+		c.PureJSON(http.StatusCreated, newTenantJSON(t))
 	}
 }
 
@@ -93,7 +92,7 @@ func handleListTenants(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 		for i, t := range list {
 			out[i] = newTenantJSON(t)
 		}
-		c.JSON(http.StatusOK, gin.H{"tenants": out})
+		c.PureJSON(http.StatusOK, gin.H{"tenants": out})
 	}
 }
 
@@ -112,7 +111,7 @@ type updateTenantRequest struct {
 func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req updateTenantRequest
-		if err := decodeAdminJSON(c, &req, false); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -154,7 +153,7 @@ func handleUpdateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, newTenantJSON(t))
+		c.PureJSON(http.StatusOK, newTenantJSON(t))
 	}
 }
 
@@ -175,8 +174,8 @@ func handleDeleteTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 func handleBind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		appid := c.Param("appid")
-		if !config.ValidAppID(appid) {
-			writeError(c, log, errAuthorizerNotFound()) // no such account can exist
+		if err := checkAppID(appid); err != nil {
+			writeError(c, log, err)
 			return
 		}
 		if err := b.Bind(c.Request.Context(), c.Param("id"), appid); err != nil {
@@ -193,8 +192,8 @@ func handleBind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 func handleApproveBinding(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		appid := c.Param("appid")
-		if !config.ValidAppID(appid) {
-			writeError(c, log, errAuthorizerNotFound())
+		if err := checkAppID(appid); err != nil {
+			writeError(c, log, err)
 			return
 		}
 		if err := b.ApproveBinding(c.Request.Context(), c.Param("id"), appid); err != nil {
@@ -209,6 +208,10 @@ func handleApproveBinding(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 // idempotent); not_found if the tenant is unknown.
 func handleUnbind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if err := checkAppID(c.Param("appid")); err != nil {
+			writeError(c, log, err)
+			return
+		}
 		if err := b.Unbind(c.Request.Context(), c.Param("id"), c.Param("appid")); err != nil {
 			writeError(c, log, err)
 			return
@@ -236,7 +239,7 @@ type bindingLimitRequest struct {
 func handleSetBindingLimit(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req bindingLimitRequest
-		if err := decodeAdminJSON(c, &req, false); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			writeError(c, log, err)
 			return
 		}

@@ -77,7 +77,7 @@ func handleTenantUsage(u UsageReader, now func() time.Time, log *slog.Logger) gi
 			resp.Usage[i] = usageRowJSON{Hour: adminTime(r.Hour), AppID: r.AppID, API: r.API, Outcome: r.Outcome, Count: r.Count}
 			resp.Total += r.Count
 		}
-		c.JSON(http.StatusOK, resp)
+		c.PureJSON(http.StatusOK, resp)
 	}
 }
 

@@ -2,15 +2,19 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/tenant"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Surfaces label the auth-failure metric.
@@ -180,6 +184,9 @@ func authorizeAppID(c *gin.Context, b BindingChecker, appid string) error {
 	if b == nil {
 		return errs.Wrap(errs.Internal, "internal error", errors.New("httpapi: account check without bindings"))
 	}
+	if err := checkAppID(appid); err != nil {
+		return err
+	}
 	bound, err := b.Authorize(c.Request.Context(), p.TenantID, appid)
 	if err != nil {
 		return err
@@ -192,6 +199,21 @@ func authorizeAppID(c *gin.Context, b BindingChecker, appid string) error {
 	}
 	c.Set(ctxAppID, appid)
 	return nil
+}
+
+// checkAppID refuses a malformed appid in a path with invalid_argument
+// naming the rule (compatible: 40013, WeChat's "invalid appid"): no such
+// account can exist, and "not found" would hide a typo.
+func checkAppID(appid string) error {
+	if config.ValidAppID(appid) {
+		return nil
+	}
+	shown := appid
+	if len(shown) > 40 {
+		shown = shown[:40] + "…"
+	}
+	return errs.Invalid("appid", fmt.Sprintf("appid %q is malformed: %s", shown, config.AppIDRule)).
+		WithCause(&proxy.ParamError{Param: "appid", WeChatErrcode: wechat.ErrInvalidAppID})
 }
 
 // errAuthorizerNotFound is the one answer for an account the caller may not

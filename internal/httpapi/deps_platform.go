@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/store"
 )
@@ -17,6 +18,9 @@ type PlatformDeps struct {
 	ComponentAppID string
 	// Events decides about each push to the event URL (component.Events).
 	Events EventReceiver
+	// Messages decides about each push to an account's message URL
+	// (message.Receiver).
+	Messages MessageReceiver
 	// Flow starts and completes authorizations (component.Flow).
 	Flow AuthorizationFlow
 	// Directory lists authorizers, tenant-scoped or not (the store).
@@ -39,6 +43,19 @@ type EventReceiver interface {
 	// Unread refuses a push whose body could not be read (tooLarge: over
 	// the size cap).
 	Unread(ctx context.Context, tooLarge bool) component.Outcome
+}
+
+// MessageReceiver is the platform's policy for the accounts' message URL.
+type MessageReceiver interface {
+	// Receive decides about a push for the account appid: refuse it,
+	// answer it (a passive reply or "success"), or ask WeChat to retry.
+	Receive(ctx context.Context, appid string, p component.Push) message.Outcome
+	// Unread refuses a push whose body could not be read (tooLarge: over
+	// the size cap).
+	Unread(ctx context.Context, tooLarge bool) message.Outcome
+	// VerifyURL answers WeChat's URL verification: echostr, and whether
+	// the signature is the platform's.
+	VerifyURL(signature, timestamp, nonce, echostr string) (string, bool)
 }
 
 // AuthorizationFlow is the authorization flow (docs/api.md, "WeChat-facing endpoints" and "POST /v1/authorizations").
@@ -79,6 +96,7 @@ type ComponentStatus interface {
 var (
 	_ AuthorizationFlow   = (*component.Flow)(nil)
 	_ EventReceiver       = (*component.Events)(nil)
+	_ MessageReceiver     = (*message.Receiver)(nil)
 	_ ComponentStatus     = (*component.Credentials)(nil)
 	_ AuthorizerDirectory = (*store.Store)(nil)
 )

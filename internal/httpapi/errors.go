@@ -194,7 +194,8 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	}
 	setRetryAfter(c, e)
 	c.Set(ctxErrCode, string(e.Code))
-	c.AbortWithStatusJSON(status, errorBody{Error: errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}})
+	c.Abort()
+	c.PureJSON(status, errorBody{Error: errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}})
 }
 
 // payloadDetails is e's details plus WeChat's errcode and errmsg when the

@@ -65,7 +65,7 @@ func exportLines(t *testing.T, format, body string) (openids []string, errLine s
 	}
 	for i, l := range lines {
 		switch {
-		case format == "csv" && strings.HasPrefix(l, "#error,"), format == "ndjson" && strings.HasPrefix(l, `{"error":`):
+		case format == "csv" && strings.HasPrefix(l, "#error "), format == "ndjson" && strings.HasPrefix(l, `{"error":`):
 			if i != len(lines)-1 {
 				t.Fatalf("error line %d is not the last", i)
 			}
@@ -196,8 +196,9 @@ func TestExportFailureEndsTheStreamWithTheCursor(t *testing.T) {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}
 			cursor := sim.OpenID(appid, 9999)
-			if format == "csv" && errLine != "#error,rate_limited,"+cursor {
-				t.Fatalf("error line %q, want #error,rate_limited,%s", errLine, cursor)
+			if want := "#error code=rate_limited wechat_errcode=45009 resumable=true retry_after_seconds="; format == "csv" &&
+				(!strings.HasPrefix(errLine, want) || !strings.Contains(errLine, " next_openid="+cursor+" message=")) {
+				t.Fatalf("error line %q, want %s… next_openid=%s message=…", errLine, want, cursor)
 			}
 			if format == "ndjson" {
 				var line struct {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // handleHealthz answers 200 while the process runs.
@@ -18,8 +20,17 @@ func handleHealthz() gin.HandlerFunc {
 	return func(c *gin.Context) { c.String(http.StatusOK, "ok") }
 }
 
+// Reacher reports what the WeChat client last learned about reaching WeChat.
+type Reacher interface {
+	Reachability() wechat.Reachability
+}
+
 // handleReadyz answers 200 when the store answers within a second, else 503.
-func handleReadyz(store Pinger, log *slog.Logger) gin.HandlerFunc {
+// WeChat's reachability is reported in the body but does not make the
+// replica unready: every replica shares WeChat, and taking them all out of
+// the balancer during a WeChat outage would also stop the admin API, the
+// tenant API's answers from memory and WeChat's own event pushes.
+func handleReadyz(store Pinger, wx Reacher, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 		defer cancel()
@@ -28,8 +39,27 @@ func handleReadyz(store Pinger, log *slog.Logger) gin.HandlerFunc {
 			c.String(http.StatusServiceUnavailable, "store unreachable")
 			return
 		}
-		c.String(http.StatusOK, "ready")
+		c.String(http.StatusOK, "ready\nstore: ok\n"+wechatLine(wx))
 	}
+}
+
+// wechatLine is /readyz's plain statement of WeChat's reachability.
+func wechatLine(wx Reacher) string {
+	if wx == nil {
+		return ""
+	}
+	r := wx.Reachability()
+	switch {
+	case !r.Known:
+		return "wechat: not called yet\n"
+	case r.Reachable:
+		return "wechat: reachable\n"
+	}
+	line := fmt.Sprintf("wechat: UNREACHABLE since %s: %s\n", r.Since.UTC().Format(time.RFC3339), r.Cause)
+	if r.Hint != "" {
+		line += "hint: " + r.Hint + "\n"
+	}
+	return line
 }
 
 // handleMetrics serves the Prometheus text format.

@@ -4,18 +4,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3gen"
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/proxy"
 )
 
-// OpenAPI builds the OpenAPI 3 document of /v1, /wx and /admin. The proxied
-// routes are generated from the API table; docs/openapi.json is this
-// document, kept in the repository (a test fails when they differ, and when
-// a route of routes.go is missing from it or the other way round).
+// OpenAPI builds the OpenAPI 3 document of every route (docs/api.md). The
+// request and response schemas are generated from the very Go types the
+// handlers decode and encode, the proxied routes from the API table, so the
+// document cannot drift from the code; docs/openapi.json is this document,
+// kept in the repository (tests fail when they differ, when a route of
+// routes.go is missing from it, and when a real answer of the end-to-end
+// tests does not match it).
 func OpenAPI() []byte {
+	g := newSchemas()
 	paths := map[string]map[string]any{}
 	add := func(method, path string, op map[string]any) {
 		if paths[path] == nil {
@@ -24,19 +33,40 @@ func OpenAPI() []byte {
 		paths[path][strings.ToLower(method)] = op
 	}
 	for _, r := range staticRoutes {
-		add(r.method, r.path, r.op())
+		add(r.method, r.path, r.op(g))
 	}
 	for _, api := range proxy.APIs {
-		addCompat(add, api)
+		compat := map[string]any{
+			"operationId": api.Name + "Compatible",
+			"summary":     "WeChat-compatible " + api.Name + ": the same path, query and body as WeChat, the tenant key as access_token; every answer WeChat-shaped with HTTP 200.",
+			"tags":        []string{"compatible"},
+			"security":    []any{map[string]any{"accessToken": []string{}}},
+			"parameters":  []any{appidParam()},
+			"responses": map[string]any{"200": map[string]any{
+				"description": "WeChat's body unchanged, or {\"errcode\", \"errmsg\"} (docs/api.md, \"Compatible errcodes\")",
+				"content":     jsonContent(g.ref("WeChatAnswer", wechatAnswer{}), wechatPageExample),
+			}},
+		}
+		if api.Method == http.MethodPost {
+			compat["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
+		}
+		add(api.Method, "/wx/{appid}"+api.Path, compat)
 		if api.RESTPath == "" {
 			continue
 		}
 		restPath := "/v1" + ginToOpenAPI(api.RESTPath)
-		add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.", "WeChat's answer, unchanged"))
 		if api.Cursor == "" {
+			add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.",
+				jsonContent(map[string]any{"type": "object", "description": "WeChat's answer, unchanged"}, nil)))
 			continue
 		}
-		exp := proxyOp(api, api.Name+"Export", "Every page of "+api.Name+", fetched by the gateway and streamed as it arrives (NDJSON {\"openid\"} per line, or CSV). Local refusals are ordinary error answers; once WeChat was asked, a failure (even of the first page) ends the 200 stream with {\"error\": ERROR, \"next_openid\": CURSOR} (CSV: #error,CODE,CURSOR) to resume from.", "the stream")
+		add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.",
+			jsonContent(g.ref("WeChatPage", wechatPage{}), wechatPageExample)))
+		exp := proxyOp(api, api.Name+"Export", "Every page of "+api.Name+", fetched by the gateway and streamed as it arrives (NDJSON {\"openid\"} per line, or CSV). Local refusals are ordinary error answers; once WeChat was asked, a failure (even of the first page) ends the 200 stream with {\"error\": ERROR, \"next_openid\": CURSOR, \"resumable\": BOOL} (CSV: one field, #error code=… resumable=… next_openid=… message=…); resume from CURSOR only when resumable.",
+			map[string]any{
+				"application/x-ndjson":    map[string]any{"schema": strSchema, "example": "{\"openid\":\"oAbc…\"}\n{\"openid\":\"oDef…\"}\n"},
+				"text/csv; charset=utf-8": map[string]any{"schema": strSchema, "example": "openid\noAbc…\noDef…\n"},
+			})
 		exp["parameters"] = append(exp["parameters"].([]any), map[string]any{
 			"name": "format", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"ndjson", "csv"}, "default": "ndjson"},
 		})
@@ -47,7 +77,7 @@ func OpenAPI() []byte {
 		"info": map[string]any{
 			"title":       "wxgate",
 			"version":     "1",
-			"description": "Multi-tenant gateway for WeChat third-party platforms. Errors on /v1 and /admin are {\"error\": {\"code\", \"message\", \"details\"}}.",
+			"description": "Multi-tenant gateway for WeChat third-party platforms (docs/api.md). Errors on /v1 and /admin are {\"error\": {\"code\", \"message\", \"details\"}}; the compatible surface answers WeChat's {\"errcode\", \"errmsg\"}.",
 		},
 		"paths": paths,
 		"components": map[string]any{
@@ -56,21 +86,8 @@ func OpenAPI() []byte {
 				"adminToken":  map[string]any{"type": "http", "scheme": "bearer", "description": "WXGATE_ADMIN_TOKEN"},
 				"accessToken": map[string]any{"type": "apiKey", "in": "query", "name": "access_token", "description": "the tenant key, where WeChat expects access_token"},
 			},
-			"schemas": map[string]any{
-				"Error": map[string]any{"type": "object", "properties": map[string]any{"error": map[string]any{"type": "object", "properties": map[string]any{
-					"code":    map[string]any{"type": "string", "enum": []string{"invalid_argument", "unauthenticated", "forbidden", "permission_set_missing", "authorizer_unauthorized", "not_found", "method_not_allowed", "conflict", "rate_limited", "upstream_error", "upstream_unavailable", "upstream_timeout", "component_not_ready", "store_unavailable", "internal"}},
-					"message": map[string]any{"type": "string"},
-					"details": map[string]any{"type": "object"},
-				}}}},
-				"Authorizer": map[string]any{"type": "object", "properties": map[string]any{
-					"appid":            map[string]any{"type": "string"},
-					"status":           map[string]any{"type": "string", "enum": []string{"authorized", "unauthorized", "needs_reauthorization"}},
-					"permission_sets":  map[string]any{"type": "array", "items": map[string]any{"type": "integer"}},
-					"token_expires_at": map[string]any{"type": "string", "format": "date-time", "nullable": true},
-					"authorized_at":    map[string]any{"type": "string", "format": "date-time"},
-					"nick_name":        map[string]any{"type": "string", "nullable": true},
-				}},
-			},
+			"schemas":   g.schemas,
+			"responses": errorResponses(g),
 		},
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
@@ -80,23 +97,148 @@ func OpenAPI() []byte {
 	return append(b, '\n')
 }
 
-// addCompat documents api's compatible route.
-func addCompat(add func(method, path string, op map[string]any), api *proxy.API) {
-	add(api.Method, "/wx/{appid}"+api.Path, map[string]any{
-		"operationId": api.Name + "Compatible",
-		"summary":     "WeChat-compatible " + api.Name + ": the same path, query and body as WeChat, the tenant key as access_token; every answer WeChat-shaped with HTTP 200.",
-		"tags":        []string{"compatible"},
-		"security":    []any{map[string]any{"accessToken": []string{}}},
-		"parameters":  []any{appidParam()},
-		"responses":   map[string]any{"200": map[string]any{"description": "WeChat's body, or {\"errcode\", \"errmsg\"}"}},
-	})
+// schemas generates component schemas from Go types with kin-openapi's
+// generator. Responses list every field the handler always writes as
+// required; pointer fields are nullable.
+type schemas struct {
+	schemas openapi3.Schemas
 }
+
+func newSchemas() *schemas { return &schemas{schemas: openapi3.Schemas{}} }
+
+// ref generates the schema of v's type as components/schemas/name and
+// returns its $ref.
+func (s *schemas) ref(name string, v any) map[string]any {
+	if _, ok := s.schemas[name]; !ok {
+		ref, err := openapi3gen.NewSchemaRefForValue(v, nil, openapi3gen.SchemaCustomizer(describeField))
+		if err != nil {
+			panic(fmt.Sprintf("httpapi: openapi: schema of %T: %v", v, err)) // static types: cannot fail
+		}
+		s.schemas[name] = ref
+	}
+	return map[string]any{"$ref": "#/components/schemas/" + name}
+}
+
+// describeField marks the fields a struct always carries (no omitempty) as
+// required and times as date-time, and names the error codes.
+func describeField(name string, t reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
+	if strings.HasSuffix(name, "_at") || name == "hour" || name == "from" || name == "to" {
+		schema.Format = "date-time"
+	}
+	if t == reflect.TypeFor[errs.Code]() {
+		for code := range statusOf {
+			schema.Enum = append(schema.Enum, string(code))
+		}
+		slices.SortFunc(schema.Enum, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Struct && schema.Type.Is(openapi3.TypeObject) {
+		schema.Required = requiredFields(t)
+	}
+	return nil
+}
+
+func requiredFields(t reflect.Type) []string {
+	var out []string
+	for f := range t.Fields() {
+		if f.Anonymous {
+			out = append(out, requiredFields(f.Type)...)
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" || strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero") {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// wechatPage documents WeChat's answer to getFans and getTagFans
+// (docs/wechat.md, "Paging"); the gateway passes it through unchanged.
+type wechatPage struct {
+	Total      int    `json:"total,omitempty"`
+	Count      int    `json:"count"`
+	NextOpenID string `json:"next_openid"`
+	Data       struct {
+		OpenID []string `json:"openid"`
+	} `json:"data,omitzero"`
+}
+
+// wechatAnswer is any answer of the compatible surface: WeChat's page, or
+// WeChat's error shape.
+type wechatAnswer struct {
+	Errcode    int    `json:"errcode,omitempty"`
+	Errmsg     string `json:"errmsg,omitempty"`
+	Total      int    `json:"total,omitempty"`
+	Count      int    `json:"count,omitempty"`
+	NextOpenID string `json:"next_openid,omitempty"`
+	Data       struct {
+		OpenID []string `json:"openid"`
+	} `json:"data,omitzero"`
+}
+
+// cloudCallBody documents the body of POST /v1/openapi/{name}: the cloud
+// call's own body plus the account (proxy.API.CloudArgs reads it).
+type cloudCallBody struct {
+	AppID      string `json:"appid"`
+	NextOpenID string `json:"next_openid,omitempty"`
+	TagID      int    `json:"tagid,omitempty"`
+}
+
+var wechatPageExample = map[string]any{"total": 23000, "count": 2, "data": map[string]any{"openid": []string{"oAbcdEfgh0001", "oAbcdEfgh0002"}}, "next_openid": "oAbcdEfgh0002"}
+
+var strSchema = map[string]any{"type": "string"}
+
+func jsonContent(schema map[string]any, example any) map[string]any {
+	c := map[string]any{"schema": schema}
+	if example != nil {
+		c["example"] = example
+	}
+	return map[string]any{"application/json": c}
+}
+
+// errorResponses are the error answers of /v1 and /admin, one per status.
+func errorResponses(g *schemas) map[string]any {
+	out := map[string]any{}
+	byStatus := map[int][]string{}
+	for code, status := range statusOf {
+		byStatus[status] = append(byStatus[status], string(code))
+	}
+	for status, codes := range byStatus {
+		slices.Sort(codes)
+		out[fmt.Sprint(status)] = map[string]any{
+			"description": http.StatusText(status) + ": error code " + strings.Join(codes, ", "),
+			"content": jsonContent(g.ref("Error", errorBody{}), map[string]any{"error": map[string]any{
+				"code": codes[0], "message": "what went wrong, for people", "details": map[string]any{}}}),
+		}
+	}
+	return out
+}
+
+// errorRefs references the error answers a route can give.
+func errorRefs(statuses ...int) map[string]any {
+	out := map[string]any{}
+	for _, s := range statuses {
+		out[fmt.Sprint(s)] = map[string]any{"$ref": "#/components/responses/" + fmt.Sprint(s)}
+	}
+	return out
+}
+
+// The error statuses of each surface.
+var (
+	tenantErrors = []int{400, 401, 403, 404, 429, 500, 502, 503, 504}
+	adminErrors  = []int{400, 401, 404, 409, 500, 503}
+)
 
 func appidParam() map[string]any {
-	return map[string]any{"name": "appid", "in": "path", "required": true, "schema": map[string]any{"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"}}
+	return map[string]any{"name": "appid", "in": "path", "required": true, "description": "the account's appid: wx followed by 16 letters or digits",
+		"schema": map[string]any{"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"}, "example": "wxd000000000c0ffee"}
 }
 
-func proxyOp(api *proxy.API, id, summary, okDesc string) map[string]any {
+func proxyOp(api *proxy.API, id, summary string, ok map[string]any) map[string]any {
 	params := []any{appidParam()}
 	for _, p := range api.Params {
 		in := "query"
@@ -106,23 +248,22 @@ func proxyOp(api *proxy.API, id, summary, okDesc string) map[string]any {
 		schema := map[string]any{"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9_-]*$"}
 		switch p.Kind {
 		case proxy.KindPositiveInt:
-			schema = map[string]any{"type": "integer", "minimum": 1}
+			schema = map[string]any{"type": "integer", "minimum": 1, "maximum": 1<<31 - 1}
 		case proxy.KindCGIPath:
 			schema = map[string]any{"type": "string", "maxLength": 128, "pattern": "^/[A-Za-z0-9_/.-]*$"}
 		}
 		params = append(params, map[string]any{"name": p.Name, "in": in, "required": p.Required || p.InPath, "schema": schema})
 	}
+	responses := errorRefs(tenantErrors...)
+	responses["200"] = map[string]any{"description": "success", "content": ok}
 	return map[string]any{
 		"operationId": id,
 		"summary":     summary,
-		"description": fmt.Sprintf("WeChat %s %s. Requires the account to have granted any of the permission sets %v; refused locally with permission_set_missing otherwise. Counted against the account's WeChat daily quota: refused locally with rate_limited (details.scope wechat_daily_quota or tenant_daily_limit) when it is spent.", api.Method, api.Path, api.RequiredSets),
+		"description": fmt.Sprintf("WeChat %s %s. Requires the account to have granted any of the permission sets %v; refused locally with permission_set_missing otherwise. Counted against the account's WeChat daily quota: refused locally with rate_limited (details.scope wechat_daily_quota, or tenant_daily_limit past the operator's cap) when it is spent. Query parameters other than those listed are refused.", api.Method, api.Path, api.RequiredSets),
 		"tags":        []string{"proxy"},
 		"security":    []any{map[string]any{"tenantKey": []string{}}},
 		"parameters":  params,
-		"responses": map[string]any{
-			"200":     map[string]any{"description": okDesc},
-			"default": map[string]any{"description": "error", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}},
-		},
+		"responses":   responses,
 	}
 }
 
@@ -139,81 +280,190 @@ func ginToOpenAPI(p string) string {
 
 // staticRoute documents one route that is not generated from the API table.
 type staticRoute struct {
-	method, path, id, summary, security string
-	body                                map[string]any // request body schema properties, nil for none
-	status                              string
+	method, path, id, summary string
+	// security is the scheme, "" for none.
+	security string
+	// status is the success status; resp the Go value the handler encodes
+	// (nil: no body), or raw the content of a non-JSON answer.
+	status int
+	resp   any
+	raw    map[string]any
+	// req is the Go value the handler decodes (nil: no body).
+	req any
+	// query lists the query parameters.
+	query []map[string]any
+	// errors are the error statuses; errorsRaw describes non-JSON ones.
+	errors    []int
+	errorsRaw map[string]any
 }
 
-func (r staticRoute) op() map[string]any {
+func (r staticRoute) op(g *schemas) map[string]any {
+	responses := errorRefs(r.errors...)
+	for k, v := range r.errorsRaw {
+		responses[k] = v
+	}
+	ok := map[string]any{"description": "success"}
+	switch {
+	case r.raw != nil:
+		ok["content"] = r.raw
+	case r.resp != nil:
+		ok["content"] = jsonContent(g.ref(typeName(r.resp), r.resp), nil)
+	}
+	responses[fmt.Sprint(r.status)] = ok
+	tag := strings.Split(strings.TrimPrefix(r.path, "/"), "/")[0]
+	if tag == "healthz" || tag == "readyz" || tag == "metrics" || tag == "openapi.json" {
+		tag = "operations"
+	}
 	op := map[string]any{
 		"operationId": r.id,
 		"summary":     r.summary,
-		"tags":        []string{strings.Split(strings.TrimPrefix(r.path, "/"), "/")[0]},
-		"security":    []any{map[string]any{r.security: []string{}}},
-		"responses": map[string]any{
-			r.status:  map[string]any{"description": "success"},
-			"default": map[string]any{"description": "error", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}},
-		},
+		"tags":        []string{tag},
+		"responses":   responses,
+	}
+	if r.security != "" {
+		op["security"] = []any{map[string]any{r.security: []string{}}}
 	}
 	var params []any
 	for _, seg := range strings.Split(r.path, "/") {
-		if strings.HasPrefix(seg, "{") {
-			params = append(params, map[string]any{"name": strings.Trim(seg, "{}"), "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		if name, ok := strings.CutPrefix(seg, "{"); ok {
+			name = strings.TrimSuffix(name, "}")
+			if name == "appid" {
+				params = append(params, appidParam())
+				continue
+			}
+			params = append(params, map[string]any{"name": name, "in": "path", "required": true, "schema": strSchema})
 		}
 	}
-	if r.path == "/admin/tenants/{id}/usage" {
-		for _, q := range []string{"from", "to"} {
-			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string", "format": "date-time"}})
-		}
+	for _, q := range r.query {
+		params = append(params, q)
 	}
 	if params != nil {
 		op["parameters"] = params
 	}
-	if r.body != nil {
-		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object", "properties": r.body}}}}
+	if r.req != nil {
+		op["requestBody"] = map[string]any{"required": true, "content": jsonContent(g.ref(typeName(r.req), r.req), nil)}
 	}
 	return op
 }
 
-var (
-	str  = map[string]any{"type": "string"}
-	num  = map[string]any{"type": "integer"}
-	strs = map[string]any{"type": "array", "items": str}
+// typeName is the public schema name of a handler type: tenantJSON → Tenant.
+func typeName(v any) string {
+	n := reflect.TypeOf(v).Name()
+	n = strings.TrimSuffix(strings.TrimSuffix(n, "JSON"), "Response")
+	return strings.ToUpper(n[:1]) + n[1:]
+}
+
+// List answers of the admin and tenant APIs.
+type (
+	tenantList struct {
+		Tenants []tenantJSON `json:"tenants"`
+	}
+	keyList struct {
+		Keys []keyJSON `json:"keys"`
+	}
+	authorizerList struct {
+		Authorizers []authorizerJSON `json:"authorizers"`
+	}
+	adminAuthorizerList struct {
+		Authorizers []adminAuthorizerJSON `json:"authorizers"`
+	}
+	textPlain = map[string]any
 )
 
-// staticRoutes are the /v1 and /admin routes of routes.go that are not proxied APIs.
+func text(example string) textPlain {
+	return map[string]any{"text/plain; charset=utf-8": map[string]any{"schema": strSchema, "example": example}}
+}
+
+func query(name, description string, schema map[string]any) map[string]any {
+	return map[string]any{"name": name, "in": "query", "description": description, "schema": schema}
+}
+
+// staticRoutes are the routes of routes.go that are not proxied APIs.
 var staticRoutes = []staticRoute{
-	{method: "POST", path: "/v1/authorizations", id: "createAuthorization", security: "tenantKey", status: "201",
-		summary: "Start an authorization: returns the PC and mobile authorization URLs for a merchant's admin.",
-		body:    map[string]any{"return_url": str, "auth_type": num, "biz_appid": str}},
-	{method: "GET", path: "/v1/authorizers", id: "listAuthorizers", security: "tenantKey", status: "200", summary: "The accounts bound to the caller's tenant."},
-	{method: "GET", path: "/v1/authorizers/{appid}", id: "getAuthorizer", security: "tenantKey", status: "200", summary: "One account bound to the caller's tenant."},
-	{method: "GET", path: "/v1/authorizers/{appid}/quota", id: "getQuota", security: "tenantKey", status: "200",
-		summary: "The account's WeChat daily quota of every proxied API: daily_limit (from WeChat's quota/get), used (WeChat's count when learned plus the gateway's calls since), remain, resets_at (midnight Beijing time), checked_at."},
-	{method: "POST", path: "/v1/openapi/{name}", id: "cloudCall", security: "tenantKey", status: "200",
-		summary: "A proxied API under its WeChat cloud-call name (officialAccount.user.getList, officialAccount.tags.getUsers): the JSON body the cloud call takes plus \"appid\"; WeChat's body unchanged.",
-		body:    map[string]any{"appid": str, "next_openid": str, "tagid": num}},
-	{method: "POST", path: "/admin/tenants", id: "createTenant", security: "adminToken", status: "201", summary: "Create a tenant.", body: map[string]any{"name": str, "return_url_hosts": strs}},
-	{method: "GET", path: "/admin/tenants", id: "listTenants", security: "adminToken", status: "200", summary: "List tenants."},
-	{method: "PATCH", path: "/admin/tenants/{id}", id: "updateTenant", security: "adminToken", status: "200", summary: "Rename a tenant, set its rate limit (per replica) or its allowed return_url hosts.",
-		body: map[string]any{"name": str, "rate_limit": map[string]any{"type": "number"}, "rate_burst": num, "return_url_hosts": strs}},
-	{method: "DELETE", path: "/admin/tenants/{id}", id: "deleteTenant", security: "adminToken", status: "204", summary: "Delete a tenant with its keys and bindings."},
-	{method: "POST", path: "/admin/tenants/{id}/keys", id: "issueKey", security: "adminToken", status: "201", summary: "Issue a tenant key (shown once).",
-		body: map[string]any{"name": str, "ttl_seconds": num, "appids": strs}},
-	{method: "GET", path: "/admin/tenants/{id}/keys", id: "listKeys", security: "adminToken", status: "200", summary: "List a tenant's keys (never the keys themselves)."},
-	{method: "GET", path: "/admin/tenants/{id}/usage", id: "tenantUsage", security: "adminToken", status: "200", summary: "Call counts per account, API, outcome and hour."},
-	{method: "DELETE", path: "/admin/keys/{kid}", id: "revokeKey", security: "adminToken", status: "204", summary: "Revoke a key; every replica refuses it within 2 seconds."},
-	{method: "PUT", path: "/admin/tenants/{id}/authorizers/{appid}", id: "bindAuthorizer", security: "adminToken", status: "204", summary: "Bind an authorized account to a tenant."},
-	{method: "DELETE", path: "/admin/tenants/{id}/authorizers/{appid}", id: "unbindAuthorizer", security: "adminToken", status: "204", summary: "Unbind an account from a tenant."},
-	{method: "PATCH", path: "/admin/tenants/{id}/authorizers/{appid}", id: "setBindingLimit", security: "adminToken", status: "200",
-		summary: "Cap the tenant's calls per proxied API and Beijing day on the account (0 removes the cap); beyond it that tenant alone is refused with rate_limited, details.scope tenant_daily_limit.",
-		body:    map[string]any{"daily_limit": num}},
-	{method: "POST", path: "/admin/tenants/{id}/authorizers/{appid}/approve", id: "approveBinding", security: "adminToken", status: "204", summary: "Approve a binding an authorization left pending (the account was bound to another tenant)."},
-	{method: "GET", path: "/admin/authorizers", id: "adminListAuthorizers", security: "adminToken", status: "200", summary: "Every authorized account with its tenants and the tenants waiting for approval."},
-	{method: "POST", path: "/admin/authorizers/{appid}/refresh", id: "refreshAuthorizer", security: "adminToken", status: "200", summary: "Force a token refresh."},
-	{method: "POST", path: "/admin/authorizers/{appid}/quota/clear", id: "clearQuota", security: "adminToken", status: "200",
-		summary: "Call WeChat's clear_quota for the account (10 times a month) and answer its fresh quotas; rate_limited once the month's clears are used (WeChat 48006)."},
-	{method: "GET", path: "/admin/component", id: "component", security: "adminToken", status: "200", summary: "Component ticket age and token expiry."},
+	{method: "GET", path: "/healthz", id: "healthz", summary: "200 while the process runs.", status: 200, raw: text("ok")},
+	{method: "GET", path: "/readyz", id: "readyz", summary: "200 when the store answers; the body also states whether WeChat is reachable.", status: 200,
+		raw: text("ready\nstore: ok\nwechat: reachable\n"), errorsRaw: map[string]any{"503": map[string]any{"description": "the store does not answer", "content": text("store unreachable")}}},
+	{method: "GET", path: "/metrics", id: "metrics", summary: "Prometheus metrics (text exposition format).", status: 200,
+		raw: map[string]any{"text/plain; version=0.0.4; charset=utf-8": map[string]any{"schema": strSchema}}},
+	{method: "GET", path: "/openapi.json", id: "openapi", summary: "This document.", status: 200,
+		raw: map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}},
+	{method: "POST", path: "/wechat/events", id: "wechatEvents", summary: "WeChat's authorization event receive URL: encrypted, signed XML pushes (tickets, authorized, updateauthorized, unauthorized).", status: 200,
+		query: []map[string]any{
+			query("msg_signature", "SHA-1 signature of the push", strSchema), query("timestamp", "Unix seconds", strSchema), query("nonce", "random", strSchema),
+			query("signature", "signature without the ciphertext (ignored)", strSchema), query("encrypt_type", "aes", strSchema),
+		},
+		raw: text("success"),
+		errorsRaw: map[string]any{
+			"400": map[string]any{"description": "malformed, wrong appid, stale or future timestamp (nothing stored)", "content": text("malformed body")},
+			"401": map[string]any{"description": "bad signature (nothing stored)", "content": text("bad signature")},
+			"413": map[string]any{"description": "body over the limit", "content": text("body too large")},
+			"503": map[string]any{"description": "transient failure: WeChat retries the push", "content": text("retry later")},
+		}},
+	{method: "POST", path: "/wechat/accounts/{appid}/callback", id: "wechatAccountMessages", summary: "WeChat's message and event receive URL for authorized accounts: answers the full-network release test, queues every other message for the account's tenants.", status: 200,
+		query: []map[string]any{
+			query("msg_signature", "SHA-1 signature of the push", strSchema), query("timestamp", "Unix seconds", strSchema), query("nonce", "random", strSchema),
+			query("openid", "the follower", strSchema), query("signature", "signature without the ciphertext (not needed)", strSchema), query("encrypt_type", "aes", strSchema),
+		},
+		raw: map[string]any{
+			"text/plain; charset=utf-8":      map[string]any{"schema": strSchema, "example": "success"},
+			"application/xml; charset=utf-8": map[string]any{"schema": strSchema, "example": "<xml><Encrypt><![CDATA[…]]></Encrypt><MsgSignature><![CDATA[…]]></MsgSignature><TimeStamp>1700000000</TimeStamp><Nonce><![CDATA[…]]></Nonce></xml>"},
+		},
+		errorsRaw: map[string]any{
+			"400": map[string]any{"description": "malformed, wrong appid or bad timestamp (nothing stored, nothing called)", "content": text("malformed body")},
+			"401": map[string]any{"description": "bad signature (nothing stored, nothing called)", "content": text("bad signature")},
+			"413": map[string]any{"description": "body over the limit", "content": text("request body too large")},
+			"503": map[string]any{"description": "the message could not be queued: WeChat retries the push", "content": text("try again")},
+		}},
+	{method: "GET", path: "/wechat/accounts/{appid}/callback", id: "wechatAccountMessagesVerify", summary: "WeChat's URL verification of the message URL: echoes echostr when signature is the platform's.", status: 200,
+		query:     []map[string]any{query("signature", "SHA-1 over Token, timestamp and nonce", strSchema), query("timestamp", "Unix seconds", strSchema), query("nonce", "random", strSchema), query("echostr", "echoed back", strSchema)},
+		raw:       text("echostr"),
+		errorsRaw: map[string]any{"401": map[string]any{"description": "bad signature", "content": text("bad signature")}}},
+	{method: "GET", path: "/wechat/callback", id: "wechatCallback", summary: "Where the merchant's browser returns after authorizing: completes the authorization and redirects to the session's return_url.", status: 302,
+		query: []map[string]any{query("session", "the authorization session id (as_…)", strSchema), query("auth_code", "WeChat's authorization code", strSchema), query("expires_in", "seconds", strSchema)},
+		errorsRaw: map[string]any{"400": map[string]any{"description": "an HTML error page (unknown or expired session, refused code)",
+			"content": map[string]any{"text/html; charset=utf-8": map[string]any{"schema": strSchema}}}}},
+
+	{method: "POST", path: "/v1/authorizations", id: "createAuthorization", security: "tenantKey", status: 201, req: createAuthorizationRequest{}, resp: authorizationJSON{},
+		summary: "Start an authorization: returns the PC and mobile authorization URLs for a merchant's admin.", errors: tenantErrors},
+	{method: "GET", path: "/v1/authorizers", id: "listAuthorizers", security: "tenantKey", status: 200, resp: authorizerList{},
+		summary: "The accounts bound to the caller's tenant.", errors: tenantErrors},
+	{method: "GET", path: "/v1/authorizers/{appid}", id: "getAuthorizer", security: "tenantKey", status: 200, resp: authorizerJSON{},
+		summary: "One account bound to the caller's tenant.", errors: tenantErrors},
+	{method: "GET", path: "/v1/authorizers/{appid}/quota", id: "getQuota", security: "tenantKey", status: 200, resp: quotaList{},
+		summary: "The account's WeChat daily quota of every proxied API with one: daily_limit (from WeChat's quota/get), used (WeChat's count when asked plus the gateway's calls since, across replicas), remain, resets_at (midnight Beijing time), checked_at.", errors: tenantErrors},
+	{method: "POST", path: "/v1/openapi/{name}", id: "cloudCall", security: "tenantKey", status: 200, req: cloudCallBody{},
+		raw:     jsonContent(map[string]any{"$ref": "#/components/schemas/WeChatPage"}, wechatPageExample),
+		summary: "A proxied API under its WeChat cloud-call name (officialAccount.user.getList, officialAccount.tags.getUsers): the JSON body the cloud call takes plus \"appid\"; WeChat's body unchanged.", errors: tenantErrors},
+
+	{method: "POST", path: "/admin/tenants", id: "createTenant", security: "adminToken", status: 201, req: createTenantRequest{}, resp: tenantJSON{},
+		summary: "Create a tenant.", errors: adminErrors},
+	{method: "GET", path: "/admin/tenants", id: "listTenants", security: "adminToken", status: 200, resp: tenantList{}, summary: "List tenants.", errors: adminErrors},
+	{method: "PATCH", path: "/admin/tenants/{id}", id: "updateTenant", security: "adminToken", status: 200, req: updateTenantRequest{}, resp: tenantJSON{},
+		summary: "Rename a tenant, set its rate limit (per replica) or its allowed return_url hosts.", errors: adminErrors},
+	{method: "DELETE", path: "/admin/tenants/{id}", id: "deleteTenant", security: "adminToken", status: 204, summary: "Delete a tenant with its keys and bindings.", errors: adminErrors},
+	{method: "POST", path: "/admin/tenants/{id}/keys", id: "issueKey", security: "adminToken", status: 201, req: issueKeyRequest{}, resp: issueKeyResponse{},
+		summary: "Issue a tenant key (shown once).", errors: adminErrors},
+	{method: "GET", path: "/admin/tenants/{id}/keys", id: "listKeys", security: "adminToken", status: 200, resp: keyList{},
+		summary: "List a tenant's keys (never the keys themselves).", errors: adminErrors},
+	{method: "GET", path: "/admin/tenants/{id}/usage", id: "tenantUsage", security: "adminToken", status: 200, resp: usageResponse{},
+		query:   []map[string]any{query("from", "start (RFC 3339), default 24 h ago", map[string]any{"type": "string", "format": "date-time"}), query("to", "end (RFC 3339), default now", map[string]any{"type": "string", "format": "date-time"})},
+		summary: "Call counts per account, API, outcome and hour.", errors: adminErrors},
+	{method: "DELETE", path: "/admin/keys/{kid}", id: "revokeKey", security: "adminToken", status: 204, summary: "Revoke a key; every replica refuses it within 2 seconds.", errors: adminErrors},
+	{method: "PUT", path: "/admin/tenants/{id}/authorizers/{appid}", id: "bindAuthorizer", security: "adminToken", status: 204, summary: "Bind an authorized account to a tenant.", errors: adminErrors},
+	{method: "DELETE", path: "/admin/tenants/{id}/authorizers/{appid}", id: "unbindAuthorizer", security: "adminToken", status: 204, summary: "Unbind an account from a tenant.", errors: adminErrors},
+	{method: "PATCH", path: "/admin/tenants/{id}/authorizers/{appid}", id: "setBindingLimit", security: "adminToken", status: 200, req: bindingLimitRequest{}, resp: bindingJSON{},
+		summary: "Cap the tenant's calls per proxied API and Beijing day on the account (0 removes the cap); beyond it that tenant alone is refused with rate_limited, details.scope tenant_daily_limit.", errors: adminErrors},
+	{method: "POST", path: "/admin/tenants/{id}/authorizers/{appid}/approve", id: "approveBinding", security: "adminToken", status: 204,
+		summary: "Approve a binding an authorization left pending (the account was bound to another tenant).", errors: adminErrors},
+	{method: "GET", path: "/admin/authorizers", id: "adminListAuthorizers", security: "adminToken", status: 200, resp: adminAuthorizerList{},
+		summary: "Every authorized account with its tenants and the tenants waiting for approval.", errors: adminErrors},
+	{method: "POST", path: "/admin/authorizers/{appid}/refresh", id: "refreshAuthorizer", security: "adminToken", status: 200, resp: authorizerJSON{},
+		summary: "Force a token refresh.", errors: append(adminErrors, 502, 503, 504)},
+	{method: "POST", path: "/admin/authorizers/{appid}/quota/clear", id: "clearQuota", security: "adminToken", status: 200, resp: quotaList{},
+		summary: "Call WeChat's clear_quota for the account (10 times a month) and answer its fresh quotas; rate_limited once the month's clears are used (WeChat 48006).",
+		errors: []int{400, 401, 403, 404, 429, 500, 502, 503, 504}},
+	{method: "GET", path: "/admin/component", id: "component", security: "adminToken", status: 200, resp: componentJSON{},
+		summary: "Component ticket age and token expiry.", errors: adminErrors},
 }
 
 // handleOpenAPI serves the document.

@@ -1,14 +1,10 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -16,9 +12,6 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/store"
 )
-
-// maxJSONBody bounds the small JSON bodies of the platform routes.
-const maxJSONBody = 64 << 10
 
 // authorizerJSON is AUTHORIZER (docs/api.md, "The AUTHORIZER object"). It never carries a token.
 type authorizerJSON struct {
@@ -68,26 +61,6 @@ type authorizationJSON struct {
 	ExpiresAt string `json:"expires_at"`
 }
 
-// decodeJSON reads a bounded JSON body into v; invalid_argument on failure.
-func decodeJSON(c *gin.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errs.E(errs.InvalidArgument, "request body too large")
-		}
-		return errs.E(errs.InvalidArgument, "unreadable request body")
-	}
-	if !utf8.Valid(body) {
-		// encoding/json would silently turn the bad bytes into U+FFFD.
-		return errs.E(errs.InvalidArgument, "request body is not valid UTF-8")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return errs.E(errs.InvalidArgument, "request body must be a JSON object with the documented fields")
-	}
-	return nil
-}
-
 // handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations");
 // forbidden for a key restricted to some accounts.
 func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
@@ -105,7 +78,7 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 			return
 		}
 		var req createAuthorizationRequest
-		if err := decodeJSON(c, &req); err != nil {
+		if err := decodeJSONBody(c, &req, false); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -116,7 +89,7 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusCreated, authorizationJSON{ID: a.ID, URL: a.URL, MobileURL: a.MobileURL, ExpiresAt: rfc3339(a.ExpiresAt)})
+		c.PureJSON(http.StatusCreated, authorizationJSON{ID: a.ID, URL: a.URL, MobileURL: a.MobileURL, ExpiresAt: rfc3339(a.ExpiresAt)})
 	}
 }
 
@@ -148,7 +121,7 @@ func handleListAuthorizers(d PlatformDeps, bindings BindingChecker, log *slog.Lo
 			}
 			out = append(out, toAuthorizerJSON(a))
 		}
-		c.JSON(http.StatusOK, gin.H{"authorizers": out})
+		c.PureJSON(http.StatusOK, gin.H{"authorizers": out})
 	}
 }
 
@@ -172,7 +145,7 @@ func handleGetAuthorizer(d PlatformDeps, bindings BindingChecker, log *slog.Logg
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, toAuthorizerJSON(a))
+		c.PureJSON(http.StatusOK, toAuthorizerJSON(a))
 	}
 }
 
@@ -230,7 +203,7 @@ func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFun
 				Tenants: sortedOrEmpty(tenants[a.AppID]), PendingTenants: sortedOrEmpty(pending[a.AppID])}
 			out = append(out, j)
 		}
-		c.JSON(http.StatusOK, gin.H{"authorizers": out})
+		c.PureJSON(http.StatusOK, gin.H{"authorizers": out})
 	}
 }
 
@@ -251,13 +224,17 @@ func handleAdminRefresh(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	}
 	return func(c *gin.Context) {
 		appid := c.Param("appid")
+		if err := checkAppID(appid); err != nil {
+			writeError(c, log, err)
+			return
+		}
 		c.Set(ctxAppID, appid)
 		a, err := d.Authorizers.ForceRefresh(c.Request.Context(), appid)
 		if err != nil {
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, toAuthorizerJSON(a))
+		c.PureJSON(http.StatusOK, toAuthorizerJSON(a))
 	}
 }
 
@@ -289,6 +266,6 @@ func handleAdminComponent(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 		if st.TokenExpiresAt != nil {
 			out.TokenExpiresAt = optTime(*st.TokenExpiresAt)
 		}
-		c.JSON(http.StatusOK, out)
+		c.PureJSON(http.StatusOK, out)
 	}
 }

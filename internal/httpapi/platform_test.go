@@ -28,6 +28,7 @@ import (
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/journey"
+	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/sim"
@@ -81,6 +82,12 @@ func newPlatformFixture(t *testing.T, dialect store.Dialect, opts ...func(*compo
 	f := newTenantFixtureOn(t, p.Store, p.Clock, func(o *tenantFixtureOptions) {
 		o.wire = append(o.wire, func(f *tenantFixture) {
 			f.deps.Platform = platformDepsOf(p)
+			// The accounts' message URL, as newGateway builds it.
+			f.deps.Platform.Messages = message.New(message.Options{
+				Crypter: p.Crypter, Inbox: &message.StoreInbox{ComponentAppID: p.AppID, Store: p.Store},
+				Exchanger: p.Flow, Sender: p.WeChat, Receipts: p.Store, Leases: p.Store,
+				Owner: p.Owner, Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics,
+			})
 			// The real proxy over the platform's manager and WeChat client,
 			// as wire_proxy.go builds it.
 			f.deps.Proxy = ProxyDeps{
@@ -674,6 +681,10 @@ func TestAuthorizationFlowOverHTTP(t *testing.T) {
 				if w.Code != http.StatusCreated {
 					t.Fatalf("create: got %d %s, want 201", w.Code, w.Body)
 				}
+				// URLs print as a person would paste them: no HTML escaping in API JSON.
+				if raw := w.Body.String(); strings.Contains(raw, `\u0026`) || !strings.Contains(raw, "&pre_auth_code=") {
+					t.Fatalf("create: body %s, want URLs with a literal & (no \\u0026)", raw)
+				}
 				var created map[string]string
 				if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
 					t.Fatal(err)
@@ -780,8 +791,22 @@ func TestAuthorizationFlowOverHTTP(t *testing.T) {
 						t.Fatalf("bad %s: got %d %s, want 400 invalid_argument with details.fields.%s", field, w.Code, w.Body, field)
 					}
 				}
-				if w := pf.do(http.MethodPost, "/v1/authorizations", "{not json", "Authorization", "Bearer "+key); w.Code != 400 {
-					t.Fatalf("bad json: got %d %s, want 400", w.Code, w.Body)
+				// /v1 and /admin word a broken body the same way.
+				for _, raw := range []string{"{not json", "[1]", `{"return_url":"https://x.example/","name":"x","nope":1}`, "\xff", ""} {
+					v1 := pf.do(http.MethodPost, "/v1/authorizations", raw, "Authorization", "Bearer "+key)
+					adm := pf.admin(http.MethodPost, "/admin/tenants", raw)
+					var a, b struct {
+						Error struct {
+							Code, Message string
+							Details       struct{ Fields map[string]string }
+						}
+					}
+					_ = json.Unmarshal(v1.Body.Bytes(), &a)
+					_ = json.Unmarshal(adm.Body.Bytes(), &b)
+					if v1.Code != 400 || adm.Code != 400 || a.Error.Code != "invalid_argument" || a.Error.Message != b.Error.Message ||
+						a.Error.Details.Fields["nope"] != b.Error.Details.Fields["nope"] {
+						t.Fatalf("body %q: /v1 %d %s, /admin %d %s: want the same 400 answer", raw, v1.Code, v1.Body, adm.Code, adm.Body)
+					}
 				}
 				if w := pf.do(http.MethodPost, "/v1/authorizations", map[string]any{"return_url": "https://x.example/"}); w.Code != 401 {
 					t.Fatalf("no key: got %d %s, want 401", w.Code, w.Body)

@@ -3,11 +3,15 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -115,9 +119,9 @@ type proxiedRoute struct {
 	surface string
 }
 
-func (p proxiedRoutes) handle(g *gin.RouterGroup, method, path string, api *proxy.API, surface string, h gin.HandlerFunc) {
+func (p proxiedRoutes) handle(g *gin.RouterGroup, method, path string, api *proxy.API, surface string, h ...gin.HandlerFunc) {
 	p[g.BasePath()+path] = proxiedRoute{api: api, surface: surface}
-	g.Handle(method, path, h)
+	g.Handle(method, path, h...)
 }
 
 // refused records a proxied call refused before its handler ran.
@@ -235,7 +239,12 @@ type quotaJSON struct {
 	CheckedAt  *string `json:"checked_at"`
 }
 
-func quotasJSON(list []quota.Status) gin.H {
+// quotaList is the answer of GET …/quota and of the clear.
+type quotaList struct {
+	APIs []quotaJSON `json:"apis"`
+}
+
+func quotasJSON(list []quota.Status) quotaList {
 	out := make([]quotaJSON, len(list))
 	for i, s := range list {
 		q := quotaJSON{API: s.API, CGIPath: s.CGIPath, Used: s.Used, ResetsAt: adminTime(s.ResetsAt)}
@@ -247,7 +256,7 @@ func quotasJSON(list []quota.Status) gin.H {
 		}
 		out[i] = q
 	}
-	return gin.H{"apis": out}
+	return quotaList{APIs: out}
 }
 
 // handleQuota serves GET /v1/authorizers/{appid}/quota: the account's
@@ -301,12 +310,15 @@ var exportFormats = map[string]exportFormat{
 			w.WriteString("}\n")
 		},
 		fail: func(w *bufio.Writer, e *errs.Error, resume string) {
-			b, _ := json.Marshal(struct {
+			line := struct {
 				Error      errorPayload `json:"error"`
 				NextOpenID string       `json:"next_openid"`
-			}{errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}, resume})
-			w.Write(b)
-			w.WriteByte('\n')
+				Resumable  bool         `json:"resumable"`
+				RetryAfter int          `json:"retry_after_seconds,omitempty"`
+			}{errorPayload{Code: e.Code, Message: e.Message, Details: payloadDetails(e)}, resume, resumable(e), retryAfterSeconds(e)}
+			enc := json.NewEncoder(w) // Encode ends the line
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(line)
 		},
 	},
 	"csv": {
@@ -317,9 +329,47 @@ var exportFormats = map[string]exportFormat{
 			w.WriteByte('\n')
 		},
 		fail: func(w *bufio.Writer, e *errs.Error, resume string) {
-			w.WriteString("#error," + string(e.Code) + "," + resume + "\n")
+			// One field, so a CSV reader of the one-column file accepts it;
+			// quoted by encoding/csv when the message needs it.
+			var b strings.Builder
+			fmt.Fprintf(&b, "#error code=%s", e.Code)
+			if e.WeChatErrcode != 0 {
+				fmt.Fprintf(&b, " wechat_errcode=%d", e.WeChatErrcode)
+			}
+			fmt.Fprintf(&b, " resumable=%t", resumable(e))
+			if s := retryAfterSeconds(e); s > 0 {
+				fmt.Fprintf(&b, " retry_after_seconds=%d", s)
+			}
+			fmt.Fprintf(&b, " next_openid=%s message=%s", resume, e.Message)
+			cw := csv.NewWriter(w)
+			_ = cw.Write([]string{b.String()})
+			cw.Flush()
 		},
 	},
+}
+
+// resumable says whether resuming an export from its cursor can help: yes
+// after an outage, a timeout, WeChat's -1 or a rate limit (after
+// Retry-After); never after a refusal that the same request meets again
+// (an invalid cursor 40003 or tag 45159, a missing permission set 61007, an
+// account that left, a revoked key), which would otherwise invite an
+// endless resume loop.
+func resumable(e *errs.Error) bool {
+	switch e.Code {
+	case errs.RateLimited, errs.UpstreamUnavailable, errs.UpstreamTimeout, errs.ComponentNotReady, errs.Internal:
+		return true
+	case errs.UpstreamError:
+		return e.WeChatErrcode == wechat.ErrSystemBusy
+	}
+	return statusOf[e.Code] == http.StatusServiceUnavailable
+}
+
+// retryAfterSeconds is e's Retry-After in whole seconds, 0 if none.
+func retryAfterSeconds(e *errs.Error) int {
+	if e.RetryAfter <= 0 {
+		return 0
+	}
+	return int(math.Ceil(e.RetryAfter.Seconds()))
 }
 
 // writeJSONString writes s as a JSON string; openids need no escaping, so

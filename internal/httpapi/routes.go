@@ -13,7 +13,7 @@ import (
 func addRoutes(r *gin.Engine, d Deps) {
 	// Operations (docs/api.md, "Operations"): no authentication.
 	r.GET("/healthz", handleHealthz())
-	r.GET("/readyz", handleReadyz(d.Store, d.Logger))
+	r.GET("/readyz", handleReadyz(d.Store, d.WeChat, d.Logger))
 	r.GET("/metrics", handleMetrics(d.Metrics))
 	r.GET("/openapi.json", handleOpenAPI())
 
@@ -21,26 +21,32 @@ func addRoutes(r *gin.Engine, d Deps) {
 	// authorization session in the query.
 	r.POST("/wechat/events", handleEvents(d.Platform.Events, d.Logger))
 	r.GET("/wechat/callback", handleCallback(d.Platform, d.Logger))
+	r.POST("/wechat/accounts/:appid/callback", handleAccountMessages(d.Platform.Messages, d.Logger))
+	r.GET("/wechat/accounts/:appid/callback", handleAccountMessagesVerify(d.Platform.Messages, d.Logger))
 
 	// Tenant API (docs/api.md, "Tenant API"), behind a tenant key and the tenant's rate limit.
 	proxied := proxiedRoutes{}
 	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, writeError, proxied.refused(d.Proxy)))
-	v1.POST("/authorizations", handleCreateAuthorization(d.Platform, d.Logger))
-	v1.GET("/authorizers", handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
-	v1.GET("/authorizers/:appid", handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
+	// Every /v1 route names the query parameters it takes; others are refused.
+	noQuery := acceptQuery(d.Logger, nil)
+	v1.POST("/authorizations", noQuery, handleCreateAuthorization(d.Platform, d.Logger))
+	v1.GET("/authorizers", noQuery, handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
+	v1.GET("/authorizers/:appid", noQuery, handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
 	// The proxied APIs from the API table: a REST route each, an export
 	// route for the paged ones, and the cloud-call names.
 	for _, api := range proxy.APIs {
 		if api.RESTPath == "" {
 			continue
 		}
-		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest", handleProxyREST(api, d.Proxy))
+		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest",
+			acceptQuery(d.Logger, proxied.refused(d.Proxy), restQuery(api)...), handleProxyREST(api, d.Proxy))
 		if api.Cursor != "" {
-			proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export", handleExport(api, d.Proxy))
+			proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export",
+				acceptQuery(d.Logger, proxied.refused(d.Proxy), append(restQuery(api), "format")...), handleExport(api, d.Proxy))
 		}
 	}
-	v1.POST("/openapi/:name", handleCloudCall(d.Proxy))
-	v1.GET("/authorizers/:appid/quota", handleQuota(d.Proxy))
+	v1.POST("/openapi/:name", noQuery, handleCloudCall(d.Proxy))
+	v1.GET("/authorizers/:appid/quota", noQuery, handleQuota(d.Proxy))
 
 	// WeChat-compatible API (docs/api.md, "WeChat-compatible API"): WeChat's paths under /wx/{appid}, the
 	// tenant key in access_token, every answer in WeChat's shape.

@@ -28,6 +28,8 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics *obs.Metrics
 	Store   Pinger
+	// WeChat reports WeChat's reachability on /readyz (nil: not reported).
+	WeChat Reacher
 	// Tenant holds the tenant, key and admin services (deps_tenant.go).
 	Tenant TenantDeps
 	// Platform holds the platform backend services (deps_platform.go).
@@ -49,6 +51,9 @@ func NewServer(d Deps) http.Handler {
 	r.ContextWithFallback = true
 	r.HandleMethodNotAllowed = true
 	r.RemoveExtraSlash = false
+	// A trailing slash is an error in the API's JSON shape (with a hint),
+	// not an HTML redirect a POST cannot follow.
+	r.RedirectTrailingSlash = false
 	r.UseRawPath = true
 	r.UnescapePathValues = false
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
@@ -61,7 +66,16 @@ func NewServer(d Deps) http.Handler {
 			d.Console.NotFound(c)
 			return
 		}
-		answerError(c, d.Logger, errs.E(errs.NotFound, "no such route").WithCause(errNoRoute))
+		path := c.Request.URL.Path
+		if d.Console != nil && path == "/console" {
+			c.Redirect(http.StatusFound, "/console/")
+			return
+		}
+		msg := "no such route"
+		if len(path) > 1 && strings.HasSuffix(path, "/") {
+			msg = "no such route: routes have no trailing slash (try " + strings.TrimRight(path, "/") + ")"
+		}
+		answerError(c, d.Logger, errs.E(errs.NotFound, msg).WithCause(errNoRoute))
 	})
 	r.NoMethod(func(c *gin.Context) {
 		e := errs.E(errs.MethodNotAllowed, "method not allowed on this route")

@@ -225,7 +225,9 @@ func TestAdminAPIErrors(t *testing.T) {
 
 				{"bind: unknown tenant", "PUT", "/admin/tenants/" + missing + "/authorizers/wxaaaaaaaaaaaaaaa1", nil, 404, "not_found", "", ""},
 				{"bind: unknown authorizer", "PUT", "/admin/tenants/" + tn + "/authorizers/wxffffffffffffffff", nil, 404, "not_found", "", ""},
-				{"bind: malformed appid (no such account can exist)", "PUT", "/admin/tenants/" + tn + "/authorizers/not-an-appid", nil, 404, "not_found", "", ""},
+				{"bind: malformed appid names the rule", "PUT", "/admin/tenants/" + tn + "/authorizers/not-an-appid", nil, 400, "invalid_argument", "appid", "followed by 16 letters or digits"},
+				{"unbind: malformed appid names the rule", "DELETE", "/admin/tenants/" + tn + "/authorizers/wx1", nil, 400, "invalid_argument", "appid", "followed by 16 letters or digits"},
+				{"bind: unknown tenant says so", "PUT", "/admin/tenants/tn_nosuchtenant0000/authorizers/wxaaaaaaaaaaaaaaa1", nil, 404, "not_found", "", ""},
 				{"unbind: unknown tenant", "DELETE", "/admin/tenants/" + missing + "/authorizers/wxaaaaaaaaaaaaaaa1", nil, 404, "not_found", "", ""},
 
 				{"usage: unknown tenant", "GET", "/admin/tenants/" + missing + "/usage", nil, 404, "not_found", "", ""},
@@ -235,6 +237,7 @@ func TestAdminAPIErrors(t *testing.T) {
 				{"usage: range too long", "GET", "/admin/tenants/" + tn + "/usage?from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", nil, 400, "invalid_argument", "from", "366 days"},
 
 				{"unknown admin route", "GET", "/admin/nothing", nil, 404, "not_found", "", ""},
+				{"a trailing slash is a JSON 404, not a redirect", "GET", "/admin/tenants/", nil, 404, "not_found", "", ""},
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
@@ -259,8 +262,12 @@ func TestAdminAPIErrors(t *testing.T) {
 					}
 				})
 			}
+			if w := f.admin(http.MethodPost, "/admin/tenants/", map[string]any{"name": "x"}); w.Code != 404 ||
+				!strings.Contains(w.Body.String(), "no trailing slash (try /admin/tenants)") {
+				t.Fatalf("trailing slash: %d %s, want 404 with a hint", w.Code, w.Body)
+			}
 			// DELETE of a binding is idempotent: nothing bound is still 204.
-			for _, appid := range []string{"wxaaaaaaaaaaaaaaa1", "wx1"} {
+			for _, appid := range []string{"wxaaaaaaaaaaaaaaa1"} {
 				if w := f.admin(http.MethodDelete, "/admin/tenants/"+tn+"/authorizers/"+appid, nil); w.Code != http.StatusNoContent {
 					t.Fatalf("unbinding %s that was never bound: %d %s, want 204", appid, w.Code, w.Body)
 				}

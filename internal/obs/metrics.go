@@ -42,6 +42,12 @@ type Metrics struct {
 	ExportsInProgress prometheus.Gauge
 	// EventsReceived counts platform events by InfoType and result.
 	EventsReceived *prometheus.CounterVec
+	// MessagesReceived counts pushes to the accounts' message URL by
+	// msg_type and outcome.
+	MessagesReceived *prometheus.CounterVec
+	// MessageReplySeconds observes how long answering such a push took, by
+	// outcome (WeChat's budget is 5 s).
+	MessageReplySeconds *prometheus.HistogramVec
 	// AuthFailures counts rejected tenant keys by reason.
 	AuthFailures *prometheus.CounterVec
 	// StoreQueries counts database statements by origin: "request" (made
@@ -181,6 +187,13 @@ func NewMetrics() *Metrics {
 		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_events_total", Help: "Platform events received by InfoType and result.",
 		}, []string{"info_type", "result"}),
+		MessagesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_messages_total", Help: "Messages and events pushed to the accounts' message URL, by msg_type and outcome.",
+		}, []string{"msg_type", "outcome"}),
+		MessageReplySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wxgate_message_reply_seconds", Help: "Time to answer a push to the accounts' message URL, by outcome (WeChat retries after 5 s).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"outcome"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_auth_failures_total", Help: "Rejected credentials by surface and reason.",
 		}, []string{"surface", "reason"}),
@@ -211,7 +224,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries, m.UpstreamGiveUps,
-		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.AuthFailures, m.StoreQueries,
+		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.MessagesReceived, m.MessageReplySeconds, m.AuthFailures, m.StoreQueries,
 		m.StoreUp, m.StoreUnavailable, m.DirectoryLookups,
 		m.QuotaRemaining, m.QuotaLowAccounts, m.QuotaRefusals,
 	)

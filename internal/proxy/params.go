@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -34,6 +35,9 @@ func invalid(p Param, reason string) *errs.Error {
 	return errs.Invalid(p.Name, p.Name+" "+reason).WithCause(&ParamError{Param: p.Name, WeChatErrcode: p.WeChatErrcode})
 }
 
+// maxPositiveInt is the largest KindPositiveInt: WeChat's ids are 32-bit.
+const maxPositiveInt = 1<<31 - 1
+
 func validate(p Param, v string) (string, error) {
 	switch p.Kind {
 	case KindOpenID:
@@ -49,7 +53,10 @@ func validate(p Param, v string) (string, error) {
 		return v, nil
 	case KindPositiveInt:
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 || n > 1<<31-1 {
+		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange || err == nil && n > maxPositiveInt {
+			return "", invalid(p, fmt.Sprintf("is out of range: at most %d", maxPositiveInt))
+		}
+		if err != nil || n < 1 {
 			return "", invalid(p, "must be a positive integer")
 		}
 		return strconv.FormatInt(n, 10), nil

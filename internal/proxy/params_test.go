@@ -82,6 +82,20 @@ func TestArgsAtTheEdges(t *testing.T) {
 			}
 		})
 	}
+	t.Run("refusals say why", func(t *testing.T) {
+		for _, tc := range []struct{ tagid, want string }{
+			{"99999999999999999999", "out of range: at most 2147483647"},
+			{"2147483648", "out of range: at most 2147483647"},
+			{"0", "must be a positive integer"},
+			{"-3", "must be a positive integer"},
+			{"x", "must be a positive integer"},
+		} {
+			_, err := getTagFans.RESTArgs(func(string) string { return tc.tagid }, nil)
+			if e := errs.As(err); e == nil || !strings.Contains(e.Message, tc.want) {
+				t.Errorf("tagid %s: got %v, want a message saying %q", tc.tagid, err, tc.want)
+			}
+		}
+	})
 	t.Run("refusals carry the parameter's WeChat errcode", func(t *testing.T) {
 		_, err := getTagFans.CompatArgs(nil, []byte(`{"tagid":0}`))
 		if code := paramErrcode(err); code != wechat.ErrInvalidTagID {

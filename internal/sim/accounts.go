@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -22,6 +21,9 @@ type AccountSpec struct {
 	// NickName is shown on the authorization page and by
 	// api_get_authorizer_info (default "Simulated <appid>").
 	NickName string `json:"nick_name,omitempty" yaml:"nick_name,omitempty"`
+	// UserName is the account's original id, gh_… (default: derived
+	// from the appid). It is the ToUserName of its followers' messages.
+	UserName string `json:"user_name,omitempty" yaml:"user_name,omitempty"`
 	// Followers is the number of followers, 0..MaxFollowers. They cost no memory.
 	Followers int `json:"followers" yaml:"followers"`
 	// Tags are the account's user tags.
@@ -84,13 +86,32 @@ type account struct {
 
 func defaultPermissionSets() []int { return []int{1, 2} }
 
+// userName is the account's original id (gh_…).
+func (a *account) userName() string {
+	if a.spec.UserName != "" {
+		return a.spec.UserName
+	}
+	return "gh_" + string(a.codec.prefix[1:]) + "sim"
+}
+
 // validate checks and normalizes a spec (defaults filled in, slices copied).
+// wellFormedAppID is the shape of every appid WeChat issues: "wx" and 16
+// letters or digits.
+func wellFormedAppID(s string) bool {
+	if len(s) != 18 || !strings.HasPrefix(s, "wx") {
+		return false
+	}
+	return strings.IndexFunc(s[2:], func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0
+}
+
 func (spec AccountSpec) normalized() (AccountSpec, error) {
 	var problems []string
 	if spec.AppID == "" {
 		problems = append(problems, "appid is required")
-	} else if len(spec.AppID) > 64 || strings.IndexFunc(spec.AppID, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '/' }) >= 0 {
-		problems = append(problems, fmt.Sprintf("appid %q must be at most 64 printable characters without spaces or slashes", spec.AppID))
+	} else if !wellFormedAppID(spec.AppID) {
+		problems = append(problems, fmt.Sprintf("appid %q is malformed: WeChat's appids are \"wx\" followed by 16 letters or digits", spec.AppID))
 	}
 	if spec.Followers < 0 || spec.Followers > MaxFollowers {
 		problems = append(problems, fmt.Sprintf("followers %d is outside 0..%d", spec.Followers, MaxFollowers))

@@ -103,8 +103,8 @@ func TestTenMillionFollowers(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	s, tok := benchSim(t, "wx10m", 10_000_000)
-	small, smallTok := benchSim(t, "wx20k", 20_000)
+	s, tok := benchSim(t, "wx10mz000000000000", 10_000_000)
+	small, smallTok := benchSim(t, "wx20kz000000000000", 20_000)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 2<<20 {
@@ -115,16 +115,16 @@ func TestTenMillionFollowers(t *testing.T) {
 	w := &sinkWriter{h: http.Header{}}
 	// First page, a page in the middle, and the end of the list.
 	servePage(h, w, tok, "")
-	if p := decodePage(t, w.body); *p.Total != 10_000_000 || p.Count != 10000 || p.NextOpenID != OpenID("wx10m", 9999) {
+	if p := decodePage(t, w.body); *p.Total != 10_000_000 || p.Count != 10000 || p.NextOpenID != OpenID("wx10mz000000000000", 9999) {
 		t.Fatalf("first page: total %d count %d", *p.Total, p.Count)
 	}
-	servePage(h, w, tok, OpenID("wx10m", 4_999_999))
-	if p := decodePage(t, w.body); p.Count != 10000 || p.Data.OpenID[0] != OpenID("wx10m", 5_000_000) || p.NextOpenID != OpenID("wx10m", 5_009_999) {
+	servePage(h, w, tok, OpenID("wx10mz000000000000", 4_999_999))
+	if p := decodePage(t, w.body); p.Count != 10000 || p.Data.OpenID[0] != OpenID("wx10mz000000000000", 5_000_000) || p.NextOpenID != OpenID("wx10mz000000000000", 5_009_999) {
 		t.Fatal("middle page")
 	}
-	servePage(h, w, tok, OpenID("wx10m", 9_989_999))
+	servePage(h, w, tok, OpenID("wx10mz000000000000", 9_989_999))
 	p := decodePage(t, w.body)
-	if p.Count != 10000 || p.NextOpenID != OpenID("wx10m", 9_999_999) {
+	if p.Count != 10000 || p.NextOpenID != OpenID("wx10mz000000000000", 9_999_999) {
 		t.Fatalf("last full page: count %d next %q", p.Count, p.NextOpenID)
 	}
 	servePage(h, w, tok, p.NextOpenID)
@@ -143,8 +143,8 @@ func TestTenMillionFollowers(t *testing.T) {
 		runtime.ReadMemStats(&m1)
 		return float64(m1.TotalAlloc-m0.TotalAlloc) / float64(len(starts))
 	}
-	big := perPage(h, tok, "wx10m", []int{0, 1_000_000, 3_333_333, 7_654_321, 9_000_000, 9_979_999, 123_456, 8_888_888})
-	little := perPage(small.Handler(), smallTok, "wx20k", []int{0, 5, 9_999, 1_000, 2_000, 3_000, 4_000, 7_000})
+	big := perPage(h, tok, "wx10mz000000000000", []int{0, 1_000_000, 3_333_333, 7_654_321, 9_000_000, 9_979_999, 123_456, 8_888_888})
+	little := perPage(small.Handler(), smallTok, "wx20kz000000000000", []int{0, 5, 9_999, 1_000, 2_000, 3_000, 4_000, 7_000})
 	t.Logf("bytes allocated per 10000-openid page: %.0f (10M followers), %.0f (20k followers)", big, little)
 	if big > 1.5*little+4096 || big > 64<<10 {
 		t.Fatalf("a page of the 10M account allocates %.0f bytes, the 20k one %.0f", big, little)
@@ -164,7 +164,7 @@ func BenchmarkUserGetTinyPage(b *testing.B) {
 }
 
 func benchUserGet(b *testing.B, followers int) {
-	s, tok := benchSim(b, "wxbench", followers)
+	s, tok := benchSim(b, "wxbenchz0000000000", followers)
 	b.Run("handler", func(b *testing.B) {
 		h := s.Handler()
 		w := &sinkWriter{h: http.Header{}}
@@ -200,7 +200,7 @@ func benchUserGet(b *testing.B, followers int) {
 // page (one op = one 10000-openid page, wrapping around at the end); its
 // B/op stays that of any full page.
 func BenchmarkUserGet10MFollowers(b *testing.B) {
-	s, tok := benchSim(b, "wx10m", 10_000_000)
+	s, tok := benchSim(b, "wx10mz000000000000", 10_000_000)
 	h := s.Handler()
 	w := &sinkWriter{h: http.Header{}}
 	next := ""

@@ -148,6 +148,7 @@ func (s *Simulator) componentLocked(ep, token string, req *componentRequest, bad
 		s.pruneCodesLocked(now)
 		code := newPreAuthCode()
 		s.preAuth[code] = &preAuthCode{expires: now.Add(s.opts.PreAuthCodeLifetime)}
+		s.preAuthIssued++
 		return struct {
 			PreAuthCode string `json:"pre_auth_code"`
 			ExpiresIn   int64  `json:"expires_in"`
@@ -256,7 +257,7 @@ func (s *Simulator) authorizerInfoLocked(req *componentRequest) (any, int) {
 		HeadImg:         "http://wx.qlogo.cn/mmopen/sim/" + a.spec.AppID + "/0",
 		ServiceTypeInfo: idObj{ID: 2}, // service account
 		VerifyTypeInfo:  idObj{ID: 0}, // WeChat-verified
-		UserName:        "gh_" + string(a.codec.prefix[1:]) + "sim",
+		UserName:        a.userName(),
 		PrincipalName:   "Simulated Co., Ltd.",
 		QrcodeURL:       "http://mmbiz.qpic.cn/mmbiz/sim/" + a.spec.AppID + "/0",
 		Signature:       "A simulated Official Account.",

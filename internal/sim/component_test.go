@@ -106,7 +106,7 @@ func TestComponentTokenChecks(t *testing.T) {
 	}{
 		{"ok", ok, 0},
 		{"missing appid", with("component_appid", "-"), 41002},
-		{"wrong appid", with("component_appid", "wxother"), 40013},
+		{"wrong appid", with("component_appid", "wxotherz0000000000"), 40013},
 		{"missing secret", with("component_appsecret", "-"), 41004},
 		{"wrong secret", with("component_appsecret", "nope"), 40125},
 		{"missing ticket", with("component_verify_ticket", "-"), 61006},
@@ -149,7 +149,7 @@ func TestComponentTokenLifetimeAndOverlap(t *testing.T) {
 		e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode", map[string]string{"component_appid": testComponent}), 41001)
 		e.mustCode(e.component("api_create_preauthcode", "bogus", map[string]string{"component_appid": testComponent}), 40001)
 		e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{}), 41002)
-		e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{"component_appid": "wxother"}), 40013)
+		e.mustCode(e.component("api_create_preauthcode", t1, map[string]string{"component_appid": "wxotherz0000000000"}), 40013)
 		e.mustCode(e.component("api_create_preauthcode", t1, "{not json"), 47001)
 		e.mustCode(e.post("/cgi-bin/component/api_create_preauthcode", "{not json"), 41001) // the token is checked first
 		e.mustCode(e.get("/cgi-bin/component/api_create_preauthcode?component_access_token="+t1), 43002)
@@ -217,12 +217,12 @@ func TestComponentTokenLifetimeAndOverlap(t *testing.T) {
 func TestTokenLifetimeOptions(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.TokenLifetime = 10 * time.Second; o.TokenOverlap = 2 * time.Second })
 	ctok := e.componentToken()
-	info := e.authorize(ctok, AccountSpec{AppID: "wxacct1", Followers: 3})
+	info := e.authorize(ctok, AccountSpec{AppID: "wxacct1z0000000000", Followers: 3})
 	if info.ExpiresIn != 10 {
 		t.Fatalf("expires_in = %d, want 10", info.ExpiresIn)
 	}
 	refresh := func() authInfo {
-		r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1", "authorizer_refresh_token": info.RefreshToken})
+		r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1z0000000000", "authorizer_refresh_token": info.RefreshToken})
 		e.mustCode(r, 0)
 		var v authInfo
 		r.decode(t, &v)
@@ -248,7 +248,7 @@ func TestTokenLifetimeOptions(t *testing.T) {
 	if _, r := e.userGet(second.AccessToken, ""); r.errcode() != 42001 {
 		t.Fatalf("authorizer token after lifetime: %s", r.Body)
 	}
-	if e.sim.CurrentAccessToken("wxacct1") != second.AccessToken {
+	if e.sim.CurrentAccessToken("wxacct1z0000000000") != second.AccessToken {
 		t.Fatal("CurrentAccessToken is not the newest token")
 	}
 }
@@ -259,22 +259,22 @@ func TestAuthorizationLifecycle(t *testing.T) {
 	var code, code2 string
 	var info authInfo
 	refreshWith := func(e *env, tok string) wxResp {
-		return e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1", "authorizer_refresh_token": tok})
+		return e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1z0000000000", "authorizer_refresh_token": tok})
 	}
 
 	journey.Step(t, "the admin authorizes", func(t *testing.T) {
 		e := root.in(t)
-		if err := e.sim.CreateAccount(AccountSpec{AppID: "wxacct1", NickName: "Acme", Followers: 10, PermissionSets: []int{1, 2, 11}}); err != nil {
+		if err := e.sim.CreateAccount(AccountSpec{AppID: "wxacct1z0000000000", NickName: "Acme", Followers: 10, PermissionSets: []int{1, 2, 11}}); err != nil {
 			t.Fatal(err)
 		}
 		pre := e.preAuthCode(ctok)
 		var err error
-		code, err = e.sim.Authorize(context.Background(), "wxacct1", pre)
+		code, err = e.sim.Authorize(context.Background(), "wxacct1z0000000000", pre)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ev := e.rcv.last(t)
-		want := wxcrypt.Event{AppID: testComponent, CreateTime: e.clock.Now().Unix(), InfoType: "authorized", AuthorizerAppid: "wxacct1",
+		want := wxcrypt.Event{AppID: testComponent, CreateTime: e.clock.Now().Unix(), InfoType: "authorized", AuthorizerAppid: "wxacct1z0000000000",
 			AuthorizationCode: code, AuthorizationCodeExpiredTime: e.clock.Now().Add(600 * time.Second).Unix(), PreAuthCode: pre}
 		if ev != want {
 			t.Fatalf("event:\ngot  %+v\nwant %+v", ev, want)
@@ -283,7 +283,7 @@ func TestAuthorizationLifecycle(t *testing.T) {
 			t.Errorf("auth code: got %q, want queryauthcode@@@…", code)
 		}
 		// The pre-auth code is used up.
-		if _, err := e.sim.Authorize(context.Background(), "wxacct1", pre); !errors.Is(err, ErrInvalidPreAuthCode) {
+		if _, err := e.sim.Authorize(context.Background(), "wxacct1z0000000000", pre); !errors.Is(err, ErrInvalidPreAuthCode) {
 			t.Fatalf("reused pre-auth code: got %v, want ErrInvalidPreAuthCode", err)
 		}
 	})
@@ -293,8 +293,8 @@ func TestAuthorizationLifecycle(t *testing.T) {
 		var r wxResp
 		info, r = e.queryAuth(ctok, code)
 		e.mustCode(r, 0)
-		if info.AuthorizerAppID != "wxacct1" || info.ExpiresIn != 7200 || !strings.HasPrefix(info.RefreshToken, "refreshtoken@@@") || len(info.FuncInfo) != 3 || info.FuncInfo[2].Category.ID != 11 {
-			t.Fatalf("api_query_auth: got %s, want wxacct1, 7200 s, a refreshtoken@@@ token and sets 1, 2, 11", r.Body)
+		if info.AuthorizerAppID != "wxacct1z0000000000" || info.ExpiresIn != 7200 || !strings.HasPrefix(info.RefreshToken, "refreshtoken@@@") || len(info.FuncInfo) != 3 || info.FuncInfo[2].Category.ID != 11 {
+			t.Fatalf("api_query_auth: got %s, want wxacct1z0000000000, 7200 s, a refreshtoken@@@ token and sets 1, 2, 11", r.Body)
 		}
 		_, r = e.queryAuth(ctok, code)
 		e.mustCode(r, 61009)
@@ -304,7 +304,7 @@ func TestAuthorizationLifecycle(t *testing.T) {
 
 	journey.Step(t, "api_get_authorizer_info", func(t *testing.T) {
 		e := root.in(t)
-		r := e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1"})
+		r := e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1z0000000000"})
 		e.mustCode(r, 0)
 		var infoResp struct {
 			AuthorizerInfo struct {
@@ -319,13 +319,13 @@ func TestAuthorizationLifecycle(t *testing.T) {
 			infoResp.AuthorizationInfo.RefreshToken != info.RefreshToken || len(infoResp.AuthorizationInfo.FuncInfo) != 3 {
 			t.Fatalf("api_get_authorizer_info: got %s, want Acme, service type 2, the current refresh token and 3 sets", r.Body)
 		}
-		e.mustCode(e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobody"}), 61003)
+		e.mustCode(e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobodyz000000000"}), 61003)
 	})
 
 	journey.Step(t, "re-authorization rotates the refresh token", func(t *testing.T) {
 		e := root.in(t)
 		var err error
-		code2, err = e.sim.Authorize(context.Background(), "wxacct1", "")
+		code2, err = e.sim.Authorize(context.Background(), "wxacct1z0000000000", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,12 +340,12 @@ func TestAuthorizationLifecycle(t *testing.T) {
 		}
 		e.mustCode(refreshWith(e, info2.RefreshToken), 0)
 		e.mustCode(refreshWith(e, ""), 61023)
-		e.mustCode(e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobody", "authorizer_refresh_token": "x"}), 61003)
+		e.mustCode(e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxnobodyz000000000", "authorizer_refresh_token": "x"}), 61003)
 	})
 
 	journey.Step(t, "auth codes expire after 600 s", func(t *testing.T) {
 		e := root.in(t)
-		code3, _ := e.sim.Authorize(context.Background(), "wxacct1", "")
+		code3, _ := e.sim.Authorize(context.Background(), "wxacct1z0000000000", "")
 		e.clock.Advance(600 * time.Second)
 		_, r := e.queryAuth(ctok, code3)
 		e.mustCode(r, 61010)
@@ -354,18 +354,18 @@ func TestAuthorizationLifecycle(t *testing.T) {
 
 	journey.Step(t, "unauthorization kills the access and refresh tokens", func(t *testing.T) {
 		e := root.in(t)
-		access := e.sim.CurrentAccessToken("wxacct1")
-		latestRefresh := e.refreshTokenOf(ctok, "wxacct1")
+		access := e.sim.CurrentAccessToken("wxacct1z0000000000")
+		latestRefresh := e.refreshTokenOf(ctok, "wxacct1z0000000000")
 		if _, r := e.userGet(access, ""); r.errcode() != 0 {
 			t.Fatalf("user/get before unauthorize: got %s, want errcode 0", r.Body)
 		}
-		code4, _ := e.sim.Authorize(context.Background(), "wxacct1", "")
-		latestRefresh = e.refreshTokenOf(ctok, "wxacct1")
-		if err := e.sim.Unauthorize(context.Background(), "wxacct1"); err != nil {
+		code4, _ := e.sim.Authorize(context.Background(), "wxacct1z0000000000", "")
+		latestRefresh = e.refreshTokenOf(ctok, "wxacct1z0000000000")
+		if err := e.sim.Unauthorize(context.Background(), "wxacct1z0000000000"); err != nil {
 			t.Fatal(err)
 		}
-		if ev := e.rcv.last(t); ev.InfoType != "unauthorized" || ev.AuthorizerAppid != "wxacct1" || ev.AuthorizationCode != "" {
-			t.Fatalf("unauthorized event: got %+v, want unauthorized for wxacct1 with no code", ev)
+		if ev := e.rcv.last(t); ev.InfoType != "unauthorized" || ev.AuthorizerAppid != "wxacct1z0000000000" || ev.AuthorizationCode != "" {
+			t.Fatalf("unauthorized event: got %+v, want unauthorized for wxacct1z0000000000 with no code", ev)
 		}
 		if _, r := e.userGet(access, ""); r.errcode() != 40001 {
 			t.Fatalf("user/get after unauthorize: got %s, want errcode 40001", r.Body)
@@ -373,25 +373,25 @@ func TestAuthorizationLifecycle(t *testing.T) {
 		e.mustCode(refreshWith(e, latestRefresh), 61023)
 		_, r := e.queryAuth(ctok, code4)
 		e.mustCode(r, 61009)
-		r = e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1"})
+		r = e.component("api_get_authorizer_info", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxacct1z0000000000"})
 		e.mustCode(r, 0)
 		if bytes.Contains(r.Body, []byte("authorization_info")) {
 			t.Fatalf("api_get_authorizer_info of an unauthorized account: got %s, want no authorization_info", r.Body)
 		}
-		if err := e.sim.Unauthorize(context.Background(), "wxacct1"); !errors.Is(err, ErrNotAuthorized) {
+		if err := e.sim.Unauthorize(context.Background(), "wxacct1z0000000000"); !errors.Is(err, ErrNotAuthorized) {
 			t.Fatalf("second Unauthorize: got %v, want ErrNotAuthorized", err)
 		}
 	})
 
 	journey.Step(t, "authorizing again is a first authorization", func(t *testing.T) {
 		e := root.in(t)
-		if _, err := e.sim.Authorize(context.Background(), "wxacct1", ""); err != nil {
+		if _, err := e.sim.Authorize(context.Background(), "wxacct1z0000000000", ""); err != nil {
 			t.Fatal(err)
 		}
 		if ev := e.rcv.last(t); ev.InfoType != "authorized" {
 			t.Fatalf("authorization after unauthorize: got %q pushed, want authorized", ev.InfoType)
 		}
-		if _, err := e.sim.Authorize(context.Background(), "wxnobody", ""); !errors.Is(err, ErrUnknownAccount) {
+		if _, err := e.sim.Authorize(context.Background(), "wxnobodyz000000000", ""); !errors.Is(err, ErrUnknownAccount) {
 			t.Fatalf("Authorize(unknown): got %v, want ErrUnknownAccount", err)
 		}
 	})
@@ -429,9 +429,9 @@ func TestPreAuthCodeExpiry(t *testing.T) {
 		Code string `json:"pre_auth_code"`
 	}
 	r.decode(t, &v)
-	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1"})
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1z0000000000"})
 	e.clock.Advance(1800 * time.Second)
-	if _, err := e.sim.Authorize(context.Background(), "wxacct1", v.Code); !errors.Is(err, ErrInvalidPreAuthCode) {
+	if _, err := e.sim.Authorize(context.Background(), "wxacct1z0000000000", v.Code); !errors.Is(err, ErrInvalidPreAuthCode) {
 		t.Fatalf("expired pre-auth code: %v", err)
 	}
 }
@@ -439,10 +439,10 @@ func TestPreAuthCodeExpiry(t *testing.T) {
 func TestAuthorizerList(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.EventURL = "" })
 	ctok := e.componentToken()
-	for _, id := range []string{"wxa", "wxb", "wxc", "wxd"} {
+	for _, id := range []string{"wxaz00000000000000", "wxbz00000000000000", "wxcz00000000000000", "wxdz00000000000000"} {
 		e.authorize(ctok, AccountSpec{AppID: id})
 	}
-	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxnever"})
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxneverz0000000000"})
 	type list struct {
 		Total int `json:"total_count"`
 		List  []struct {
@@ -456,9 +456,9 @@ func TestAuthorizerList(t *testing.T) {
 		want          []string
 		code          int
 	}{
-		{0, 500, []string{"wxa", "wxb", "wxc", "wxd"}, 0},
-		{1, 2, []string{"wxb", "wxc"}, 0},
-		{"3", "10", []string{"wxd"}, 0}, // numeric strings are tolerated
+		{0, 500, []string{"wxaz00000000000000", "wxbz00000000000000", "wxcz00000000000000", "wxdz00000000000000"}, 0},
+		{1, 2, []string{"wxbz00000000000000", "wxcz00000000000000"}, 0},
+		{"3", "10", []string{"wxdz00000000000000"}, 0}, // numeric strings are tolerated
 		{4, 10, nil, 0},
 		{0, 501, nil, 40097},
 		{0, 0, nil, 40097},
@@ -491,12 +491,12 @@ func TestAuthorizerList(t *testing.T) {
 func TestSetPermissionSets(t *testing.T) {
 	e := newEnv(t)
 	ctok := e.componentToken()
-	info := e.authorize(ctok, AccountSpec{AppID: "wxacct1", Followers: 5})
+	info := e.authorize(ctok, AccountSpec{AppID: "wxacct1z0000000000", Followers: 5})
 	if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 0 {
 		t.Fatal(string(r.Body))
 	}
 	pushes := len(e.rcv.all())
-	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1", []int{1}, false); err != nil {
+	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1z0000000000", []int{1}, false); err != nil {
 		t.Fatal(err)
 	}
 	if len(e.rcv.all()) != pushes {
@@ -505,7 +505,7 @@ func TestSetPermissionSets(t *testing.T) {
 	if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 61007 {
 		t.Fatalf("without set 2 or 100: %s", r.Body)
 	}
-	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1", []int{100}, true); err != nil {
+	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1z0000000000", []int{100}, true); err != nil {
 		t.Fatal(err)
 	}
 	ev := e.rcv.last(t)
@@ -520,7 +520,7 @@ func TestSetPermissionSets(t *testing.T) {
 	if _, r := e.userGet(info2.AccessToken, ""); r.errcode() != 0 {
 		t.Fatalf("with set 100: %s", r.Body)
 	}
-	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1", []int{0}, false); !errors.Is(err, ErrInvalid) {
+	if err := e.sim.SetPermissionSets(context.Background(), "wxacct1z0000000000", []int{0}, false); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad set id: %v", err)
 	}
 }
@@ -528,16 +528,16 @@ func TestSetPermissionSets(t *testing.T) {
 func TestRefreshCountersReportTheYoungestReplacedToken(t *testing.T) {
 	e := newEnv(t)
 	ctok := e.componentToken()
-	info := e.authorize(ctok, AccountSpec{AppID: "wxrefresh", Followers: 1})
+	info := e.authorize(ctok, AccountSpec{AppID: "wxrefreshz00000000", Followers: 1})
 	refresh := func() {
 		t.Helper()
-		e.mustCode(e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxrefresh", "authorizer_refresh_token": info.RefreshToken}), 0)
+		e.mustCode(e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxrefreshz00000000", "authorizer_refresh_token": info.RefreshToken}), 0)
 	}
 	e.clock.Advance(time.Hour)
 	refresh() // replaces the token api_query_auth issued an hour ago
 	e.clock.Advance(3 * time.Second)
 	refresh() // a racing second refresh: replaces a 3-second-old token
-	got := e.sim.Counters().Refreshes["wxrefresh"]
+	got := e.sim.Counters().Refreshes["wxrefreshz00000000"]
 	if got.Count != 2 || got.MinReplacedAge != 3*time.Second {
 		t.Fatalf("Refreshes = %+v, want 2 refreshes, youngest replaced token 3s old", got)
 	}

@@ -37,6 +37,10 @@ func (s *Simulator) controlRoutes() []controlRoute {
 		{"GET /sim/faults", s.ctlListFaults},
 		{"POST /sim/faults", s.ctlSetFaults},
 		{"DELETE /sim/faults", s.ctlClearFaults},
+		{"POST /sim/accounts/{appid}/messages", s.ctlPushMessage},
+		{"GET /sim/messages", s.ctlDeliveries},
+		{"GET /sim/custom_messages", s.ctlCustomMessages},
+		{"POST /sim/release_test", s.ctlReleaseTest},
 		{"GET /sim/counters", s.ctlCounters},
 		{"POST /sim/counters/reset", s.ctlResetCounters},
 	}
@@ -67,7 +71,7 @@ func controlStatus(err error) int {
 	switch {
 	case errors.Is(err, ErrUnknownAccount):
 		return http.StatusNotFound
-	case errors.Is(err, ErrAccountExists), errors.Is(err, ErrNotAuthorized), errors.Is(err, ErrNoToken):
+	case errors.Is(err, ErrAccountExists), errors.Is(err, ErrNotAuthorized), errors.Is(err, ErrNoToken), errors.Is(err, ErrNoMessageURL):
 		return http.StatusConflict
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrInvalidPreAuthCode):
 		return http.StatusBadRequest
@@ -316,4 +320,42 @@ func (s *Simulator) ctlCounters(w http.ResponseWriter, r *http.Request) {
 func (s *Simulator) ctlResetCounters(w http.ResponseWriter, r *http.Request) {
 	s.ResetCounters()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Simulator) ctlPushMessage(w http.ResponseWriter, r *http.Request) {
+	var m FollowerMessage
+	if err := decodeControl(r, &m); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	ds, err := s.PushMessage(r.Context(), r.PathValue("appid"), m)
+	if err != nil {
+		writeControlError(w, err)
+		return
+	}
+	writeControl(w, http.StatusOK, map[string]any{"deliveries": ds})
+}
+
+func (s *Simulator) ctlDeliveries(w http.ResponseWriter, r *http.Request) {
+	writeControl(w, http.StatusOK, map[string]any{"deliveries": s.Deliveries()})
+}
+
+func (s *Simulator) ctlCustomMessages(w http.ResponseWriter, r *http.Request) {
+	writeControl(w, http.StatusOK, map[string]any{"custom_messages": s.CustomMessages()})
+}
+
+// ctlReleaseTest runs the release test; it answers 200 with the report
+// whether the test passed or not.
+func (s *Simulator) ctlReleaseTest(w http.ResponseWriter, r *http.Request) {
+	var o ReleaseTestOptions
+	if err := decodeControl(r, &o); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	rep, err := s.RunReleaseTest(r.Context(), o)
+	if err != nil {
+		writeControlError(w, err)
+		return
+	}
+	writeControl(w, http.StatusOK, rep)
 }

@@ -26,18 +26,21 @@ func TestControlAPI(t *testing.T) {
 
 	journey.Step(t, "accounts", func(t *testing.T) {
 		e := root.in(t)
-		spec := `{"appid":"wxctl","nick_name":"Ctl","followers":25000,"tags":[{"id":100,"name":"vip","from":0,"to":20}],"permission_sets":[1,2],"daily_quota":-1}`
+		spec := `{"appid":"wxctlz000000000000","nick_name":"Ctl","followers":25000,"tags":[{"id":100,"name":"vip","from":0,"to":20}],"permission_sets":[1,2],"daily_quota":-1}`
 		r := e.post("/sim/accounts", spec)
 		status(t, r, 201)
 		var info AccountInfo
 		r.decode(t, &info)
-		if info.AppID != "wxctl" || info.Followers != 25000 || len(info.Tags) != 1 || info.Authorized {
-			t.Fatalf("created: got %+v, want wxctl, 25000 followers, one tag, not authorized", info)
+		if info.AppID != "wxctlz000000000000" || info.Followers != 25000 || len(info.Tags) != 1 || info.Authorized {
+			t.Fatalf("created: got %+v, want wxctlz000000000000, 25000 followers, one tag, not authorized", info)
 		}
 		status(t, e.post("/sim/accounts", spec), 409)
-		status(t, e.post("/sim/accounts", `{"appid":"wxbad","followers":-1}`), 400)
-		status(t, e.post("/sim/accounts", `{"appid":"wxbad","unknown":1}`), 400)
-		status(t, e.get("/sim/accounts/wxnobody"), 404)
+		status(t, e.post("/sim/accounts", `{"appid":"wxbadz000000000000","followers":-1}`), 400)
+		if w := e.post("/sim/accounts", `{"appid":"wxacct1"}`); w.Status != 400 || !strings.Contains(string(w.Body), "16 letters or digits") {
+			t.Fatalf("malformed appid: %d %s, want 400 naming WeChat's appid shape", w.Status, w.Body)
+		}
+		status(t, e.post("/sim/accounts", `{"appid":"wxbadz000000000000","unknown":1}`), 400)
+		status(t, e.get("/sim/accounts/wxnobodyz000000000"), 404)
 	})
 
 	journey.Step(t, "authorize", func(t *testing.T) {
@@ -49,15 +52,15 @@ func TestControlAPI(t *testing.T) {
 		if st, _ := e.getPage("/cgi-bin/componentloginpage?" + q.Encode()); st != 200 {
 			t.Fatalf("authorization page: got %d, want 200", st)
 		}
-		r := e.post("/sim/accounts/wxctl/authorize", map[string]string{"pre_auth_code": pre})
+		r := e.post("/sim/accounts/wxctlz000000000000/authorize", map[string]string{"pre_auth_code": pre})
 		status(t, r, 200)
 		r.decode(t, &ans)
 		wantRedirect := RedirectURL("http://gw.example/cb?session=s1", ans.AuthCode)
 		if ans.AuthCode == "" || ans.ExpiresIn != 600 || ans.RedirectURL != wantRedirect || !ans.Account.Authorized {
 			t.Fatalf("authorize answer: got %s, want an auth code expiring in 600 s, redirect_url %s, an authorized account", r.Body, wantRedirect)
 		}
-		status(t, e.post("/sim/accounts/wxctl/authorize", map[string]string{"pre_auth_code": pre}), 400) // used up
-		status(t, e.post("/sim/accounts/wxnobody/authorize", nil), 404)
+		status(t, e.post("/sim/accounts/wxctlz000000000000/authorize", map[string]string{"pre_auth_code": pre}), 400) // used up
+		status(t, e.post("/sim/accounts/wxnobodyz000000000/authorize", nil), 404)
 		var qr wxResp
 		auth, qr = e.queryAuth(ctok, ans.AuthCode)
 		e.mustCode(qr, 0)
@@ -65,16 +68,16 @@ func TestControlAPI(t *testing.T) {
 
 	journey.Step(t, "account tokens", func(t *testing.T) {
 		e := root.in(t)
-		r := e.get("/sim/accounts/wxctl/token")
+		r := e.get("/sim/accounts/wxctlz000000000000/token")
 		status(t, r, 200)
 		if !strings.Contains(string(r.Body), auth.AccessToken) {
 			t.Fatalf("token: got %s, want the access token api_query_auth issued", r.Body)
 		}
-		status(t, e.post("/sim/accounts/wxctl/expire_token", nil), 204)
+		status(t, e.post("/sim/accounts/wxctlz000000000000/expire_token", nil), 204)
 		if _, r := e.userGet(auth.AccessToken, ""); r.errcode() != 42001 {
 			t.Fatalf("after expire_token: got %s, want errcode 42001", r.Body)
 		}
-		status(t, e.post("/sim/accounts/wxctl/invalidate_token", nil), 204)
+		status(t, e.post("/sim/accounts/wxctlz000000000000/invalidate_token", nil), 204)
 		if _, r := e.userGet(auth.AccessToken, ""); r.errcode() != 40001 {
 			t.Fatalf("after invalidate_token: got %s, want errcode 40001", r.Body)
 		}
@@ -83,32 +86,32 @@ func TestControlAPI(t *testing.T) {
 
 	journey.Step(t, "permission sets, followers, quota", func(t *testing.T) {
 		e := root.in(t)
-		r := e.do("PUT", "/sim/accounts/wxctl/permission_sets", `{"permission_sets":[1,100],"push":true}`)
+		r := e.do("PUT", "/sim/accounts/wxctlz000000000000/permission_sets", `{"permission_sets":[1,100],"push":true}`)
 		status(t, r, 200)
 		var upd authorizeAnswer
 		r.decode(t, &upd)
 		if upd.AuthCode == "" || e.rcv.last(t).AuthorizationCode != upd.AuthCode || len(upd.Account.PermissionSets) != 2 {
 			t.Fatalf("permission_sets answer: got %s, want a new auth code (the one pushed) and 2 sets", r.Body)
 		}
-		status(t, e.do("PUT", "/sim/accounts/wxctl/permission_sets", `{}`), 400)
-		r = e.do("PUT", "/sim/accounts/wxctl/followers", `{"followers":7}`)
+		status(t, e.do("PUT", "/sim/accounts/wxctlz000000000000/permission_sets", `{}`), 400)
+		r = e.do("PUT", "/sim/accounts/wxctlz000000000000/followers", `{"followers":7}`)
 		status(t, r, 200)
 		var info AccountInfo
 		r.decode(t, &info)
 		if info.Followers != 7 {
 			t.Fatalf("followers: got %s, want 7", r.Body)
 		}
-		status(t, e.post("/sim/accounts/wxctl/reset_quota", nil), 204)
+		status(t, e.post("/sim/accounts/wxctlz000000000000/reset_quota", nil), 204)
 	})
 
 	journey.Step(t, "unauthorize", func(t *testing.T) {
 		e := root.in(t)
-		r := e.post("/sim/accounts/wxctl/unauthorize", nil)
+		r := e.post("/sim/accounts/wxctlz000000000000/unauthorize", nil)
 		status(t, r, 200)
 		if got := e.rcv.last(t).InfoType; got != "unauthorized" {
 			t.Fatalf("last event: got %q, want unauthorized", got)
 		}
-		status(t, e.post("/sim/accounts/wxctl/unauthorize", nil), 409)
+		status(t, e.post("/sim/accounts/wxctlz000000000000/unauthorize", nil), 409)
 	})
 
 	journey.Step(t, "tickets", func(t *testing.T) {
@@ -135,7 +138,7 @@ func TestControlAPI(t *testing.T) {
 		e := root.in(t)
 		// One object or a list; validated; listed; cleared.
 		status(t, e.post("/sim/faults", `{"endpoint":"user/get","probability":0.5,"kind":"latency","latency":"10ms"}`), 200)
-		r := e.post("/sim/faults", `[{"endpoint":"*","kind":"http_status","status":502,"probability":0.01},{"endpoint":"user/tag/get","appid":"wxctl","kind":"errcode","errcode":45009}]`)
+		r := e.post("/sim/faults", `[{"endpoint":"*","kind":"http_status","status":502,"probability":0.01},{"endpoint":"user/tag/get","appid":"wxctlz000000000000","kind":"errcode","errcode":45009}]`)
 		status(t, r, 200)
 		var fl struct {
 			Faults []Fault `json:"faults"`
@@ -158,9 +161,9 @@ func TestControlAPI(t *testing.T) {
 		status(t, r, 200)
 		var c Counters
 		r.decode(t, &c)
-		if c.Calls[EndpointUserGet] == 0 || c.ByErrcode[EndpointUserGet][42001] != 1 || c.ByAccount[EndpointUserGet]["wxctl"] == 0 ||
+		if c.Calls[EndpointUserGet] == 0 || c.ByErrcode[EndpointUserGet][42001] != 1 || c.ByAccount[EndpointUserGet]["wxctlz000000000000"] == 0 ||
 			c.Pushes["component_verify_ticket"].Delivered == 0 || c.Calls[EndpointComponentLoginPage] != 1 {
-			t.Fatalf("counters: got %s, want user/get calls (one 42001, some for wxctl), delivered tickets, one page view", r.Body)
+			t.Fatalf("counters: got %s, want user/get calls (one 42001, some for wxctlz000000000000), delivered tickets, one page view", r.Body)
 		}
 		status(t, e.post("/sim/counters/reset", nil), 204)
 		if c := e.sim.Counters(); len(c.Calls) != 0 {
@@ -198,21 +201,21 @@ func TestLoadSeed(t *testing.T) {
 	}
 	yamlObj := write("seed.yaml", `
 accounts:
-  - appid: wxseed1
+  - appid: wxseed1z0000000000
     nick_name: Seed One
     followers: 23000
     tags:
       - {id: 134, name: vip, from: 0, to: 100}
     permission_sets: [1, 2]
-  - appid: wxseed2
+  - appid: wxseed2z0000000000
     followers: 10000000
     lacks_api: true
     daily_quota: -1
     permission_sets: []
 `)
-	yamlList := write("list.yml", "- appid: wxlist\n  followers: 3\n")
-	jsonObj := write("seed.json", "{\n\t\"accounts\": [{\"appid\": \"wxjson\", \"followers\": 5, \"tags\": [{\"id\": 1, \"from\": 0, \"to\": 5}]}]\n}")
-	jsonList := write("list.json", `[{"appid":"wxj1"},{"appid":"wxj2","permission_sets":[100]}]`)
+	yamlList := write("list.yml", "- appid: wxlistz00000000000\n  followers: 3\n")
+	jsonObj := write("seed.json", "{\n\t\"accounts\": [{\"appid\": \"wxjsonz00000000000\", \"followers\": 5, \"tags\": [{\"id\": 1, \"from\": 0, \"to\": 5}]}]\n}")
+	jsonList := write("list.json", `[{"appid":"wxj1z0000000000000"},{"appid":"wxj2z0000000000000","permission_sets":[100]}]`)
 
 	specs, err := LoadSeed(yamlObj)
 	if err != nil {
@@ -235,10 +238,10 @@ accounts:
 			t.Fatal(err)
 		}
 	}
-	if info, _ := s.Account("wxseed2"); len(info.PermissionSets) != 0 {
+	if info, _ := s.Account("wxseed2z0000000000"); len(info.PermissionSets) != 0 {
 		t.Fatal("an explicit empty permission_sets got the default")
 	}
-	if info, _ := s.Account("wxseed1"); len(info.PermissionSets) != 2 {
+	if info, _ := s.Account("wxseed1z0000000000"); len(info.PermissionSets) != 2 {
 		t.Fatal("permission sets lost")
 	}
 
@@ -263,7 +266,7 @@ accounts:
 func TestConcurrentUse(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.DailyQuota = -1; o.EventURL = "" })
 	ctok := e.componentToken()
-	info := e.authorize(ctok, AccountSpec{AppID: "wxconc", Followers: 25000, Tags: []TagSpec{{ID: 1, From: 0, To: 25000}}})
+	info := e.authorize(ctok, AccountSpec{AppID: "wxconcz00000000000", Followers: 25000, Tags: []TagSpec{{ID: 1, From: 0, To: 25000}}})
 	_ = e.sim.SetFault(Fault{Endpoint: EndpointUserTagGet, Probability: 0.2, Kind: FaultErrcode})
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
@@ -273,15 +276,15 @@ func TestConcurrentUse(t *testing.T) {
 			for i := 0; i < 10; i++ {
 				switch (g + i) % 4 {
 				case 0:
-					e.userGet(e.sim.CurrentAccessToken("wxconc"), "")
+					e.userGet(e.sim.CurrentAccessToken("wxconcz00000000000"), "")
 				case 1:
-					e.tagGet(e.sim.CurrentAccessToken("wxconc"), 1, OpenID("wxconc", 10000))
+					e.tagGet(e.sim.CurrentAccessToken("wxconcz00000000000"), 1, OpenID("wxconcz00000000000", 10000))
 				case 2:
-					e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxconc", "authorizer_refresh_token": info.RefreshToken})
+					e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxconcz00000000000", "authorizer_refresh_token": info.RefreshToken})
 				case 3:
 					_ = e.sim.Counters()
 					_ = e.sim.Accounts()
-					_ = e.sim.SetFollowers("wxconc", 25000+i)
+					_ = e.sim.SetFollowers("wxconcz00000000000", 25000+i)
 				}
 			}
 		}(g)

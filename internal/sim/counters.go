@@ -16,6 +16,7 @@ const (
 	EndpointQuotaGet           = "openapi/quota/get"
 	EndpointClearQuota         = "clear_quota"
 	EndpointTagsGet            = "tags/get"
+	EndpointCustomSend         = "message/custom/send"
 	EndpointComponentLoginPage = "componentloginpage" // PC authorization page
 	EndpointBindComponent      = "bindcomponent"      // mobile authorization page
 	EndpointAuthConfirm        = "authpage/confirm"   // the page's confirm button

@@ -25,7 +25,7 @@ func TestFaultInjectionRates(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, func(o *Options) { o.DailyQuota = -1 })
 			ctok := e.componentToken()
-			info := e.authorize(ctok, AccountSpec{AppID: "wxfault", Followers: 3})
+			info := e.authorize(ctok, AccountSpec{AppID: "wxfaultz0000000000", Followers: 3})
 			if err := e.sim.SetFault(tt.fault); err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +56,7 @@ func TestFaultInjectionIsDeterministicWithASeed(t *testing.T) {
 	run := func() []int {
 		e := newEnv(t, func(o *Options) { o.Seed = 7; o.DailyQuota = -1 })
 		ctok := e.componentToken()
-		info := e.authorize(ctok, AccountSpec{AppID: "wxseed", Followers: 1})
+		info := e.authorize(ctok, AccountSpec{AppID: "wxseedz00000000000", Followers: 1})
 		_ = e.sim.SetFault(Fault{Endpoint: EndpointUserGet, Probability: 0.5, Kind: FaultErrcode})
 		var codes []int
 		for i := 0; i < 50; i++ {
@@ -76,11 +76,11 @@ func TestFaultInjectionIsDeterministicWithASeed(t *testing.T) {
 func TestFaultKinds(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.DailyQuota = -1 })
 	ctok := e.componentToken()
-	a := e.authorize(ctok, AccountSpec{AppID: "wxa", Followers: 1})
-	b := e.authorize(ctok, AccountSpec{AppID: "wxb", Followers: 1})
+	a := e.authorize(ctok, AccountSpec{AppID: "wxaz00000000000000", Followers: 1})
+	b := e.authorize(ctok, AccountSpec{AppID: "wxbz00000000000000", Followers: 1})
 
 	// Probability 0 means always; AppID restricts the fault to one account.
-	if err := e.sim.SetFault(Fault{Endpoint: EndpointUserGet, AppID: "wxa", Kind: FaultErrcode, Errcode: 45011}); err != nil {
+	if err := e.sim.SetFault(Fault{Endpoint: EndpointUserGet, AppID: "wxaz00000000000000", Kind: FaultErrcode, Errcode: 45011}); err != nil {
 		t.Fatal(err)
 	}
 	if _, r := e.userGet(a.AccessToken, ""); r.errcode() != 45011 {
@@ -115,7 +115,7 @@ func TestFaultKinds(t *testing.T) {
 	if n := len(e.sim.Faults()); n != 2 {
 		t.Fatalf("%d faults, want 2 (latency + replaced errcode)", n)
 	}
-	r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxa", "authorizer_refresh_token": a.RefreshToken})
+	r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxaz00000000000000", "authorizer_refresh_token": a.RefreshToken})
 	e.mustCode(r, 61004)
 	e.sim.ClearFaults()
 	if len(e.sim.Faults()) != 0 {

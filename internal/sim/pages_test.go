@@ -49,8 +49,8 @@ func htmlUnescape(s string) string {
 func TestAuthorizationPageFlow(t *testing.T) {
 	e := newEnv(t)
 	ctok := e.componentToken()
-	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1", NickName: "Acme <News>", Followers: 12})
-	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct2", NickName: "Beta"})
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1z0000000000", NickName: "Acme <News>", Followers: 12})
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct2z0000000000", NickName: "Beta"})
 	pre := e.preAuthCode(ctok)
 	redirect := "http://gateway.example/wechat/callback?session=abc123"
 	q := url.Values{"component_appid": {testComponent}, "pre_auth_code": {pre}, "redirect_uri": {redirect}, "auth_type": {"3"}}
@@ -59,7 +59,7 @@ func TestAuthorizationPageFlow(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("page %d: %s", status, html)
 	}
-	for _, want := range []string{`value="wxacct1" checked`, `value="wxacct2"`, "Acme &lt;News&gt;", `action="/sim/authpage/confirm"`, `id="confirm"`} {
+	for _, want := range []string{`value="wxacct1z0000000000" checked`, `value="wxacct2z0000000000"`, "Acme &lt;News&gt;", `action="/sim/authpage/confirm"`, `id="confirm"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -68,7 +68,7 @@ func TestAuthorizationPageFlow(t *testing.T) {
 	if form.Get("redirect_uri") != redirect {
 		t.Fatalf("hidden redirect_uri = %q", form.Get("redirect_uri"))
 	}
-	form.Set("appid", "wxacct2")
+	form.Set("appid", "wxacct2z0000000000")
 	resp, err := e.noRedirect().PostForm(e.srv.URL+"/sim/authpage/confirm", form)
 	if err != nil {
 		t.Fatal(err)
@@ -87,12 +87,12 @@ func TestAuthorizationPageFlow(t *testing.T) {
 		t.Fatalf("Location = %s", loc)
 	}
 	ev := e.rcv.last(t)
-	if ev.InfoType != "authorized" || ev.AuthorizerAppid != "wxacct2" || ev.PreAuthCode != pre || ev.AuthorizationCode != lq.Get("auth_code") {
+	if ev.InfoType != "authorized" || ev.AuthorizerAppid != "wxacct2z0000000000" || ev.PreAuthCode != pre || ev.AuthorizationCode != lq.Get("auth_code") {
 		t.Fatalf("event %+v", ev)
 	}
 	info, r := e.queryAuth(ctok, lq.Get("auth_code"))
 	e.mustCode(r, 0)
-	if info.AuthorizerAppID != "wxacct2" {
+	if info.AuthorizerAppID != "wxacct2z0000000000" {
 		t.Fatalf("exchanged code for %s", info.AuthorizerAppID)
 	}
 
@@ -110,27 +110,27 @@ func TestAuthorizationPageFlow(t *testing.T) {
 func TestMobilePageAndBizAppID(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.PublicURL = "http://sim.example:9090/" })
 	ctok := e.componentToken()
-	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1"})
-	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct2"})
-	if _, err := e.sim.Authorize(t.Context(), "wxacct2", ""); err != nil {
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1z0000000000"})
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct2z0000000000"})
+	if _, err := e.sim.Authorize(t.Context(), "wxacct2z0000000000", ""); err != nil {
 		t.Fatal(err)
 	}
 	pre := e.preAuthCode(ctok)
 	q := url.Values{"action": {"bindcomponent"}, "no_scan": {"1"}, "component_appid": {testComponent}, "pre_auth_code": {pre},
-		"redirect_uri": {"https://gw.example/cb"}, "auth_type": {"1"}, "biz_appid": {"wxacct2"}}
+		"redirect_uri": {"https://gw.example/cb"}, "auth_type": {"1"}, "biz_appid": {"wxacct2z0000000000"}}
 	status, html := e.getPage("/wxaopen/safe/bindcomponent?" + q.Encode())
-	if status != 200 || strings.Contains(html, "wxacct1") || !strings.Contains(html, `value="wxacct2" checked`) ||
+	if status != 200 || strings.Contains(html, "wxacct1z0000000000") || !strings.Contains(html, `value="wxacct2z0000000000" checked`) ||
 		!strings.Contains(html, "already authorized") || !strings.Contains(html, `action="http://sim.example:9090/sim/authpage/confirm"`) {
 		t.Fatalf("mobile page %d: %s", status, html)
 	}
 	form := formOf(t, html)
-	form.Set("appid", "wxacct1") // not allowed by biz_appid
+	form.Set("appid", "wxacct1z0000000000") // not allowed by biz_appid
 	resp, _ := e.noRedirect().PostForm(e.srv.URL+"/sim/authpage/confirm", form)
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Fatalf("confirm of an account outside biz_appid: %d", resp.StatusCode)
 	}
-	form.Set("appid", "wxacct2")
+	form.Set("appid", "wxacct2z0000000000")
 	resp, _ = e.noRedirect().PostForm(e.srv.URL+"/sim/authpage/confirm", form)
 	resp.Body.Close()
 	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "https://gw.example/cb?auth_code=") {
@@ -149,12 +149,12 @@ func TestMobilePageAndBizAppID(t *testing.T) {
 		path string
 		q    func() url.Values
 	}{
-		{"wrong component", "/cgi-bin/componentloginpage", func() url.Values { v := good(); v.Set("component_appid", "wxother"); return v }},
+		{"wrong component", "/cgi-bin/componentloginpage", func() url.Values { v := good(); v.Set("component_appid", "wxotherz0000000000"); return v }},
 		{"unknown pre-auth code", "/cgi-bin/componentloginpage", func() url.Values { v := good(); v.Set("pre_auth_code", "preauthcode@@@x"); return v }},
 		{"no redirect", "/cgi-bin/componentloginpage", func() url.Values { v := good(); v.Del("redirect_uri"); return v }},
 		{"relative redirect", "/cgi-bin/componentloginpage", func() url.Values { v := good(); v.Set("redirect_uri", "/cb"); return v }},
 		{"bad auth_type", "/cgi-bin/componentloginpage", func() url.Values { v := good(); v.Set("auth_type", "9"); return v }},
-		{"unknown biz_appid", "/cgi-bin/componentloginpage", func() url.Values { v := good(); v.Set("biz_appid", "wxnobody"); return v }},
+		{"unknown biz_appid", "/cgi-bin/componentloginpage", func() url.Values { v := good(); v.Set("biz_appid", "wxnobodyz000000000"); return v }},
 		{"mobile without action", "/wxaopen/safe/bindcomponent", good},
 	}
 	for _, tt := range tests {

@@ -99,16 +99,16 @@ func TestPushRetries(t *testing.T) {
 	// Authorization events are retried too, and a failed push is reported
 	// while the authorization stands.
 	e := newEnv(t, func(o *Options) { o.PushRetries = -1 })
-	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1"})
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1z0000000000"})
 	e.rcv.setAnswer(func(int) (int, string) { return 200, "nope" })
-	code, err := e.sim.Authorize(context.Background(), "wxacct1", "")
+	code, err := e.sim.Authorize(context.Background(), "wxacct1z0000000000", "")
 	if !errors.Is(err, ErrPush) || code == "" {
 		t.Fatalf("Authorize with a failing receiver = %q, %v", code, err)
 	}
 	if n := len(e.rcv.all()); n != 1 {
 		t.Fatalf("PushRetries -1 made %d attempts", n)
 	}
-	if info, _ := e.sim.Account("wxacct1"); !info.Authorized {
+	if info, _ := e.sim.Account("wxacct1z0000000000"); !info.Authorized {
 		t.Fatal("authorization lost after a failed push")
 	}
 }
@@ -198,8 +198,8 @@ func TestNoEventURL(t *testing.T) {
 	if _, err := e.sim.PushTicket(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1"})
-	if _, err := e.sim.Authorize(context.Background(), "wxacct1", ""); err != nil {
+	_ = e.sim.CreateAccount(AccountSpec{AppID: "wxacct1z0000000000"})
+	if _, err := e.sim.Authorize(context.Background(), "wxacct1z0000000000", ""); err != nil {
 		t.Fatal(err)
 	}
 	if len(e.rcv.all()) != 0 {

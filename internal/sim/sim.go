@@ -26,6 +26,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,10 @@ type Options struct {
 	ComponentAppID, ComponentSecret, Token, EncodingAESKey string
 	// EventURL is where events are pushed ("" = do not push).
 	EventURL string
+	// MessageURL is the platform's message and event receive URL, with
+	// $APPID$ where the account's appid goes, as configured on WeChat
+	// ("" = followers' messages have nowhere to go).
+	MessageURL string
 	// PublicURL is the simulator's own base URL, used for the form action of
 	// the authorization page ("" = root-relative links).
 	PublicURL string
@@ -158,6 +163,15 @@ type Simulator struct {
 	accounts    map[string]*account
 	order       []*account
 	faults      []Fault
+	// preAuthIssued counts the pre_auth_codes ever issued (the release
+	// test's "pre-auth code created").
+	preAuthIssued int
+	// messageURL is Options.MessageURL ("" = none).
+	messageURL string
+	// deliveries and customs record the message pushes and the
+	// customer-service messages received (newest last, bounded).
+	deliveries []Delivery
+	customs    []CustomMessage
 
 	cmu      sync.Mutex
 	counters counterSet
@@ -195,6 +209,12 @@ func New(opts Options) (*Simulator, error) {
 			problems = append(problems, fmt.Errorf("EventURL %q is not an absolute http(s) URL", opts.EventURL))
 		}
 		eventURL = u
+	}
+	if opts.MessageURL != "" {
+		u, err := url.Parse(strings.ReplaceAll(opts.MessageURL, appIDPlaceholder, "wx0"))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			problems = append(problems, fmt.Errorf("MessageURL %q is not an absolute http(s) URL", opts.MessageURL))
+		}
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("sim: bad options: %w", errors.Join(problems...))
@@ -266,6 +286,7 @@ func New(opts Options) (*Simulator, error) {
 		counters:    newCounterSet(),
 		bufs:        make(chan []byte, maxPooledBuffers),
 		catchUp:     runCatchUp,
+		messageURL:  opts.MessageURL,
 	}
 	s.mux = s.routes()
 	return s, nil

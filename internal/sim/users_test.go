@@ -17,7 +17,7 @@ var openidRE = regexp.MustCompile(`^o[A-Za-z0-9_-]{27}$`)
 func TestOpenIDs(t *testing.T) {
 	seen := map[string]bool{}
 	for _, i := range []int{0, 1, 2, 9999, 10000, 22999, 9_999_999, MaxFollowers} {
-		id := OpenID("wxacct1", i)
+		id := OpenID("wxacct1z0000000000", i)
 		if !openidRE.MatchString(id) {
 			t.Errorf("OpenID(%d) = %q", i, id)
 		}
@@ -25,24 +25,24 @@ func TestOpenIDs(t *testing.T) {
 			t.Errorf("duplicate openid %q", id)
 		}
 		seen[id] = true
-		if back, ok := OpenIDIndex("wxacct1", id); !ok || back != i {
+		if back, ok := OpenIDIndex("wxacct1z0000000000", id); !ok || back != i {
 			t.Errorf("OpenIDIndex(OpenID(%d)) = %d, %v", i, back, ok)
 		}
-		if id != OpenID("wxacct1", i) {
+		if id != OpenID("wxacct1z0000000000", i) {
 			t.Error("OpenID is not deterministic")
 		}
-		if _, ok := OpenIDIndex("wxacct2", id); ok {
-			t.Errorf("openid of wxacct1 decodes for wxacct2")
+		if _, ok := OpenIDIndex("wxacct2z0000000000", id); ok {
+			t.Errorf("openid of wxacct1z0000000000 decodes for wxacct2z0000000000")
 		}
 	}
 	// All openids of an account share the first 6 characters, like WeChat's.
-	if OpenID("wxacct1", 1)[:6] != OpenID("wxacct1", 2)[:6] || OpenID("wxacct1", 1)[:6] == OpenID("wxacct2", 1)[:6] {
+	if OpenID("wxacct1z0000000000", 1)[:6] != OpenID("wxacct1z0000000000", 2)[:6] || OpenID("wxacct1z0000000000", 1)[:6] == OpenID("wxacct2z0000000000", 1)[:6] {
 		t.Error("openid prefixes")
 	}
-	id := OpenID("wxacct1", 5)
+	id := OpenID("wxacct1z0000000000", 5)
 	bad := []string{"", "o", id[:27], id + "A", "x" + id[1:], id[:27] + flip(id[27]), strings.Repeat("o", 28)}
 	for _, b := range bad {
-		if _, ok := OpenIDIndex("wxacct1", b); ok {
+		if _, ok := OpenIDIndex("wxacct1z0000000000", b); ok {
 			t.Errorf("OpenIDIndex(%q) accepted", b)
 		}
 	}
@@ -93,7 +93,7 @@ func TestUserGetPaging(t *testing.T) {
 	ctok := e.componentToken()
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.followers), func(t *testing.T) {
-			appid := fmt.Sprintf("wxpaging%d", tt.followers)
+			appid := fmt.Sprintf("wxpaging%010d", tt.followers)
 			info := e.authorize(ctok, AccountSpec{AppID: appid, Followers: tt.followers})
 			pages := e.walk(info.AccessToken)
 			if len(pages) != len(tt.counts) {
@@ -143,17 +143,17 @@ func TestUserGetPaging(t *testing.T) {
 func TestUserGetExactBodies(t *testing.T) {
 	e := newEnv(t)
 	ctok := e.componentToken()
-	empty := e.authorize(ctok, AccountSpec{AppID: "wxempty"})
+	empty := e.authorize(ctok, AccountSpec{AppID: "wxemptyz0000000000"})
 	if _, r := e.userGet(empty.AccessToken, ""); string(r.Body) != `{"total":0,"count":0,"next_openid":""}` {
 		t.Fatalf("empty account = %s", r.Body)
 	}
-	two := e.authorize(ctok, AccountSpec{AppID: "wxtwo", Followers: 2})
+	two := e.authorize(ctok, AccountSpec{AppID: "wxtwoz000000000000", Followers: 2})
 	_, r := e.userGet(two.AccessToken, "")
-	want := fmt.Sprintf(`{"total":2,"count":2,"data":{"openid":["%s","%s"]},"next_openid":""}`, OpenID("wxtwo", 0), OpenID("wxtwo", 1))
+	want := fmt.Sprintf(`{"total":2,"count":2,"data":{"openid":["%s","%s"]},"next_openid":""}`, OpenID("wxtwoz000000000000", 0), OpenID("wxtwoz000000000000", 1))
 	if string(r.Body) != want {
 		t.Fatalf("two followers = %s\nwant %s", r.Body, want)
 	}
-	_, r = e.userGet(two.AccessToken, OpenID("wxtwo", 1))
+	_, r = e.userGet(two.AccessToken, OpenID("wxtwoz000000000000", 1))
 	if string(r.Body) != `{"total":2,"count":0,"next_openid":""}` {
 		t.Fatalf("after the last openid = %s", r.Body)
 	}
@@ -166,16 +166,16 @@ func TestUserGetExactBodies(t *testing.T) {
 func TestUserGetTotalChangesBetweenPages(t *testing.T) {
 	e := newEnv(t)
 	ctok := e.componentToken()
-	info := e.authorize(ctok, AccountSpec{AppID: "wxgrow", Followers: 15000})
+	info := e.authorize(ctok, AccountSpec{AppID: "wxgrowz00000000000", Followers: 15000})
 	p1, _ := e.userGet(info.AccessToken, "")
-	if err := e.sim.SetFollowers("wxgrow", 16000); err != nil {
+	if err := e.sim.SetFollowers("wxgrowz00000000000", 16000); err != nil {
 		t.Fatal(err)
 	}
 	p2, _ := e.userGet(info.AccessToken, p1.NextOpenID)
 	if *p2.Total != 16000 || p2.Count != 6000 || p2.NextOpenID != "" {
 		t.Fatalf("after growth: total %d count %d next %q", *p2.Total, p2.Count, p2.NextOpenID)
 	}
-	if err := e.sim.SetFollowers("wxgrow", 5000); err != nil {
+	if err := e.sim.SetFollowers("wxgrowz00000000000", 5000); err != nil {
 		t.Fatal(err)
 	}
 	if _, r := e.userGet(info.AccessToken, p1.NextOpenID); r.errcode() != 40003 {
@@ -186,7 +186,7 @@ func TestUserGetTotalChangesBetweenPages(t *testing.T) {
 func TestTagGetPaging(t *testing.T) {
 	e := newEnv(t)
 	ctok := e.componentToken()
-	info := e.authorize(ctok, AccountSpec{AppID: "wxtags", Followers: 30000, Tags: []TagSpec{
+	info := e.authorize(ctok, AccountSpec{AppID: "wxtagsz00000000000", Followers: 30000, Tags: []TagSpec{
 		{ID: 134, Name: "vip", From: 5, To: 15005}, {ID: 2, From: 7, To: 9}, {ID: 3, From: 100, To: 100}}})
 	tok := info.AccessToken
 	type want struct {
@@ -218,7 +218,7 @@ func TestTagGetPaging(t *testing.T) {
 				}
 				wantNext := ""
 				if w.next >= 0 {
-					wantNext = OpenID("wxtags", w.next)
+					wantNext = OpenID("wxtagsz00000000000", w.next)
 				}
 				if p.NextOpenID != wantNext {
 					t.Errorf("page %d: next_openid %q, want %q", i, p.NextOpenID, wantNext)
@@ -229,7 +229,7 @@ func TestTagGetPaging(t *testing.T) {
 					}
 					break
 				}
-				if p.Data.OpenID[0] != OpenID("wxtags", w.first) || p.Data.OpenID[w.count-1] != OpenID("wxtags", w.first+w.count-1) {
+				if p.Data.OpenID[0] != OpenID("wxtagsz00000000000", w.first) || p.Data.OpenID[w.count-1] != OpenID("wxtagsz00000000000", w.first+w.count-1) {
 					t.Errorf("page %d: wrong members", i)
 				}
 				next = p.NextOpenID
@@ -245,17 +245,17 @@ func TestTagGetPaging(t *testing.T) {
 func TestUserAPIErrcodes(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.DailyQuota = -1 })
 	ctok := e.componentToken()
-	ok := e.authorize(ctok, AccountSpec{AppID: "wxok", Followers: 50, Tags: []TagSpec{{ID: 10, From: 0, To: 10}}})
-	noSets := e.authorize(ctok, AccountSpec{AppID: "wxnosets", Followers: 5, PermissionSets: []int{1, 3}})
-	emptySets := e.authorize(ctok, AccountSpec{AppID: "wxemptysets", Followers: 5, PermissionSets: []int{}})
-	set100 := e.authorize(ctok, AccountSpec{AppID: "wxset100", Followers: 5, PermissionSets: []int{100}})
-	lacks := e.authorize(ctok, AccountSpec{AppID: "wxlacks", Followers: 5, LacksAPI: true})
-	expired := e.authorize(ctok, AccountSpec{AppID: "wxexpired", Followers: 5})
-	if err := e.sim.ExpireToken("wxexpired"); err != nil {
+	ok := e.authorize(ctok, AccountSpec{AppID: "wxokz0000000000000", Followers: 50, Tags: []TagSpec{{ID: 10, From: 0, To: 10}}})
+	noSets := e.authorize(ctok, AccountSpec{AppID: "wxnosetsz000000000", Followers: 5, PermissionSets: []int{1, 3}})
+	emptySets := e.authorize(ctok, AccountSpec{AppID: "wxemptysetsz000000", Followers: 5, PermissionSets: []int{}})
+	set100 := e.authorize(ctok, AccountSpec{AppID: "wxset100z000000000", Followers: 5, PermissionSets: []int{100}})
+	lacks := e.authorize(ctok, AccountSpec{AppID: "wxlacksz0000000000", Followers: 5, LacksAPI: true})
+	expired := e.authorize(ctok, AccountSpec{AppID: "wxexpiredz00000000", Followers: 5})
+	if err := e.sim.ExpireToken("wxexpiredz00000000"); err != nil {
 		t.Fatal(err)
 	}
-	invalid := e.authorize(ctok, AccountSpec{AppID: "wxinvalid", Followers: 5})
-	if err := e.sim.InvalidateToken("wxinvalid"); err != nil {
+	invalid := e.authorize(ctok, AccountSpec{AppID: "wxinvalidz00000000", Followers: 5})
+	if err := e.sim.InvalidateToken("wxinvalidz00000000"); err != nil {
 		t.Fatal(err)
 	}
 	tok := url.QueryEscape(ok.AccessToken)
@@ -274,8 +274,8 @@ func TestUserAPIErrcodes(t *testing.T) {
 		{"user/get expired token", "GET", "/cgi-bin/user/get?access_token=" + url.QueryEscape(expired.AccessToken), nil, 42001},
 		{"user/get invalidated token", "GET", "/cgi-bin/user/get?access_token=" + url.QueryEscape(invalid.AccessToken), nil, 40001},
 		{"user/get made-up next_openid", "GET", "/cgi-bin/user/get?access_token=" + tok + "&next_openid=oNotARealOpenidAtAllxxxxxxxx", nil, 40003},
-		{"user/get other account's openid", "GET", "/cgi-bin/user/get?access_token=" + tok + "&next_openid=" + OpenID("wxnosets", 1), nil, 40003},
-		{"user/get openid past followers", "GET", "/cgi-bin/user/get?access_token=" + tok + "&next_openid=" + OpenID("wxok", 50), nil, 40003},
+		{"user/get other account's openid", "GET", "/cgi-bin/user/get?access_token=" + tok + "&next_openid=" + OpenID("wxnosetsz000000000", 1), nil, 40003},
+		{"user/get openid past followers", "GET", "/cgi-bin/user/get?access_token=" + tok + "&next_openid=" + OpenID("wxokz0000000000000", 50), nil, 40003},
 		{"user/get sets 1,3", "GET", "/cgi-bin/user/get?access_token=" + url.QueryEscape(noSets.AccessToken), nil, 61007},
 		{"user/get no sets", "GET", "/cgi-bin/user/get?access_token=" + url.QueryEscape(emptySets.AccessToken), nil, 61007},
 		{"user/get set 100", "GET", "/cgi-bin/user/get?access_token=" + url.QueryEscape(set100.AccessToken), nil, 0},
@@ -286,7 +286,7 @@ func TestUserAPIErrcodes(t *testing.T) {
 		{"tag/get unknown tag", "POST", "/cgi-bin/user/tag/get?access_token=" + tok, map[string]any{"tagid": 11}, 45159},
 		{"tag/get no tagid", "POST", "/cgi-bin/user/tag/get?access_token=" + tok, map[string]any{}, 45159},
 		{"tag/get bad json", "POST", "/cgi-bin/user/tag/get?access_token=" + tok, "{", 47001},
-		{"tag/get openid outside tag", "POST", "/cgi-bin/user/tag/get?access_token=" + tok, map[string]any{"tagid": 10, "next_openid": OpenID("wxok", 20)}, 40003},
+		{"tag/get openid outside tag", "POST", "/cgi-bin/user/tag/get?access_token=" + tok, map[string]any{"tagid": 10, "next_openid": OpenID("wxokz0000000000000", 20)}, 40003},
 		{"tag/get sets 1,3", "POST", "/cgi-bin/user/tag/get?access_token=" + url.QueryEscape(noSets.AccessToken), map[string]any{"tagid": 10}, 61007},
 		{"tag/get lacks api", "POST", "/cgi-bin/user/tag/get?access_token=" + url.QueryEscape(lacks.AccessToken), map[string]any{"tagid": 10}, 48001},
 		{"tag/get expired", "POST", "/cgi-bin/user/tag/get?access_token=" + url.QueryEscape(expired.AccessToken), map[string]any{"tagid": 10}, 42001},
@@ -300,9 +300,9 @@ func TestUserAPIErrcodes(t *testing.T) {
 		})
 	}
 	// A refreshed token after an expiry works again (the gateway's recovery path).
-	r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxexpired", "authorizer_refresh_token": expired.RefreshToken})
+	r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxexpiredz00000000", "authorizer_refresh_token": expired.RefreshToken})
 	e.mustCode(r, 0)
-	if _, r := e.userGet(e.sim.CurrentAccessToken("wxexpired"), ""); r.errcode() != 0 {
+	if _, r := e.userGet(e.sim.CurrentAccessToken("wxexpiredz00000000"), ""); r.errcode() != 0 {
 		t.Fatalf("refreshed token: %s", r.Body)
 	}
 }
@@ -311,8 +311,8 @@ func TestDailyQuota(t *testing.T) {
 	root := newEnv(t, func(o *Options) { o.DailyQuota = 3 })
 	// 10:00 UTC is 18:00 in Beijing; WeChat's day ends at 16:00 UTC.
 	ctok := root.componentToken()
-	info := root.authorize(ctok, AccountSpec{AppID: "wxquota", Followers: 5, Tags: []TagSpec{{ID: 1, From: 0, To: 5}}})
-	big := root.authorize(ctok, AccountSpec{AppID: "wxbig", Followers: 5, DailyQuota: -1})
+	info := root.authorize(ctok, AccountSpec{AppID: "wxquotaz0000000000", Followers: 5, Tags: []TagSpec{{ID: 1, From: 0, To: 5}}})
+	big := root.authorize(ctok, AccountSpec{AppID: "wxbigz000000000000", Followers: 5, DailyQuota: -1})
 	quota := func(e *env, tok, path string) string {
 		r := e.post("/cgi-bin/openapi/quota/get?access_token="+url.QueryEscape(tok), map[string]string{"cgi_path": path})
 		e.mustCode(r, 0)
@@ -362,9 +362,9 @@ func TestDailyQuota(t *testing.T) {
 		e := root.in(t)
 		e.clock.Advance(6*time.Hour - time.Second)
 		ctok = e.componentToken()
-		r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxquota", "authorizer_refresh_token": info.RefreshToken})
+		r := e.component("api_authorizer_token", ctok, map[string]string{"component_appid": testComponent, "authorizer_appid": "wxquotaz0000000000", "authorizer_refresh_token": info.RefreshToken})
 		e.mustCode(r, 0)
-		tok = e.sim.CurrentAccessToken("wxquota")
+		tok = e.sim.CurrentAccessToken("wxquotaz0000000000")
 		if _, r := e.userGet(tok, ""); r.errcode() != 45009 {
 			t.Fatalf("one second before midnight: got %s, want errcode 45009", r.Body)
 		}
@@ -382,7 +382,7 @@ func TestDailyQuota(t *testing.T) {
 		if _, r := e.userGet(tok, ""); r.errcode() != 45009 {
 			t.Fatalf("exhausted again: got %s, want errcode 45009", r.Body)
 		}
-		if err := e.sim.ResetQuota("wxquota"); err != nil {
+		if err := e.sim.ResetQuota("wxquotaz0000000000"); err != nil {
 			t.Fatal(err)
 		}
 		if _, r := e.userGet(tok, ""); r.errcode() != 0 {
@@ -394,7 +394,7 @@ func TestDailyQuota(t *testing.T) {
 func TestDefaultQuotaIs500(t *testing.T) {
 	e := newEnv(t)
 	ctok := e.componentToken()
-	info := e.authorize(ctok, AccountSpec{AppID: "wxdefault", Followers: 1})
+	info := e.authorize(ctok, AccountSpec{AppID: "wxdefaultz00000000", Followers: 1})
 	for i := 0; i < 500; i++ {
 		if _, r := e.userGet(info.AccessToken, ""); r.errcode() != 0 {
 			t.Fatalf("call %d: %s", i+1, r.Body)
@@ -404,7 +404,7 @@ func TestDefaultQuotaIs500(t *testing.T) {
 		t.Fatalf("call 501: %s", r.Body)
 	}
 	c := e.sim.Counters()
-	if c.ByErrcode[EndpointUserGet][0] != 500 || c.ByErrcode[EndpointUserGet][45009] != 1 || c.ByAccount[EndpointUserGet]["wxdefault"] != 501 {
+	if c.ByErrcode[EndpointUserGet][0] != 500 || c.ByErrcode[EndpointUserGet][45009] != 1 || c.ByAccount[EndpointUserGet]["wxdefaultz00000000"] != 501 {
 		t.Fatalf("counters: %+v", c)
 	}
 }

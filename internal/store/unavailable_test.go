@@ -5,13 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/errs"
-	"github.com/wxgate/wxgate/internal/faultnet"
 	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
@@ -25,20 +23,11 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 	t.Parallel()
 	const comp = "wx00000000000000c1"
 	dbURL := storetest.NewURL(t, store.Postgres)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	link, err := faultnet.Start(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(link.Close)
-	u.Host = link.Addr()
+	cutURL, link := storetest.Behind(t, dbURL)
 	ctx := context.Background()
 	storetest.OpenURL(t, dbURL, nil) // migrated
 	const opTimeout = 300 * time.Millisecond
-	st, err := store.Open(ctx, u.String(), store.Options{Box: storetest.Box(t), MaxOpenConns: 2, OpTimeout: opTimeout, Logger: slog.New(slog.DiscardHandler)})
+	st, err := store.Open(ctx, cutURL, store.Options{Box: storetest.Box(t), MaxOpenConns: 2, OpTimeout: opTimeout, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

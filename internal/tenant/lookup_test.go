@@ -5,14 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wxgate/wxgate/internal/errs"
-	"github.com/wxgate/wxgate/internal/faultnet"
 	"github.com/wxgate/wxgate/internal/journey"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
@@ -192,16 +190,7 @@ func TestCutOffReplicaRefusesTenantCallsPastTheStalenessLimit(t *testing.T) {
 	t.Parallel()
 	clock := storetest.NewClock()
 	dbURL := storetest.NewURL(t, store.Postgres)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	link, err := faultnet.Start(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(link.Close)
-	u.Host = link.Addr()
+	cutURL, link := storetest.Behind(t, dbURL)
 	writer := storetest.OpenURL(t, dbURL, clock.Now)
 	const limit = 10 * time.Second
 	w := replicaOn(t, writer, clock, limit, nil)
@@ -219,7 +208,7 @@ func TestCutOffReplicaRefusesTenantCallsPastTheStalenessLimit(t *testing.T) {
 	if err := w.Admin.Bind(ctx, tn.ID, appid); err != nil {
 		t.Fatal(err)
 	}
-	r := replicaOn(t, storetest.OpenURL(t, u.String(), clock.Now), clock, limit, nil)
+	r := replicaOn(t, storetest.OpenURL(t, cutURL, clock.Now), clock, limit, nil)
 	p, err := r.Verifier.Authenticate(ctx, raw.Reveal())
 	if err != nil {
 		t.Fatal(err)

@@ -180,6 +180,91 @@ func TestLimiterDefaultOverrideAndRefill(t *testing.T) {
 	}
 }
 
+// TestLimiterAppliesAChangedOverrideToTheExistingBucket: a tenant whose
+// override changes keeps its bucket (no fresh burst), but the bucket takes
+// the new rate and the new burst at once, whichever of the two changed.
+func TestLimiterAppliesAChangedOverrideToTheExistingBucket(t *testing.T) {
+	const defRate, defBurst = 1, 2
+	type limits struct {
+		rate  float64
+		burst int
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to limits // the override (0 = the default)
+		want     limits // what the bucket then does
+	}{
+		{"only the rate", limits{}, limits{rate: 10}, limits{10, defBurst}},
+		{"only the burst", limits{}, limits{burst: 5}, limits{defRate, 5}},
+		{"both", limits{}, limits{10, 5}, limits{10, 5}},
+		{"only the rate, back to the default", limits{rate: 10}, limits{}, limits{defRate, defBurst}},
+		{"a rate below one per second", limits{burst: 3}, limits{0.5, 3}, limits{0.5, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachDialect(t, func(t *testing.T, d store.Dialect) {
+				e := newEnv(t, d, defRate, defBurst)
+				ctx := context.Background()
+				tn, err := e.svc.Admin.CreateTenant(ctx, "acme")
+				if err != nil {
+					t.Fatal(err)
+				}
+				override := func(l limits) {
+					t.Helper()
+					if _, err := e.svc.Admin.UpdateTenant(ctx, tn.ID, func(t *store.Tenant) error {
+						t.RateLimit, t.RateBurst = l.rate, l.burst
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				l := e.svc.Limiter
+				// drain takes every token there is and answers how many, and
+				// the wait the first refusal announced.
+				drain := func() (int, time.Duration) {
+					for n := 0; n < 1000; n++ {
+						if ok, wait := l.Allow(tn.ID); !ok {
+							return n, wait
+						}
+					}
+					t.Fatal("the bucket never emptied")
+					return 0, 0
+				}
+				override(tc.from)
+				t.Run("the bucket is drained under the first override", func(t *testing.T) {
+					if n, _ := drain(); n < 1 {
+						t.Fatal("a new bucket did not start full")
+					}
+				})
+				override(tc.to)
+				period := time.Duration(float64(time.Second) / tc.want.rate)
+				t.Run("the next refusal announces the new rate's wait", func(t *testing.T) {
+					// No time passed: the bucket is still empty, not refilled
+					// by the change.
+					n, wait := drain()
+					if n != 0 {
+						t.Fatalf("%d requests allowed right after the change, want 0 (no fresh burst)", n)
+					}
+					if d := wait - period; d < -time.Millisecond || d > time.Millisecond {
+						t.Fatalf("wait %v, want %v (%v per second)", wait, period, tc.want.rate)
+					}
+				})
+				t.Run("one period refills one token", func(t *testing.T) {
+					e.clock.Advance(period)
+					if n, _ := drain(); n != 1 {
+						t.Fatalf("%d requests allowed after %v, want 1", n, period)
+					}
+				})
+				t.Run("a long pause refills the new burst", func(t *testing.T) {
+					e.clock.Advance(time.Hour)
+					if n, _ := drain(); n != tc.want.burst {
+						t.Fatalf("%d requests allowed after a long pause, want a burst of %d", n, tc.want.burst)
+					}
+				})
+			})
+		})
+	}
+}
+
 func TestUsageCountsFlushAndFilterUnboundAccounts(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
 		e := newEnv(t, d, 10, 10)

@@ -85,6 +85,7 @@ type Client struct {
 	retry   *RetryPolicy
 	log     *slog.Logger
 	metrics *obs.Metrics
+	reach   reach
 }
 
 // New builds a Client. It fails only on a malformed BaseURL.
@@ -301,6 +302,12 @@ func (c *Client) once(ctx context.Context, req Request) (Response, string, error
 	if err != nil && ctx.Err() != nil {
 		// The caller's deadline, not the attempt's, ran out.
 		return resp, outcomeTimeout, ctxError(ctx, req.API)
+	}
+	switch {
+	case outcome == "" || outcome == outcomeHTTP5xx || outcome == outcomeHTTP:
+		c.noteReached(time.Now())
+	case outcome == outcomeNetwork || outcome == outcomeTimeout:
+		c.noteUnreachable(time.Now(), err)
 	}
 	return resp, outcome, err
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -263,4 +264,74 @@ func truncate(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
+}
+
+// SealMessage encrypts a plaintext account message and returns the outer
+// body <xml><ToUserName><![CDATA[gh_…]]></ToUserName><Encrypt><![CDATA[…]]></Encrypt></xml>
+// and its msg_signature, exactly as WeChat pushes a follower's message or an
+// account event to the message and event receive URL (docs/wechat.md,
+// "Messages and events for authorized accounts"). The plaintext's trailing
+// appid is the Crypter's: the component's.
+func (c *Crypter) SealMessage(plain []byte, toUserName, timestamp, nonce string) (body []byte, msgSignature string, err error) {
+	enc, err := c.Encrypt(plain)
+	if err != nil {
+		return nil, "", err
+	}
+	var b strings.Builder
+	b.Grow(len(enc) + len(toUserName) + 80)
+	b.WriteString("<xml><ToUserName>")
+	writeCDATA(&b, toUserName)
+	b.WriteString("</ToUserName><Encrypt>")
+	writeCDATA(&b, enc)
+	b.WriteString("</Encrypt></xml>")
+	return []byte(b.String()), c.Sign(timestamp, nonce, enc), nil
+}
+
+// SealReply encrypts a passive reply's plaintext and returns the reply
+// envelope WeChat expects in the answer to a pushed message:
+// <xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>, signed over the
+// reply's own timestamp and nonce.
+func (c *Crypter) SealReply(plain []byte, timestamp, nonce string) ([]byte, error) {
+	enc, err := c.Encrypt(plain)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.Grow(len(enc) + len(nonce) + 160)
+	b.WriteString("<xml><Encrypt>")
+	writeCDATA(&b, enc)
+	b.WriteString("</Encrypt><MsgSignature>")
+	writeCDATA(&b, c.Sign(timestamp, nonce, enc))
+	b.WriteString("</MsgSignature><TimeStamp>")
+	b.WriteString(timestamp)
+	b.WriteString("</TimeStamp><Nonce>")
+	writeCDATA(&b, nonce)
+	b.WriteString("</Nonce></xml>")
+	return []byte(b.String()), nil
+}
+
+// OpenReply verifies and decrypts a passive reply envelope (SealReply's
+// output): the side of WeChat receiving a platform's reply. It answers
+// ErrMalformed for a body that is not such an envelope, ErrSignature when
+// MsgSignature does not match its TimeStamp, Nonce and Encrypt, or any
+// error of Decrypt.
+func (c *Crypter) OpenReply(body []byte) ([]byte, error) {
+	var x struct {
+		XMLName      xml.Name `xml:"xml"`
+		Encrypt      string   `xml:"Encrypt"`
+		MsgSignature string   `xml:"MsgSignature"`
+		TimeStamp    string   `xml:"TimeStamp"`
+		Nonce        string   `xml:"Nonce"`
+	}
+	if err := xml.Unmarshal(body, &x); err != nil {
+		return nil, fmt.Errorf("%w: reply: %w", ErrMalformed, err)
+	}
+	enc := strings.TrimSpace(x.Encrypt)
+	if enc == "" || x.TimeStamp == "" || x.Nonce == "" {
+		return nil, fmt.Errorf("%w: reply lacks Encrypt, TimeStamp or Nonce", ErrMalformed)
+	}
+	if !c.Verify(strings.TrimSpace(x.MsgSignature), strings.TrimSpace(x.TimeStamp), strings.TrimSpace(x.Nonce), enc) {
+		return nil, ErrSignature
+	}
+	return c.Decrypt(enc)
 }

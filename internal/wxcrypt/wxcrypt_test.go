@@ -463,3 +463,73 @@ func BenchmarkDecrypt(b *testing.B) {
 		}
 	}
 }
+
+// TestSealMessageOpens: an account message's envelope names the account
+// (ToUserName), not the component, and opens with the platform's Crypter.
+func TestSealMessageOpens(t *testing.T) {
+	c := mustNew(t, "wxcomponent0000001")
+	plain := []byte("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><MsgType><![CDATA[text]]></MsgType></xml>")
+	body, sig, err := c.SealMessage(plain, "gh_1", "1700000000", "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := ParseEnvelope(body)
+	if err != nil || env.ToUserName != "gh_1" || env.AppID != "" {
+		t.Fatalf("ParseEnvelope: got %+v, %v; want ToUserName gh_1 and no AppId", env, err)
+	}
+	got, err := c.Open(body, sig, "1700000000", "n1")
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("Open: got %q, %v; want the plaintext", got, err)
+	}
+}
+
+// TestReplyEnvelope: a passive reply carries its own timestamp, nonce and
+// signature; WeChat's side opens it, and refuses one whose signature does
+// not cover what it carries.
+func TestReplyEnvelope(t *testing.T) {
+	c := mustNew(t, "wxcomponent0000001")
+	plain := []byte("<xml><Content><![CDATA[TESTCOMPONENT_MSG_TYPE_TEXT_callback]]></Content></xml>")
+	body, err := c.SealReply(plain, "1700000001", "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{"<xml><Encrypt><![CDATA[", "</Encrypt><MsgSignature><![CDATA[", "<TimeStamp>1700000001</TimeStamp><Nonce><![CDATA[n2]]></Nonce></xml>"} {
+		if !bytes.Contains(body, []byte(part)) {
+			t.Fatalf("reply %s: want it to contain %s", body, part)
+		}
+	}
+	got, err := c.OpenReply(body)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("OpenReply: got %q, %v; want the plaintext", got, err)
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want error
+	}{
+		{"another timestamp", bytes.Replace(body, []byte("1700000001"), []byte("1700000002"), 1), ErrSignature},
+		{"another nonce", bytes.Replace(body, []byte("[n2]"), []byte("[n3]"), 1), ErrSignature},
+		{"signed with another token", mustReply(t, "othertoken", plain), ErrSignature},
+		{"not XML", []byte("success"), ErrMalformed},
+		{"no Encrypt", []byte("<xml><TimeStamp>1</TimeStamp><Nonce>2</Nonce></xml>"), ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := c.OpenReply(tc.body); !errors.Is(err, tc.want) {
+				t.Fatalf("OpenReply: got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func mustReply(t *testing.T, token string, plain []byte) []byte {
+	t.Helper()
+	o, err := New(token, vecKey, "wxcomponent0000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := o.SealReply(plain, "1700000001", "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

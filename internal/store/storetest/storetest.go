@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -19,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for schema setup
 
+	"github.com/wxgate/wxgate/internal/faultnet"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 )
@@ -32,6 +35,20 @@ const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disa
 const StartHint = "start PostgreSQL with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` " +
 	"(or `docker compose up -d postgres`), create the database with `createdb -h 127.0.0.1 -U postgres test`, " +
 	"or point WXGATE_TEST_DATABASE_URL at a PostgreSQL database you may create schemas in"
+
+// unreachable explains a failed ping: a server that answered but lacks the
+// database needs `createdb`, not a start command.
+func unreachable(base string, err error) string {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "3D000" {
+		db := "test"
+		if u, perr := url.Parse(base); perr == nil && strings.Trim(u.Path, "/") != "" {
+			db = strings.Trim(u.Path, "/")
+		}
+		return fmt.Sprintf("PostgreSQL at %s is up but has no database %q: create it with `createdb -h 127.0.0.1 -U postgres %s` "+
+			"(or point WXGATE_TEST_DATABASE_URL at a database you may create schemas in)", redact(base), db, db)
+	}
+	return fmt.Sprintf("PostgreSQL at %s is not reachable (%v): %s", redact(base), err, StartHint)
+}
 
 // Dialects lists the stores the shared contract tests run against.
 var Dialects = []store.Dialect{store.Postgres, store.SQLite}
@@ -87,7 +104,7 @@ func NewSchema(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("storetest: PostgreSQL at %s is not reachable (%v): %s", redact(base), err, StartHint)
+		t.Fatalf("storetest: %s", unreachable(base, err))
 	}
 	name := "t_" + randomHex(8)
 	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+name); err != nil {
@@ -197,3 +214,21 @@ func (c *Clock) Advance(d time.Duration) {
 
 // String describes the clock.
 func (c *Clock) String() string { return fmt.Sprintf("Clock(%s)", c.Now().Format(time.RFC3339)) }
+
+// Behind returns dbURL rewritten to reach its server through a new fault
+// forwarder (closed when the test ends), so the test can cut the store
+// away and bring it back.
+func Behind(t testing.TB, dbURL string) (string, *faultnet.Forwarder) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	link, err := faultnet.Start(u.Host)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	t.Cleanup(link.Close)
+	u.Host = link.Addr()
+	return u.String(), link
+}

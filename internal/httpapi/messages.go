@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/message"
+)
+
+// maxMessageBody bounds a pushed message; real ones are under 4 KiB.
+const maxMessageBody = 64 << 10
+
+// handleAccountMessages is POST /wechat/accounts/{appid}/callback, the
+// message and event receive URL (docs/api.md, "WeChat-facing endpoints").
+// It reads the body under the size cap and hands it, with the URL's
+// signature fields, to the platform's message policy (message.Receiver),
+// whose outcome it writes: a passive reply, "success", "try again" or the
+// reason of a refusal.
+func handleAccountMessages(messages MessageReceiver, log *slog.Logger) gin.HandlerFunc {
+	if messages == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		var out message.Outcome
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxMessageBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			out = messages.Unread(ctx, errors.As(err, &tooBig))
+		} else {
+			q := c.Request.URL.Query()
+			out = messages.Receive(ctx, c.Param("appid"), component.Push{Body: body, MsgSignature: q.Get("msg_signature"), Timestamp: q.Get("timestamp"), Nonce: q.Get("nonce")})
+		}
+		switch {
+		case out.Answer == component.AnswerSuccess && out.Reply != nil:
+			c.Data(http.StatusOK, "application/xml; charset=utf-8", out.Reply)
+		case out.Answer == component.AnswerSuccess:
+			c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("success"))
+		case out.Answer == component.AnswerRetry:
+			c.Data(eventStatus[out.Answer], "text/plain; charset=utf-8", []byte("try again"))
+		default:
+			c.Data(eventStatus[out.Answer], "text/plain; charset=utf-8", []byte(out.Reason))
+		}
+	}
+}
+
+// handleAccountMessagesVerify is GET /wechat/accounts/{appid}/callback:
+// WeChat's URL verification echoes echostr when signature is the
+// platform's; anything else is 401.
+func handleAccountMessagesVerify(messages MessageReceiver, log *slog.Logger) gin.HandlerFunc {
+	if messages == nil {
+		return notWired(log)
+	}
+	return func(c *gin.Context) {
+		q := c.Request.URL.Query()
+		echo, ok := messages.VerifyURL(q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
+		if !ok {
+			c.Data(http.StatusUnauthorized, "text/plain; charset=utf-8", []byte("bad signature"))
+			return
+		}
+		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(echo))
+	}
+}
