@@ -147,6 +147,10 @@ type accountData struct {
 	UpdatedAt        time.Time
 	// Others are the tenants it can be bound to.
 	Others []tenantRef
+	// Caps are the operator's daily caps by bound tenant; Quotas the
+	// account's quota of each API WeChat counts.
+	Caps   map[string]int64
+	Quotas []quotaRow
 }
 
 // accountPage shows one account with its tenants.
@@ -162,6 +166,13 @@ func (c *Console) accountPage(g *gin.Context, p *page) error {
 		return err
 	}
 	d.Account.Pending = pending[appid]
+	d.Caps = map[string]int64{}
+	for _, t := range d.Account.Tenants {
+		if n := c.o.Directory.DailyLimit(t.ID, appid); n > 0 {
+			d.Caps[t.ID] = n
+		}
+	}
+	d.Quotas = c.accountQuotas(appid)
 	tenants, err := c.o.Tenants.ListTenants(g.Request.Context())
 	if err != nil {
 		return err

@@ -70,6 +70,7 @@ func TestEveryMessageUsedExists(t *testing.T) {
 	for _, k := range permissionSetKeys {
 		need[k] = "permission set"
 	}
+	need["quota.clear_month_used"] = "clear_quota refusal"
 	for _, k := range errSignInMessage {
 		need[k] = "sign-in"
 	}
@@ -79,7 +80,7 @@ func TestEveryMessageUsedExists(t *testing.T) {
 		need["error."+string(code)] = "error code"
 	}
 	for _, f := range []string{"tenant_created", "tenant_renamed", "limits_saved", "tenant_deleted", "key_revoked", "bound",
-		"unbound", "token_refreshed", "signed_out", "link_made", "approved", "refused", "return_hosts_saved", "redelivered"} {
+		"unbound", "token_refreshed", "signed_out", "link_made", "approved", "refused", "return_hosts_saved", "redelivered", "quota_cleared", "cap_saved", "cap_cleared"} {
 		need["flash."+f] = "flash"
 	}
 	for _, k := range slices.Sorted(maps.Keys(need)) {

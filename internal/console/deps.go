@@ -6,6 +6,8 @@ import (
 
 	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
@@ -31,6 +33,9 @@ type TenantAdmin interface {
 	ApproveBinding(ctx context.Context, tenantID, appid string) error
 	// Unbind removes a binding, bound or waiting for approval.
 	Unbind(ctx context.Context, tenantID, appid string) error
+	// SetDailyLimit caps the tenant's calls per proxied API and Beijing day
+	// on the account (0 removes the cap); not_found if not bound.
+	SetDailyLimit(ctx context.Context, tenantID, appid string, dailyLimit int64) (store.Binding, error)
 	// Usage returns the tenant's hourly call counts in [from, to).
 	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
 }
@@ -65,6 +70,9 @@ type Directory interface {
 	BoundTenants(appid string) []string
 	// TenantName returns the tenant's name and whether it exists.
 	TenantName(tenantID string) (string, bool)
+	// DailyLimit is the operator's cap on tenantID's calls per API and
+	// day on appid (0: none).
+	DailyLimit(tenantID, appid string) int64
 }
 
 // Authorizers is the authorizer manager (authorizer.Manager): its
@@ -97,6 +105,26 @@ type CallCounts interface {
 	CallMinutes(ctx context.Context, componentAppID string, from, to time.Time) ([]store.CallMinute, error)
 }
 
+// Quotas is this replica's view of WeChat's daily quotas (quota.Keeper),
+// read from memory.
+type Quotas interface {
+	// Known lists every account and API whose daily limit is known, with
+	// today's use.
+	Known() []quota.AccountQuota
+	// Status is one account's quota of one API (DailyLimit 0: not learned).
+	Status(appid, api, cgiPath string) (quota.Status, bool)
+	// TenantCalls is tenantID's calls on appid today, per API.
+	TenantCalls(tenantID, appid string) map[string]int64
+}
+
+// QuotaClearer clears an account's daily quotas with WeChat (proxy.Service).
+type QuotaClearer interface {
+	// ClearQuota calls clear_quota and returns the fresh quotas.
+	// rate_limited (WeChat's 48006) once the month's 10 clears are used;
+	// not_found, authorizer_unauthorized, upstream_* otherwise.
+	ClearQuota(ctx context.Context, appid string) ([]quota.Status, error)
+}
+
 // PendingBindings reads the bindings that wait for the operator's approval
 // (the store): an account authorized by a tenant while bound to another.
 // The directory holds only bound ones, and there are few pending ones.
@@ -126,6 +154,8 @@ var (
 	_ CallCounts        = (*store.Store)(nil)
 	_ PendingBindings   = (*store.Store)(nil)
 	_ WebhookQueue      = (*store.Store)(nil)
+	_ Quotas            = (*quota.Keeper)(nil)
+	_ QuotaClearer      = (*proxy.Service)(nil)
 	_ Webhooks          = (*webhook.Service)(nil)
 	_ SessionStore      = (*store.Store)(nil)
 )

@@ -39,6 +39,9 @@ type overviewData struct {
 	// by the age of its oldest pending delivery.
 	Webhooks       store.WebhookQueue
 	WebhooksHealth string
+	// LowQuota counts the account/API pairs with less than 10% of the daily
+	// limit left, of KnownQuota pairs with a known limit.
+	LowQuota, KnownQuota int
 	Window         string
 	Windows        []string
 	Calls          int64
@@ -114,6 +117,7 @@ func (c *Console) overviewPage(g *gin.Context, p *page) error {
 		return err
 	}
 	d.WebhooksHealth = webhookHealth(now, d.Webhooks.OldestPending)
+	d.LowQuota, d.KnownQuota = c.lowQuotaCount()
 
 	d.Window = g.DefaultQuery("window", "6h")
 	span, ok := overviewWindows[d.Window]

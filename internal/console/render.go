@@ -101,6 +101,7 @@ var navItems = []navItem{
 	{"accounts", basePath + "/accounts", "nav.accounts"},
 	{"authorize", basePath + "/authorize", "nav.authorize"},
 	{"usage", basePath + "/usage", "nav.usage"},
+	{"quota", basePath + "/quota", "nav.quota"},
 	{"webhooks", basePath + "/webhooks", "nav.webhooks"},
 }
 

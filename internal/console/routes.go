@@ -48,6 +48,11 @@ func (c *Console) Register(g *gin.RouterGroup) {
 	s.GET("/usage", c.show("usage", c.usagePage))
 	s.GET("/usage.csv", c.handleUsageCSV())
 
+	s.GET("/quota", c.show("quota", c.quotaPage))
+	s.POST("/quota/caps", c.handleSetCap(bindFromTenant))
+	s.POST("/accounts/:appid/quota/clear", c.handleClearQuota())
+	s.POST("/accounts/:appid/tenants/:id/cap", c.handleSetCap(bindFromAccount))
+
 	s.GET("/webhooks", c.show("webhooks", c.webhooksPage))
 	s.POST("/webhooks/:id/deliveries/:delivery/redeliver", c.handleRedeliver())
 }
