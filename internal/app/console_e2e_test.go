@@ -416,6 +416,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		noViolations(t)
 	})
 
+	step("quota: what the first calls learned, and a clear on the account's page", func(t *testing.T) {
+		do(t, chromedp.Navigate(demo.Console+"quota"), chromedp.WaitVisible(chromedp.CSS(`tr[data-quota="wxd000000000c0ffee/getFans"]`)))
+		if got := text(t, `tr[data-quota="wxd000000000c0ffee/getFans"]`); !strings.Contains(got, "getFans") || !strings.Contains(got, "%") {
+			t.Fatalf("quota row: got %q", got)
+		}
+		shot(t, "quota")
+		do(t, chromedp.Navigate(demo.Console+"accounts/wxd000000000c0ffee"), chromedp.WaitVisible(chromedp.ID("clear-quota")),
+			chromedp.Click(chromedp.CSS("#clear-quota button")), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+		if got := text(t, ".flash.ok"); !strings.Contains(got, "Quota cleared") {
+			t.Fatalf("after clearing: got %q", got)
+		}
+		if got := text(t, `tr[data-quota="getFans"]`); !strings.Contains(got, "100%") {
+			t.Fatalf("getFans after the clear: got %q want all of it left", got)
+		}
+		noViolations(t)
+	})
+
 	step("a form without its CSRF token is refused", func(t *testing.T) {
 		do(t, chromedp.Navigate(tenantURL), chromedp.WaitVisible(chromedp.ID("rename-form")),
 			chromedp.Evaluate[chromedp.Void](`document.querySelector('#rename-form input[name="csrf"]').remove()`),
