@@ -17,7 +17,8 @@ import (
 // Console scale: every page through the real router of a replica built by
 // the composition root, over PostgreSQL holding 10,000 accounts bound to
 // 1,000 tenants, a day of usage, six hours of per-minute counts, a webhook
-// per tenant and accounts waiting for approval.
+// per tenant, a daily cap on a thousand bindings and accounts waiting for
+// approval.
 //
 //	go test -run '^$' -bench BenchmarkConsolePages -benchtime 50x ./internal/app/
 //
@@ -94,6 +95,12 @@ func BenchmarkConsolePages(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// A thousand bindings carry a daily cap.
+	for i := range benchTenants {
+		if _, err := st.SetBindingLimit(ctx, component, tenants[i].ID, fmt.Sprintf("wx%016d", i), 500); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for i := range 50 {
 		if err := st.RequestBinding(ctx, component, tenants[(i+1)%benchTenants].ID, fmt.Sprintf("wx%016d", i*benchTenants/50)); err != nil {
 			b.Fatal(err)
@@ -122,6 +129,7 @@ func BenchmarkConsolePages(b *testing.B) {
 		{"usage_7d", "/console/usage?tenant=" + t0.ID + "&range=7d"},
 		{"usage_csv_30d", "/console/usage.csv?tenant=" + t0.ID + "&range=30d"},
 		{"accounts_pending", "/console/accounts?pending=1"},
+		{"quota", "/console/quota"},
 		{"webhooks", "/console/webhooks"},
 		{"webhooks_of_tenant", "/console/webhooks?tenant=" + t0.ID},
 	}

@@ -113,8 +113,8 @@ type Quotas interface {
 	Known() []quota.AccountQuota
 	// Status is one account's quota of one API (DailyLimit 0: not learned).
 	Status(appid, api, cgiPath string) (quota.Status, bool)
-	// TenantCalls is tenantID's calls on appid today, per API.
-	TenantCalls(tenantID, appid string) map[string]int64
+	// TenantCalls is tenantID's calls of api on appid today.
+	TenantCalls(tenantID, appid, api string) int64
 }
 
 // QuotaClearer clears an account's daily quotas with WeChat (proxy.Service).

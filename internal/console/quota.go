@@ -121,8 +121,10 @@ func (c *Console) quotaPage(g *gin.Context, p *page) error {
 			if a, ok := c.o.Authorizers.Get(appid); ok {
 				r.NickName = a.NickName
 			}
-			for _, n := range c.o.Quotas.TenantCalls(t.ID, appid) {
-				r.Used = max(r.Used, n)
+			for _, api := range proxy.APIs {
+				if api.DailyQuota {
+					r.Used = max(r.Used, c.o.Quotas.TenantCalls(t.ID, appid, api.Name))
+				}
 			}
 			d.Caps = append(d.Caps, r)
 		}

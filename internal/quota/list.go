@@ -36,19 +36,19 @@ func (k *Keeper) Known() []AccountQuota {
 	return out
 }
 
-// TenantCalls returns tenantID's calls on appid today per API, as far as
-// this replica knows (the deployment's count at the last sync plus its
-// own since): what the operator's cap on the binding is measured against.
-func (k *Keeper) TenantCalls(tenantID, appid string) map[string]int64 {
+// TenantCalls returns tenantID's calls of api on appid today, as far as
+// this replica knows (the deployment's count at the last sync plus its own
+// since): what the operator's cap on the binding is measured against.
+func (k *Keeper) TenantCalls(tenantID, appid, api string) int64 {
+	if tenantID == "" {
+		return 0
+	}
 	now := k.o.Now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.rollLocked(now)
-	out := map[string]int64{}
-	for key, c := range k.counts {
-		if key.tenant == tenantID && key.appid == appid && tenantID != "" {
-			out[key.api] = c.seen()
-		}
+	if c := k.counts[countKey{tenantID, appid, api}]; c != nil {
+		return c.seen()
 	}
-	return out
+	return 0
 }

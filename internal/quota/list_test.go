@@ -51,14 +51,17 @@ func TestKnownQuotasAndTenantCalls(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got := k.TenantCalls("tenant-a", learned); len(got) != 1 || got["getFans"] != 2 {
-			t.Fatalf("TenantCalls = %v, want getFans: 2", got)
+		if got := k.TenantCalls("tenant-a", learned, "getFans"); got != 2 {
+			t.Fatalf("TenantCalls = %d, want 2", got)
 		}
-		if got := k.TenantCalls("tenant-b", learned); len(got) != 0 {
-			t.Fatalf("another tenant's calls = %v, want none", got)
+		if got := k.TenantCalls("tenant-a", learned, "getTags"); got != 0 {
+			t.Fatalf("calls of another API = %d, want 0", got)
 		}
-		if got := k.TenantCalls("", learned); len(got) != 0 {
-			t.Fatalf("the gateway's own count is no tenant's: got %v", got)
+		if got := k.TenantCalls("tenant-b", learned, "getFans"); got != 0 {
+			t.Fatalf("another tenant's calls = %d, want 0", got)
+		}
+		if got := k.TenantCalls("", learned, "getFans"); got != 0 {
+			t.Fatalf("the gateway's own count is no tenant's: got %d", got)
 		}
 	})
 
@@ -67,8 +70,8 @@ func TestKnownQuotasAndTenantCalls(t *testing.T) {
 		if got := k.Known(); len(got) != 1 || got[0].Used != 0 || got[0].Remain != 20 || !got[0].CheckedAt.IsZero() {
 			t.Fatalf("Known after midnight = %+v, want the limit with no use, not checked today", got)
 		}
-		if got := k.TenantCalls("tenant-a", learned); len(got) != 0 {
-			t.Fatalf("TenantCalls after midnight = %v, want none", got)
+		if got := k.TenantCalls("tenant-a", learned, "getFans"); got != 0 {
+			t.Fatalf("TenantCalls after midnight = %d, want 0", got)
 		}
 	})
 }
