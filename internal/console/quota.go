@@ -61,6 +61,9 @@ type quotaData struct {
 	Rows          []quotaRow
 	Pager         pager
 	Caps          []capRow
+	// CapsTotal counts every cap; Caps is one page of them.
+	CapsTotal int
+	CapsPager pager
 	ResetsAt      time.Time
 	Tenants       []tenantRef
 }
@@ -129,6 +132,12 @@ func (c *Console) quotaPage(g *gin.Context, p *page) error {
 			d.Caps = append(d.Caps, r)
 		}
 	}
+	d.CapsTotal = len(d.Caps)
+	cn, _ := strconv.Atoi(g.Query("cpage"))
+	cpg, clo, chi := paginate(len(d.Caps), cn, quotaPerPage, func(n int) string {
+		return basePath + "/quota?" + url.Values{"q": {d.Q}, "low": {g.Query("low")}, "page": {strconv.Itoa(pg.Page)}, "cpage": {strconv.Itoa(n)}}.Encode() + "#caps"
+	})
+	d.CapsPager, d.Caps = cpg, d.Caps[clo:chi]
 	p.Data = d
 	return nil
 }
