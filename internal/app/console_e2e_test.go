@@ -62,10 +62,13 @@ func (b *syncBuffer) String() string {
 // demoRun is a running `wxgate demo` and what its banner said.
 type demoRun struct {
 	Gateway, Sim, Console, SignIn, Admin, Tenant, Key string
-	// Banner is everything the demo printed.
+	// Banner is everything the demo printed when it was ready; Out all it
+	// prints (the webhook receiver's lines keep coming).
 	Banner string
 	// Out is what the demo prints (the banner, written while it is read).
 	Out *syncBuffer
+	// Hook is the demo's webhook receiver.
+	Hook string
 }
 
 func startDemo(t *testing.T) demoRun {
@@ -74,7 +77,7 @@ func startDemo(t *testing.T) demoRun {
 	out, logs := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "demo.db")},
+		done <- app.Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0", "--hook-listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "demo.db")},
 			func(string) string { return "" }, app.IO{Stdout: out, Stderr: logs})
 	}()
 	t.Cleanup(func() {
@@ -107,6 +110,7 @@ func startDemo(t *testing.T) demoRun {
 		Gateway: field(`gateway\s+(http://\S+)`), Sim: field(`simulator\s+(http://\S+)`), Console: field(`console\s+(http://\S+)`),
 		SignIn: field(`(http://\S+/console/signin/code\?code=\S+)`), Admin: field(`export ADMIN='([^']+)'`), Key: field(`export KEY='([^']+)'`),
 		Tenant: field(`export TENANT='([^']+)'`), Banner: out.String(), Out: out,
+		Hook: field(`webhook\s+(http://\S+)`),
 	}
 	if d.Gateway == "" || d.Sim == "" || d.Console != d.Gateway+"/console/" || d.SignIn == "" || d.Admin == "" || d.Key == "" {
 		t.Fatalf("banner lacks the console URL, its sign-in link or the credentials: %+v\n%s", d, out)

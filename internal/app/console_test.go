@@ -626,6 +626,29 @@ func TestConsoleOperatorTasks(t *testing.T) {
 		}
 	})
 
+	t.Run("the tenant's webhook and its deliveries, never its secret", func(t *testing.T) {
+		_, page := br.get("/console/tenants/" + id)
+		if !strings.Contains(page, `id="webhook"`) || !strings.Contains(page, "No webhook.") {
+			t.Fatalf("tenant without a webhook: no webhook card saying so")
+		}
+		w, _, err := st.PutWebhook(ctx, id, "https://hooks.example.com/acme", []string{"authorizer.*"}, "whsec_console_test_secret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.EnqueueTenantEvent(ctx, id, store.EventWebhookTest, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		_, page = br.get("/console/tenants/" + id)
+		for _, want := range []string{w.URL, "authorizer.*", "webhook.test", `class="badge pending"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the webhook card lacks %q", want)
+			}
+		}
+		if strings.Contains(page, "whsec_console_test_secret") {
+			t.Fatal("the console shows the webhook secret")
+		}
+	})
+
 	t.Run("delete the tenant; unknown pages are 404 pages", func(t *testing.T) {
 		wantStatus(t, first(post("/console/tenants/"+id+"/delete", url.Values{})), http.StatusSeeOther)
 		if list, _ := st.ListTenants(ctx, comp); len(list) != 0 {

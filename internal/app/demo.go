@@ -67,6 +67,8 @@ func demoEnv(listen, dbURL, gatewayURL, simURL string) map[string]string {
 		"WXGATE_WECHAT_MP_URL":     simURL,
 		"WXGATE_WECHAT_OPEN_URL":   simURL,
 		"WXGATE_LOG_LEVEL":         "warn",
+		// The demo's webhook receiver is on loopback, over http.
+		"WXGATE_WEBHOOK_ALLOW_PRIVATE": "true",
 	}
 }
 
@@ -74,6 +76,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	fs := newFlags("demo", "Run the gateway and the WeChat simulator in one process on the embedded SQLite store, with a\ndemo tenant, a tenant key and three accounts authorized through the real flow. Prints the URLs,\nthe key and ready-to-paste curl lines, then serves until interrupted.", stdio)
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway listen `address`")
 	simListen := fs.String("sim-listen", "127.0.0.1:9090", "simulator listen `address`")
+	hookListen := fs.String("hook-listen", "127.0.0.1:9091", "listen `address` of the demo's own webhook receiver")
 	dbPath := fs.String("db", "", "SQLite `file` (default: a fresh file in a temporary directory)")
 	logLevel := fs.String("log-level", "warn", "log level of the gateway and simulator")
 	if done, err := parse(fs, args); done {
@@ -88,6 +91,12 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 		gwLn.Close()
 		return fmt.Errorf("demo: simulator listen on %s: %w (choose another with --sim-listen)", *simListen, err)
 	}
+	hookLn, err := net.Listen("tcp", *hookListen)
+	if err != nil {
+		gwLn.Close()
+		simLn.Close()
+		return fmt.Errorf("demo: webhook receiver listen on %s: %w (choose another with --hook-listen)", *hookListen, err)
+	}
 	if *dbPath == "" {
 		dir, err := os.MkdirTemp("", "wxgate-demo-")
 		if err != nil {
@@ -96,7 +105,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 		defer os.RemoveAll(dir)
 		*dbPath = filepath.Join(dir, "wxgate.db")
 	}
-	gatewayURL, simURL := "http://"+gwLn.Addr().String(), "http://"+simLn.Addr().String()
+	gatewayURL, simURL, hookURL := "http://"+gwLn.Addr().String(), "http://"+simLn.Addr().String(), "http://"+hookLn.Addr().String()
 	env := demoEnv(gwLn.Addr().String(), "sqlite:"+*dbPath, gatewayURL, simURL)
 	env["WXGATE_LOG_LEVEL"] = *logLevel
 	cfg, err := config.Load(func(k string) string { return env[k] }, "", config.NeedGateway)
@@ -123,13 +132,15 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 	}
 	defer gw.store.Close()
 
+	hook := &demoHook{out: stdio.Stdout}
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error {
 		return serveUntilDone(gctx, simLn, simulator.Handler(), log, 2*time.Second, simulator.Run)
 	})
+	grp.Go(func() error { return serveUntilDone(gctx, hookLn, hook, log, 2*time.Second) })
 	grp.Go(func() error { return gw.serve(gctx, gwLn) })
 	grp.Go(func() error {
-		tenantID, key, err := setUpDemo(gctx, gatewayURL, cfg.AdminToken.Reveal(), simulator, log)
+		tenantID, key, err := setUpDemo(gctx, gatewayURL, cfg.AdminToken.Reveal(), simulator, hookURL, hook, log)
 		if err != nil {
 			return fmt.Errorf("demo: setting up: %w", err)
 		}
@@ -138,7 +149,7 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 			return fmt.Errorf("demo: console sign-in link: %w", err)
 		}
 		return printDemo(stdio.Stdout, demoBanner{Gateway: gatewayURL, Sim: simURL, SimAddr: simLn.Addr().String(), Tenant: tenantID, Key: key, Admin: cfg.AdminToken.Reveal(),
-			Console: gw.console.URL(), SignIn: signIn})
+			Console: gw.console.URL(), SignIn: signIn, Hook: hookURL})
 	})
 	err = grp.Wait()
 	if ctx.Err() != nil {
@@ -192,7 +203,7 @@ func (d demoClient) do(ctx context.Context, method, path, bearer string, in, out
 // each account is authorized through POST /v1/authorizations, the
 // simulator's confirmation (which pushes the authorized event) and the
 // browser's redirect to /wechat/callback.
-func setUpDemo(ctx context.Context, gatewayURL, adminToken string, s *sim.Simulator, log *slog.Logger) (tenantID, tenantKey string, err error) {
+func setUpDemo(ctx context.Context, gatewayURL, adminToken string, s *sim.Simulator, hookURL string, hook *demoHook, log *slog.Logger) (tenantID, tenantKey string, err error) {
 	c := demoClient{base: gatewayURL, http: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	if err := waitFor(ctx, 10*time.Second, func() error {
 		_, err := c.do(ctx, http.MethodGet, "/readyz", "", nil, nil)
@@ -211,6 +222,13 @@ func setUpDemo(ctx context.Context, gatewayURL, adminToken string, s *sim.Simula
 	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants/"+tn.ID+"/keys", adminToken, map[string]any{"name": "demo key"}, &key); err != nil {
 		return "", "", err
 	}
+	// The tenant's webhook points at the demo's receiver before the
+	// accounts authorize, so their authorizer.authorized events arrive.
+	var wh struct{ Secret string }
+	if _, err := c.do(ctx, http.MethodPut, "/v1/webhook", key.Key, map[string]any{"url": hookURL + "/wxgate", "events": []string{"*"}}, &wh); err != nil {
+		return "", "", err
+	}
+	hook.SetSecret(wh.Secret)
 	for _, a := range demoAccounts {
 		var auth struct{ URL string }
 		// The component token is fetched right after the first ticket; retry until it is there.
@@ -263,6 +281,7 @@ wxgate demo is running (embedded SQLite store, WeChat replaced by the simulator)
   gateway    {{.Gateway}}        (OpenAPI: {{.Gateway}}/openapi.json, metrics: {{.Gateway}}/metrics)
   simulator  {{.Sim}}        (control API: {{.Sim}}/sim/accounts)
   console    {{.Console}}
+  webhook    {{.Hook}}        (the tenant's receiver: the events it got, signatures verified)
 
 Open the operator console signed in with one click (the link works once, within 10 minutes;
 afterwards sign in with the admin token below):
@@ -316,6 +335,15 @@ Try:
   # set 100 alone is enough
   curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd00000000000b00c/fans | head -c 200; echo
 
+  # webhooks: the tenant's webhook, a test event, the deliveries, and what the receiver got
+  # (each event it receives is also printed below as it arrives)
+  curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/webhook; echo
+  curl -s -X POST -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/webhook/test; echo
+  curl -s -H "Authorization: Bearer $KEY" "{{.Gateway}}/v1/webhook/deliveries?limit=5"; echo
+  curl -s {{.Hook}}/ | head -40
+  # the merchant changes its permission sets: authorizer.updated arrives
+  curl -s -X PUT -d '{"permission_sets":[1,2,11,100],"push":true}' {{.Sim}}/sim/accounts/wxd000000000c0ffee/permission_sets; echo
+
   # the operator's view: accounts with their tenants, the component, usage
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/authorizers; echo
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/component; echo
@@ -337,6 +365,8 @@ type demoBanner struct {
 	SimAddr string
 	// Console is the console's URL; SignIn its one-time sign-in link.
 	Console, SignIn string
+	// Hook is the demo's webhook receiver.
+	Hook string
 }
 
 func printDemo(w io.Writer, b demoBanner) error {

@@ -318,6 +318,7 @@ func TestSecretsAudit(t *testing.T) {
 		Env: func(e map[string]string) {
 			e["WXGATE_LOG_LEVEL"] = "debug"
 			e["WXGATE_UPSTREAM_TIMEOUT"] = "5s"
+			e["WXGATE_WEBHOOK_ALLOW_PRIVATE"] = "true" // the audit's webhook receiver is on loopback
 			if wechatURL == "" {
 				wechatURL = wechatRecorder(t, secrets, e["WXGATE_WECHAT_API_URL"])
 			}
@@ -339,6 +340,19 @@ func TestSecretsAudit(t *testing.T) {
 	secrets.add("WXGATE_SECRET_KEY (raw)", base64.RawStdEncoding.EncodeToString(master))
 	secrets.add("WXGATE_SECRET_KEY (raw)", base64.URLEncoding.EncodeToString(master))
 	secrets.add("WXGATE_SECRET_KEY (raw)", hex.EncodeToString(master))
+
+	// The tenant's webhook receives every authorizer event of the audit:
+	// what it is sent is one more haystack.
+	hook := newHookReceiver(t)
+	t.Run("webhook registered", func(t *testing.T) {
+		x := c.do(t, http.MethodPut, "/v1/webhook", st.Key, map[string]any{"url": hook.URL}, 200)
+		var w struct{ Secret string }
+		if err := json.Unmarshal(x.body, &w); err != nil || w.Secret == "" {
+			t.Fatalf("PUT /v1/webhook: %s", x.body)
+		}
+		secrets.add("webhook secret", w.Secret)
+		c.allow(w.Secret) // docs/api.md, "Webhooks": the secret is shown when the webhook is created
+	})
 
 	t.Run("events and authorization", func(t *testing.T) {
 		ticket, err := st.Sim.PushTicket(ctx)
@@ -487,6 +501,21 @@ func TestSecretsAudit(t *testing.T) {
 		c.do(t, http.MethodGet, "/wx/"+fansAccount+"/cgi-bin/user/get?access_token="+url.QueryEscape(k.Key), "", nil, 200)
 	})
 
+	t.Run("webhook rotated and tested", func(t *testing.T) {
+		x := c.do(t, http.MethodPost, "/v1/webhook/rotate-secret", st.Key, nil, 200)
+		var w struct{ Secret string }
+		if err := json.Unmarshal(x.body, &w); err != nil || w.Secret == "" {
+			t.Fatalf("rotate: %s", x.body)
+		}
+		secrets.add("webhook secret", w.Secret)
+		c.allow(w.Secret) // and by a rotation
+		c.do(t, http.MethodGet, "/v1/webhook", st.Key, nil, 200)
+		c.do(t, http.MethodPost, "/v1/webhook/test", st.Key, nil, 202)
+		hook.waitFor(t, "webhook.test", "")
+		hook.waitFor(t, "authorizer.unauthorized", auditLeavingAccount)
+		c.do(t, http.MethodGet, "/v1/webhook/deliveries", st.Key, nil, 200)
+	})
+
 	t.Run("operator views", func(t *testing.T) {
 		for _, p := range []string{"/admin/tenants", "/admin/tenants/" + st.TenantID + "/keys", "/admin/tenants/" + st.TenantID + "/usage",
 			"/admin/authorizers", "/admin/component"} {
@@ -508,7 +537,7 @@ func TestSecretsAudit(t *testing.T) {
 	}
 	for kind, least := range map[string]int{
 		"ticket": 2, "component token": 2, "access token": 6, "refresh token": 4, "pre_auth_code": 1, "auth code": 5,
-		"tenant key": 2, "WXGATE_ADMIN_TOKEN": 1, "WXGATE_COMPONENT_SECRET": 1, "WXGATE_COMPONENT_TOKEN": 1, "WXGATE_COMPONENT_AES_KEY": 1, "WXGATE_SECRET_KEY": 1,
+		"tenant key": 2, "webhook secret": 2, "WXGATE_ADMIN_TOKEN": 1, "WXGATE_COMPONENT_SECRET": 1, "WXGATE_COMPONENT_TOKEN": 1, "WXGATE_COMPONENT_AES_KEY": 1, "WXGATE_SECRET_KEY": 1,
 	} {
 		if n := secrets.count(kind); n < least {
 			t.Errorf("recorded %d %s(s), want at least %d: the audit did not see the whole flow", n, kind, least)
@@ -526,20 +555,27 @@ func TestSecretsAudit(t *testing.T) {
 		t.Fatalf("pg_dump: %v: %s", err, dump)
 	}
 
+	var delivered bytes.Buffer
+	for _, ev := range hook.Events() {
+		fmt.Fprintf(&delivered, "%s\n%s %s\n", ev.Body, ev.Header, ev.Signature)
+	}
+
 	// Prove each haystack is the real thing.
 	for what, cond := range map[string]bool{
-		"the dump holds the authorizers":           bytes.Contains(dump, []byte(auditFlowAccount)) && bytes.Contains(dump, []byte(fansAccount)),
-		"the dump holds the tenant":                bytes.Contains(dump, []byte(st.TenantID)),
-		"the dump holds sealed tokens":             bytes.Count(dump, []byte("wxg1.")) >= 8, // access + refresh of 4 accounts, at least
-		"the logs hold proxied request lines":      strings.Contains(logs, `"route":"/v1/authorizers/:appid/fans"`),
-		"the logs hold compatible request lines":   strings.Contains(logs, `"route":"/wx/:appid/cgi-bin/user/get"`),
-		"the logs hold the callback":               strings.Contains(logs, `"route":"/wechat/callback"`),
-		"the logs are at debug level":              strings.Contains(logs, `"level":"DEBUG"`),
-		"the logs hold refused keys":               strings.Contains(logs, `"msg":"credential refused"`),
-		"the metrics hold requests":                bytes.Contains(metrics, []byte("wxgate_http_requests_total{")),
-		"the metrics hold upstream calls":          bytes.Contains(metrics, []byte("wxgate_upstream_calls_total{")),
-		"the answers hold followers":               slices.ContainsFunc(c.exchanges, func(x auditExchange) bool { return bytes.Contains(x.body, []byte(sim.OpenID(fansAccount, 10))) }),
-		"the answers hold a WeChat-shaped refusal": slices.ContainsFunc(c.exchanges, func(x auditExchange) bool { return bytes.Contains(x.body, []byte(`"errcode":40001`)) }),
+		"the dump holds the authorizers":            bytes.Contains(dump, []byte(auditFlowAccount)) && bytes.Contains(dump, []byte(fansAccount)),
+		"the dump holds the tenant":                 bytes.Contains(dump, []byte(st.TenantID)),
+		"the dump holds sealed tokens":              bytes.Count(dump, []byte("wxg1.")) >= 8, // access + refresh of 4 accounts, at least
+		"the logs hold proxied request lines":       strings.Contains(logs, `"route":"/v1/authorizers/:appid/fans"`),
+		"the logs hold compatible request lines":    strings.Contains(logs, `"route":"/wx/:appid/cgi-bin/user/get"`),
+		"the logs hold the callback":                strings.Contains(logs, `"route":"/wechat/callback"`),
+		"the logs are at debug level":               strings.Contains(logs, `"level":"DEBUG"`),
+		"the logs hold refused keys":                strings.Contains(logs, `"msg":"credential refused"`),
+		"the metrics hold requests":                 bytes.Contains(metrics, []byte("wxgate_http_requests_total{")),
+		"the webhook got the account events":        bytes.Contains(delivered.Bytes(), []byte(`"type":"authorizer.authorized"`)) && bytes.Contains(delivered.Bytes(), []byte(`"type":"authorizer.unauthorized"`)),
+		"the dump holds the webhook and its events": bytes.Contains(dump, []byte(hook.URL)) && bytes.Contains(dump, []byte(`authorizer.unauthorized`)),
+		"the metrics hold upstream calls":           bytes.Contains(metrics, []byte("wxgate_upstream_calls_total{")),
+		"the answers hold followers":                slices.ContainsFunc(c.exchanges, func(x auditExchange) bool { return bytes.Contains(x.body, []byte(sim.OpenID(fansAccount, 10))) }),
+		"the answers hold a WeChat-shaped refusal":  slices.ContainsFunc(c.exchanges, func(x auditExchange) bool { return bytes.Contains(x.body, []byte(`"errcode":40001`)) }),
 	} {
 		if !cond {
 			t.Errorf("%s: no; the audit is not looking at real data", what)
@@ -562,7 +598,7 @@ func TestSecretsAudit(t *testing.T) {
 	for _, kv := range all {
 		kind, secret := kv[0], kv[1]
 		for _, needle := range auditNeedles(secret) {
-			for where, hay := range map[string][]byte{"the logs": []byte(logs), "/metrics": metrics, "pg_dump": dump} {
+			for where, hay := range map[string][]byte{"the logs": []byte(logs), "/metrics": metrics, "pg_dump": dump, "the webhook deliveries": delivered.Bytes()} {
 				if bytes.Contains(hay, []byte(needle)) {
 					report(kind, secret, where, around(hay, needle))
 				}

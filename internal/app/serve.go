@@ -26,6 +26,7 @@ import (
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
+	"github.com/wxgate/wxgate/internal/webhook"
 	"github.com/wxgate/wxgate/internal/wechat"
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
@@ -104,6 +105,9 @@ type gateway struct {
 	handler http.Handler
 	// console signs the demo's operator in (SignInLink).
 	console *console.Console
+	// webhooks queues message.received events (the account message
+	// callback) and registers the demo's webhook.
+	webhooks *webhook.Service
 	// workers run until the context ends (token refreshers, cache pollers,
 	// usage flusher, janitor). Each must return nil on cancellation.
 	workers []func(ctx context.Context) error
@@ -120,6 +124,12 @@ const (
 	callMinuteRetention = 48 * time.Hour
 	// consoleIdleTimeout ends console sessions unused for that long.
 	consoleIdleTimeout = console.DefaultIdleTimeout
+	// webhookEventRetention keeps finished webhook events and deliveries
+	// visible (and redeliverable) for a month.
+	webhookEventRetention = 30 * 24 * time.Hour
+	// webhookPoll is how often an idle replica looks for due deliveries
+	// (events enqueued on the replica itself wake it at once).
+	webhookPoll = 500 * time.Millisecond
 )
 
 // newGateway wires every service of one replica over an open, migrated
@@ -182,6 +192,13 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	// the authorizer manager (every account's tokens), and the
 	// authorization flow that feeds both and binds accounts to tenants.
 	owner := replicaID()
+	// The webhook dispatcher sends what the store's outbox holds: the
+	// store writes each account's events in the transaction that changes
+	// it, wherever the change comes from.
+	dispatcher := webhook.NewDispatcher(webhook.DispatcherOptions{
+		Queue: st, Owner: owner, AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout,
+		Poll: webhookPoll, Now: now, Logger: log, Metrics: metrics,
+	})
 	credentials := component.NewCredentials(component.CredentialOptions{
 		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Owner: owner,
 		Now: now, Logger: log, Metrics: metrics,
@@ -193,7 +210,11 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	flow := component.NewFlow(component.FlowOptions{
 		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Credentials: credentials, Owner: owner,
 		PublicURL: cfg.PublicURL, MPURL: cfg.WeChatMPURL, OpenURL: cfg.WeChatOpenURL,
-		Now: now, Logger: log, Metrics: metrics, OnAuthorizerChanged: authorizers.Apply,
+		Now: now, Logger: log, Metrics: metrics,
+		OnAuthorizerChanged: func(a store.Authorizer) {
+			authorizers.Apply(a)
+			dispatcher.Wake() // the change may have queued events: send them now, not at the next poll
+		},
 		OnBound: func(ctx context.Context, _, _ string) {
 			// Serve the new binding on this replica at once; the poller
 			// brings it to the others.
@@ -210,10 +231,16 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		AppID: cfg.ComponentAppID, Crypter: crypter, Handler: flow, Receipts: st,
 		ReplayWindow: eventReceiptRetention, Now: now, Logger: log, Metrics: metrics,
 	})
+	// Webhooks: the tenant's webhook API; it also queues messages.
+	webhooks := webhook.New(webhook.Options{
+		Store: st, ComponentAppID: cfg.ComponentAppID, AllowPrivate: cfg.WebhookAllowPrivate,
+		Now: now, Logger: log, Wake: dispatcher.Wake,
+	})
 	// The accounts' message URL: the release test answered by the
-	// platform, everything else queued for the account's tenants.
+	// platform, everything else a message.received webhook event for the
+	// account's tenants (with its receipt in inbound_messages).
 	messages := message.New(message.Options{
-		Crypter: crypter, Inbox: &message.StoreInbox{ComponentAppID: cfg.ComponentAppID, Store: st},
+		Crypter: crypter, Inbox: &message.WebhookInbox{Webhooks: webhooks, Receipts: &message.StoreInbox{ComponentAppID: cfg.ComponentAppID, Store: st}},
 		Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner,
 		Now: now, Logger: log, Metrics: metrics,
 	})
@@ -245,7 +272,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	cons, err := console.New(console.Options{
 		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, ComponentAppID: cfg.ComponentAppID,
 		Tenants: tenants.Admin, Directory: tenants.Directory, Authorizers: authorizers, Flow: flow,
-		Component: credentials, Calls: st, Sessions: st, StatusOf: httpapi.StatusOf,
+		Component: credentials, Calls: st, Sessions: st, Webhooks: webhooks, StatusOf: httpapi.StatusOf,
 		IdleTimeout: consoleIdleTimeout, Now: now, Logger: log,
 	})
 	if err != nil {
@@ -293,13 +320,14 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 			Exports: proxy.NewExports(proxy.ExportLimits{PerTenant: cfg.ExportMaxPerTenant,
 				PerReplica: cfg.ExportMaxPerReplica, Deadline: cfg.ExportDeadline}),
 		},
-		Console: cons,
+		Webhooks: webhooks,
+		Console:  cons,
 	})
 
-	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, quotas.Run, messages.Run, func(ctx context.Context) error {
+	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, quotas.Run, messages.Run, dispatcher.Run, func(ctx context.Context) error {
 		return platformJanitor(ctx, st, log, now)
 	})
-	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, workers: workers}, nil
+	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, webhooks: webhooks, workers: workers}, nil
 }
 
 // platformJanitor prunes old event receipts, finished authorization
@@ -323,6 +351,12 @@ func platformJanitor(ctx context.Context, st *store.Store, log *slog.Logger, now
 		}
 		if _, err := st.DeleteExpiredConsoleTokens(ctx, at, at.Add(-consoleIdleTimeout)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "janitor: pruning console sessions failed", "err", err.Error())
+		}
+		if _, err := st.DeleteWebhookEventsBefore(ctx, at.Add(-webhookEventRetention)); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning webhook events failed", "err", err.Error())
+		}
+		if _, err := st.DeleteInboundMessagesBefore(ctx, at.Add(-webhookEventRetention)); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning inbound message receipts failed", "err", err.Error())
 		}
 		if _, err := st.DeleteCallMinutesBefore(ctx, at.Add(-callMinuteRetention)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "janitor: pruning per-minute call counts failed", "err", err.Error())

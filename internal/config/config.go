@@ -66,6 +66,12 @@ type Config struct {
 	// whose X-Forwarded-For names the client; empty: trust none, the client
 	// is the connection's peer.
 	TrustedProxies []string
+	// WebhookAllowPrivate is WXGATE_WEBHOOK_ALLOW_PRIVATE: webhooks may use
+	// http:// and reach private, loopback and link-local addresses (tests,
+	// the demo, private networks).
+	WebhookAllowPrivate bool
+	// WebhookTimeout bounds one webhook delivery attempt (default 10 s).
+	WebhookTimeout time.Duration
 }
 
 // String prints the configuration with every secret redacted.
@@ -169,6 +175,15 @@ var keys = []key{
 		return errors.New(`must be "approve" (an account another tenant holds waits for the operator's approval) or "bind"`)
 	}},
 	{env: "WXGATE_TRUSTED_PROXIES", yaml: "trusted_proxies", apply: applyTrustedProxies},
+	{env: "WXGATE_WEBHOOK_ALLOW_PRIVATE", yaml: "webhook_allow_private", def: "false", apply: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.WebhookAllowPrivate = b
+		return nil
+	}},
+	{env: "WXGATE_WEBHOOK_TIMEOUT", yaml: "webhook_timeout", def: "10s", apply: func(c *Config, v string) error { return setDuration(&c.WebhookTimeout, v) }},
 	{env: "WXGATE_DIRECTORY_MAX_STALENESS", yaml: "directory_max_staleness", def: "30s", apply: func(c *Config, v string) error {
 		if err := setDuration(&c.DirectoryMaxStaleness, v); err != nil {
 			return err

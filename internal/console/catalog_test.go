@@ -55,6 +55,9 @@ func TestEveryMessageUsedExists(t *testing.T) {
 	for _, s := range accountStatuses {
 		need["status."+s] = "status"
 	}
+	for _, s := range deliveryStatuses {
+		need["delivery."+s] = "delivery status"
+	}
 	for _, h := range []string{"ok", "warn", "bad"} {
 		need["health.ticket."+h], need["health.token."+h] = "health", "health"
 	}

@@ -49,6 +49,9 @@ type Options struct {
 	Component   ComponentStatus
 	Calls       CallCounts
 	Sessions    SessionStore
+	// Webhooks, when set, shows each tenant's webhook and its last
+	// deliveries on the tenant's page.
+	Webhooks Webhooks
 
 	// IdleTimeout ends a session not used for that long; SessionLifetime
 	// ends any session that long after sign-in; SignInCodeTTL bounds a

@@ -30,6 +30,15 @@ type TenantAdmin interface {
 	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
 }
 
+// Webhooks reads tenants' webhooks and their deliveries (webhook.Service).
+type Webhooks interface {
+	// Get returns the tenant's webhook without its secrets; not_found if
+	// it has none.
+	Get(ctx context.Context, tenantID string) (store.Webhook, error)
+	// Deliveries lists the tenant's deliveries, newest first, at most limit.
+	Deliveries(ctx context.Context, tenantID, status string, limit int) ([]store.WebhookDelivery, error)
+}
+
 // Directory is this replica's in-memory view of tenants and bindings
 // (tenant.Directory): the console reads names and bindings from it, not
 // from the store, so listing thousands of accounts costs no query.

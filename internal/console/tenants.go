@@ -68,14 +68,25 @@ type tenantData struct {
 	KeysTotal    int
 	Accounts     []accountRef
 	AccountCount int
+	// Webhook is the tenant's webhook (nil: none, or webhooks not wired);
+	// Deliveries its newest deliveries.
+	Webhook    *store.Webhook
+	Deliveries []store.WebhookDelivery
 }
+
+// deliveryStatuses are the statuses a webhook delivery shows with.
+var deliveryStatuses = []string{store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed}
 
 // accountRef names an account (nick name from memory when known).
 type accountRef struct {
 	AppID, NickName, Status string
 }
 
-// tenantPage shows one tenant: its settings, keys and accounts.
+// tenantDeliveriesShown is how many of a webhook's newest deliveries the
+// tenant's page lists.
+const tenantDeliveriesShown = 20
+
+// tenantPage shows one tenant: its settings, keys, accounts and webhook.
 func (c *Console) tenantPage(g *gin.Context, p *page) error {
 	ctx := g.Request.Context()
 	t, err := c.o.Tenants.GetTenant(ctx, g.Param("id"))
@@ -91,6 +102,18 @@ func (c *Console) tenantPage(g *gin.Context, p *page) error {
 	d.AccountCount = len(appids)
 	for _, appid := range appids[:min(len(appids), tenantListCap)] {
 		d.Accounts = append(d.Accounts, c.accountRef(appid))
+	}
+	if c.o.Webhooks != nil {
+		w, err := c.o.Webhooks.Get(ctx, t.ID)
+		switch {
+		case err == nil:
+			d.Webhook = &w
+			if d.Deliveries, err = c.o.Webhooks.Deliveries(ctx, t.ID, "", tenantDeliveriesShown); err != nil {
+				return err
+			}
+		case !errs.Is(err, errs.NotFound):
+			return err
+		}
 	}
 	p.Data = d
 	return nil

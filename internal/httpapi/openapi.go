@@ -367,6 +367,9 @@ type (
 	adminAuthorizerList struct {
 		Authorizers []adminAuthorizerJSON `json:"authorizers"`
 	}
+	deliveryList struct {
+		Deliveries []deliveryJSON `json:"deliveries"`
+	}
 	textPlain = map[string]any
 )
 
@@ -435,6 +438,25 @@ var staticRoutes = []staticRoute{
 		raw:     jsonContent(map[string]any{"$ref": "#/components/schemas/WeChatPage"}, wechatPageExample),
 		summary: "A proxied API under its WeChat cloud-call name (officialAccount.user.getList, officialAccount.tags.getUsers): the JSON body the cloud call takes plus \"appid\"; WeChat's body unchanged.", errors: tenantErrors},
 
+	{method: "PUT", path: "/v1/webhook", id: "putWebhook", security: "tenantKey", status: 200, req: putWebhookRequest{}, resp: webhookJSON{},
+		summary: "Create or change the tenant's webhook; the secret (whsec_…) is in the answer only when the webhook is created.", errors: tenantErrors},
+	{method: "GET", path: "/v1/webhook", id: "getWebhook", security: "tenantKey", status: 200, resp: webhookJSON{},
+		summary: "The tenant's webhook, without its secret; 404 if it has none.", errors: tenantErrors},
+	{method: "DELETE", path: "/v1/webhook", id: "deleteWebhook", security: "tenantKey", status: 204,
+		summary: "Remove the webhook; its pending deliveries end failed.", errors: tenantErrors},
+	{method: "POST", path: "/v1/webhook/rotate-secret", id: "rotateWebhookSecret", security: "tenantKey", status: 200, resp: webhookJSON{},
+		summary: "A new signing secret (in the answer); the old one keeps signing beside it for 24 h.", errors: tenantErrors},
+	{method: "GET", path: "/v1/webhook/deliveries", id: "listWebhookDeliveries", security: "tenantKey", status: 200, resp: deliveryList{},
+		query: []map[string]any{
+			query("status", "only deliveries with this status", map[string]any{"type": "string", "enum": []string{"pending", "delivered", "failed"}}),
+			query("limit", "at most this many (default 50)", map[string]any{"type": "integer", "minimum": 1, "maximum": 500}),
+		},
+		summary: "The webhook's deliveries, newest first.", errors: tenantErrors},
+	{method: "POST", path: "/v1/webhook/deliveries/{id}/redeliver", id: "redeliverWebhook", security: "tenantKey", status: 202, resp: deliveryJSON{},
+		summary: "Queue a delivery's event again, with the same event id.", errors: tenantErrors},
+	{method: "POST", path: "/v1/webhook/test", id: "testWebhook", security: "tenantKey", status: 202, resp: deliveryJSON{},
+		summary: "Queue a webhook.test event; 404 without a webhook.", errors: tenantErrors},
+
 	{method: "POST", path: "/admin/tenants", id: "createTenant", security: "adminToken", status: 201, req: createTenantRequest{}, resp: tenantJSON{},
 		summary: "Create a tenant.", errors: adminErrors},
 	{method: "GET", path: "/admin/tenants", id: "listTenants", security: "adminToken", status: 200, resp: tenantList{}, summary: "List tenants.", errors: adminErrors},
@@ -458,7 +480,7 @@ var staticRoutes = []staticRoute{
 	{method: "GET", path: "/admin/authorizers", id: "adminListAuthorizers", security: "adminToken", status: 200, resp: adminAuthorizerList{},
 		summary: "Every authorized account with its tenants and the tenants waiting for approval.", errors: adminErrors},
 	{method: "POST", path: "/admin/authorizers/{appid}/refresh", id: "refreshAuthorizer", security: "adminToken", status: 200, resp: authorizerJSON{},
-		summary: "Force a token refresh.", errors: append(adminErrors, 502, 503, 504)},
+		summary: "Force a token refresh.", errors: append(adminErrors, 403, 502, 503, 504)},
 	{method: "POST", path: "/admin/authorizers/{appid}/quota/clear", id: "clearQuota", security: "adminToken", status: 200, resp: quotaList{},
 		summary: "Call WeChat's clear_quota for the account (10 times a month) and answer its fresh quotas; rate_limited once the month's clears are used (WeChat 48006).",
 		errors: []int{400, 401, 403, 404, 429, 500, 502, 503, 504}},

@@ -13,15 +13,10 @@ import (
 	"github.com/wxgate/wxgate/internal/store"
 )
 
-// authorizerJSON is AUTHORIZER (docs/api.md, "The AUTHORIZER object"). It never carries a token.
-type authorizerJSON struct {
-	AppID          string  `json:"appid"`
-	Status         string  `json:"status"`
-	PermissionSets []int   `json:"permission_sets"`
-	TokenExpiresAt *string `json:"token_expires_at"`
-	AuthorizedAt   string  `json:"authorized_at"`
-	NickName       *string `json:"nick_name"`
-}
+// authorizerJSON is AUTHORIZER (docs/api.md, "The AUTHORIZER object"): the
+// same shape webhook events carry as the account's state. It never carries
+// a token.
+type authorizerJSON = store.AccountState
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
@@ -33,20 +28,7 @@ func optTime(t time.Time) *string {
 	return &s
 }
 
-func toAuthorizerJSON(a store.Authorizer) authorizerJSON {
-	j := authorizerJSON{AppID: a.AppID, Status: a.Status, PermissionSets: a.PermissionSets, AuthorizedAt: rfc3339(a.AuthorizedAt)}
-	if j.PermissionSets == nil {
-		j.PermissionSets = []int{}
-	}
-	if a.Status == store.StatusAuthorized || a.Status == store.StatusNeedsReauthorization {
-		j.TokenExpiresAt = optTime(a.TokenExpiresAt)
-	}
-	if a.NickName != "" {
-		n := a.NickName
-		j.NickName = &n
-	}
-	return j
-}
+func toAuthorizerJSON(a store.Authorizer) authorizerJSON { return store.StateOf(a) }
 
 type createAuthorizationRequest struct {
 	ReturnURL string `json:"return_url"`

@@ -32,6 +32,14 @@ func addRoutes(r *gin.Engine, d Deps) {
 	v1.POST("/authorizations", noQuery, handleCreateAuthorization(d.Platform, d.Logger))
 	v1.GET("/authorizers", noQuery, handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
 	v1.GET("/authorizers/:appid", noQuery, handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
+	// Webhooks (docs/api.md, "Webhooks"): the tenant's one webhook and its deliveries.
+	v1.PUT("/webhook", noQuery, handlePutWebhook(d.Webhooks, d.Logger))
+	v1.GET("/webhook", noQuery, handleGetWebhook(d.Webhooks, d.Logger))
+	v1.DELETE("/webhook", noQuery, handleDeleteWebhook(d.Webhooks, d.Logger))
+	v1.POST("/webhook/rotate-secret", noQuery, handleRotateWebhookSecret(d.Webhooks, d.Logger))
+	v1.GET("/webhook/deliveries", acceptQuery(d.Logger, nil, "status", "limit"), handleListDeliveries(d.Webhooks, d.Logger))
+	v1.POST("/webhook/deliveries/:id/redeliver", noQuery, handleRedeliver(d.Webhooks, d.Logger))
+	v1.POST("/webhook/test", noQuery, handleTestWebhook(d.Webhooks, d.Logger))
 	// The proxied APIs from the API table: a REST route each, an export
 	// route for the paged ones, and the cloud-call names.
 	for _, api := range proxy.APIs {

@@ -36,6 +36,9 @@ type Deps struct {
 	Platform PlatformDeps
 	// Proxy holds the proxied API services (proxy.go).
 	Proxy ProxyDeps
+	// Webhooks is the tenant's webhook service (webhooks.go); nil answers
+	// the webhook routes with an internal error.
+	Webhooks Webhooks
 	// Console is the operator console (console.go); nil leaves /console unrouted.
 	Console ConsoleRoutes
 	// TrustedProxies (IPs, CIDRs) may name the client in X-Forwarded-For;

@@ -58,3 +58,30 @@ func digest(s string) string {
 }
 
 func constantEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// Webhooks queues message.received events for the tenants bound to an
+// account (webhook.Service); retries of one message are one event.
+type Webhooks interface {
+	EnqueueForAccount(ctx context.Context, appid string, msg map[string]any) (int, error)
+}
+
+// WebhookInbox delivers messages to tenants as message.received webhook
+// events. The webhook event is queued first (idempotent: its id derives
+// from the message), then the message's receipt in the store, which tells
+// a retry from an account bound to no tenant. A failure between the two is
+// answered with an error, so WeChat pushes again and the second attempt
+// finds the event already queued: nothing is lost and nothing doubled.
+type WebhookInbox struct {
+	Webhooks Webhooks
+	Receipts *StoreInbox
+}
+
+var _ Inbox = (*WebhookInbox)(nil)
+
+// MessageReceived queues msg for appid's tenants (Inbox).
+func (b *WebhookInbox) MessageReceived(ctx context.Context, appid string, msg Message) error {
+	if _, err := b.Webhooks.EnqueueForAccount(ctx, appid, msg.Data()); err != nil {
+		return fmt.Errorf("message: queue the webhook event: %w", err)
+	}
+	return b.Receipts.MessageReceived(ctx, appid, msg)
+}

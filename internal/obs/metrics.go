@@ -53,6 +53,19 @@ type Metrics struct {
 	// StoreQueries counts database statements by origin: "request" (made
 	// while serving a request; the proxy's hot path adds none) or "background".
 	StoreQueries *prometheus.CounterVec
+	// WebhookDeliveries counts webhook delivery attempts by outcome:
+	// delivered, retry (failed, tried again later) or failed (given up).
+	WebhookDeliveries *prometheus.CounterVec
+	// WebhookQueueDepth is the number of pending webhook deliveries (all
+	// replicas, as this replica last counted them).
+	WebhookQueueDepth prometheus.Gauge
+	// WebhookOldestPending is the age in seconds of the oldest pending
+	// webhook delivery (0 when none is pending).
+	WebhookOldestPending prometheus.Gauge
+	// WebhookAttemptDuration observes how long one POST to a receiver took.
+	WebhookAttemptDuration prometheus.Histogram
+	// WebhookLatency observes the time from an event to its receiver's 2xx.
+	WebhookLatency prometheus.Histogram
 	// StoreUp is 1 while the store answers and 0 once a statement failed
 	// because it could not be reached (docs/api.md, store_unavailable).
 	StoreUp prometheus.Gauge
@@ -200,6 +213,23 @@ func NewMetrics() *Metrics {
 		StoreQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_store_queries_total", Help: "Database statements by origin: request (while serving a request) or background (pollers, refreshers).",
 		}, []string{"origin"}),
+		WebhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_webhook_deliveries_total", Help: "Webhook delivery attempts by outcome: delivered, retry (failed, tried again later) or failed (given up after 24 h).",
+		}, []string{"outcome"}),
+		WebhookQueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wxgate_webhook_queue_depth", Help: "Pending webhook deliveries across replicas.",
+		}),
+		WebhookOldestPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wxgate_webhook_oldest_pending_seconds", Help: "Age of the oldest pending webhook delivery (0 when none is pending).",
+		}),
+		WebhookAttemptDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "wxgate_webhook_attempt_duration_seconds", Help: "Duration of one POST to a webhook receiver.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		WebhookLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "wxgate_webhook_delivery_latency_seconds", Help: "Time from a webhook event to its receiver's 2xx answer, retries included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400},
+		}),
 		StoreUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wxgate_store_up", Help: "1 while the store answers; 0 after a statement failed because the store could not be reached.",
 		}),
@@ -225,6 +255,7 @@ func NewMetrics() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries, m.UpstreamGiveUps,
 		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.MessagesReceived, m.MessageReplySeconds, m.AuthFailures, m.StoreQueries,
+		m.WebhookDeliveries, m.WebhookQueueDepth, m.WebhookOldestPending, m.WebhookAttemptDuration, m.WebhookLatency,
 		m.StoreUp, m.StoreUnavailable, m.DirectoryLookups,
 		m.QuotaRemaining, m.QuotaLowAccounts, m.QuotaRefusals,
 	)

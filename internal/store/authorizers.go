@@ -115,6 +115,23 @@ func (s *Store) authorizerToRow(a Authorizer) (authorizerRow, error) {
 	return r, nil
 }
 
+// shape is the part of a stored account its webhook events compare: status
+// and permission sets (no token is opened).
+func (r authorizerRow) shape() *Authorizer {
+	return &Authorizer{ComponentAppID: r.ComponentAppID, AppID: r.AppID, Status: r.Status, PermissionSets: parseSets(r.PermissionSets)}
+}
+
+// state is the stored account without its tokens (none is opened): what
+// its webhook events carry.
+func (r authorizerRow) state() Authorizer {
+	a := Authorizer{ComponentAppID: r.ComponentAppID, AppID: r.AppID, Status: r.Status, PermissionSets: parseSets(r.PermissionSets),
+		TokenExpiresAt: fromMS(r.TokenExpiresAt), AuthorizedAt: fromMS(r.AuthorizedAt), UpdatedAt: fromMS(r.UpdatedAt)}
+	if r.NickName != nil {
+		a.NickName = *r.NickName
+	}
+	return a
+}
+
 func parseSets(s string) []int {
 	if s == "" {
 		return []int{}
@@ -195,9 +212,11 @@ func (s *Store) SaveAuthorization(ctx context.Context, a Authorizer, tenantID st
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := s.now().UTC()
 		var cur authorizerRow
+		var before *Authorizer
 		err := tx.Where("component_appid = ? AND appid = ?", a.ComponentAppID, a.AppID).Take(&cur).Error
 		switch {
 		case err == nil:
+			before = cur.shape()
 			a.Version = cur.Version + 1
 			if a.NickName == "" && cur.NickName != nil {
 				a.NickName = *cur.NickName
@@ -240,9 +259,13 @@ func (s *Store) SaveAuthorization(ctx context.Context, a Authorizer, tenantID st
 			return translate(err, "authorizer")
 		}
 		if tenantID != "" {
-			if err := bindTx(tx, tenantID, a.ComponentAppID, a.AppID, BindingBound, now); err != nil {
+			if _, err := bindTx(tx, tenantID, a.ComponentAppID, a.AppID, BindingBound, now); err != nil {
 				return err
 			}
+		}
+		// The webhook events of this change commit with it, or not at all.
+		if err := s.authorizerEventsTx(tx, before, a, tenantID); err != nil {
+			return err
 		}
 		out = a
 		return nil
@@ -291,6 +314,10 @@ func (s *Store) UpdateAuthorizer(ctx context.Context, componentAppID, appid stri
 		}
 		if res.RowsAffected == 0 {
 			return errs.E(errs.Conflict, "authorizer changed concurrently")
+		}
+		// The webhook events of this change commit with it, or not at all.
+		if err := s.authorizerEventsTx(tx, r.shape(), a, ""); err != nil {
+			return err
 		}
 		out = a
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"time"
 )
 
 // InboundMessage is a message or event received for an authorized account.
@@ -32,6 +33,8 @@ type Queued struct {
 // queued again. When nothing was added it counts the account's tenants,
 // which tells a retry from an account bound to no tenant.
 func (s *Store) QueueInboundMessage(ctx context.Context, componentAppID, appid string, m InboundMessage) (Queued, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	// The row id is per tenant; a random prefix and the tenant id keep it
 	// unique without a round trip.
 	prefix := "msg_" + randomHex(12) + "_"
@@ -52,6 +55,16 @@ ON CONFLICT (component_appid, appid, tenant_id, dedupe_key) DO NOTHING`,
 		}
 	}
 	return q, nil
+}
+
+// DeleteInboundMessagesBefore prunes the receipts of messages received
+// before t: past WeChat's retries (minutes), a receipt only answers "seen";
+// the tenants' copies live on as webhook events.
+func (s *Store) DeleteInboundMessagesBefore(ctx context.Context, t time.Time) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM inbound_messages WHERE received_at < ?`, ms(t))
+	return res.RowsAffected, translate(res.Error, "inbound messages")
 }
 
 func randomHex(n int) string {

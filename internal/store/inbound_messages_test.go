@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
@@ -13,7 +14,7 @@ import (
 // account bound to no tenant (or a binding still pending approval) queues
 // nothing.
 func TestQueueInboundMessage(t *testing.T) {
-	forEachDialect(t, func(t *testing.T, s *store.Store, _ *storetest.Clock) {
+	forEachDialect(t, func(t *testing.T, s *store.Store, clock *storetest.Clock) {
 		ctx := context.Background()
 		t1, err := s.CreateTenant(ctx, comp, "acme")
 		if err != nil {
@@ -64,5 +65,22 @@ func TestQueueInboundMessage(t *testing.T) {
 				}
 			})
 		}
+		t.Run("receipts are pruned by age, and a pruned message queues again", func(t *testing.T) {
+			clock.Advance(time.Hour)
+			recent := store.InboundMessage{DedupeKey: "id:2001", MsgType: "text", Payload: []byte(`{}`)}
+			if got, err := s.QueueInboundMessage(ctx, comp, "wxaaaaaaaaaaaaaab1", recent); err != nil || got.Added != 2 {
+				t.Fatalf("recent message: %+v, %v", got, err)
+			}
+			n, err := s.DeleteInboundMessagesBefore(ctx, clock.Now().Add(-time.Minute))
+			if err != nil || n != 4 {
+				t.Fatalf("pruned %d (%v), want the 4 receipts older than a minute", n, err)
+			}
+			if got, err := s.QueueInboundMessage(ctx, comp, "wxaaaaaaaaaaaaaab1", recent); err != nil || got.Added != 0 {
+				t.Fatalf("the recent receipt was pruned too: %+v, %v", got, err)
+			}
+			if got, err := s.QueueInboundMessage(ctx, comp, "wxaaaaaaaaaaaaaab1", msg); err != nil || got.Added != 2 {
+				t.Fatalf("an old message after pruning: %+v, %v, want it queued again", got, err)
+			}
+		})
 	})
 }

@@ -44,28 +44,40 @@ func (r bindingRow) domain() Binding {
 
 // bindTx writes the binding with status: a new one is created; an existing
 // pending one becomes bound when status is bound (the operator's word
-// approves it); a bound one stays bound.
-func bindTx(tx *gorm.DB, tenantID, componentAppID, appid, status string, now time.Time) error {
+// approves it: approved says so); a bound one stays bound.
+func bindTx(tx *gorm.DB, tenantID, componentAppID, appid, status string, now time.Time) (approved bool, err error) {
 	r := bindingRow{TenantID: tenantID, ComponentAppID: componentAppID, AppID: appid, Status: status, CreatedAt: ms(now)}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&r)
 	if res.Error != nil {
-		return translate(res.Error, "binding")
+		return false, translate(res.Error, "binding")
 	}
 	changed := res.RowsAffected > 0
 	if !changed && status == BindingBound {
 		res = tx.Model(&bindingRow{}).Where("tenant_id = ? AND component_appid = ? AND appid = ? AND status = ?",
 			tenantID, componentAppID, appid, BindingPending).Update("status", BindingBound)
 		if res.Error != nil {
-			return translate(res.Error, "binding")
+			return false, translate(res.Error, "binding")
 		}
-		changed = res.RowsAffected > 0
+		approved = res.RowsAffected > 0
+		changed = approved
 	}
 	if changed {
 		if _, err := bumpRevision(tx, "tenants"); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return approved, nil
+}
+
+// approveTx binds tenantID to the account, approving a pending binding; an
+// approval completes the tenant's authorization, so its webhook learns of
+// it (authorizer.authorized) in the same transaction.
+func (s *Store) approveTx(tx *gorm.DB, tenantID, componentAppID, appid string) error {
+	approved, err := bindTx(tx, tenantID, componentAppID, appid, BindingBound, s.now())
+	if err != nil || !approved {
+		return err
+	}
+	return s.approvalEventTx(tx, tenantID, componentAppID, appid)
 }
 
 // RequestBinding records that tenantID authorized appid while the account
@@ -74,7 +86,8 @@ func bindTx(tx *gorm.DB, tenantID, componentAppID, appid, status string, now tim
 // already, pending or bound, is left as it is.
 func (s *Store) RequestBinding(ctx context.Context, componentAppID, tenantID, appid string) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return bindTx(tx, tenantID, componentAppID, appid, BindingPending, s.now())
+		_, err := bindTx(tx, tenantID, componentAppID, appid, BindingPending, s.now())
+		return err
 	})
 	return translate(err, "binding")
 }
@@ -92,7 +105,7 @@ func (s *Store) ApproveBinding(ctx context.Context, componentAppID, tenantID, ap
 		if n == 0 {
 			return errs.E(errs.NotFound, "no binding of this account to this tenant is waiting for approval")
 		}
-		return bindTx(tx, tenantID, componentAppID, appid, BindingBound, s.now())
+		return s.approveTx(tx, tenantID, componentAppID, appid)
 	})
 	return translate(err, "binding")
 }
@@ -125,7 +138,7 @@ func (s *Store) Bind(ctx context.Context, componentAppID, tenantID, appid string
 		if n == 0 {
 			return errs.E(errs.NotFound, "authorizer not found")
 		}
-		return bindTx(tx, tenantID, componentAppID, appid, BindingBound, s.now())
+		return s.approveTx(tx, tenantID, componentAppID, appid)
 	})
 	return translate(err, "binding")
 }
