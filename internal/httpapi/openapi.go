@@ -483,7 +483,7 @@ var staticRoutes = []staticRoute{
 		summary: "Force a token refresh.", errors: append(adminErrors, 403, 502, 503, 504)},
 	{method: "POST", path: "/admin/authorizers/{appid}/quota/clear", id: "clearQuota", security: "adminToken", status: 200, resp: quotaList{},
 		summary: "Call WeChat's clear_quota for the account (10 times a month) and answer its fresh quotas; rate_limited once the month's clears are used (WeChat 48006).",
-		errors: []int{400, 401, 403, 404, 429, 500, 502, 503, 504}},
+		errors:  []int{400, 401, 403, 404, 429, 500, 502, 503, 504}},
 	{method: "GET", path: "/admin/component", id: "component", security: "adminToken", status: 200, resp: componentJSON{},
 		summary: "Component ticket age and token expiry.", errors: adminErrors},
 }
