@@ -312,8 +312,13 @@ Try:
   NEXT=$(curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans | grep -o '"next_openid":"[^"]*"' | cut -d'"' -f4)
   curl -s -H "Authorization: Bearer $KEY" "{{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans?next_openid=$NEXT" | head -c 300; echo
 
-  # getTagFans for tag 2
+  # the account's tags (the ids getTagFans takes), then getTagFans for tag 2
+  curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/tags; echo
   curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/tags/2/fans | head -c 300; echo
+
+  # WeChat's daily quota of each API (learnt from quota/get), and a call by its cloud-call name
+  curl -s -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/quota; echo
+  curl -s -H "Authorization: Bearer $KEY" -d '{"appid":"wxd000000000c0ffee"}' {{.Gateway}}/v1/openapi/officialAccount.user.getList | head -c 300; echo
 
   # every follower, streamed (NDJSON, or CSV with format=csv)
   curl -sN -H "Authorization: Bearer $KEY" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans/export | wc -l

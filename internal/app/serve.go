@@ -22,6 +22,7 @@ import (
 	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
@@ -250,8 +251,22 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		return nil, err
 	}
 
-	// The proxy: the proxied WeChat APIs over the authorizers' tokens.
-	proxied := proxy.NewService(authorizers, wx, metrics, log, cfg.UpstreamTimeout)
+	// The daily quotas: limits learned from WeChat's quota/get (asked by a
+	// proxy without quota of its own), calls counted across replicas, the
+	// operator's per-tenant caps from the tenant directory.
+	quotaLearner := proxy.NewService(proxy.Options{
+		Authorizers: authorizers, Upstream: wx, Metrics: metrics, Logger: log, Now: now, Timeout: cfg.UpstreamTimeout,
+	})
+	quotas := quota.New(quota.Options{
+		ComponentAppID: cfg.ComponentAppID, Store: st, Caps: tenants.Directory, Learner: quotaLearner,
+		Now: now, Logger: log, Metrics: metrics,
+	})
+
+	// The proxy: the proxied WeChat APIs over the authorizers' tokens,
+	// spending the daily quotas.
+	proxied := proxy.NewService(proxy.Options{
+		Authorizers: authorizers, Upstream: wx, Quota: quotas, Metrics: metrics, Logger: log, Now: now, Timeout: cfg.UpstreamTimeout,
+	})
 
 	// The operator console, over the same services (no HTTP calls to itself).
 	cons, err := console.New(console.Options{
@@ -309,14 +324,15 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Console:  cons,
 	})
 
-	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, messages.Run, dispatcher.Run, func(ctx context.Context) error {
+	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, quotas.Run, messages.Run, dispatcher.Run, func(ctx context.Context) error {
 		return platformJanitor(ctx, st, log, now)
 	})
 	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, webhooks: webhooks, workers: workers}, nil
 }
 
 // platformJanitor prunes old event receipts, finished authorization
-// sessions, expired console sessions and old per-minute call counts hourly.
+// sessions, expired console sessions, old per-minute call counts and the
+// quota counts of days before yesterday hourly.
 func platformJanitor(ctx context.Context, st *store.Store, log *slog.Logger, now func() time.Time) error {
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
@@ -344,6 +360,9 @@ func platformJanitor(ctx context.Context, st *store.Store, log *slog.Logger, now
 		}
 		if _, err := st.DeleteCallMinutesBefore(ctx, at.Add(-callMinuteRetention)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "janitor: pruning per-minute call counts failed", "err", err.Error())
+		}
+		if _, err := st.DeleteQuotaCountsBefore(ctx, quota.Day(at)-1); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "janitor: pruning daily quota counts failed", "err", err.Error())
 		}
 	}
 }

@@ -219,3 +219,50 @@ func handleUnbind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 		c.Status(http.StatusNoContent)
 	}
 }
+
+// bindingJSON is a binding in admin responses; daily_limit is null when the
+// tenant has no cap on the account.
+type bindingJSON struct {
+	TenantID   string `json:"tenant_id"`
+	AppID      string `json:"appid"`
+	DailyLimit *int64 `json:"daily_limit"`
+}
+
+type bindingLimitRequest struct {
+	DailyLimit *int64 `json:"daily_limit"`
+}
+
+// handleSetBindingLimit serves PATCH /admin/tenants/{id}/authorizers/{appid}
+// {"daily_limit": N}: caps the tenant's calls per proxied API and Beijing
+// day on the account (0 removes the cap); 200 with the binding, not_found
+// if the account is not bound to the tenant.
+func handleSetBindingLimit(b BindingManager, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req bindingLimitRequest
+		if err := decodeJSONBody(c, &req, false); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		f := fieldErrors{}
+		switch {
+		case req.DailyLimit == nil:
+			f.add("daily_limit", "is required (0 removes the cap)")
+		case *req.DailyLimit < 0 || *req.DailyLimit > 100_000_000:
+			f.add("daily_limit", "must be between 0 (no cap) and 100000000")
+		}
+		if err := f.err(); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		binding, err := b.SetDailyLimit(c.Request.Context(), c.Param("id"), c.Param("appid"), *req.DailyLimit)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		out := bindingJSON{TenantID: binding.TenantID, AppID: binding.AppID}
+		if binding.DailyLimit > 0 {
+			out.DailyLimit = &binding.DailyLimit
+		}
+		c.JSON(http.StatusOK, out)
+	}
+}

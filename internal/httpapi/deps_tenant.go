@@ -94,6 +94,10 @@ type BindingManager interface {
 	// ApproveBinding makes a pending binding bound; not_found if the
 	// tenant is unknown or has no binding to the account.
 	ApproveBinding(ctx context.Context, tenantID, appid string) error
+	// SetDailyLimit caps the tenant's calls per proxied API and Beijing day
+	// on the account (0 removes the cap); not_found if not bound,
+	// invalid_argument for a negative limit.
+	SetDailyLimit(ctx context.Context, tenantID, appid string, dailyLimit int64) (store.Binding, error)
 }
 
 // UsageReader reads a tenant's call counts. Errors: not_found for an

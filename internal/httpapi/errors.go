@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
@@ -65,7 +66,7 @@ var compatRules = map[errs.Code]compatRule{
 	errs.NotFound:               {errcode: wechat.ErrInvalidAppID, refine: noRoute},
 	errs.MethodNotAllowed:       {errcode: wechat.ErrRequireMethod, refine: requiredMethod},
 	errs.Conflict:               {errcode: wechat.ErrSystemBusy},
-	errs.RateLimited:            {errcode: wechat.ErrMinuteQuota},
+	errs.RateLimited:            {errcode: wechat.ErrMinuteQuota, refine: dailyQuota},
 	errs.UpstreamError:          {errcode: wechat.ErrSystemBusy, local: tokenRefused},
 	errs.UpstreamUnavailable:    {errcode: wechat.ErrSystemBusy, local: always},
 	errs.UpstreamTimeout:        {errcode: wechat.ErrSystemBusy, local: always},
@@ -109,6 +110,17 @@ func paramErrcode(e *errs.Error) (int, string) {
 	var pe *proxy.ParamError
 	if errors.As(e, &pe) {
 		return pe.WeChatErrcode, ""
+	}
+	return 0, ""
+}
+
+// dailyQuota is WeChat's 45009 for a call refused locally for a daily
+// quota (the account's, or the tenant's cap on it): both end at midnight
+// Beijing time, as WeChat's own 45009 does.
+func dailyQuota(e *errs.Error) (int, string) {
+	var r *quota.Refused
+	if errors.As(e, &r) {
+		return wechat.ErrDailyQuota, ""
 	}
 	return 0, ""
 }

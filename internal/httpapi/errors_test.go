@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
@@ -72,6 +74,8 @@ func TestCompatAnswer(t *testing.T) {
 		{"method_not_allowed: no method named", local(errs.MethodNotAllowed), 43002, "require POST method"},
 		{"conflict", local(errs.Conflict), -1, "system error"},
 		{"rate_limited", local(errs.RateLimited), 45011, "api minute-quota reach limit, must slower, retry next minute"},
+		{"rate_limited: the account's daily quota spent", quota.Refusal(quota.ScopeWeChat, time.Now()), 45009, "reach max api daily quota limit"},
+		{"rate_limited: the tenant's daily cap reached", quota.Refusal(quota.ScopeTenant, time.Now()), 45009, "reach max api daily quota limit"},
 		{"upstream_error: an unexpected HTTP status", local(errs.UpstreamError), -1, "system error"},
 		{"upstream_unavailable", local(errs.UpstreamUnavailable), -1, "system error"},
 		{"upstream_timeout", local(errs.UpstreamTimeout), -1, "system error"},

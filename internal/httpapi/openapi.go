@@ -36,18 +36,6 @@ func OpenAPI() []byte {
 		add(r.method, r.path, r.op(g))
 	}
 	for _, api := range proxy.APIs {
-		restPath := "/v1" + ginToOpenAPI(api.RESTPath)
-		add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.",
-			jsonContent(g.ref("WeChatPage", wechatPage{}), wechatPageExample)))
-		exp := proxyOp(api, api.Name+"Export", "Every page of "+api.Name+", fetched by the gateway and streamed as it arrives (NDJSON {\"openid\"} per line, or CSV). Local refusals are ordinary error answers; once WeChat was asked, a failure (even of the first page) ends the 200 stream with {\"error\": ERROR, \"next_openid\": CURSOR, \"resumable\": BOOL} (CSV: one field, #error code=… resumable=… next_openid=… message=…); resume from CURSOR only when resumable.",
-			map[string]any{
-				"application/x-ndjson":    map[string]any{"schema": strSchema, "example": "{\"openid\":\"oAbc…\"}\n{\"openid\":\"oDef…\"}\n"},
-				"text/csv; charset=utf-8": map[string]any{"schema": strSchema, "example": "openid\noAbc…\noDef…\n"},
-			})
-		exp["parameters"] = append(exp["parameters"].([]any), map[string]any{
-			"name": "format", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"ndjson", "csv"}, "default": "ndjson"},
-		})
-		add(http.MethodGet, restPath+"/export", exp)
 		compat := map[string]any{
 			"operationId": api.Name + "Compatible",
 			"summary":     "WeChat-compatible " + api.Name + ": the same path, query and body as WeChat, the tenant key as access_token; every answer WeChat-shaped with HTTP 200.",
@@ -63,6 +51,26 @@ func OpenAPI() []byte {
 			compat["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
 		}
 		add(api.Method, "/wx/{appid}"+api.Path, compat)
+		if api.RESTPath == "" {
+			continue
+		}
+		restPath := "/v1" + ginToOpenAPI(api.RESTPath)
+		if api.Cursor == "" {
+			add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.",
+				jsonContent(map[string]any{"type": "object", "description": "WeChat's answer, unchanged"}, nil)))
+			continue
+		}
+		add(http.MethodGet, restPath, proxyOp(api, api.Name, api.Summary+" Answers WeChat's JSON unchanged.",
+			jsonContent(g.ref("WeChatPage", wechatPage{}), wechatPageExample)))
+		exp := proxyOp(api, api.Name+"Export", "Every page of "+api.Name+", fetched by the gateway and streamed as it arrives (NDJSON {\"openid\"} per line, or CSV). Local refusals are ordinary error answers; once WeChat was asked, a failure (even of the first page) ends the 200 stream with {\"error\": ERROR, \"next_openid\": CURSOR, \"resumable\": BOOL} (CSV: one field, #error code=… resumable=… next_openid=… message=…); resume from CURSOR only when resumable.",
+			map[string]any{
+				"application/x-ndjson":    map[string]any{"schema": strSchema, "example": "{\"openid\":\"oAbc…\"}\n{\"openid\":\"oDef…\"}\n"},
+				"text/csv; charset=utf-8": map[string]any{"schema": strSchema, "example": "openid\noAbc…\noDef…\n"},
+			})
+		exp["parameters"] = append(exp["parameters"].([]any), map[string]any{
+			"name": "format", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"ndjson", "csv"}, "default": "ndjson"},
+		})
+		add(http.MethodGet, restPath+"/export", exp)
 	}
 	doc := map[string]any{
 		"openapi": "3.0.3",
@@ -172,6 +180,14 @@ type wechatAnswer struct {
 	} `json:"data,omitzero"`
 }
 
+// cloudCallBody documents the body of POST /v1/openapi/{name}: the cloud
+// call's own body plus the account (proxy.API.CloudArgs reads it).
+type cloudCallBody struct {
+	AppID      string `json:"appid"`
+	NextOpenID string `json:"next_openid,omitempty"`
+	TagID      int    `json:"tagid,omitempty"`
+}
+
 var wechatPageExample = map[string]any{"total": 23000, "count": 2, "data": map[string]any{"openid": []string{"oAbcdEfgh0001", "oAbcdEfgh0002"}}, "next_openid": "oAbcdEfgh0002"}
 
 var strSchema = map[string]any{"type": "string"}
@@ -230,8 +246,11 @@ func proxyOp(api *proxy.API, id, summary string, ok map[string]any) map[string]a
 			in = "path"
 		}
 		schema := map[string]any{"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9_-]*$"}
-		if p.Kind == proxy.KindPositiveInt {
+		switch p.Kind {
+		case proxy.KindPositiveInt:
 			schema = map[string]any{"type": "integer", "minimum": 1, "maximum": 1<<31 - 1}
+		case proxy.KindCGIPath:
+			schema = map[string]any{"type": "string", "maxLength": 128, "pattern": "^/[A-Za-z0-9_/.-]*$"}
 		}
 		params = append(params, map[string]any{"name": p.Name, "in": in, "required": p.Required || p.InPath, "schema": schema})
 	}
@@ -240,7 +259,7 @@ func proxyOp(api *proxy.API, id, summary string, ok map[string]any) map[string]a
 	return map[string]any{
 		"operationId": id,
 		"summary":     summary,
-		"description": fmt.Sprintf("WeChat %s %s. Requires the account to have granted any of the permission sets %v; refused locally with permission_set_missing otherwise. Query parameters other than those listed are refused.", api.Method, api.Path, api.RequiredSets),
+		"description": fmt.Sprintf("WeChat %s %s. Requires the account to have granted any of the permission sets %v; refused locally with permission_set_missing otherwise. Counted against the account's WeChat daily quota: refused locally with rate_limited (details.scope wechat_daily_quota, or tenant_daily_limit past the operator's cap) when it is spent. Query parameters other than those listed are refused.", api.Method, api.Path, api.RequiredSets),
 		"tags":        []string{"proxy"},
 		"security":    []any{map[string]any{"tenantKey": []string{}}},
 		"parameters":  params,
@@ -413,6 +432,11 @@ var staticRoutes = []staticRoute{
 		summary: "The accounts bound to the caller's tenant.", errors: tenantErrors},
 	{method: "GET", path: "/v1/authorizers/{appid}", id: "getAuthorizer", security: "tenantKey", status: 200, resp: authorizerJSON{},
 		summary: "One account bound to the caller's tenant.", errors: tenantErrors},
+	{method: "GET", path: "/v1/authorizers/{appid}/quota", id: "getQuota", security: "tenantKey", status: 200, resp: quotaList{},
+		summary: "The account's WeChat daily quota of every proxied API with one: daily_limit (from WeChat's quota/get), used (WeChat's count when asked plus the gateway's calls since, across replicas), remain, resets_at (midnight Beijing time), checked_at.", errors: tenantErrors},
+	{method: "POST", path: "/v1/openapi/{name}", id: "cloudCall", security: "tenantKey", status: 200, req: cloudCallBody{},
+		raw:     jsonContent(map[string]any{"$ref": "#/components/schemas/WeChatPage"}, wechatPageExample),
+		summary: "A proxied API under its WeChat cloud-call name (officialAccount.user.getList, officialAccount.tags.getUsers): the JSON body the cloud call takes plus \"appid\"; WeChat's body unchanged.", errors: tenantErrors},
 
 	{method: "PUT", path: "/v1/webhook", id: "putWebhook", security: "tenantKey", status: 200, req: putWebhookRequest{}, resp: webhookJSON{},
 		summary: "Create or change the tenant's webhook; the secret (whsec_…) is in the answer only when the webhook is created.", errors: tenantErrors},
@@ -449,12 +473,17 @@ var staticRoutes = []staticRoute{
 	{method: "DELETE", path: "/admin/keys/{kid}", id: "revokeKey", security: "adminToken", status: 204, summary: "Revoke a key; every replica refuses it within 2 seconds.", errors: adminErrors},
 	{method: "PUT", path: "/admin/tenants/{id}/authorizers/{appid}", id: "bindAuthorizer", security: "adminToken", status: 204, summary: "Bind an authorized account to a tenant.", errors: adminErrors},
 	{method: "DELETE", path: "/admin/tenants/{id}/authorizers/{appid}", id: "unbindAuthorizer", security: "adminToken", status: 204, summary: "Unbind an account from a tenant.", errors: adminErrors},
+	{method: "PATCH", path: "/admin/tenants/{id}/authorizers/{appid}", id: "setBindingLimit", security: "adminToken", status: 200, req: bindingLimitRequest{}, resp: bindingJSON{},
+		summary: "Cap the tenant's calls per proxied API and Beijing day on the account (0 removes the cap); beyond it that tenant alone is refused with rate_limited, details.scope tenant_daily_limit.", errors: adminErrors},
 	{method: "POST", path: "/admin/tenants/{id}/authorizers/{appid}/approve", id: "approveBinding", security: "adminToken", status: 204,
 		summary: "Approve a binding an authorization left pending (the account was bound to another tenant).", errors: adminErrors},
 	{method: "GET", path: "/admin/authorizers", id: "adminListAuthorizers", security: "adminToken", status: 200, resp: adminAuthorizerList{},
 		summary: "Every authorized account with its tenants and the tenants waiting for approval.", errors: adminErrors},
 	{method: "POST", path: "/admin/authorizers/{appid}/refresh", id: "refreshAuthorizer", security: "adminToken", status: 200, resp: authorizerJSON{},
 		summary: "Force a token refresh.", errors: append(adminErrors, 403, 502, 503, 504)},
+	{method: "POST", path: "/admin/authorizers/{appid}/quota/clear", id: "clearQuota", security: "adminToken", status: 200, resp: quotaList{},
+		summary: "Call WeChat's clear_quota for the account (10 times a month) and answer its fresh quotas; rate_limited once the month's clears are used (WeChat 48006).",
+		errors:  []int{400, 401, 403, 404, 429, 500, 502, 503, 504}},
 	{method: "GET", path: "/admin/component", id: "component", security: "adminToken", status: 200, resp: componentJSON{},
 		summary: "Component ticket age and token expiry.", errors: adminErrors},
 }

@@ -91,7 +91,7 @@ func newPlatformFixture(t *testing.T, dialect store.Dialect, opts ...func(*compo
 			// The real proxy over the platform's manager and WeChat client,
 			// as wire_proxy.go builds it.
 			f.deps.Proxy = ProxyDeps{
-				Service:  proxy.NewService(p.Authorizers, p.WeChat, f.metrics, f.deps.Logger, 10*time.Second),
+				Service:  proxy.NewService(proxy.Options{Authorizers: p.Authorizers, Upstream: p.WeChat, Metrics: f.metrics, Logger: f.deps.Logger, Timeout: 10 * time.Second}),
 				Bindings: f.svc.Directory, Usage: f.svc.Usage, Metrics: f.metrics, Log: f.deps.Logger,
 			}
 		})

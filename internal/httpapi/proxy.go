@@ -19,6 +19,7 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/wechat"
 )
@@ -30,12 +31,20 @@ type Proxy interface {
 	// store_unavailable if an account this replica has not loaded yet
 	// cannot be read.
 	Check(ctx context.Context, api *proxy.API, appid string) error
-	// Call returns WeChat's body unchanged, or an error carrying WeChat's errcode.
-	Call(ctx context.Context, api *proxy.API, appid string, args proxy.Args) ([]byte, error)
+	// Call returns WeChat's body unchanged, or an error carrying WeChat's
+	// errcode, on tenantID's behalf (rate_limited with details.scope when
+	// a daily quota refuses it locally).
+	Call(ctx context.Context, api *proxy.API, appid, tenantID string, args proxy.Args) ([]byte, error)
 	// Walk pages through a list, handing each page's openids to emit; on
 	// failure it returns the cursor to resume from.
 	// before (if not nil) is asked before each page is fetched.
-	Walk(ctx context.Context, api *proxy.API, appid string, args proxy.Args, before func() error, emit func([]string) error) (string, int, error)
+	Walk(ctx context.Context, api *proxy.API, appid, tenantID string, args proxy.Args, before func() error, emit func([]string) error) (string, int, error)
+	// Quotas returns the account's daily quota of every API with one
+	// (not_found, authorizer_unauthorized as Check).
+	Quotas(ctx context.Context, appid string) ([]quota.Status, error)
+	// ClearQuota calls clear_quota and returns the fresh quotas;
+	// rate_limited once the month's clears are used.
+	ClearQuota(ctx context.Context, appid string) ([]quota.Status, error)
 }
 
 // ProxyDeps are what the proxied routes need.
@@ -136,7 +145,7 @@ func handleProxyREST(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		}
 		var body []byte
 		if err == nil {
-			body, err = d.Service.Call(c.Request.Context(), api, appid, args)
+			body, err = d.Service.Call(c.Request.Context(), api, appid, principalTenant(c), args)
 		}
 		d.finish(c, api, "rest", appid, err)
 		if err != nil {
@@ -173,13 +182,114 @@ func handleCompat(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			writeWeChatError(c, d.Log, err)
 			return
 		}
-		out, err := d.Service.Call(c.Request.Context(), api, appid, args)
+		out, err := d.Service.Call(c.Request.Context(), api, appid, principalTenant(c), args)
 		d.finish(c, api, "compat", appid, err)
 		if err != nil {
 			writeWeChatError(c, d.Log, err)
 			return
 		}
 		writeWeChatJSON(c, out)
+	}
+}
+
+// handleCloudCall serves POST /v1/openapi/{name}: a proxied API under
+// WeChat's cloud-call name, the body the cloud call takes plus "appid";
+// WeChat's body as WeChat returned it, errors as on every /v1 route.
+func handleCloudCall(d ProxyDeps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		api, ok := proxy.ByCloudName(c.Param("name"))
+		if !ok {
+			writeError(c, d.Log, errs.E(errs.NotFound, "no proxied API has this cloud-call name"))
+			return
+		}
+		c.Set(ctxAPI, api.Name)
+		var appid string
+		var args proxy.Args
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, proxy.MaxBodyBytes))
+		if err != nil {
+			err = errs.Wrap(errs.InvalidArgument, "the body is too large or unreadable", err)
+		}
+		if err == nil {
+			appid, args, err = api.CloudArgs(body)
+		}
+		if err == nil {
+			err = authorizeAppID(c, d.Bindings, appid)
+		}
+		var out []byte
+		if err == nil {
+			out, err = d.Service.Call(c.Request.Context(), api, appid, principalTenant(c), args)
+		}
+		d.finish(c, api, "cloud", appid, err)
+		if err != nil {
+			writeError(c, d.Log, err)
+			return
+		}
+		c.Data(http.StatusOK, "application/json; charset=utf-8", out)
+	}
+}
+
+// quotaJSON is one API's daily quota in GET …/quota and the clear answer.
+type quotaJSON struct {
+	API        string  `json:"api"`
+	CGIPath    string  `json:"cgi_path"`
+	DailyLimit *int64  `json:"daily_limit"`
+	Used       int64   `json:"used"`
+	Remain     *int64  `json:"remain"`
+	ResetsAt   string  `json:"resets_at"`
+	CheckedAt  *string `json:"checked_at"`
+}
+
+// quotaList is the answer of GET …/quota and of the clear.
+type quotaList struct {
+	APIs []quotaJSON `json:"apis"`
+}
+
+func quotasJSON(list []quota.Status) quotaList {
+	out := make([]quotaJSON, len(list))
+	for i, s := range list {
+		q := quotaJSON{API: s.API, CGIPath: s.CGIPath, Used: s.Used, ResetsAt: adminTime(s.ResetsAt)}
+		if s.DailyLimit > 0 {
+			q.DailyLimit, q.Remain = &s.DailyLimit, &s.Remain
+		}
+		if !s.CheckedAt.IsZero() {
+			q.CheckedAt = adminTimePtr(&s.CheckedAt)
+		}
+		out[i] = q
+	}
+	return quotaList{APIs: out}
+}
+
+// handleQuota serves GET /v1/authorizers/{appid}/quota: the account's
+// daily quota of every proxied API with one.
+func handleQuota(d ProxyDeps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		appid := c.Param("appid")
+		err := authorizeAppID(c, d.Bindings, appid)
+		var list []quota.Status
+		if err == nil {
+			list, err = d.Service.Quotas(c.Request.Context(), appid)
+		}
+		if err != nil {
+			writeError(c, d.Log, err)
+			return
+		}
+		c.JSON(http.StatusOK, quotasJSON(list))
+	}
+}
+
+// handleClearQuota serves POST /admin/authorizers/{appid}/quota/clear:
+// clear_quota, then the fresh quotas; rate_limited once the account's
+// clears of the month are used.
+func handleClearQuota(d ProxyDeps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		appid := c.Param("appid")
+		c.Set(ctxAppID, appid)
+		list, err := d.Service.ClearQuota(c.Request.Context(), appid)
+		if err != nil {
+			writeError(c, d.Log, err)
+			return
+		}
+		c.JSON(http.StatusOK, quotasJSON(list))
 	}
 }
 
@@ -385,7 +495,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		if p, ok := principalFrom(c); ok && d.Access != nil {
 			before = func() error { return d.Access.Recheck(p, appid) }
 		}
-		resume, _, err := d.Service.Walk(ctx, api, appid, args, before, emit)
+		resume, _, err := d.Service.Walk(ctx, api, appid, principalTenant(c), args, before, emit)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			d.countCall(c, api, "export", outcome(err))

@@ -45,7 +45,7 @@ func BenchmarkProxyGetFans(b *testing.B) {
 			f.deps.Logger = log
 			f.deps.Platform = platformDepsOf(p)
 			f.deps.Proxy = ProxyDeps{
-				Service:  proxy.NewService(p.Authorizers, p.WeChat, p.Metrics, log, 10*time.Second),
+				Service:  proxy.NewService(proxy.Options{Authorizers: p.Authorizers, Upstream: p.WeChat, Metrics: p.Metrics, Logger: log, Timeout: 10 * time.Second}),
 				Bindings: f.svc.Directory, Usage: f.svc.Usage, Metrics: f.metrics, Log: log,
 			}
 		})

@@ -40,13 +40,21 @@ func addRoutes(r *gin.Engine, d Deps) {
 	v1.GET("/webhook/deliveries", acceptQuery(d.Logger, nil, "status", "limit"), handleListDeliveries(d.Webhooks, d.Logger))
 	v1.POST("/webhook/deliveries/:id/redeliver", noQuery, handleRedeliver(d.Webhooks, d.Logger))
 	v1.POST("/webhook/test", noQuery, handleTestWebhook(d.Webhooks, d.Logger))
-	// The proxied APIs, one REST route and one export route each, from the API table.
+	// The proxied APIs from the API table: a REST route each, an export
+	// route for the paged ones, and the cloud-call names.
 	for _, api := range proxy.APIs {
+		if api.RESTPath == "" {
+			continue
+		}
 		proxied.handle(v1, http.MethodGet, api.RESTPath, api, "rest",
 			acceptQuery(d.Logger, proxied.refused(d.Proxy), restQuery(api)...), handleProxyREST(api, d.Proxy))
-		proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export",
-			acceptQuery(d.Logger, proxied.refused(d.Proxy), append(restQuery(api), "format")...), handleExport(api, d.Proxy))
+		if api.Cursor != "" {
+			proxied.handle(v1, http.MethodGet, api.RESTPath+"/export", api, "export",
+				acceptQuery(d.Logger, proxied.refused(d.Proxy), append(restQuery(api), "format")...), handleExport(api, d.Proxy))
+		}
 	}
+	v1.POST("/openapi/:name", noQuery, handleCloudCall(d.Proxy))
+	v1.GET("/authorizers/:appid/quota", noQuery, handleQuota(d.Proxy))
 
 	// WeChat-compatible API (docs/api.md, "WeChat-compatible API"): WeChat's paths under /wx/{appid}, the
 	// tenant key in access_token, every answer in WeChat's shape.
@@ -67,9 +75,11 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.DELETE("/keys/:kid", handleRevokeKey(d.Tenant.KeyAdmin, d.Logger))
 	admin.PUT("/tenants/:id/authorizers/:appid", handleBind(d.Tenant.BindingAdmin, d.Logger))
 	admin.DELETE("/tenants/:id/authorizers/:appid", handleUnbind(d.Tenant.BindingAdmin, d.Logger))
+	admin.PATCH("/tenants/:id/authorizers/:appid", handleSetBindingLimit(d.Tenant.BindingAdmin, d.Logger))
 	admin.POST("/tenants/:id/authorizers/:appid/approve", handleApproveBinding(d.Tenant.BindingAdmin, d.Logger))
 	admin.GET("/authorizers", handleAdminListAuthorizers(d.Platform, d.Logger))
 	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(d.Platform, d.Logger))
+	admin.POST("/authorizers/:appid/quota/clear", handleClearQuota(d.Proxy))
 	admin.GET("/component", handleAdminComponent(d.Platform, d.Logger))
 
 	// Operator console (docs/console.md): HTML pages behind a session

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/store/storetest"
 	"github.com/wxgate/wxgate/internal/tenant"
@@ -25,11 +26,19 @@ type stubUpstream struct{}
 
 func (stubUpstream) Check(context.Context, *proxy.API, string) error { return nil }
 
-func (stubUpstream) Call(context.Context, *proxy.API, string, proxy.Args) ([]byte, error) {
+func (stubUpstream) Call(context.Context, *proxy.API, string, string, proxy.Args) ([]byte, error) {
 	return []byte(`{"total":1,"count":1,"data":{"openid":["o1"]},"next_openid":""}`), nil
 }
 
-func (stubUpstream) Walk(_ context.Context, _ *proxy.API, _ string, _ proxy.Args, _ func() error, emit func([]string) error) (string, int, error) {
+func (stubUpstream) Quotas(context.Context, string) ([]quota.Status, error) {
+	return []quota.Status{}, nil
+}
+
+func (stubUpstream) ClearQuota(context.Context, string) ([]quota.Status, error) {
+	return []quota.Status{}, nil
+}
+
+func (stubUpstream) Walk(_ context.Context, _ *proxy.API, _, _ string, _ proxy.Args, _ func() error, emit func([]string) error) (string, int, error) {
 	return "", 1, emit([]string{"o1"})
 }
 

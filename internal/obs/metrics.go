@@ -76,6 +76,16 @@ type Metrics struct {
 	// key or binding it did not know, by result (found, missing,
 	// remembered, unavailable).
 	DirectoryLookups *prometheus.CounterVec
+	// QuotaRemaining is, per proxied API, the WeChat daily quota left
+	// today summed over the accounts this replica knows the limit of (no
+	// appid label: thousands of accounts would explode the series).
+	QuotaRemaining *prometheus.GaugeVec
+	// QuotaLowAccounts is, per proxied API, how many accounts have less
+	// than 10% of their daily quota left.
+	QuotaLowAccounts *prometheus.GaugeVec
+	// QuotaRefusals counts calls refused locally for a daily quota, by API
+	// and scope (wechat_daily_quota, tenant_daily_limit).
+	QuotaRefusals *prometheus.CounterVec
 
 	// Children of the vectors the request path records into, each label
 	// set resolved once (WithLabelValues hashes the labels on every call).
@@ -160,7 +170,7 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
 		ProxyCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxgate_proxy_calls_total", Help: "Proxied API calls by API, surface (rest, compat, export), outcome code and tenant id.",
+			Name: "wxgate_proxy_calls_total", Help: "Proxied API calls by API, surface (rest, compat, export, cloud), outcome code and tenant id.",
 		}, []string{"api", "surface", "code", "tenant"}),
 		UpstreamCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_upstream_calls_total", Help: "WeChat API calls by API and errcode (0 = success; http_5xx, network, timeout).",
@@ -229,6 +239,15 @@ func NewMetrics() *Metrics {
 		DirectoryLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_directory_lookups_total", Help: "Tenant directory lookups of a key or binding it did not know, by result: found, missing (confirmed in the store), remembered (a recent miss, no query), unavailable.",
 		}, []string{"result"}),
+		QuotaRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wxgate_wechat_quota_remaining", Help: "WeChat daily quota left today per proxied API, summed over the accounts whose limit is known.",
+		}, []string{"api"}),
+		QuotaLowAccounts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wxgate_wechat_quota_low_accounts", Help: "Accounts with less than 10% of an API's WeChat daily quota left, per API.",
+		}, []string{"api"}),
+		QuotaRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxgate_quota_refusals_total", Help: "Calls refused locally for a daily quota, by API and scope (wechat_daily_quota, tenant_daily_limit).",
+		}, []string{"api", "scope"}),
 	}
 	m.StoreUp.Set(1)
 	reg.MustRegister(
@@ -238,6 +257,7 @@ func NewMetrics() *Metrics {
 		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.MessagesReceived, m.MessageReplySeconds, m.AuthFailures, m.StoreQueries,
 		m.WebhookDeliveries, m.WebhookQueueDepth, m.WebhookOldestPending, m.WebhookAttemptDuration, m.WebhookLatency,
 		m.StoreUp, m.StoreUnavailable, m.DirectoryLookups,
+		m.QuotaRemaining, m.QuotaLowAccounts, m.QuotaRefusals,
 	)
 	return m
 }

@@ -60,6 +60,17 @@ func validate(p Param, v string) (string, error) {
 			return "", invalid(p, "must be a positive integer")
 		}
 		return strconv.FormatInt(n, 10), nil
+	case KindCGIPath:
+		if len(v) > 128 || !strings.HasPrefix(v, "/") {
+			return "", invalid(p, "must be an API path such as /cgi-bin/user/get")
+		}
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '/' || c == '.') {
+				return "", invalid(p, "must be an API path such as /cgi-bin/user/get")
+			}
+		}
+		return v, nil
 	}
 	return "", invalid(p, "is not supported")
 }
@@ -112,6 +123,29 @@ func (api *API) CompatArgs(query url.Values, body []byte) (Args, error) {
 			return vs[0], true
 		})
 	}
+	fields, err := jsonFields(body)
+	if err != nil {
+		return nil, err
+	}
+	return api.bodyArgs(fields)
+}
+
+// CloudArgs reads the inputs of a cloud-call alias: the JSON body the
+// cloud call takes plus "appid", which it returns apart.
+func (api *API) CloudArgs(body []byte) (string, Args, error) {
+	fields, err := jsonFields(body)
+	if err != nil {
+		return "", nil, err
+	}
+	var appid string
+	if raw, ok := fields["appid"]; !ok || json.Unmarshal(raw, &appid) != nil || appid == "" {
+		return "", nil, errs.Invalid("appid", "appid is required")
+	}
+	args, err := api.bodyArgs(fields)
+	return appid, args, err
+}
+
+func jsonFields(body []byte) (map[string]json.RawMessage, error) {
 	fields := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(body)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -121,6 +155,11 @@ func (api *API) CompatArgs(query url.Values, body []byte) (Args, error) {
 				WithDetails(map[string]any{"reason": "malformed JSON"})
 		}
 	}
+	return fields, nil
+}
+
+// bodyArgs reads the inputs from a JSON object's fields.
+func (api *API) bodyArgs(fields map[string]json.RawMessage) (Args, error) {
 	return api.check(func(p Param) (string, bool) {
 		raw, ok := fields[p.Name]
 		if !ok || string(raw) == "null" {

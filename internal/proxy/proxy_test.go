@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,14 +42,14 @@ type fixture struct {
 	svc *proxy.Service
 }
 
-func newFixture(t *testing.T, o componenttest.Options) *fixture {
+func newFixture(t testing.TB, o componenttest.Options) *fixture {
 	t.Helper()
 	if o.Dialect == "" {
 		o.Dialect = store.SQLite
 	}
 	p := componenttest.New(t, o)
 	p.PushTicket()
-	return &fixture{Platform: p, svc: proxy.NewService(p.Authorizers, p.WeChat, p.Metrics, p.Log, 10*time.Second)}
+	return &fixture{Platform: p, svc: proxy.NewService(proxy.Options{Authorizers: p.Authorizers, Upstream: p.WeChat, Metrics: p.Metrics, Logger: p.Log, Timeout: 10 * time.Second})}
 }
 
 // account creates a simulated account and has it authorize the platform.
@@ -117,11 +118,11 @@ func TestRefusedLocallyBeforeWeChat(t *testing.T) {
 				if err := f.svc.Check(context.Background(), a, tt.appid); errs.CodeOf(err) != tt.want {
 					t.Errorf("%s: Check = %v, want %s", a.Name, err, tt.want)
 				}
-				if body, err := f.svc.Call(ctx, a, tt.appid, args); errs.CodeOf(err) != tt.want || body != nil {
+				if body, err := f.svc.Call(ctx, a, tt.appid, "t1", args); errs.CodeOf(err) != tt.want || body != nil {
 					t.Errorf("%s: Call = %s, %v; want %s", a.Name, body, err, tt.want)
 				}
 				emitted := 0
-				_, pages, err := f.svc.Walk(ctx, a, tt.appid, args, nil, func(ids []string) error { emitted += len(ids); return nil })
+				_, pages, err := f.svc.Walk(ctx, a, tt.appid, "t1", args, nil, func(ids []string) error { emitted += len(ids); return nil })
 				if errs.CodeOf(err) != tt.want || pages != 0 || emitted != 0 {
 					t.Errorf("%s: Walk = %d pages, %d openids, %v; want %s", a.Name, pages, emitted, err, tt.want)
 				}
@@ -160,7 +161,7 @@ func TestTokenErrorIsRefreshedOnceAndRetriedOnce(t *testing.T) {
 		if err := f.Sim.InvalidateToken(appid); err != nil {
 			t.Fatal(err)
 		}
-		body, err := f.svc.Call(ctx, getFans, appid, proxy.Args{})
+		body, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{})
 		if err != nil {
 			t.Fatalf("Call = %v", err)
 		}
@@ -186,7 +187,7 @@ func TestTokenErrorIsRefreshedOnceAndRetriedOnce(t *testing.T) {
 		// Past the pause between two error-driven refreshes of one account.
 		f.Clock.Advance(2 * time.Minute)
 		refreshes, users := f.Calls(sim.EndpointAuthorizerToken, appid), f.Calls(sim.EndpointUserGet, appid)
-		_, err := f.svc.Call(ctx, getFans, appid, proxy.Args{})
+		_, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{})
 		if errs.CodeOf(err) != errs.UpstreamError || wechat.ErrcodeOf(err) != wechat.ErrInvalidCredential {
 			t.Fatalf("Call = %v, want upstream_error with 40001", err)
 		}
@@ -211,7 +212,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 	if err := f.Sim.SetPermissionSets(ctx, appid, []int{1}, false); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.svc.Call(ctx, getFans, appid, proxy.Args{})
+	_, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{})
 	e := errs.As(err)
 	if e == nil || e.Code != errs.PermissionSetMissing || e.WeChatErrcode != wechat.ErrAPIUnauthorizedToComp {
 		t.Fatalf("Call = %v, want permission_set_missing with 61007", err)
@@ -223,7 +224,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 	if err := f.svc.Check(context.Background(), getFans, appid); errs.CodeOf(err) != errs.PermissionSetMissing {
 		t.Fatalf("Check after the re-read = %v", err)
 	}
-	if _, err := f.svc.Call(ctx, getFans, appid, proxy.Args{}); errs.CodeOf(err) != errs.PermissionSetMissing || f.userCalls(appid) != before {
+	if _, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{}); errs.CodeOf(err) != errs.PermissionSetMissing || f.userCalls(appid) != before {
 		t.Fatalf("the next call was not refused locally: %v", err)
 	}
 }
@@ -232,7 +233,7 @@ func TestPermissionRefusedByWeChatRereadsTheSets(t *testing.T) {
 func walkAll(t *testing.T, f *fixture, a *proxy.API, appid string, args proxy.Args) ([]string, int) {
 	t.Helper()
 	var got []string
-	resume, pages, err := f.svc.Walk(f.Ctx(), a, appid, args, nil, func(ids []string) error {
+	resume, pages, err := f.svc.Walk(f.Ctx(), a, appid, "t1", args, nil, func(ids []string) error {
 		got = append(got, ids...)
 		return nil
 	})
@@ -291,7 +292,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	ctx := f.Ctx()
 	appid := f.account(sim.AccountSpec{AppID: "wx00000000000000b1", Followers: 23000, PermissionSets: []int{2}})
 	var got []string
-	resume, pages, err := f.svc.Walk(ctx, getFans, appid, proxy.Args{}, nil, func(ids []string) error {
+	resume, pages, err := f.svc.Walk(ctx, getFans, appid, "t1", proxy.Args{}, nil, func(ids []string) error {
 		got = append(got, ids...)
 		// The next page fails.
 		return f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, AppID: appid, Kind: sim.FaultErrcode, Errcode: wechat.ErrDailyQuota})
@@ -309,7 +310,7 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	t.Run("an emit failure stops the walk at once", func(t *testing.T) {
 		stop := errors.New("client went away")
 		calls := f.Calls(sim.EndpointUserGet, appid)
-		resume, pages, err := f.svc.Walk(ctx, getFans, appid, proxy.Args{}, nil, func([]string) error { return stop })
+		resume, pages, err := f.svc.Walk(ctx, getFans, appid, "t1", proxy.Args{}, nil, func([]string) error { return stop })
 		if !errors.Is(err, stop) || pages != 1 || resume != sim.OpenID(appid, 9999) || f.Calls(sim.EndpointUserGet, appid)-calls != 1 {
 			t.Fatalf("Walk = %q, %d pages, %v", resume, pages, err)
 		}
@@ -318,9 +319,107 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		calls := f.Calls(sim.EndpointUserGet, appid)
-		resume, _, err := f.svc.Walk(cctx, getFans, appid, proxy.Args{"next_openid": sim.OpenID(appid, 5)}, nil, func([]string) error { return nil })
+		resume, _, err := f.svc.Walk(cctx, getFans, appid, "t1", proxy.Args{"next_openid": sim.OpenID(appid, 5)}, nil, func([]string) error { return nil })
 		if errs.CodeOf(err) != errs.UpstreamTimeout || resume != sim.OpenID(appid, 5) || f.Calls(sim.EndpointUserGet, appid) != calls {
 			t.Fatalf("cancelled Walk = %q, %v", resume, err)
 		}
 	})
+}
+
+func TestIdenticalCallsInFlightShareOneWeChatCall(t *testing.T) {
+	f := newFixture(t, componenttest.Options{})
+	appid := f.account(sim.AccountSpec{AppID: "wxcccccccccccccccc", Followers: 30})
+	if err := f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, Kind: sim.FaultLatency, Latency: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	burst := func(n int, args func(i int) proxy.Args) ([][]byte, []error) {
+		bodies, errors := make([][]byte, n), make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				bodies[i], errors[i] = f.svc.Call(f.Ctx(), getFans, appid, fmt.Sprintf("t%d", i%3), args(i))
+			}()
+		}
+		wg.Wait()
+		return bodies, errors
+	}
+	same := func(int) proxy.Args { return proxy.Args{} }
+
+	t.Run("identical calls of several tenants: one WeChat call, one answer", func(t *testing.T) {
+		before := f.Calls(sim.EndpointUserGet, appid)
+		bodies, errs := burst(20, same)
+		if n := f.Calls(sim.EndpointUserGet, appid) - before; n != 1 {
+			t.Fatalf("WeChat calls: got %d, want 1", n)
+		}
+		for i := range bodies {
+			if errs[i] != nil || string(bodies[i]) != string(bodies[0]) || len(bodies[0]) == 0 {
+				t.Fatalf("call %d: %v %.60s, want the shared page", i, errs[i], bodies[i])
+			}
+		}
+	})
+	t.Run("an error is shared too", func(t *testing.T) {
+		if err := f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, Kind: sim.FaultErrcode, Errcode: 48001}); err != nil {
+			t.Fatal(err)
+		}
+		before := f.Calls(sim.EndpointUserGet, appid)
+		_, errs := burst(10, same)
+		if n := f.Calls(sim.EndpointUserGet, appid) - before; n != 1 {
+			t.Fatalf("WeChat calls: got %d, want 1", n)
+		}
+		for i, err := range errs {
+			if wechat.ErrcodeOf(err) != 48001 {
+				t.Fatalf("call %d: %v, want WeChat's 48001", i, err)
+			}
+		}
+	})
+	t.Run("calls with other arguments are not merged", func(t *testing.T) {
+		f.Sim.ClearFaults()
+		before := f.Calls(sim.EndpointUserGet, appid)
+		_, errs := burst(4, func(i int) proxy.Args { return proxy.Args{"next_openid": sim.OpenID(appid, i)} })
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("call %d: %v", i, err)
+			}
+		}
+		if n := f.Calls(sim.EndpointUserGet, appid) - before; n != 4 {
+			t.Fatalf("WeChat calls: got %d, want 4", n)
+		}
+	})
+}
+
+// BenchmarkIdenticalBurst measures what coalescing saves: each iteration is
+// a burst of identical getFans calls in flight at once (WeChat answering in
+// 20 ms), and wechat-calls/call is WeChat calls per tenant call.
+// docs/performance.md records it.
+func BenchmarkIdenticalBurst(b *testing.B) {
+	for _, burst := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) {
+			f := newFixture(b, componenttest.Options{})
+			appid := f.account(sim.AccountSpec{AppID: "wxbbbbbbbbbbbbbbb1", Followers: 100})
+			if err := f.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, Kind: sim.FaultLatency, Latency: 20 * time.Millisecond}); err != nil {
+				b.Fatal(err)
+			}
+			before := f.Calls(sim.EndpointUserGet, appid)
+			ctx := context.Background()
+			b.ResetTimer()
+			for range b.N {
+				var wg sync.WaitGroup
+				for range burst {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := f.svc.Call(ctx, getFans, appid, "t1", proxy.Args{}); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			b.StopTimer()
+			calls := f.Calls(sim.EndpointUserGet, appid) - before
+			b.ReportMetric(float64(calls)/float64(b.N*burst), "wechat-calls/call")
+		})
+	}
 }

@@ -63,6 +63,8 @@ type AccountInfo struct {
 	AuthTime time.Time `json:"auth_time,omitzero"`
 	// QuotaUsed counts today's calls per cgi path.
 	QuotaUsed map[string]int `json:"quota_used,omitempty"`
+	// ClearsUsed counts this month's successful clear_quota calls.
+	ClearsUsed int `json:"clears_used,omitempty"`
 }
 
 // account is the mutable state of a simulated account, guarded by Simulator.mu
@@ -77,6 +79,9 @@ type account struct {
 	refresh    string
 	quotaDay   int64
 	quotaUsed  map[string]int
+	// clearMonth is the Beijing month (year*12+month) clearsUsed counts in.
+	clearMonth int64
+	clearsUsed int
 }
 
 func defaultPermissionSets() []int { return []int{1, 2} }
@@ -224,6 +229,9 @@ func (s *Simulator) infoLocked(a *account) AccountInfo {
 	spec.Tags = slices.Clone(spec.Tags)
 	spec.PermissionSets = slices.Clone(spec.PermissionSets)
 	info := AccountInfo{AccountSpec: spec, Authorized: a.authorized, AuthTime: a.authTime}
+	if a.clearMonth == quotaMonth(s.now()) {
+		info.ClearsUsed = a.clearsUsed
+	}
 	if a.quotaDay == quotaDay(s.now()) && len(a.quotaUsed) > 0 {
 		info.QuotaUsed = make(map[string]int, len(a.quotaUsed))
 		for k, v := range a.quotaUsed {

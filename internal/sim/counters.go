@@ -14,6 +14,8 @@ const (
 	EndpointUserGet            = "user/get"
 	EndpointUserTagGet         = "user/tag/get"
 	EndpointQuotaGet           = "openapi/quota/get"
+	EndpointClearQuota         = "clear_quota"
+	EndpointTagsGet            = "tags/get"
 	EndpointCustomSend         = "message/custom/send"
 	EndpointComponentLoginPage = "componentloginpage" // PC authorization page
 	EndpointBindComponent      = "bindcomponent"      // mobile authorization page

@@ -15,6 +15,8 @@ func (s *Simulator) routes() *http.ServeMux {
 	mux.HandleFunc("/cgi-bin/user/get", s.handleUserGet)
 	mux.HandleFunc("/cgi-bin/user/tag/get", s.handleTagGet)
 	mux.HandleFunc("/cgi-bin/openapi/quota/get", s.handleQuotaGet)
+	mux.HandleFunc("/cgi-bin/clear_quota", s.handleClearQuota)
+	mux.HandleFunc("/cgi-bin/tags/get", s.handleTagsGet)
 	mux.HandleFunc("/cgi-bin/message/custom/send", s.handleCustomSend)
 	mux.HandleFunc("/cgi-bin/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, EndpointUnknown, "", errInvalidURL) })
 

@@ -12,6 +12,7 @@ import (
 const (
 	cgiUserGet    = "/cgi-bin/user/get"
 	cgiUserTagGet = "/cgi-bin/user/tag/get"
+	cgiTagsGet    = "/cgi-bin/tags/get"
 )
 
 // unlimitedQuotaReport is the daily_limit quota/get reports for an unlimited quota.
@@ -229,7 +230,9 @@ func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
 		code = errInvalidCredential
 	} else if bad {
 		code = errDataFormat
-	} else if req.CGIPath != cgiUserGet && req.CGIPath != cgiUserTagGet {
+	} else if req.CGIPath == "" || req.CGIPath[0] != '/' {
+		code = errCGIPathMalformed
+	} else if req.CGIPath != cgiUserGet && req.CGIPath != cgiUserTagGet && req.CGIPath != cgiTagsGet {
 		code = errCGIPathNotFound
 	} else {
 		used = a.quotaUsedLocked(req.CGIPath, now)

@@ -35,6 +35,8 @@ const (
 	errCodeExpired       = 61010
 	errRefreshInvalid    = 61023
 	errCGIPathNotFound   = 76021
+	errCGIPathMalformed  = 76003
+	errAPIForbidden      = 48006
 )
 
 // Errmsg returns WeChat's errmsg for an errcode, exactly as docs/wechat.md, "Error codes"
@@ -97,6 +99,10 @@ func Errmsg(code int) string {
 		return "refresh_token is invalid"
 	case errCGIPathNotFound:
 		return "cgi_path not found, please check"
+	case errCGIPathMalformed:
+		return "invalid cgi_path"
+	case errAPIForbidden:
+		return "api forbidden for irregularities, view detail on mp.weixin.qq.com"
 	default:
 		return "system error"
 	}

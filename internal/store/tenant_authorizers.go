@@ -16,6 +16,9 @@ type Binding struct {
 	TenantID string
 	AppID    string
 	Pending  bool
+	// DailyLimit caps the tenant's calls per proxied API and Beijing day on
+	// the account (0: no cap).
+	DailyLimit int64
 }
 
 // Binding statuses (tenant_authorizers.status).
@@ -30,12 +33,13 @@ type bindingRow struct {
 	AppID          string `gorm:"column:appid;primaryKey"`
 	Status         string
 	CreatedAt      int64 `gorm:"autoCreateTime:false"`
+	DailyLimit     int64
 }
 
 func (bindingRow) TableName() string { return "tenant_authorizers" }
 
 func (r bindingRow) domain() Binding {
-	return Binding{TenantID: r.TenantID, AppID: r.AppID, Pending: r.Status == BindingPending}
+	return Binding{TenantID: r.TenantID, AppID: r.AppID, Pending: r.Status == BindingPending, DailyLimit: r.DailyLimit}
 }
 
 // bindTx writes the binding with status: a new one is created; an existing
@@ -155,6 +159,33 @@ func (s *Store) Unbind(ctx context.Context, componentAppID, tenantID, appid stri
 		return err
 	})
 	return translate(err, "binding")
+}
+
+// SetBindingLimit sets the tenant's daily cap on the account (0 removes
+// it) and returns the binding; not_found if the account is not bound to
+// the tenant.
+func (s *Store) SetBindingLimit(ctx context.Context, componentAppID, tenantID, appid string, dailyLimit int64) (Binding, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var out Binding
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&bindingRow{}).Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).
+			Update("daily_limit", dailyLimit)
+		if res.Error != nil {
+			return translate(res.Error, "binding")
+		}
+		if res.RowsAffected == 0 {
+			return errs.E(errs.NotFound, "the account is not bound to the tenant")
+		}
+		var r bindingRow
+		if err := tx.Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).Take(&r).Error; err != nil {
+			return translate(err, "binding")
+		}
+		out = r.domain()
+		_, err := bumpRevision(tx, "tenants")
+		return err
+	})
+	return out, translate(err, "binding")
 }
 
 // ListBindings returns every binding of the component's tenants, the

@@ -29,6 +29,7 @@ type AdminStore interface {
 	Bind(ctx context.Context, componentAppID, tenantID, appid string) error
 	Unbind(ctx context.Context, componentAppID, tenantID, appid string) error
 	ApproveBinding(ctx context.Context, componentAppID, tenantID, appid string) error
+	SetBindingLimit(ctx context.Context, componentAppID, tenantID, appid string, dailyLimit int64) (store.Binding, error)
 	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
 }
 
@@ -198,6 +199,25 @@ func (a *Admin) Unbind(ctx context.Context, tenantID, appid string) error {
 	}
 	a.reload(ctx)
 	return nil
+}
+
+// SetDailyLimit caps the tenant's calls per proxied API and Beijing day on
+// the account (0 removes the cap) and returns the binding; not_found if the
+// tenant is unknown or the account is not bound to it. Every replica
+// applies the cap from its next directory poll.
+func (a *Admin) SetDailyLimit(ctx context.Context, tenantID, appid string, dailyLimit int64) (store.Binding, error) {
+	if dailyLimit < 0 {
+		return store.Binding{}, errs.Invalid("daily_limit", "daily_limit must be 0 (no cap) or positive")
+	}
+	if _, err := a.st.GetTenant(ctx, a.componentAppID, tenantID); err != nil {
+		return store.Binding{}, err
+	}
+	b, err := a.st.SetBindingLimit(ctx, a.componentAppID, tenantID, appid, dailyLimit)
+	if err != nil {
+		return store.Binding{}, err
+	}
+	a.reload(ctx)
+	return b, nil
 }
 
 // Usage returns the tenant's call counts for the hours in [from, to), after

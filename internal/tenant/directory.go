@@ -97,7 +97,11 @@ type snapshot struct {
 	bound map[string][]string
 	// tenantsOf is bound inverted: each appid's tenant ids, sorted.
 	tenantsOf map[string][]string
+	// limits holds the bindings' daily caps (only those set).
+	limits map[bindingKey]int64
 }
+
+type bindingKey struct{ tenantID, appid string }
 
 type tenantEntry struct {
 	name        string
@@ -118,6 +122,7 @@ var emptySnapshot = &snapshot{
 	keys:      map[string]keyEntry{},
 	bound:     map[string][]string{},
 	tenantsOf: map[string][]string{},
+	limits:    map[bindingKey]int64{},
 }
 
 // NewDirectory returns an empty directory for componentAppID; call Reload
@@ -207,6 +212,7 @@ func (d *Directory) Reload(ctx context.Context) error {
 		keys:      make(map[string]keyEntry, len(s.Keys)),
 		bound:     map[string][]string{},
 		tenantsOf: map[string][]string{},
+		limits:    map[bindingKey]int64{},
 	}
 	for _, t := range s.Tenants {
 		next.tenants[t.ID] = tenantEntry{name: t.Name, rateLimit: t.RateLimit, rateBurst: t.RateBurst, returnHosts: t.ReturnURLHosts}
@@ -221,6 +227,9 @@ func (d *Directory) Reload(ctx context.Context) error {
 	for _, b := range s.Bindings {
 		next.bound[b.TenantID] = append(next.bound[b.TenantID], b.AppID)
 		next.tenantsOf[b.AppID] = append(next.tenantsOf[b.AppID], b.TenantID)
+		if b.DailyLimit > 0 {
+			next.limits[bindingKey{b.TenantID, b.AppID}] = b.DailyLimit
+		}
 	}
 	for _, appids := range next.bound {
 		slices.Sort(appids)
@@ -288,6 +297,12 @@ func (d *Directory) refresh(ctx context.Context) error {
 func (d *Directory) Bound(tenantID, appid string) bool {
 	_, ok := slices.BinarySearch(d.current().bound[tenantID], appid)
 	return ok
+}
+
+// DailyLimit returns the operator's cap on tenantID's calls per proxied
+// API and Beijing day on appid (0: no cap).
+func (d *Directory) DailyLimit(tenantID, appid string) int64 {
+	return d.current().limits[bindingKey{tenantID, appid}]
 }
 
 // BoundAppIDs lists the appids bound to tenantID, sorted (the caller must

@@ -26,6 +26,9 @@ const (
 	ErrCodeInvalid           = 61009
 	ErrCodeExpired           = 61010
 	ErrRefreshTokenInvalid   = 61023
+	ErrAPIForbidden          = 48006
+	ErrCGIPathNotFound       = 76021
+	ErrCGIPathMalformed      = 76003
 )
 
 // Errmsg returns WeChat's errmsg for a code, as WeChat writes it.
@@ -75,6 +78,12 @@ func Errmsg(code int) string {
 		return "code is expired"
 	case ErrRefreshTokenInvalid:
 		return "refresh_token is invalid"
+	case ErrAPIForbidden:
+		return "api forbidden for irregularities, view detail on mp.weixin.qq.com"
+	case ErrCGIPathNotFound:
+		return "cgi_path not found, please check"
+	case ErrCGIPathMalformed:
+		return "invalid cgi_path"
 	}
 	return "unknown error"
 }

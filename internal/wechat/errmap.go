@@ -17,6 +17,7 @@ var beijing = time.FixedZone("CST", 8*60*60)
 // with WeChatErrcode and WeChatErrmsg set:
 //
 //	40003, 45159          invalid_argument
+//	76021, 76003          invalid_argument
 //	45009, 45011          rate_limited (RetryAfter: next Beijing midnight / one minute)
 //	61007                 permission_set_missing
 //	61003, 61023          authorizer_unauthorized
@@ -43,6 +44,8 @@ func AsErrorAt(errcode int, errmsg string, now time.Time) *errs.Error {
 		e = errs.E(errs.InvalidArgument, "WeChat rejected the openid (next_openid)")
 	case ErrInvalidTagID:
 		e = errs.E(errs.InvalidArgument, "WeChat rejected the tag id")
+	case ErrCGIPathNotFound, ErrCGIPathMalformed:
+		e = errs.E(errs.InvalidArgument, "WeChat knows no quota for this cgi_path")
 	case ErrDailyQuota:
 		y, m, d := now.In(beijing).Date()
 		e = errs.E(errs.RateLimited, "the account's daily WeChat quota for this API is spent").

@@ -1,0 +1,236 @@
+package quota_test
+
+import (
+	"context"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wxgate/wxgate/internal/component/componenttest"
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/faultnet"
+	"github.com/wxgate/wxgate/internal/journey"
+	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
+	"github.com/wxgate/wxgate/internal/sim"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/store/storetest"
+)
+
+// The keeper's tests run two keepers (two replicas' views) over one real
+// store, learning from the simulator through the proxy, on the platform's
+// injected clock.
+
+const cgiUserGet = "/cgi-bin/user/get"
+
+// caps is the operator's per-tenant caps as the tenant directory answers them.
+type caps struct{ m sync.Map }
+
+func (c *caps) DailyLimit(tenantID, appid string) int64 {
+	v, _ := c.m.Load(tenantID + "/" + appid)
+	n, _ := v.(int64)
+	return n
+}
+
+func newKeeper(p *componenttest.Platform, c quota.Caps) *quota.Keeper {
+	learner := proxy.NewService(proxy.Options{Authorizers: p.Authorizers, Upstream: p.WeChat, Metrics: p.Metrics, Logger: p.Log, Now: p.Clock.Now, Timeout: 10 * time.Second})
+	return quota.New(quota.Options{ComponentAppID: p.AppID, Store: p.Store, Caps: c, Learner: learner, Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics})
+}
+
+func scopeOf(err error) any {
+	if e := errs.As(err); e != nil {
+		return e.Details["scope"]
+	}
+	return nil
+}
+
+func TestKeepersShareTheDailyQuota(t *testing.T) {
+	p := componenttest.New(t, componenttest.Options{Dialect: store.Postgres, Sim: func(o *sim.Options) { o.DailyQuota = 20 }})
+	p.PushTicket()
+	const appid = "wx00000000000000a1"
+	p.NewAccount(appid, 2)
+	if _, err := p.Sim.Authorize(p.Ctx(), appid, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The platform's clock starts at 16:00 Beijing time.
+	c := &caps{}
+	a, b := newKeeper(p, c), newKeeper(p, c)
+	ctx := context.Background()
+
+	journey.Step(t, "each keeper learns the limit from quota/get", func(t *testing.T) {
+		for _, k := range []*quota.Keeper{a, b} {
+			st, err := k.Learn(ctx, appid, "getFans", cgiUserGet)
+			if err != nil || st.DailyLimit != 20 || st.Used != 0 || st.Remain != 20 {
+				t.Fatalf("got %+v, %v; want limit 20, used 0, remain 20", st, err)
+			}
+		}
+	})
+
+	journey.Step(t, "two keepers spending at once stay within the bound", func(t *testing.T) {
+		// The background syncs run during the burst only, so the later
+		// steps decide when the keepers see each other.
+		runCtx, stop := context.WithCancel(ctx)
+		var loops sync.WaitGroup
+		for _, k := range []*quota.Keeper{a, b} {
+			loops.Add(1)
+			go func() { defer loops.Done(); _ = k.Run(runCtx) }()
+		}
+		var spent, refused atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 60 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := a
+				if i%2 == 1 {
+					k = b
+				}
+				switch err := k.Spend(ctx, appid, "getFans", cgiUserGet); {
+				case err == nil:
+					k.Answered(appid, "getFans", cgiUserGet)
+					spent.Add(1)
+				case scopeOf(err) == quota.ScopeWeChat:
+					refused.Add(1)
+				default:
+					t.Errorf("spend: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		stop()
+		loops.Wait()
+		if max := int64(20 + quota.DefaultBatch); spent.Load() < 20 || spent.Load() > max {
+			t.Fatalf("spent %d, want 20 to %d (limit + one other replica's batch)", spent.Load(), max)
+		}
+		if err := a.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := a.Status(appid, "getFans", cgiUserGet)
+		if st.Used != spent.Load() || st.Remain != 0 {
+			t.Fatalf("keeper a after a sync: %+v, want used %d (every replica's calls), remain 0", st, spent.Load())
+		}
+	})
+
+	journey.Step(t, "a tenant's cap refuses that tenant only", func(t *testing.T) {
+		c.m.Store("t1/"+appid, int64(2))
+		// getTagFans has its own quota, still whole.
+		for i := range 2 {
+			if err := a.Admit(ctx, "t1", appid, "getTagFans", "/cgi-bin/user/tag/get"); err != nil {
+				t.Fatalf("call %d: %v", i+1, err)
+			}
+		}
+		if err := b.Admit(ctx, "t1", appid, "getTagFans", "/cgi-bin/user/tag/get"); err != nil {
+			t.Fatalf("b has not seen a's two calls yet, so it admits a third: %v", err)
+		}
+		if err := a.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []*quota.Keeper{a, b} {
+			if err := k.Admit(ctx, "t1", appid, "getTagFans", "/cgi-bin/user/tag/get"); scopeOf(err) != quota.ScopeTenant {
+				t.Fatalf("after the syncs: %v, want tenant_daily_limit", err)
+			}
+			if err := k.Admit(ctx, "t2", appid, "getTagFans", "/cgi-bin/user/tag/get"); err != nil {
+				t.Fatalf("another tenant: %v", err)
+			}
+		}
+	})
+
+	journey.Step(t, "the refusal lasts until midnight Beijing time", func(t *testing.T) {
+		err := a.Spend(ctx, appid, "getFans", cgiUserGet)
+		if e := errs.As(err); e == nil || e.Code != errs.RateLimited || e.RetryAfter != 8*time.Hour {
+			t.Fatalf("at 16:00 Beijing: %v, want rate_limited with Retry-After 8 h", err)
+		}
+		p.Clock.Advance(8*time.Hour - time.Second)
+		if err := b.Spend(ctx, appid, "getFans", cgiUserGet); scopeOf(err) != quota.ScopeWeChat {
+			t.Fatalf("23:59:59: %v, want still refused", err)
+		}
+		p.Clock.Advance(time.Second)
+		for _, k := range []*quota.Keeper{a, b} {
+			if err := k.Spend(ctx, appid, "getFans", cgiUserGet); err != nil {
+				t.Fatalf("at midnight: %v, want a new day", err)
+			}
+			if err := k.Admit(ctx, "t1", appid, "getTagFans", "/cgi-bin/user/tag/get"); err != nil {
+				t.Fatalf("the tenant's cap is daily too: %v", err)
+			}
+		}
+	})
+}
+
+func TestStoreOutageNeitherBlocksNorLosesNorDoublesCounts(t *testing.T) {
+	p := componenttest.New(t, componenttest.Options{Dialect: store.Postgres, Sim: func(o *sim.Options) { o.DailyQuota = 100 }})
+	p.PushTicket()
+	const appid = "wx00000000000000a2"
+	p.NewAccount(appid, 2)
+	if _, err := p.Sim.Authorize(p.Ctx(), appid, ""); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(p.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := faultnet.Start(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(link.Close)
+	u.Host = link.Addr()
+	learner := proxy.NewService(proxy.Options{Authorizers: p.Authorizers, Upstream: p.WeChat, Metrics: p.Metrics, Logger: p.Log, Now: p.Clock.Now, Timeout: 10 * time.Second})
+	k := quota.New(quota.Options{ComponentAppID: p.AppID, Store: storetest.OpenURL(t, u.String(), p.Clock.Now), Learner: learner, Now: p.Clock.Now, Logger: p.Log})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = k.Run(ctx) }()
+	if _, err := k.Learn(ctx, appid, "getFans", cgiUserGet); err != nil {
+		t.Fatal(err)
+	}
+	stored := func(t *testing.T) int64 {
+		rows, err := p.Store.QuotaCounts(context.Background(), p.AppID, quota.Day(p.Clock.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, r := range rows {
+			n += r.Calls
+		}
+		return n
+	}
+
+	journey.Step(t, "with the store cut, calls go on after one bounded wait", func(t *testing.T) {
+		link.Cut()
+		start := time.Now()
+		for i := range 3 * quota.DefaultBatch {
+			if err := k.Spend(ctx, appid, "getFans", cgiUserGet); err != nil {
+				t.Fatalf("call %d: %v", i+1, err)
+			}
+		}
+		if took := time.Since(start); took > 8*time.Second {
+			t.Fatalf("%d calls took %s with the store down, want at most one bounded wait", 3*quota.DefaultBatch, took)
+		}
+		if st, _ := k.Status(appid, "getFans", cgiUserGet); st.Used != 3*quota.DefaultBatch {
+			t.Fatalf("used %d, want the %d calls counted locally", st.Used, 3*quota.DefaultBatch)
+		}
+	})
+
+	journey.Step(t, "when it is back every call is written once", func(t *testing.T) {
+		if err := link.Restore(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for stored(t) != 3*quota.DefaultBatch {
+			if time.Now().After(deadline) {
+				t.Fatalf("stored %d calls, want %d", stored(t), 3*quota.DefaultBatch)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		<-done // the last sync on the way out writes nothing more
+		if n := stored(t); n != 3*quota.DefaultBatch {
+			t.Fatalf("stored %d calls after the replica stopped, want %d", n, 3*quota.DefaultBatch)
+		}
+	})
+}
