@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -33,6 +34,9 @@ func (s *Store) AddCallMinutes(ctx context.Context, componentAppID string, rows 
 	if len(rows) == 0 {
 		return nil
 	}
+	// One lock order for every replica (see AddUsage).
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b CallMinute) int { return a.Minute.Compare(b.Minute) })
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for _, m := range rows {
 			r := callMinuteRow{ComponentAppID: componentAppID, Minute: ms(m.Minute.Truncate(time.Minute)), Calls: m.Calls, Errors: m.Errors}

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -38,6 +40,13 @@ func (s *Store) AddUsage(ctx context.Context, rows []UsageRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	// One lock order for every replica: upserts in different orders from two
+	// replicas' flushes would deadlock each other on PostgreSQL.
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b UsageRow) int {
+		return cmp.Or(cmp.Compare(a.TenantID, b.TenantID), a.Hour.Compare(b.Hour), cmp.Compare(a.AppID, b.AppID),
+			cmp.Compare(a.API, b.API), cmp.Compare(a.Outcome, b.Outcome))
+	})
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for _, u := range rows {
 			r := usageRow{TenantID: u.TenantID, Hour: ms(u.Hour.Truncate(time.Hour)), AppID: u.AppID, API: u.API, Outcome: u.Outcome, Count: u.Count}
