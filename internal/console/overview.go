@@ -42,12 +42,13 @@ type overviewData struct {
 	// LowQuota counts the account/API pairs with less than 10% of the daily
 	// limit left, of KnownQuota pairs with a known limit.
 	LowQuota, KnownQuota int
-	Window         string
-	Windows        []string
-	Calls          int64
-	Errors         int64
-	Chart          chart
-	ChartCaption   string
+
+	Window       string
+	Windows      []string
+	Calls        int64
+	Errors       int64
+	Chart        chart
+	ChartCaption string
 }
 
 type statusCount struct {

@@ -64,8 +64,8 @@ type quotaData struct {
 	// CapsTotal counts every cap; Caps is one page of them.
 	CapsTotal int
 	CapsPager pager
-	ResetsAt      time.Time
-	Tenants       []tenantRef
+	ResetsAt  time.Time
+	Tenants   []tenantRef
 }
 
 // quotaPage shows the daily quotas this replica knows (limit, used and
