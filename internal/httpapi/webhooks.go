@@ -97,6 +97,11 @@ func tenantHandler(w Webhooks, log *slog.Logger, fn func(c *gin.Context, tenantI
 	}
 	return func(c *gin.Context) {
 		p, err := mustPrincipal(c)
+		if err == nil && !p.MayAuthorize() {
+			// The webhook receives every account's events and messages: a key
+			// restricted to some accounts must not redirect or read them.
+			err = errs.E(errs.Forbidden, "a key restricted to some accounts cannot manage the tenant's webhook; use an unrestricted key")
+		}
 		if err == nil {
 			err = fn(c, p.TenantID)
 		}
