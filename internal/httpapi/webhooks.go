@@ -122,7 +122,7 @@ func handlePutWebhook(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toWebhookJSON(hook, created))
+		c.PureJSON(http.StatusOK, toWebhookJSON(hook, created))
 		return nil
 	})
 }
@@ -134,7 +134,7 @@ func handleGetWebhook(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toWebhookJSON(hook, false))
+		c.PureJSON(http.StatusOK, toWebhookJSON(hook, false))
 		return nil
 	})
 }
@@ -157,7 +157,7 @@ func handleRotateWebhookSecret(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toWebhookJSON(hook, true))
+		c.PureJSON(http.StatusOK, toWebhookJSON(hook, true))
 		return nil
 	})
 }
@@ -181,7 +181,7 @@ func handleListDeliveries(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		for i, d := range list {
 			out[i] = toDeliveryJSON(d)
 		}
-		c.JSON(http.StatusOK, deliveryList{Deliveries: out})
+		c.PureJSON(http.StatusOK, deliveryList{Deliveries: out})
 		return nil
 	})
 }
@@ -193,7 +193,7 @@ func handleRedeliver(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusAccepted, toDeliveryJSON(d))
+		c.PureJSON(http.StatusAccepted, toDeliveryJSON(d))
 		return nil
 	})
 }
@@ -205,7 +205,7 @@ func handleTestWebhook(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusAccepted, toDeliveryJSON(d))
+		c.PureJSON(http.StatusAccepted, toDeliveryJSON(d))
 		return nil
 	})
 }

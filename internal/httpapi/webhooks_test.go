@@ -59,9 +59,9 @@ func TestWebhookRoutes(t *testing.T) {
 							t.Fatalf("got %v, want url, events, a whsec_ secret and created_at", got)
 						}
 					}},
-				{name: "change: no secret", method: "PUT", path: "/v1/webhook", key: acme, body: map[string]any{"url": "https://hooks.example.com/y"}, want: 200,
+				{name: "change: no secret", method: "PUT", path: "/v1/webhook", key: acme, body: map[string]any{"url": "https://hooks.example.com/y?a=1&b=2"}, want: 200,
 					check: func(t *testing.T, got map[string]any) {
-						if _, ok := got["secret"]; ok || got["url"] != "https://hooks.example.com/y" {
+						if _, ok := got["secret"]; ok || got["url"] != "https://hooks.example.com/y?a=1&b=2" {
 							t.Fatalf("got %v, want the new url and no secret", got)
 						}
 					}},
