@@ -292,6 +292,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Metrics:        metrics,
 		Store:          st,
 		WeChat:         wx,
+		Tickets:        credentials,
 		Tenant: httpapi.TenantDeps{
 			AdminToken:   cfg.AdminToken,
 			Now:          now,

@@ -26,7 +26,7 @@ const (
 	// another tenant authorized it and waits for the operator's approval.
 	EventBindingRequested = "authorizer.binding_requested"
 	EventMessageReceived  = "message.received"
-	EventWebhookTest          = "webhook.test"
+	EventWebhookTest      = "webhook.test"
 )
 
 // EventTypes lists every webhook event type.
