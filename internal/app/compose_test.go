@@ -35,18 +35,26 @@ func TestComposeFileAsPeopleRunIt(t *testing.T) {
 		return opts.LoadProject(context.Background())
 	}
 
+	secrets := map[string]string{"WXGATE_SECRET_KEY": "secret-from-env", "WXGATE_ADMIN_TOKEN": "admin-from-env", "POSTGRES_PASSWORD": "pg-from-env"}
 	t.Run("the secrets are required, not baked in", func(t *testing.T) {
-		_, err := load(map[string]string{"WXGATE_SECRET_KEY": "k"})
-		if err == nil || !strings.Contains(err.Error(), "WXGATE_ADMIN_TOKEN") {
-			t.Fatalf("loading without WXGATE_ADMIN_TOKEN: %v, want a refusal naming it", err)
-		}
-		_, err = load(map[string]string{"WXGATE_ADMIN_TOKEN": "t"})
-		if err == nil || !strings.Contains(err.Error(), "WXGATE_SECRET_KEY") {
-			t.Fatalf("loading without WXGATE_SECRET_KEY: %v, want a refusal naming it", err)
+		for missing := range secrets {
+			env := map[string]string{}
+			for k, v := range secrets {
+				if k != missing {
+					env[k] = v
+				}
+			}
+			if _, err := load(env); err == nil || !strings.Contains(err.Error(), missing) {
+				t.Errorf("loading without %s: %v, want a refusal naming it", missing, err)
+			}
 		}
 	})
 
-	p, err := load(map[string]string{"WXGATE_SECRET_KEY": "secret-from-env", "WXGATE_ADMIN_TOKEN": "admin-from-env", "VERSION": "v9.9.9"})
+	env := map[string]string{"VERSION": "v9.9.9"}
+	for k, v := range secrets {
+		env[k] = v
+	}
+	p, err := load(env)
 	if err != nil {
 		t.Fatalf("docker-compose.yml does not load: %v", err)
 	}
@@ -103,6 +111,17 @@ func TestComposeFileAsPeopleRunIt(t *testing.T) {
 			return v.Type == types.VolumeTypeVolume && v.Target == "/var/lib/postgresql/data" && p.Volumes[v.Source].Name != ""
 		}) {
 			t.Errorf("postgres volumes %+v, want a named volume at /var/lib/postgresql/data", pg.Volumes)
+		}
+	})
+	t.Run("the simulator pushes events and messages to the gateway's service", func(t *testing.T) {
+		cmd := strings.Join(sim.Command, " ")
+		for _, want := range []string{"--event-url http://gateway:8080/wechat/events", "--message-url http://gateway:8080/wechat/accounts/$APPID$/callback"} {
+			if !strings.Contains(cmd, want) {
+				t.Errorf("sim command %q lacks %q", cmd, want)
+			}
+		}
+		if v := gw.Environment["WXGATE_DATABASE_URL"]; v == nil || !strings.Contains(*v, ":pg-from-env@postgres:5432/") {
+			t.Errorf("gateway database URL %v does not use POSTGRES_PASSWORD", v)
 		}
 	})
 	t.Run("the simulator's seed is the shipped one", func(t *testing.T) {

@@ -99,6 +99,9 @@ type FlowOptions struct {
 // tenant exists.
 type ReturnHosts interface {
 	ReturnURLHosts(tenantID string) ([]string, bool)
+	// CatchUp brings the hosts up to what the store holds, so a change made
+	// through another replica a moment ago applies here too.
+	CatchUp(ctx context.Context) error
 }
 
 // DefaultCallbackWait is how long a callback that arrives before WeChat's
@@ -157,7 +160,7 @@ func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req Aut
 	if tenantID == "" {
 		return Authorization{}, errs.E(errs.Internal, "internal error")
 	}
-	if err := f.validateReturnURL(tenantID, req.ReturnURL); err != nil {
+	if err := f.validateReturnURL(ctx, tenantID, req.ReturnURL); err != nil {
 		return Authorization{}, err
 	}
 	if req.AuthType == 0 {
@@ -194,7 +197,7 @@ func (f *Flow) CreateAuthorization(ctx context.Context, tenantID string, req Aut
 // user information, on one of the tenant's allowed hosts when it has any,
 // or on the gateway's own host (the console's page that ends an
 // authorization it started).
-func (f *Flow) validateReturnURL(tenantID, raw string) error {
+func (f *Flow) validateReturnURL(ctx context.Context, tenantID, raw string) error {
 	bad := errs.Invalid("return_url", "return_url must be an absolute http or https URL")
 	if raw == "" || len(raw) > maxReturnURL {
 		return bad
@@ -208,6 +211,12 @@ func (f *Flow) validateReturnURL(tenantID, raw string) error {
 	}
 	if f.o.Tenants == nil {
 		return nil
+	}
+	// Read your writes: hosts just allowed (or a first restriction just
+	// set) through another replica apply at once (one coalesced read; an
+	// authorization is not the hot path).
+	if err := f.o.Tenants.CatchUp(ctx); err != nil {
+		return err
 	}
 	hosts, _ := f.o.Tenants.ReturnURLHosts(tenantID)
 	host := strings.ToLower(u.Hostname())

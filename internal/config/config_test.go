@@ -225,3 +225,27 @@ func TestProblemsAreWordedForPeople(t *testing.T) {
 		t.Fatalf("127.0.0.1:0: got %q, %v", c.Listen, err)
 	}
 }
+
+// TestDescribeKeepsEveryExplanationLine reads the help of the settings
+// whose explanation spans lines that look like "key: value" prose.
+func TestDescribeKeepsEveryExplanationLine(t *testing.T) {
+	raw, err := os.ReadFile("../../configs/wxgate.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{}
+	for _, s := range config.Describe(raw) {
+		docs[s.Env] = s.Doc
+		if s.Doc == "" {
+			t.Errorf("%s has no explanation in the example file", s.Env)
+		}
+	}
+	for env, want := range map[string]string{
+		"WXGATE_SHARED_ACCOUNTS": `"approve": the new binding waits as pending`,
+		"WXGATE_DATABASE_URL":    "sqlite:PATH for the embedded single node",
+	} {
+		if !strings.Contains(docs[env], want) {
+			t.Errorf("%s help = %q, want it to contain %q", env, docs[env], want)
+		}
+	}
+}

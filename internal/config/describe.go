@@ -54,5 +54,5 @@ func exampleDocs(example []byte) map[string]string {
 // isYAMLKey reports whether a comment line is a commented-out "key: value".
 func isYAMLKey(line string) bool {
 	k, _, ok := strings.Cut(line, ":")
-	return ok && k != "" && !strings.ContainsAny(k, " ") && strings.ToLower(k) == k
+	return ok && k != "" && strings.Trim(k, "abcdefghijklmnopqrstuvwxyz_") == ""
 }

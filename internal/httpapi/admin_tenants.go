@@ -263,6 +263,6 @@ func handleSetBindingLimit(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 		if binding.DailyLimit > 0 {
 			out.DailyLimit = &binding.DailyLimit
 		}
-		c.JSON(http.StatusOK, out)
+		c.PureJSON(http.StatusOK, out)
 	}
 }

@@ -53,6 +53,9 @@ type BindingChecker interface {
 	Authorize(ctx context.Context, tenantID, appid string) (bool, error)
 	// BoundAppIDs lists the appids bound to tenantID, sorted.
 	BoundAppIDs(tenantID string) []string
+	// CatchUp brings the bindings up to what the store holds (one coalesced
+	// revision read), so a listing shows what another replica just wrote.
+	CatchUp(ctx context.Context) error
 }
 
 // TenantRateLimiter is the per-tenant token bucket (per replica).

@@ -48,6 +48,7 @@ func TestAccountMessagesThroughTheRouter(t *testing.T) {
 	}
 	text, textQ := sealWith(p.Crypter, msg("text", "<Content><![CDATA[hi]]></Content><MsgId>42</MsgId>"))
 	release, releaseQ := sealWith(p.Crypter, msg("text", "<Content><![CDATA[TESTCOMPONENT_MSG_TYPE_TEXT]]></Content><MsgId>43</MsgId>"))
+	queryAuth, queryAuthQ := sealWith(p.Crypter, msg("text", "<Content><![CDATA[QUERY_AUTH_CODE:queryauthcode@@@forged]]></Content><MsgId>45</MsgId>"))
 	event, eventQ := sealWith(p.Crypter, msg("event", "<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[K]]></EventKey>"))
 	forged, forgedQ := sealWith(other, msg("text", "<Content><![CDATA[hi]]></Content><MsgId>44</MsgId>"))
 	noType, noTypeQ := sealWith(p.Crypter, []byte("<xml><FromUserName>o</FromUserName></xml>"))
@@ -66,7 +67,9 @@ func TestAccountMessagesThroughTheRouter(t *testing.T) {
 		{"its retry is acknowledged, not queued again", bound, text, textQ, 200, "success", "", "text", "duplicate"},
 		{"an event of a tenant's account is queued", bound, event, eventQ, 200, "success", "", "event", "queued"},
 		{"an event of an account bound to no tenant gets the release test's reply", unbound, event, eventQ, 200, "", "CLICKfrom_callback", "event", "release_event"},
-		{"TESTCOMPONENT_MSG_TYPE_TEXT gets its passive reply on any account", bound, release, releaseQ, 200, "", "TESTCOMPONENT_MSG_TYPE_TEXT_callback", "text", "release_text"},
+		{"TESTCOMPONENT_MSG_TYPE_TEXT gets its passive reply on an account bound to no tenant", unbound, release, releaseQ, 200, "", "TESTCOMPONENT_MSG_TYPE_TEXT_callback", "text", "release_text"},
+		{"typed by a follower of a tenant's account it is an ordinary message", bound, release, releaseQ, 200, "success", "", "text", "queued"},
+		{"so is QUERY_AUTH_CODE: queued, no api_query_auth", bound, queryAuth, queryAuthQ, 200, "success", "", "text", "queued"},
 		{"a text of an account bound to no tenant is acknowledged", unbound, text, textQ, 200, "success", "", "text", "no_tenant"},
 		{"a forged signature", bound, forged, forgedQ, 401, "bad signature", "", "none", "bad_signature"},
 		{"no signature", bound, text, url.Values{"timestamp": {ts}, "nonce": {"777"}}, 401, "bad signature", "", "none", "bad_signature"},

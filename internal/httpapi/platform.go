@@ -88,6 +88,12 @@ func handleListAuthorizers(d PlatformDeps, bindings BindingChecker, log *slog.Lo
 			writeError(c, log, err)
 			return
 		}
+		// Read your writes: an account bound or authorized through another
+		// replica a moment ago is listed (one coalesced revision read).
+		if err := bindings.CatchUp(c.Request.Context()); err != nil {
+			writeError(c, log, err)
+			return
+		}
 		out := []authorizerJSON{}
 		for _, appid := range bindings.BoundAppIDs(p.TenantID) {
 			if p.Restricts(appid) {

@@ -113,6 +113,13 @@ func (l lateHosts) ReturnURLHosts(tenantID string) ([]string, bool) {
 	return nil, false
 }
 
+func (l lateHosts) CatchUp(ctx context.Context) error {
+	if d := l.dir.Load(); d != nil {
+		return d.CatchUp(ctx)
+	}
+	return nil
+}
+
 // seal encrypts a plaintext event as WeChat pushes it and returns the body
 // and query.
 func seal(t *testing.T, c *wxcrypt.Crypter, plain []byte) ([]byte, url.Values) {

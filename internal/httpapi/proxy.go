@@ -273,7 +273,7 @@ func handleQuota(d ProxyDeps) gin.HandlerFunc {
 			writeError(c, d.Log, err)
 			return
 		}
-		c.JSON(http.StatusOK, quotasJSON(list))
+		c.PureJSON(http.StatusOK, quotasJSON(list))
 	}
 }
 
@@ -289,7 +289,7 @@ func handleClearQuota(d ProxyDeps) gin.HandlerFunc {
 			writeError(c, d.Log, err)
 			return
 		}
-		c.JSON(http.StatusOK, quotasJSON(list))
+		c.PureJSON(http.StatusOK, quotasJSON(list))
 	}
 }
 

@@ -97,6 +97,11 @@ func tenantHandler(w Webhooks, log *slog.Logger, fn func(c *gin.Context, tenantI
 	}
 	return func(c *gin.Context) {
 		p, err := mustPrincipal(c)
+		if err == nil && !p.MayAuthorize() {
+			// The webhook receives every account's events and messages: a key
+			// restricted to some accounts must not redirect or read them.
+			err = errs.E(errs.Forbidden, "a key restricted to some accounts cannot manage the tenant's webhook; use an unrestricted key")
+		}
 		if err == nil {
 			err = fn(c, p.TenantID)
 		}
@@ -117,7 +122,7 @@ func handlePutWebhook(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toWebhookJSON(hook, created))
+		c.PureJSON(http.StatusOK, toWebhookJSON(hook, created))
 		return nil
 	})
 }
@@ -129,7 +134,7 @@ func handleGetWebhook(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toWebhookJSON(hook, false))
+		c.PureJSON(http.StatusOK, toWebhookJSON(hook, false))
 		return nil
 	})
 }
@@ -152,7 +157,7 @@ func handleRotateWebhookSecret(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toWebhookJSON(hook, true))
+		c.PureJSON(http.StatusOK, toWebhookJSON(hook, true))
 		return nil
 	})
 }
@@ -176,7 +181,7 @@ func handleListDeliveries(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		for i, d := range list {
 			out[i] = toDeliveryJSON(d)
 		}
-		c.JSON(http.StatusOK, deliveryList{Deliveries: out})
+		c.PureJSON(http.StatusOK, deliveryList{Deliveries: out})
 		return nil
 	})
 }
@@ -188,7 +193,7 @@ func handleRedeliver(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusAccepted, toDeliveryJSON(d))
+		c.PureJSON(http.StatusAccepted, toDeliveryJSON(d))
 		return nil
 	})
 }
@@ -200,7 +205,7 @@ func handleTestWebhook(w Webhooks, log *slog.Logger) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusAccepted, toDeliveryJSON(d))
+		c.PureJSON(http.StatusAccepted, toDeliveryJSON(d))
 		return nil
 	})
 }

@@ -21,7 +21,9 @@ func TestWebhookRoutes(t *testing.T) {
 					f.deps.Webhooks = webhook.New(webhook.Options{Store: f.store, ComponentAppID: tfComponent, Now: f.clock.Now})
 				})
 			})
-			_, acme := f.issueKey(f.createTenant("acme"), nil)
+			acmeID := f.createTenant("acme")
+			_, acme := f.issueKey(acmeID, nil)
+			_, restricted := f.issueKey(acmeID, map[string]any{"appids": []string{"wxaaaaaaaaaaaaaaa1"}})
 			_, globex := f.issueKey(f.createTenant("globex"), nil)
 			call := func(method, path, key string, body any) (int, map[string]any) {
 				w := f.do(method, path, body, "Authorization", "Bearer "+key)
@@ -38,6 +40,9 @@ func TestWebhookRoutes(t *testing.T) {
 				check                   func(t *testing.T, got map[string]any)
 			}{
 				{name: "no webhook yet", method: "GET", path: "/v1/webhook", key: acme, want: 404},
+				{name: "a restricted key cannot set the tenant's webhook", method: "PUT", path: "/v1/webhook", key: restricted, body: map[string]any{"url": "https://attacker.example/x"}, want: 403},
+				{name: "a restricted key cannot read it", method: "GET", path: "/v1/webhook", key: restricted, want: 403},
+				{name: "a restricted key cannot list deliveries", method: "GET", path: "/v1/webhook/deliveries", key: restricted, want: 403},
 				{name: "test without a webhook", method: "POST", path: "/v1/webhook/test", key: acme, want: 404},
 				{name: "rotate without a webhook", method: "POST", path: "/v1/webhook/rotate-secret", key: acme, want: 404},
 				{name: "http refused", method: "PUT", path: "/v1/webhook", key: acme, body: map[string]any{"url": "http://hooks.example.com/x"}, want: 400,
@@ -54,9 +59,9 @@ func TestWebhookRoutes(t *testing.T) {
 							t.Fatalf("got %v, want url, events, a whsec_ secret and created_at", got)
 						}
 					}},
-				{name: "change: no secret", method: "PUT", path: "/v1/webhook", key: acme, body: map[string]any{"url": "https://hooks.example.com/y"}, want: 200,
+				{name: "change: no secret", method: "PUT", path: "/v1/webhook", key: acme, body: map[string]any{"url": "https://hooks.example.com/y?a=1&b=2"}, want: 200,
 					check: func(t *testing.T, got map[string]any) {
-						if _, ok := got["secret"]; ok || got["url"] != "https://hooks.example.com/y" {
+						if _, ok := got["secret"]; ok || got["url"] != "https://hooks.example.com/y?a=1&b=2" {
 							t.Fatalf("got %v, want the new url and no secret", got)
 						}
 					}},

@@ -163,7 +163,14 @@ func errLookupUnavailable(cause error) error {
 // miss answers false without the store; a store that cannot be reached
 // answers store_unavailable.
 func (d *Directory) lookup(ctx context.Context, name string, known func(*snapshot) bool) (bool, error) {
-	if d.remembered(name) {
+	return d.lookupMaybeRemembered(ctx, name, true, known)
+}
+
+// lookupMaybeRemembered is lookup; with useMisses false a remembered miss
+// is not trusted (a binding asked about before it was made through another
+// replica must be found at once when asked again).
+func (d *Directory) lookupMaybeRemembered(ctx context.Context, name string, useMisses bool, known func(*snapshot) bool) (bool, error) {
+	if useMisses && d.remembered(name) {
 		d.noteLookup(LookupRemembered)
 		return false, nil
 	}
@@ -193,7 +200,11 @@ func (d *Directory) Authorize(ctx context.Context, tenantID, appid string) (bool
 	if d.Bound(tenantID, appid) {
 		return true, nil
 	}
-	return d.lookup(ctx, "b\x00"+tenantID+"\x00"+appid, func(s *snapshot) bool {
+	// Binding misses are not remembered: "call, not found, the operator
+	// binds on another replica, call again" is an ordinary sequence, and
+	// the coalesced, spaced catch-ups already bound what unknown appids
+	// cost (one revision read per LookupSpacing).
+	return d.lookupMaybeRemembered(ctx, "b\x00"+tenantID+"\x00"+appid, false, func(s *snapshot) bool {
 		_, ok := slices.BinarySearch(s.bound[tenantID], appid)
 		return ok
 	})
@@ -228,6 +239,20 @@ func (d *Directory) Recheck(p Principal, appid string) error {
 	}
 	if _, ok := slices.BinarySearch(s.bound[p.TenantID], appid); !ok {
 		return errs.E(errs.NotFound, "authorizer not found")
+	}
+	return nil
+}
+
+// CatchUp brings the snapshot up to what the store held when it was called
+// (one coalesced revision read): for the reads that must see writes made
+// through another replica a moment ago but are not on the hot path, such
+// as a tenant's account listing. Errors: store_unavailable.
+func (d *Directory) CatchUp(ctx context.Context) error {
+	if err := d.CheckFresh(); err != nil {
+		return err
+	}
+	if err := d.catchUp(ctx); err != nil {
+		return errLookupUnavailable(err)
 	}
 	return nil
 }

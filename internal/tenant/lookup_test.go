@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,6 +120,43 @@ func TestWritesThroughOneReplicaWorkAtOnceOnAnother(t *testing.T) {
 			}
 			if ok, err := b.Directory.Authorize(ctx, tn.ID, "wxbbbbbbbbbbbbbbb1"); ok || err != nil {
 				t.Fatalf("an account bound nowhere: got %v, %v; want false", ok, err)
+			}
+		})
+
+		journey.Step(t, "asked on b before it was bound on a, then bound: found at once", func(t *testing.T) {
+			const later = "wxaaaaaaaaaaaaaaa2"
+			if _, err := stA.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: component, AppID: later, Status: store.StatusAuthorized,
+				AccessToken: "at2", RefreshToken: "rt2", TokenExpiresAt: clock.Now().Add(time.Hour)}, ""); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := b.Directory.Authorize(ctx, tn.ID, later); ok || err != nil {
+				t.Fatalf("before the binding: got %v, %v; want false", ok, err)
+			}
+			if err := a.Admin.Bind(ctx, tn.ID, later); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := b.Directory.Authorize(ctx, tn.ID, later); !ok || err != nil {
+				t.Fatalf("asked again right after the binding: got %v, %v; want true (a remembered miss must not hide it)", ok, err)
+			}
+		})
+
+		journey.Step(t, "a listing and return_url hosts on b see a's writes after CatchUp", func(t *testing.T) {
+			const listed = "wxaaaaaaaaaaaaaaa3"
+			if _, err := stA.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: component, AppID: listed, Status: store.StatusAuthorized,
+				AccessToken: "at3", RefreshToken: "rt3", TokenExpiresAt: clock.Now().Add(time.Hour)}, tn.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Admin.UpdateTenant(ctx, tn.ID, func(t *store.Tenant) error { t.ReturnURLHosts = []string{"shop.example"}; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Directory.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(b.Directory.BoundAppIDs(tn.ID), listed) {
+				t.Fatalf("listing on b: %v, want %s", b.Directory.BoundAppIDs(tn.ID), listed)
+			}
+			if hosts, _ := b.Directory.ReturnURLHosts(tn.ID); !slices.Equal(hosts, []string{"shop.example"}) {
+				t.Fatalf("return_url hosts on b: %v, want [shop.example]", hosts)
 			}
 		})
 
