@@ -254,6 +254,57 @@ func TestFollowerMessagesAreQueuedOnce(t *testing.T) {
 	})
 }
 
+// TestEventsOfOneSecondAreQueuedApart: two different events a follower
+// causes in the same second (a menu click and a scan) are two messages,
+// both for the receipt and for the webhook, while WeChat's retry of one of
+// them is still one.
+func TestEventsOfOneSecondAreQueuedApart(t *testing.T) {
+	t.Parallel()
+	const appid = "wxe2e0000000000m03"
+	st := newStack(t, stackOptions{Accounts: []sim.AccountSpec{{AppID: appid, Followers: 2}},
+		Env: func(env map[string]string) { env["WXGATE_WEBHOOK_ALLOW_PRIVATE"] = "true" }})
+	recv := newHookReceiver(t)
+	st.putWebhook(st.Key, recv.URL, []string{"message.received"})
+	eventually(t, 5*time.Second, "binding visible", func() bool {
+		code, _ := st.call(http.MethodGet, "/v1/authorizers/"+appid, st.Key, nil, nil)
+		return code == 200
+	})
+	at := time.Now().Unix() - 5
+	for _, m := range []sim.FollowerMessage{
+		{MsgType: "event", Event: "CLICK", EventKey: "MENU_1", CreateTime: at, Copies: 2},
+		{MsgType: "event", Event: "SCAN", EventKey: "123", CreateTime: at, Copies: 2},
+	} {
+		journey.Step(t, m.Event+" at the same second, pushed twice, is answered success", func(t *testing.T) {
+			ds, err := st.Sim.PushMessage(t.Context(), appid, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				if d.Problem != "" || d.Body != "success" {
+					t.Fatalf("answer: got %d %q (%s), want 200 success", d.Status, d.Body, d.Problem)
+				}
+			}
+		})
+	}
+	journey.Step(t, "two receipts and two webhook events, one per event", func(t *testing.T) {
+		if rows := inboundRows(t, st.DBURL, appid); rows[st.TenantID] != 2 || len(rows) != 1 {
+			t.Fatalf("receipts: got %v, want 2 for %s", rows, st.TenantID)
+		}
+		db, err := sql.Open("pgx", st.DBURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM webhook_events WHERE tenant_id = $1 AND appid = $2 AND type = 'message.received'", st.TenantID, appid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Fatalf("message.received webhook events: got %d, want 2", n)
+		}
+	})
+}
+
 // TestMessageURLRefusalsChangeNothing: a forged signature (401), a
 // malformed body (400) and an oversize body (413) of a QUERY_AUTH_CODE or an
 // ordinary message call nothing at WeChat and queue nothing; the GET URL
