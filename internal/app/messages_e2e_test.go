@@ -322,11 +322,12 @@ func TestMessageURLRefusalsChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	openid, _ := st.Sim.FollowerOpenID(appid, 0)
-	plain := func(content string) []byte {
+	plainAt := func(content string, created int64) []byte {
 		return []byte("<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[" + openid +
-			"]]></FromUserName><CreateTime>" + strconv.FormatInt(time.Now().Unix(), 10) +
+			"]]></FromUserName><CreateTime>" + strconv.FormatInt(created, 10) +
 			"</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" + content + "]]></Content><MsgId>77</MsgId></xml>")
 	}
+	plain := func(content string) []byte { return plainAt(content, time.Now().Unix()) }
 	post := func(t *testing.T, body []byte, sig, ts string) (int, string) {
 		q := url.Values{"timestamp": {ts}, "nonce": {"42"}, "encrypt_type": {"aes"}, "msg_signature": {sig}, "openid": {openid}}
 		resp, err := st.client.Post(st.base()+"/wechat/accounts/"+appid+"/callback?"+q.Encode(), "text/xml", bytes.NewReader(body))
@@ -340,21 +341,29 @@ func TestMessageURLRefusalsChangeNothing(t *testing.T) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	forgedBody, forgedSig, _ := forger.SealMessage(plain("QUERY_AUTH_CODE:queryauthcode@@@forged"), "gh_x", ts, "42")
 	validBody, validSig, _ := good.SealMessage(plain("hello"), "gh_x", ts, "42")
+	// Six minutes ahead: past the five-minute window the event URL allows.
+	ahead := time.Now().Add(6 * time.Minute).Unix()
+	aheadTS := strconv.FormatInt(ahead, 10)
+	aheadURLBody, aheadURLSig, _ := good.SealMessage(plain("QUERY_AUTH_CODE:queryauthcode@@@ahead"), "gh_x", aheadTS, "42")
+	aheadMsgBody, aheadMsgSig, _ := good.SealMessage(plainAt("hello", ahead), "gh_x", ts, "42")
 	for _, tc := range []struct {
 		name string
 		body []byte
 		sig  string
+		ts   string
 		want int
 	}{
-		{"forged signature on a QUERY_AUTH_CODE", forgedBody, forgedSig, 401},
-		{"valid body, signature of another body", validBody, forgedSig, 401},
-		{"no signature", validBody, "", 401},
-		{"not XML", []byte("hello"), validSig, 400},
-		{"oversize", append(bytes.Repeat([]byte(" "), 70<<10), validBody...), validSig, 413},
+		{"forged signature on a QUERY_AUTH_CODE", forgedBody, forgedSig, ts, 401},
+		{"valid body, signature of another body", validBody, forgedSig, ts, 401},
+		{"no signature", validBody, "", ts, 401},
+		{"not XML", []byte("hello"), validSig, ts, 400},
+		{"oversize", append(bytes.Repeat([]byte(" "), 70<<10), validBody...), validSig, ts, 413},
+		{"a URL timestamp six minutes ahead on a QUERY_AUTH_CODE", aheadURLBody, aheadURLSig, aheadTS, 400},
+		{"a CreateTime six minutes ahead", aheadMsgBody, aheadMsgSig, ts, 400},
 	} {
 		journey.Step(t, tc.name+" is refused and changes nothing", func(t *testing.T) {
 			calls := simCalls(st)
-			code, body := post(t, tc.body, tc.sig, ts)
+			code, body := post(t, tc.body, tc.sig, tc.ts)
 			if code != tc.want {
 				t.Fatalf("status: got %d %q, want %d", code, body, tc.want)
 			}
@@ -367,6 +376,16 @@ func TestMessageURLRefusalsChangeNothing(t *testing.T) {
 			}
 		})
 	}
+	journey.Step(t, "a message created before the replay window is acknowledged and not queued", func(t *testing.T) {
+		old := time.Now().Add(-8 * 24 * time.Hour).Unix()
+		body, sig, _ := good.SealMessage(plainAt("hello", old), "gh_x", ts, "42")
+		if code, got := post(t, body, sig, ts); code != 200 || got != "success" {
+			t.Fatalf("got %d %q, want 200 success", code, got)
+		}
+		if rows := inboundRows(t, st.DBURL, appid); len(rows) != 0 {
+			t.Fatalf("queued: got %v, want nothing", rows)
+		}
+	})
 	journey.Step(t, "the genuine message is queued", func(t *testing.T) {
 		if code, body := post(t, validBody, validSig, ts); code != 200 || body != "success" {
 			t.Fatalf("got %d %q, want 200 success", code, body)
