@@ -199,6 +199,12 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Queue: st, Owner: owner, AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout,
 		Poll: webhookPoll, Now: now, Logger: log, Metrics: metrics,
 	})
+	// Webhooks: the tenant's webhook API; it also queues messages and tells
+	// the tenants holding an account of a binding waiting for approval.
+	webhooks := webhook.New(webhook.Options{
+		Store: st, ComponentAppID: cfg.ComponentAppID, AllowPrivate: cfg.WebhookAllowPrivate,
+		Now: now, Logger: log, Wake: dispatcher.Wake,
+	})
 	credentials := component.NewCredentials(component.CredentialOptions{
 		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Owner: owner,
 		Now: now, Logger: log, Metrics: metrics,
@@ -224,17 +230,17 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		},
 		Tenants:                tenants.Directory,
 		AutoBindSharedAccounts: cfg.AutoBindSharedAccounts,
+		OnPendingBinding: func(ctx context.Context, tenantID, appid string, _ []string) {
+			if err := webhooks.BindingRequested(ctx, tenantID, appid); err != nil {
+				log.WarnContext(ctx, "platform: telling the account's tenants of a pending binding failed", "appid", appid, "err", err.Error())
+			}
+		},
 	})
 	// The event URL's policy: which pushes are refused, applied, or
 	// acknowledged without effect.
 	events := component.NewEvents(component.EventOptions{
 		AppID: cfg.ComponentAppID, Crypter: crypter, Handler: flow, Receipts: st,
 		ReplayWindow: eventReceiptRetention, Now: now, Logger: log, Metrics: metrics,
-	})
-	// Webhooks: the tenant's webhook API; it also queues messages.
-	webhooks := webhook.New(webhook.Options{
-		Store: st, ComponentAppID: cfg.ComponentAppID, AllowPrivate: cfg.WebhookAllowPrivate,
-		Now: now, Logger: log, Wake: dispatcher.Wake,
 	})
 	// The accounts' message URL: the release test answered by the
 	// platform, everything else a message.received webhook event for the
@@ -286,6 +292,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Metrics:        metrics,
 		Store:          st,
 		WeChat:         wx,
+		Tickets:        credentials,
 		Tenant: httpapi.TenantDeps{
 			AdminToken:   cfg.AdminToken,
 			Now:          now,

@@ -111,7 +111,7 @@ func TestWebhookEventsArriveSigned(t *testing.T) {
 	ctx := context.Background()
 	recv, other := newHookReceiver(t), newHookReceiver(t)
 	const appid = "wx5e0000000000a001"
-	var secret string
+	var secret, globexKey string
 	var tokens []string // every token the account had, none may be in an event
 
 	st.step(t, "register webhooks for acme and for another tenant", func(st *stack) {
@@ -131,6 +131,7 @@ func TestWebhookEventsArriveSigned(t *testing.T) {
 		var k struct{ Key string }
 		st.must(http.MethodPost, "/admin/tenants/"+tn.ID+"/keys", testAdminToken, nil, &k, 201)
 		st.putWebhook(k.Key, other.URL, nil)
+		globexKey = k.Key
 	})
 	st.step(t, "authorized through acme's session", func(st *stack) {
 		if err := st.Sim.CreateAccount(sim.AccountSpec{AppID: appid, Followers: 3, PermissionSets: []int{2}}); err != nil {
@@ -166,6 +167,19 @@ func TestWebhookEventsArriveSigned(t *testing.T) {
 		if !strings.Contains(string(ev.Data), `"content":"hello from a follower"`) || !strings.Contains(string(ev.Data), `"msg_type":"text"`) {
 			st.t.Fatalf("message.received data = %s", ev.Data)
 		}
+	})
+	st.step(t, "another tenant authorizes the account: acme is told, the binding waits", func(st *stack) {
+		var auth struct{ URL string }
+		st.must(http.MethodPost, "/v1/authorizations", globexKey, map[string]any{"return_url": "https://tenant.example/back"}, &auth, 201)
+		u, _ := url.Parse(auth.URL)
+		if _, err := st.Sim.Authorize(ctx, appid, u.Query().Get("pre_auth_code")); err != nil {
+			st.t.Fatal(err)
+		}
+		ev := recv.waitFor(st.t, "authorizer.binding_requested", appid)
+		if !strings.Contains(string(ev.Data), `"pending":true`) || strings.Contains(string(ev.Data), "tn_") {
+			st.t.Fatalf("binding_requested data = %s, want pending and no tenant id", ev.Data)
+		}
+		tokens = append(tokens, st.Sim.CurrentAccessToken(appid))
 	})
 	st.step(t, "permission sets change: updated, with the new sets", func(st *stack) {
 		if err := st.Sim.SetPermissionSets(ctx, appid, []int{1, 2}, true); err != nil {
@@ -222,10 +236,11 @@ func TestWebhookEventsArriveSigned(t *testing.T) {
 			}
 		}
 		st.must(http.MethodGet, "/v1/webhook/deliveries?status=delivered&limit=10", st.Key, nil, &out, 200)
-		// authorized, message.received (once, though pushed twice), updated,
-		// needs_reauthorization, unauthorized, webhook.test.
-		if len(out.Deliveries) != 6 || out.Deliveries[0].Type != "webhook.test" || out.Deliveries[0].Attempts != 1 {
-			st.t.Fatalf("deliveries = %+v, want 6 delivered, the test event first", out.Deliveries)
+		// authorized, message.received (once, though pushed twice),
+		// binding_requested, updated, needs_reauthorization, unauthorized,
+		// webhook.test.
+		if len(out.Deliveries) != 7 || out.Deliveries[0].Type != "webhook.test" || out.Deliveries[0].Attempts != 1 {
+			st.t.Fatalf("deliveries = %+v, want 7 delivered, the test event first", out.Deliveries)
 		}
 		st.must(http.MethodGet, "/v1/webhook/deliveries?status=bogus", st.Key, nil, nil, 400)
 		st.must(http.MethodPost, "/v1/webhook/deliveries/"+out.Deliveries[1].ID+"/redeliver", st.Key, nil, nil, 202)

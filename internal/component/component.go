@@ -86,6 +86,8 @@ type Credentials struct {
 	// started is when this replica began waiting for tickets: with none
 	// stored yet, the ticket-age metric counts from here.
 	started time.Time
+	// warnedNoTicket: the missing first ticket was logged (once).
+	warnedNoTicket bool
 }
 
 // NewCredentials builds Credentials; call Load or Tick before the first Token.
@@ -424,6 +426,21 @@ func (t *Credentials) Status(ctx context.Context) (Status, error) {
 	return s, nil
 }
 
+// NoTicketWarning is how long a replica waits for its first
+// component_verify_ticket before it logs (once) and /readyz says that none
+// arrived: WeChat pushes one every 10 minutes, and right away once the
+// authorization event URL is saved on the Open Platform.
+const NoTicketWarning = time.Minute
+
+// TicketWait reports how long this replica has waited without any ticket
+// stored; ok is false once a ticket exists.
+func (t *Credentials) TicketWait() (waited time.Duration, ok bool) {
+	if !t.cached().TicketReceivedAt.IsZero() {
+		return 0, false
+	}
+	return t.o.Now().Sub(t.started), true
+}
+
 // Tick reloads the stored state, updates the ticket-age metric and renews
 // the token when it is due. Run calls it every PollInterval; tests call it
 // after moving their clock.
@@ -443,6 +460,12 @@ func (t *Credentials) Tick(ctx context.Context) error {
 			since = st.TicketReceivedAt
 		}
 		t.o.Metrics.TicketAge.Set(now.Sub(since).Seconds())
+	}
+	if st.TicketReceivedAt.IsZero() && now.Sub(t.started) >= NoTicketWarning && !t.warnedNoTicket {
+		t.warnedNoTicket = true
+		t.log.WarnContext(ctx, "component: no component_verify_ticket has arrived yet",
+			"waited", now.Sub(t.started).Round(time.Second).String(),
+			"hint", "WeChat pushes tickets to the authorization event URL (PUBLIC_URL/wechat/events) set on the Open Platform; outside production, start `wxgate sim` with --event-url pointing here")
 	}
 	if errs.Is(err, errs.NotFound) {
 		return nil // no component state yet

@@ -47,6 +47,10 @@ func TestComponentTokenFromTicket(t *testing.T) {
 			if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 1500 {
 				t.Fatalf("ticket age before any ticket: got %v, want 1500 s", age)
 			}
+			// /readyz reads the same wait.
+			if waited, ok := p.Credentials.TicketWait(); !ok || waited != 25*time.Minute {
+				t.Fatalf("TicketWait before any ticket: got %v, %v; want 25m, true", waited, ok)
+			}
 		})
 
 		journey.Step(t, "the first ticket fetches the token", func(t *testing.T) {
@@ -54,6 +58,9 @@ func TestComponentTokenFromTicket(t *testing.T) {
 			p.PushTicket()
 			if age := testutil.ToFloat64(p.Metrics.TicketAge); age != 0 {
 				t.Fatalf("ticket age after a push: got %v, want 0", age)
+			}
+			if _, ok := p.Credentials.TicketWait(); ok {
+				t.Fatal("TicketWait after a ticket: still waiting")
 			}
 			if n := p.Calls(sim.EndpointComponentToken, ""); n != 1 {
 				t.Fatalf("api_component_token calls after the first ticket: got %d, want 1", n)

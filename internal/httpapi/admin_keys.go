@@ -48,10 +48,13 @@ type keyJSON struct {
 	LastUsedAt *string  `json:"last_used_at"`
 }
 
+// newKeyJSON answers an unrestricted key's appids as null, never []: an
+// admin tool that sends back what it read must not meet the refusal of an
+// empty restriction.
 func newKeyJSON(k store.Key) keyJSON {
-	appids := k.AppIDs
-	if appids == nil {
-		appids = []string{}
+	var appids []string
+	if len(k.AppIDs) > 0 {
+		appids = k.AppIDs
 	}
 	return keyJSON{KID: k.KID, Name: k.Name, AppIDs: appids, CreatedAt: adminTime(k.CreatedAt),
 		ExpiresAt: adminTimePtr(k.ExpiresAt), RevokedAt: adminTimePtr(k.RevokedAt), LastUsedAt: adminTimePtr(k.LastUsedAt)}

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/wechat"
@@ -30,7 +31,13 @@ type Reacher interface {
 // replica unready: every replica shares WeChat, and taking them all out of
 // the balancer during a WeChat outage would also stop the admin API, the
 // tenant API's answers from memory and WeChat's own event pushes.
-func handleReadyz(store Pinger, wx Reacher, log *slog.Logger) gin.HandlerFunc {
+// TicketWaiter says how long the replica has waited for its first
+// component_verify_ticket (component.Credentials).
+type TicketWaiter interface {
+	TicketWait() (waited time.Duration, ok bool)
+}
+
+func handleReadyz(store Pinger, wx Reacher, tickets TicketWaiter, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 		defer cancel()
@@ -39,8 +46,26 @@ func handleReadyz(store Pinger, wx Reacher, log *slog.Logger) gin.HandlerFunc {
 			c.String(http.StatusServiceUnavailable, "store unreachable")
 			return
 		}
-		c.String(http.StatusOK, "ready\nstore: ok\n"+wechatLine(wx))
+		c.String(http.StatusOK, "ready\nstore: ok\n"+wechatLine(wx)+ticketLine(tickets))
 	}
+}
+
+// ticketLine says when no component_verify_ticket has arrived yet: without
+// one the gateway never calls WeChat, so the wechat line alone would read
+// "not called yet" forever.
+func ticketLine(tickets TicketWaiter) string {
+	if tickets == nil {
+		return ""
+	}
+	waited, ok := tickets.TicketWait()
+	if !ok {
+		return "component: ticket received\n"
+	}
+	line := fmt.Sprintf("component: no component_verify_ticket yet (waited %s)\n", waited.Round(time.Second))
+	if waited >= component.NoTicketWarning {
+		line += "hint: WeChat pushes tickets to the authorization event URL (PUBLIC_URL/wechat/events) set on the Open Platform; outside production, start `wxgate sim` with --event-url pointing here\n"
+	}
+	return line
 }
 
 // wechatLine is /readyz's plain statement of WeChat's reachability.

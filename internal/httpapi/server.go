@@ -30,6 +30,8 @@ type Deps struct {
 	Store   Pinger
 	// WeChat reports WeChat's reachability on /readyz (nil: not reported).
 	WeChat Reacher
+	// Tickets says on /readyz whether a component_verify_ticket arrived.
+	Tickets TicketWaiter
 	// Tenant holds the tenant, key and admin services (deps_tenant.go).
 	Tenant TenantDeps
 	// Platform holds the platform backend services (deps_platform.go).

@@ -19,7 +19,7 @@ type ExportLimits struct {
 	// together.
 	PerReplica int
 	// Deadline is the absolute time an export may take to reach its client,
-	// from its first byte: a stalled or slow reader is cut off then,
+	// counted from when it took its slot: a stalled or slow reader is cut off then,
 	// whatever it read so far.
 	Deadline time.Duration
 }

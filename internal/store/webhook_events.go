@@ -22,12 +22,15 @@ const (
 	EventUpdated              = "authorizer.updated"
 	EventUnauthorized         = "authorizer.unauthorized"
 	EventNeedsReauthorization = "authorizer.needs_reauthorization"
-	EventMessageReceived      = "message.received"
-	EventWebhookTest          = "webhook.test"
+	// EventBindingRequested tells the tenants holding an account that
+	// another tenant authorized it and waits for the operator's approval.
+	EventBindingRequested = "authorizer.binding_requested"
+	EventMessageReceived  = "message.received"
+	EventWebhookTest      = "webhook.test"
 )
 
 // EventTypes lists every webhook event type.
-var EventTypes = []string{EventAuthorized, EventUpdated, EventUnauthorized, EventNeedsReauthorization, EventMessageReceived, EventWebhookTest}
+var EventTypes = []string{EventAuthorized, EventUpdated, EventUnauthorized, EventNeedsReauthorization, EventBindingRequested, EventMessageReceived, EventWebhookTest}
 
 // WebhookEvent is one event of the outbox, for one tenant. Body is the
 // exact JSON every attempt sends.

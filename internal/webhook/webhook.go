@@ -189,6 +189,28 @@ func (s *Service) EnqueueForAccount(ctx context.Context, appid string, msg map[s
 	return n, err
 }
 
+// BindingRequestedData is the data of authorizer.binding_requested. It
+// never names the requesting tenant: tenants do not learn of each other.
+type BindingRequestedData struct {
+	AppID   string `json:"appid"`
+	Pending bool   `json:"pending"`
+	Detail  string `json:"detail"`
+}
+
+// BindingRequested queues authorizer.binding_requested for the tenants
+// holding appid: another tenant (requestingTenant, not disclosed to them)
+// authorized it and its binding waits for the operator's approval. One
+// event per request, however often the flow reports it.
+func (s *Service) BindingRequested(ctx context.Context, requestingTenant, appid string) error {
+	n, err := s.o.Store.EnqueueAccountEvent(ctx, s.o.ComponentAppID, appid, store.EventBindingRequested,
+		"binding:"+requestingTenant, BindingRequestedData{AppID: appid, Pending: true,
+			Detail: "another tenant of this platform authorized this account; the operator decides whether it is bound to that tenant too"})
+	if err == nil && n > 0 {
+		s.o.Wake()
+	}
+	return err
+}
+
 // MessageReceived is EnqueueForAccount for a callback that only needs to
 // know whether queueing failed.
 func (s *Service) MessageReceived(ctx context.Context, appid string, msg map[string]any) error {
