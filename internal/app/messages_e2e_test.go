@@ -62,6 +62,29 @@ func queryAuths(s *sim.Simulator, _ string) int64 {
 	return s.Counters().Calls[sim.EndpointQueryAuth]
 }
 
+// releaseAnswered waits until want QUERY_AUTH_CODE answers are finished:
+// their receipts are in event_receipts and no answer's lease is held. The
+// receipt is written only after custom/send succeeded and the lease given
+// back after the receipt, so this cannot hold before the one answer is
+// sent; from then on a copy that takes the lease finds the receipt, and a
+// send it made anyway would be a second custom/send the caller counts.
+func releaseAnswered(t testing.TB, dbURL string, want int) {
+	t.Helper()
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eventually(t, 10*time.Second, "the QUERY_AUTH_CODE answer recorded and its lease released", func() bool {
+		var receipts, held int
+		if err := db.QueryRow(`SELECT (SELECT count(*) FROM event_receipts WHERE digest LIKE 'query_auth_code:%'),
+  (SELECT count(*) FROM leases WHERE name LIKE 'query_auth_code:%')`).Scan(&receipts, &held); err != nil {
+			t.Fatal(err)
+		}
+		return receipts >= want && held == 0
+	})
+}
+
 // wantPassed fails t with the report unless every item passed.
 func wantPassed(t *testing.T, rep sim.ReleaseReport) {
 	t.Helper()
@@ -80,6 +103,7 @@ func TestReleaseTestThroughServe(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, stackOptions{})
 	st.startAuthorization()
+	sendsBefore := customSends(st.Sim)
 	for group := 1; group <= len(sim.ReleaseGroups); group++ {
 		appid := sim.ReleaseGroups[group-1].AppID
 		journey.Step(t, "group "+strconv.Itoa(group)+": every item passes, one custom/send across three copies", func(t *testing.T) {
@@ -89,9 +113,7 @@ func TestReleaseTestThroughServe(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantPassed(t, rep)
-			// The background answer is done once the simulator saw it;
-			// give a late duplicate time to show.
-			time.Sleep(300 * time.Millisecond)
+			releaseAnswered(t, st.DBURL, group)
 			if n := customSends(st.Sim) - before; n != 1 {
 				t.Fatalf("custom/send calls: got %d, want exactly 1", n)
 			}
@@ -127,6 +149,14 @@ func TestReleaseTestThroughServe(t *testing.T) {
 			}
 		})
 	}
+	journey.Step(t, "once the replica stopped, its background answers finished: one custom/send per group", func(t *testing.T) {
+		if err := st.Replicas[0].Stop(t); err != nil {
+			t.Fatal(err)
+		}
+		if n := customSends(st.Sim) - sendsBefore; n != int64(len(sim.ReleaseGroups)) {
+			t.Fatalf("custom/send calls: got %d, want %d", n, len(sim.ReleaseGroups))
+		}
+	})
 }
 
 // TestReleaseTestOnThreeReplicas: three replicas on one database, the
@@ -144,7 +174,14 @@ func TestReleaseTestOnThreeReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPassed(t, rep)
-	time.Sleep(300 * time.Millisecond)
+	releaseAnswered(t, st.DBURL, 1)
+	// Stopping waits for each replica's background answers, so a late
+	// duplicate is counted below.
+	for _, r := range st.Replicas {
+		if err := r.Stop(t); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if n := customSends(st.Sim) - before; n != 1 {
 		t.Fatalf("custom/send calls across three replicas: got %d, want exactly 1", n)
 	}
@@ -361,7 +398,9 @@ func TestMessageURLRefusalsChangeNothing(t *testing.T) {
 			if code != tc.want {
 				t.Fatalf("status: got %d %q, want %d", code, body, tc.want)
 			}
-			time.Sleep(100 * time.Millisecond) // a background answer would have started
+			// No wait is needed: the account is bound to a tenant, where
+			// nothing is answered in the background, and a push that got
+			// through would have been queued before its answer.
 			if after := simCalls(st); after[sim.EndpointQueryAuth] != calls[sim.EndpointQueryAuth] || after[sim.EndpointCustomSend] != calls[sim.EndpointCustomSend] {
 				t.Fatalf("WeChat calls: got %v after, %v before; want none", after, calls)
 			}
