@@ -122,6 +122,9 @@ func (s *schemas) ref(name string, v any) map[string]any {
 // describeField marks the fields a struct always carries (no omitempty) as
 // required and times as date-time, and names the error codes.
 func describeField(name string, t reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
+	if d, ok := fieldDocs[name]; ok && schema.Description == "" {
+		schema.Description = d
+	}
 	if strings.HasSuffix(name, "_at") || name == "hour" || name == "from" || name == "to" {
 		schema.Format = "date-time"
 	}

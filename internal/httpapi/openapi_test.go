@@ -48,6 +48,25 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	if err := doc.Validate(context.Background(), openapi3.EnableExamplesValidation()); err != nil {
 		t.Fatalf("the OpenAPI document is invalid: %v", err)
 	}
+	// Every field of every schema is described.
+	var undescribed func(name string, s *openapi3.SchemaRef)
+	seen := map[*openapi3.Schema]bool{}
+	undescribed = func(name string, s *openapi3.SchemaRef) {
+		if s == nil || s.Value == nil || seen[s.Value] {
+			return
+		}
+		seen[s.Value] = true
+		for prop, ps := range s.Value.Properties {
+			if ps.Value != nil && ps.Value.Description == "" && ps.Ref == "" {
+				t.Errorf("schema %s: field %q has no description (internal/httpapi/openapi_fields.go)", name, prop)
+			}
+			undescribed(name+"."+prop, ps)
+		}
+		undescribed(name, s.Value.Items)
+	}
+	for name, s := range doc.Components.Schemas {
+		undescribed(name, s)
+	}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if op.Summary == "" || op.OperationID == "" {
