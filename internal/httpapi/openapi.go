@@ -125,6 +125,9 @@ func describeField(name string, t reflect.Type, tag reflect.StructTag, schema *o
 	if d, ok := fieldDocs[name]; ok && schema.Description == "" {
 		schema.Description = d
 	}
+	if nullableFields[name] {
+		schema.Nullable = true
+	}
 	if strings.HasSuffix(name, "_at") || name == "hour" || name == "from" || name == "to" {
 		schema.Format = "date-time"
 	}

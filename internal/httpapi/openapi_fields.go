@@ -1,5 +1,9 @@
 package httpapi
 
+// nullableFields are slices answered as null when empty: an unrestricted
+// key's appids (never [], which would be refused if sent back).
+var nullableFields = map[string]bool{"appids": true}
+
 // fieldDocs describes every JSON field of the API's request and response
 // bodies by name, for the OpenAPI document (TestOpenAPIDocumentIsValid
 // fails when a field has none). A name means the same thing wherever it
