@@ -454,7 +454,8 @@ var staticRoutes = []staticRoute{
 	{method: "DELETE", path: "/v1/webhook", id: "deleteWebhook", security: "tenantKey", status: 204,
 		summary: "Remove the webhook; its pending deliveries end failed.", errors: tenantErrors},
 	{method: "POST", path: "/v1/webhook/rotate-secret", id: "rotateWebhookSecret", security: "tenantKey", status: 200, resp: webhookJSON{},
-		summary: "A new signing secret (in the answer); the old one keeps signing beside it for 24 h.", errors: tenantErrors},
+		summary: "A new signing secret (in the answer); the old one keeps signing beside it for 24 h. 409 while a previous rotation's grace lasts.",
+		errors:  append([]int{409}, tenantErrors...)},
 	{method: "GET", path: "/v1/webhook/deliveries", id: "listWebhookDeliveries", security: "tenantKey", status: 200, resp: deliveryList{},
 		query: []map[string]any{
 			query("status", "only deliveries with this status", map[string]any{"type": "string", "enum": []string{"pending", "delivered", "failed"}}),
