@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -63,6 +62,29 @@ func queryAuths(s *sim.Simulator, _ string) int64 {
 	return s.Counters().Calls[sim.EndpointQueryAuth]
 }
 
+// releaseAnswered waits until want QUERY_AUTH_CODE answers are finished:
+// their receipts are in event_receipts and no answer's lease is held. The
+// receipt is written only after custom/send succeeded and the lease given
+// back after the receipt, so this cannot hold before the one answer is
+// sent; from then on a copy that takes the lease finds the receipt, and a
+// send it made anyway would be a second custom/send the caller counts.
+func releaseAnswered(t testing.TB, dbURL string, want int) {
+	t.Helper()
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eventually(t, 10*time.Second, "the QUERY_AUTH_CODE answer recorded and its lease released", func() bool {
+		var receipts, held int
+		if err := db.QueryRow(`SELECT (SELECT count(*) FROM event_receipts WHERE digest LIKE 'query_auth_code:%'),
+  (SELECT count(*) FROM leases WHERE name LIKE 'query_auth_code:%')`).Scan(&receipts, &held); err != nil {
+			t.Fatal(err)
+		}
+		return receipts >= want && held == 0
+	})
+}
+
 // wantPassed fails t with the report unless every item passed.
 func wantPassed(t *testing.T, rep sim.ReleaseReport) {
 	t.Helper()
@@ -81,6 +103,7 @@ func TestReleaseTestThroughServe(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, stackOptions{})
 	st.startAuthorization()
+	sendsBefore := customSends(st.Sim)
 	for group := 1; group <= len(sim.ReleaseGroups); group++ {
 		appid := sim.ReleaseGroups[group-1].AppID
 		journey.Step(t, "group "+strconv.Itoa(group)+": every item passes, one custom/send across three copies", func(t *testing.T) {
@@ -90,9 +113,7 @@ func TestReleaseTestThroughServe(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantPassed(t, rep)
-			// The background answer is done once the simulator saw it;
-			// give a late duplicate time to show.
-			time.Sleep(300 * time.Millisecond)
+			releaseAnswered(t, st.DBURL, group)
 			if n := customSends(st.Sim) - before; n != 1 {
 				t.Fatalf("custom/send calls: got %d, want exactly 1", n)
 			}
@@ -128,6 +149,14 @@ func TestReleaseTestThroughServe(t *testing.T) {
 			}
 		})
 	}
+	journey.Step(t, "once the replica stopped, its background answers finished: one custom/send per group", func(t *testing.T) {
+		if err := st.Replicas[0].Stop(t); err != nil {
+			t.Fatal(err)
+		}
+		if n := customSends(st.Sim) - sendsBefore; n != int64(len(sim.ReleaseGroups)) {
+			t.Fatalf("custom/send calls: got %d, want %d", n, len(sim.ReleaseGroups))
+		}
+	})
 }
 
 // TestReleaseTestOnThreeReplicas: three replicas on one database, the
@@ -145,7 +174,14 @@ func TestReleaseTestOnThreeReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPassed(t, rep)
-	time.Sleep(300 * time.Millisecond)
+	releaseAnswered(t, st.DBURL, 1)
+	// Stopping waits for each replica's background answers, so a late
+	// duplicate is counted below.
+	for _, r := range st.Replicas {
+		if err := r.Stop(t); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if n := customSends(st.Sim) - before; n != 1 {
 		t.Fatalf("custom/send calls across three replicas: got %d, want exactly 1", n)
 	}
@@ -221,23 +257,18 @@ func TestFollowerMessagesAreQueuedOnce(t *testing.T) {
 			t.Fatalf("queued rows per tenant: got %v, want %d for each of %s and %s", rows, len(msgs), st.TenantID, other.ID)
 		}
 	})
-	journey.Step(t, "the queued payload carries the decrypted fields in snake_case", func(t *testing.T) {
+	journey.Step(t, "the receipts keep no message content", func(t *testing.T) {
 		db, err := sql.Open("pgx", st.DBURL)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		var payload string
-		if err := db.QueryRow("SELECT payload FROM inbound_messages WHERE appid = $1 AND msg_type = 'location' LIMIT 1", bound).Scan(&payload); err != nil {
+		var n, empty int
+		if err := db.QueryRow("SELECT count(*), count(*) FILTER (WHERE payload = '{}') FROM inbound_messages WHERE appid = $1", bound).Scan(&n, &empty); err != nil {
 			t.Fatal(err)
 		}
-		var data map[string]any
-		if err := json.Unmarshal([]byte(payload), &data); err != nil {
-			t.Fatal(err)
-		}
-		openid, _ := st.Sim.FollowerOpenID(bound, 0)
-		if data["from_openid"] != openid || data["location_x"] != "23.134521" || data["msg_type"] != "location" || data["msg_id"] == nil {
-			t.Fatalf("payload: got %s, want from_openid %s, location_x, msg_type and msg_id", payload, openid)
+		if n != 2*len(msgs) || empty != n {
+			t.Fatalf("receipts: %d of %d have the payload {}, want all %d", empty, n, 2*len(msgs))
 		}
 	})
 	journey.Step(t, "an event for an account bound to no tenant gets the passive reply, nothing is queued", func(t *testing.T) {
@@ -250,6 +281,57 @@ func TestFollowerMessagesAreQueuedOnce(t *testing.T) {
 		}
 		if rows := inboundRows(t, st.DBURL, unbound); len(rows) != 0 {
 			t.Fatalf("queued for an unbound account: %v", rows)
+		}
+	})
+}
+
+// TestEventsOfOneSecondAreQueuedApart: two different events a follower
+// causes in the same second (a menu click and a scan) are two messages,
+// both for the receipt and for the webhook, while WeChat's retry of one of
+// them is still one.
+func TestEventsOfOneSecondAreQueuedApart(t *testing.T) {
+	t.Parallel()
+	const appid = "wxe2e0000000000m03"
+	st := newStack(t, stackOptions{Accounts: []sim.AccountSpec{{AppID: appid, Followers: 2}},
+		Env: func(env map[string]string) { env["WXGATE_WEBHOOK_ALLOW_PRIVATE"] = "true" }})
+	recv := newHookReceiver(t)
+	st.putWebhook(st.Key, recv.URL, []string{"message.received"})
+	eventually(t, 5*time.Second, "binding visible", func() bool {
+		code, _ := st.call(http.MethodGet, "/v1/authorizers/"+appid, st.Key, nil, nil)
+		return code == 200
+	})
+	at := time.Now().Unix() - 5
+	for _, m := range []sim.FollowerMessage{
+		{MsgType: "event", Event: "CLICK", EventKey: "MENU_1", CreateTime: at, Copies: 2},
+		{MsgType: "event", Event: "SCAN", EventKey: "123", CreateTime: at, Copies: 2},
+	} {
+		journey.Step(t, m.Event+" at the same second, pushed twice, is answered success", func(t *testing.T) {
+			ds, err := st.Sim.PushMessage(t.Context(), appid, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				if d.Problem != "" || d.Body != "success" {
+					t.Fatalf("answer: got %d %q (%s), want 200 success", d.Status, d.Body, d.Problem)
+				}
+			}
+		})
+	}
+	journey.Step(t, "two receipts and two webhook events, one per event", func(t *testing.T) {
+		if rows := inboundRows(t, st.DBURL, appid); rows[st.TenantID] != 2 || len(rows) != 1 {
+			t.Fatalf("receipts: got %v, want 2 for %s", rows, st.TenantID)
+		}
+		db, err := sql.Open("pgx", st.DBURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM webhook_events WHERE tenant_id = $1 AND appid = $2 AND type = 'message.received'", st.TenantID, appid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Fatalf("message.received webhook events: got %d, want 2", n)
 		}
 	})
 }
@@ -271,11 +353,12 @@ func TestMessageURLRefusalsChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	openid, _ := st.Sim.FollowerOpenID(appid, 0)
-	plain := func(content string) []byte {
+	plainAt := func(content string, created int64) []byte {
 		return []byte("<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[" + openid +
-			"]]></FromUserName><CreateTime>" + strconv.FormatInt(time.Now().Unix(), 10) +
+			"]]></FromUserName><CreateTime>" + strconv.FormatInt(created, 10) +
 			"</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" + content + "]]></Content><MsgId>77</MsgId></xml>")
 	}
+	plain := func(content string) []byte { return plainAt(content, time.Now().Unix()) }
 	post := func(t *testing.T, body []byte, sig, ts string) (int, string) {
 		q := url.Values{"timestamp": {ts}, "nonce": {"42"}, "encrypt_type": {"aes"}, "msg_signature": {sig}, "openid": {openid}}
 		resp, err := st.client.Post(st.base()+"/wechat/accounts/"+appid+"/callback?"+q.Encode(), "text/xml", bytes.NewReader(body))
@@ -289,25 +372,35 @@ func TestMessageURLRefusalsChangeNothing(t *testing.T) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	forgedBody, forgedSig, _ := forger.SealMessage(plain("QUERY_AUTH_CODE:queryauthcode@@@forged"), "gh_x", ts, "42")
 	validBody, validSig, _ := good.SealMessage(plain("hello"), "gh_x", ts, "42")
+	// Six minutes ahead: past the five-minute window the event URL allows.
+	ahead := time.Now().Add(6 * time.Minute).Unix()
+	aheadTS := strconv.FormatInt(ahead, 10)
+	aheadURLBody, aheadURLSig, _ := good.SealMessage(plain("QUERY_AUTH_CODE:queryauthcode@@@ahead"), "gh_x", aheadTS, "42")
+	aheadMsgBody, aheadMsgSig, _ := good.SealMessage(plainAt("hello", ahead), "gh_x", ts, "42")
 	for _, tc := range []struct {
 		name string
 		body []byte
 		sig  string
+		ts   string
 		want int
 	}{
-		{"forged signature on a QUERY_AUTH_CODE", forgedBody, forgedSig, 401},
-		{"valid body, signature of another body", validBody, forgedSig, 401},
-		{"no signature", validBody, "", 401},
-		{"not XML", []byte("hello"), validSig, 400},
-		{"oversize", append(bytes.Repeat([]byte(" "), 70<<10), validBody...), validSig, 413},
+		{"forged signature on a QUERY_AUTH_CODE", forgedBody, forgedSig, ts, 401},
+		{"valid body, signature of another body", validBody, forgedSig, ts, 401},
+		{"no signature", validBody, "", ts, 401},
+		{"not XML", []byte("hello"), validSig, ts, 400},
+		{"oversize", append(bytes.Repeat([]byte(" "), 70<<10), validBody...), validSig, ts, 413},
+		{"a URL timestamp six minutes ahead on a QUERY_AUTH_CODE", aheadURLBody, aheadURLSig, aheadTS, 400},
+		{"a CreateTime six minutes ahead", aheadMsgBody, aheadMsgSig, ts, 400},
 	} {
 		journey.Step(t, tc.name+" is refused and changes nothing", func(t *testing.T) {
 			calls := simCalls(st)
-			code, body := post(t, tc.body, tc.sig, ts)
+			code, body := post(t, tc.body, tc.sig, tc.ts)
 			if code != tc.want {
 				t.Fatalf("status: got %d %q, want %d", code, body, tc.want)
 			}
-			time.Sleep(100 * time.Millisecond) // a background answer would have started
+			// No wait is needed: the account is bound to a tenant, where
+			// nothing is answered in the background, and a push that got
+			// through would have been queued before its answer.
 			if after := simCalls(st); after[sim.EndpointQueryAuth] != calls[sim.EndpointQueryAuth] || after[sim.EndpointCustomSend] != calls[sim.EndpointCustomSend] {
 				t.Fatalf("WeChat calls: got %v after, %v before; want none", after, calls)
 			}
@@ -316,6 +409,16 @@ func TestMessageURLRefusalsChangeNothing(t *testing.T) {
 			}
 		})
 	}
+	journey.Step(t, "a message created before the replay window is acknowledged and not queued", func(t *testing.T) {
+		old := time.Now().Add(-8 * 24 * time.Hour).Unix()
+		body, sig, _ := good.SealMessage(plainAt("hello", old), "gh_x", ts, "42")
+		if code, got := post(t, body, sig, ts); code != 200 || got != "success" {
+			t.Fatalf("got %d %q, want 200 success", code, got)
+		}
+		if rows := inboundRows(t, st.DBURL, appid); len(rows) != 0 {
+			t.Fatalf("queued: got %v, want nothing", rows)
+		}
+	})
 	journey.Step(t, "the genuine message is queued", func(t *testing.T) {
 		if code, body := post(t, validBody, validSig, ts); code != 200 || body != "success" {
 			t.Fatalf("got %d %q, want 200 success", code, body)

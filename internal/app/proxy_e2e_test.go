@@ -20,11 +20,12 @@ import (
 func appid(n int) string { return fmt.Sprintf("wx%016x", n) }
 
 var (
-	fansAccount  = appid(0xf1)  // 23000 followers, tags 134 and 7
-	emptyAccount = appid(0xe0)  // no followers
-	set1Account  = appid(0x51)  // granted set 1 only
-	set100       = appid(0x100) // granted set 100 only
-	otherAccount = appid(0x0a)  // authorized, bound to nobody
+	fansAccount   = appid(0xf1)  // 23000 followers, tags 134 and 7
+	emptyAccount  = appid(0xe0)  // no followers
+	set1Account   = appid(0x51)  // granted set 1 only
+	set100        = appid(0x100) // granted set 100 only
+	noSetsAccount = appid(0x5e0) // granted no permission set at all
+	otherAccount  = appid(0x0a)  // authorized, bound to nobody
 )
 
 func proxyAccounts() []sim.AccountSpec {

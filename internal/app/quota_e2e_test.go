@@ -125,6 +125,16 @@ func TestDailyQuotaRefusedLocallyAndCleared(t *testing.T) {
 			t.Fatalf("WeChat calls: got %d, want 20", n)
 		}
 		wantQuota(t, st.quotaOf(r, st.Key, quotaAccount, "getFans"), 20, 20, 0)
+		// The gauges follow at the next sync: nothing left, one account low.
+		eventually(t, 5*time.Second, "the quota gauges of getFans at 0 left, 1 account low", func() bool {
+			m := metricsOf(t, r)
+			return strings.Contains(m, "\nwxgate_wechat_quota_remaining{api=\"getFans\"} 0\n") &&
+				strings.Contains(m, "\nwxgate_wechat_quota_low_accounts{api=\"getFans\"} 1\n")
+		})
+		if m := metricsOf(t, r); !strings.Contains(m, "\nwxgate_wechat_quota_remaining{api=\"getTags\"} 20\n") ||
+			!strings.Contains(m, "\nwxgate_wechat_quota_low_accounts{api=\"getTags\"} 0\n") {
+			t.Fatal("getTags, not called, should still show 20 left and no account low")
+		}
 	})
 
 	journey.Step(t, "the 21st is refused locally on every surface, without calling WeChat", func(t *testing.T) {
@@ -436,6 +446,11 @@ func TestTagsAndCloudCallNames(t *testing.T) {
 		if code != 200 || !bytes.Equal(body, restTag) || !strings.Contains(string(body), `"count":10`) {
 			t.Fatalf("officialAccount.tags.getUsers: %d %.100s", code, body)
 		}
+		_, _, restTags := st.get("/v1/authorizers/"+fansAccount+"/tags", st.Key)
+		code, body = st.call(http.MethodPost, "/v1/openapi/officialAccount.tags.get", st.Key, map[string]any{"appid": fansAccount}, nil)
+		if code != 200 || !bytes.Equal(body, restTags) || !strings.Contains(string(body), `"id":134`) {
+			t.Fatalf("officialAccount.tags.get: %d %.100s", code, body)
+		}
 		for _, c := range []struct {
 			name string
 			body map[string]any
@@ -477,7 +492,7 @@ func TestTagsAndCloudCallNames(t *testing.T) {
 		if code := st.compatErrcode(http.MethodGet, "/wx/"+set1Account+"/cgi-bin/tags/get", ""); code != 61007 {
 			t.Fatalf("compatible getTags: errcode %d, want 61007", code)
 		}
-		for _, name := range []string{"officialAccount.user.getList", "officialAccount.tags.getUsers"} {
+		for _, name := range []string{"officialAccount.user.getList", "officialAccount.tags.getUsers", "officialAccount.tags.get"} {
 			code, body := st.call(http.MethodPost, "/v1/openapi/"+name, st.Key, map[string]any{"appid": set1Account, "tagid": 7}, nil)
 			if e := decodeAPIError(body); code != 403 || e.Code != "permission_set_missing" {
 				t.Fatalf("%s: %d %s", name, code, body)
@@ -491,6 +506,22 @@ func TestTagsAndCloudCallNames(t *testing.T) {
 		}
 		if code, _, body := st.get("/v1/authorizers/"+set100+"/tags", st.Key); code != 200 {
 			t.Fatalf("set 100 alone is enough for getTags: %d %s", code, body)
+		}
+	})
+
+	journey.Step(t, "getApiQuota needs some permission set, any one", func(t *testing.T) {
+		st := st.in(t)
+		st.addAccount(sim.AccountSpec{AppID: noSetsAccount, Followers: 5, PermissionSets: []int{}}, true)
+		before := st.Sim.Counters().ByAccount[sim.EndpointQuotaGet][noSetsAccount]
+		if code := st.compatErrcode(http.MethodPost, "/wx/"+noSetsAccount+"/cgi-bin/openapi/quota/get", `{"cgi_path":"/cgi-bin/user/get"}`); code != 61007 {
+			t.Fatalf("no set granted: errcode %d, want 61007", code)
+		}
+		if n := st.Sim.Counters().ByAccount[sim.EndpointQuotaGet][noSetsAccount]; n != before {
+			t.Fatalf("quota/get was called %d times for an account granting no set", n-before)
+		}
+		// Set 1 alone, which grants none of the follower APIs, is enough.
+		if code := st.compatErrcode(http.MethodPost, "/wx/"+set1Account+"/cgi-bin/openapi/quota/get", `{"cgi_path":"/cgi-bin/user/get"}`); code != 0 {
+			t.Fatalf("set 1 granted: errcode %d, want 0", code)
 		}
 	})
 }

@@ -247,7 +247,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	// account's tenants (with its receipt in inbound_messages).
 	messages := message.New(message.Options{
 		Crypter: crypter, Inbox: &message.WebhookInbox{Webhooks: webhooks, Receipts: &message.StoreInbox{ComponentAppID: cfg.ComponentAppID, Store: st}},
-		Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner,
+		Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner, ReplayWindow: eventReceiptRetention,
 		Now: now, Logger: log, Metrics: metrics,
 	})
 	if err := credentials.Load(ctx); err != nil {

@@ -271,6 +271,21 @@ func TestWebhookEventsArriveSigned(t *testing.T) {
 			}
 		}
 	})
+	st.step(t, "a second rotation during the grace is refused and keeps both secrets", func(st *stack) {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		st.must(http.MethodPost, "/v1/webhook/rotate-secret", st.Key, nil, &e, 409)
+		if e.Error.Code != "conflict" || !strings.Contains(e.Error.Message, "rotation is in progress until") {
+			st.t.Fatalf("second rotation answered %+v", e)
+		}
+		before := len(recv.Events())
+		st.must(http.MethodPost, "/v1/webhook/test", st.Key, nil, nil, 202)
+		eventually(st.t, 10*time.Second, "the test event after the refused rotation", func() bool { return len(recv.Events()) > before })
+		if ev := recv.Events()[before]; !webhook.Verify(secret, ev.Signature, ev.Body, time.Now(), time.Minute) {
+			st.t.Fatalf("the original secret no longer signs after a refused rotation: %q", ev.Signature)
+		}
+	})
 	st.step(t, "the other tenant received nothing of acme's account", func(st *stack) {
 		if got := other.Events(); len(got) != 0 {
 			st.t.Fatalf("globex received %d events: %s", len(got), got[0].Body)

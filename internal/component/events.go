@@ -224,39 +224,69 @@ func (e *Events) Receive(ctx context.Context, p Push) Outcome {
 	return Outcome{Answer: AnswerSuccess, Result: result}
 }
 
-// fresh judges a verified push's times (docs/architecture.md, "Platform
-// events"). The URL timestamp and the event's CreateTime may not be more
-// than FutureWindow ahead of this replica's clock; the event's age is
-// judged by its CreateTime (signed, inside the ciphertext), or by the URL
-// timestamp if it has none. It answers false with the outcome for a push
-// that is not to be applied. Times are compared in whole seconds, so no
-// value overflows.
+// Timing is what JudgeTimes says about a verified push's times.
+type Timing int
+
+const (
+	// TimingFresh: handle the push.
+	TimingFresh Timing = iota
+	// TimingLate: handle it, but its URL timestamp is more than lateWindow
+	// behind the clock (a late retry, or clock skew): worth a log line.
+	TimingLate
+	// TimingFuture: refuse it (400): the URL timestamp or the CreateTime
+	// is more than FutureWindow ahead of the clock.
+	TimingFuture
+	// TimingStale: acknowledge it and do nothing: it was created before
+	// the replay window, so its receipt may have been pruned.
+	TimingStale
+)
+
+// JudgeTimes is the freshness policy of WeChat's pushes, shared by the
+// authorization event URL and the accounts' message URL
+// (docs/architecture.md, "Platform events"). sent is the URL timestamp
+// and created the CreateTime inside the ciphertext (signed, cannot be
+// changed; 0 if none), both Unix seconds. The age is judged by created, or
+// by sent without it; replayWindow 0 judges no age. Times are compared in
+// whole seconds, so no value overflows.
+func JudgeTimes(now time.Time, sent, created int64, replayWindow time.Duration) Timing {
+	n := now.Unix()
+	latest := n + int64(FutureWindow/time.Second)
+	if sent > latest || created > latest {
+		return TimingFuture
+	}
+	if created <= 0 {
+		created = sent
+	}
+	if replayWindow > 0 && created < n-int64(replayWindow/time.Second) {
+		return TimingStale
+	}
+	if sent < n-int64(lateWindow/time.Second) {
+		return TimingLate
+	}
+	return TimingFresh
+}
+
+// fresh judges a verified push's times (JudgeTimes) and answers false with
+// the outcome for a push that is not to be applied.
 func (e *Events) fresh(ctx context.Context, timestamp string, ev wxcrypt.Event) (Outcome, bool) {
 	sent, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
 		return e.refuse(ctx, AnswerMalformed, resultBadTimestamp, "bad timestamp"), false
 	}
-	now := e.o.Now().Unix()
-	latest := now + int64(FutureWindow/time.Second)
-	if sent > latest || ev.CreateTime > latest {
+	switch JudgeTimes(e.o.Now(), sent, ev.CreateTime, e.o.ReplayWindow) {
+	case TimingFuture:
 		e.log.WarnContext(ctx, "event: timestamp in the future; forged or clocks out of sync", "info_type", ev.InfoType,
-			"timestamp", timestamp, "create_time", ev.CreateTime, "now", now)
+			"timestamp", timestamp, "create_time", ev.CreateTime, "now", e.o.Now().Unix())
 		return e.refuse(ctx, AnswerMalformed, resultFuture, "timestamp in the future"), false
-	}
-	if sent < now-int64(lateWindow/time.Second) {
-		e.log.WarnContext(ctx, "event: timestamp far behind our clock (late retry, or clock skew)", "info_type", ev.InfoType, "timestamp", timestamp)
-	}
-	created := ev.CreateTime
-	if created <= 0 {
-		created = sent
-	}
-	if e.o.ReplayWindow > 0 && created < now-int64(e.o.ReplayWindow/time.Second) {
+	case TimingStale:
 		// A genuine push replayed after its receipt may have been pruned:
 		// acknowledge it and apply nothing.
 		e.count(ev.InfoType, resultStale)
 		e.log.WarnContext(ctx, "event: created before the replay window; ignored", "info_type", ev.InfoType,
 			"create_time", ev.CreateTime, "timestamp", timestamp)
 		return Outcome{Answer: AnswerSuccess, Result: resultStale}, false
+	case TimingLate:
+		e.log.WarnContext(ctx, "event: timestamp far behind our clock (late retry, or clock skew)", "info_type", ev.InfoType, "timestamp", timestamp)
 	}
 	return Outcome{}, true
 }

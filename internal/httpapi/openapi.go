@@ -441,8 +441,11 @@ var staticRoutes = []staticRoute{
 	{method: "GET", path: "/v1/authorizers/{appid}/quota", id: "getQuota", security: "tenantKey", status: 200, resp: quotaList{},
 		summary: "The account's WeChat daily quota of every proxied API with one: daily_limit (from WeChat's quota/get), used (WeChat's count when asked plus the gateway's calls since, across replicas), remain, resets_at (midnight Beijing time), checked_at.", errors: tenantErrors},
 	{method: "POST", path: "/v1/openapi/{name}", id: "cloudCall", security: "tenantKey", status: 200, req: cloudCallBody{},
-		raw:     jsonContent(map[string]any{"$ref": "#/components/schemas/WeChatPage"}, wechatPageExample),
-		summary: "A proxied API under its WeChat cloud-call name (officialAccount.user.getList, officialAccount.tags.getUsers): the JSON body the cloud call takes plus \"appid\"; WeChat's body unchanged.", errors: tenantErrors},
+		raw: jsonContent(map[string]any{"anyOf": []any{
+			map[string]any{"$ref": "#/components/schemas/WeChatPage"},
+			map[string]any{"type": "object", "description": "officialAccount.tags.get: WeChat's {\"tags\": [{\"id\", \"name\", \"count\"}]} unchanged"},
+		}}, wechatPageExample),
+		summary: "A proxied API under its WeChat cloud-call name (officialAccount.user.getList, officialAccount.tags.getUsers, officialAccount.tags.get): the JSON body the cloud call takes plus \"appid\"; WeChat's body unchanged.", errors: tenantErrors},
 
 	{method: "PUT", path: "/v1/webhook", id: "putWebhook", security: "tenantKey", status: 200, req: putWebhookRequest{}, resp: webhookJSON{},
 		summary: "Create or change the tenant's webhook; the secret (whsec_…) is in the answer only when the webhook is created.", errors: tenantErrors},
@@ -451,7 +454,8 @@ var staticRoutes = []staticRoute{
 	{method: "DELETE", path: "/v1/webhook", id: "deleteWebhook", security: "tenantKey", status: 204,
 		summary: "Remove the webhook; its pending deliveries end failed.", errors: tenantErrors},
 	{method: "POST", path: "/v1/webhook/rotate-secret", id: "rotateWebhookSecret", security: "tenantKey", status: 200, resp: webhookJSON{},
-		summary: "A new signing secret (in the answer); the old one keeps signing beside it for 24 h.", errors: tenantErrors},
+		summary: "A new signing secret (in the answer); the old one keeps signing beside it for 24 h. 409 while a previous rotation's grace lasts.",
+		errors:  append([]int{409}, tenantErrors...)},
 	{method: "GET", path: "/v1/webhook/deliveries", id: "listWebhookDeliveries", security: "tenantKey", status: 200, resp: deliveryList{},
 		query: []map[string]any{
 			query("status", "only deliveries with this status", map[string]any{"type": "string", "enum": []string{"pending", "delivered", "failed"}}),

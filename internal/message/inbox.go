@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 
 	"github.com/wxgate/wxgate/internal/store"
@@ -33,12 +32,8 @@ var _ Inbox = (*StoreInbox)(nil)
 // message already queued answers ErrDuplicate; a message for an account
 // bound to no tenant, ErrNoTenant.
 func (b *StoreInbox) MessageReceived(ctx context.Context, appid string, msg Message) error {
-	payload, err := json.Marshal(msg.Data())
-	if err != nil {
-		return fmt.Errorf("message: encode payload: %w", err)
-	}
 	q, err := b.Store.QueueInboundMessage(ctx, b.ComponentAppID, appid, store.InboundMessage{
-		DedupeKey: msg.DedupeKey(), MsgType: msg.MsgType, Payload: payload,
+		DedupeKey: msg.DedupeKey(), MsgType: msg.MsgType,
 	})
 	switch {
 	case err != nil:

@@ -149,13 +149,16 @@ func Parse(plain []byte) (Message, error) {
 }
 
 // DedupeKey identifies a message across WeChat's retries: its MsgId, or
-// for events (which have none) the follower and the CreateTime, as WeChat
-// advises.
+// for events (which have none) the follower, the CreateTime, the event and
+// its key. The follower and CreateTime alone, as WeChat advises, would
+// make two different events of one second (a subscribe by QR code and its
+// SCAN, two menu clicks) one; the webhook event's id tells them apart the
+// same way, so the receipt and the webhook agree.
 func (m Message) DedupeKey() string {
 	if m.MsgID != "" {
 		return "id:" + m.MsgID
 	}
-	return "from:" + m.FromUserName + ":" + strconv.FormatInt(m.CreateTime, 10)
+	return "from:" + m.FromUserName + "|" + strconv.FormatInt(m.CreateTime, 10) + "|" + m.Event + "|" + m.EventKey
 }
 
 // TypeLabel is the message's type as a bounded metric label.

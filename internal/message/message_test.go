@@ -33,13 +33,13 @@ func TestParseEveryDocumentedType(t *testing.T) {
 			map[string]any{"location_x": "23.134521", "location_y": "113.358803", "scale": "20", "label": "位置"}, ""},
 		{"link", `<MsgType><![CDATA[link]]></MsgType><Title><![CDATA[t]]></Title><Description><![CDATA[d]]></Description><Url><![CDATA[http://u]]></Url><MsgId>7</MsgId>`, TypeLink, "id:7",
 			map[string]any{"title": "t", "url": "http://u"}, ""},
-		{"subscribe by QR code", `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event><EventKey><![CDATA[qrscene_123]]></EventKey><Ticket><![CDATA[TICKET]]></Ticket>`, TypeEvent, "from:oF1:1700000000",
+		{"subscribe by QR code", `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event><EventKey><![CDATA[qrscene_123]]></EventKey><Ticket><![CDATA[TICKET]]></Ticket>`, TypeEvent, "from:oF1|1700000000|subscribe|qrscene_123",
 			map[string]any{"event": "subscribe", "event_key": "qrscene_123", "ticket": "TICKET"}, "subscribe"},
-		{"LOCATION", `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[LOCATION]]></Event><Latitude>23.137466</Latitude><Longitude>113.352425</Longitude><Precision>119.385040</Precision>`, TypeEvent, "from:oF1:1700000000",
+		{"LOCATION", `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[LOCATION]]></Event><Latitude>23.137466</Latitude><Longitude>113.352425</Longitude><Precision>119.385040</Precision>`, TypeEvent, "from:oF1|1700000000|LOCATION|",
 			map[string]any{"latitude": "23.137466", "precision": "119.385040"}, "LOCATION"},
-		{"scancode_push (nested)", `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[scancode_push]]></Event><EventKey><![CDATA[6]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType><ScanResult><![CDATA[1]]></ScanResult></ScanCodeInfo>`, TypeEvent, "from:oF1:1700000000",
+		{"scancode_push (nested)", `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[scancode_push]]></Event><EventKey><![CDATA[6]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType><ScanResult><![CDATA[1]]></ScanResult></ScanCodeInfo>`, TypeEvent, "from:oF1|1700000000|scancode_push|6",
 			map[string]any{"scan_type": "qrcode", "scan_result": "1"}, "scancode_push"},
-		{"TEMPLATESENDJOBFINISH", `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>200163836</MsgID><Status><![CDATA[success]]></Status>`, TypeEvent, "from:oF1:1700000000",
+		{"TEMPLATESENDJOBFINISH", `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>200163836</MsgID><Status><![CDATA[success]]></Status>`, TypeEvent, "from:oF1|1700000000|TEMPLATESENDJOBFINISH|",
 			map[string]any{"msg_id": "200163836", "status": "success"}, "TEMPLATESENDJOBFINISH"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -66,6 +66,8 @@ const (
 	outcomeReleaseAPI   = "release_api"
 	outcomeReleaseEvent = "release_event"
 	outcomeRetry        = "retry" // queueing failed: WeChat pushes it again
+	outcomeStale        = "stale" // created before the replay window: acknowledged, not queued
+	outcomeFuture       = "future"
 	outcomeBadSignature = "bad_signature"
 	outcomeMalformed    = "malformed"
 	outcomeWrongAppID   = "wrong_appid"
@@ -90,10 +92,14 @@ type Options struct {
 	Receipts Receipts
 	Leases   lease.Store
 	// Owner identifies this replica in leases.
-	Owner   string
-	Now     func() time.Time
-	Logger  *slog.Logger
-	Metrics *obs.Metrics
+	Owner string
+	// ReplayWindow, if set, is how long platform event receipts are kept:
+	// a message created longer ago than that is acknowledged and not
+	// queued (component.JudgeTimes), as on the authorization event URL.
+	ReplayWindow time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+	Metrics      *obs.Metrics
 }
 
 // Receiver is the policy of the message and event receive URL.
@@ -160,7 +166,9 @@ func (r *Receiver) VerifyURL(signature, timestamp, nonce, echostr string) (strin
 }
 
 // Receive decides about one push for the account appid (from the URL).
-// Refusals (malformed, bad signature, wrong appid) change nothing. The
+// Refusals (malformed, bad signature, wrong appid, a time in the future)
+// change nothing; a message created before the replay window is
+// acknowledged and not queued. The
 // release test's messages are recognised by their content on an account
 // bound to no tenant; everything else is queued in the Inbox before
 // "success".
@@ -173,7 +181,8 @@ func (r *Receiver) Receive(ctx context.Context, appid string, p component.Push) 
 	if p.MsgSignature == "" || !r.o.Crypter.Verify(p.MsgSignature, p.Timestamp, p.Nonce, env.Encrypt) {
 		return r.refuse(ctx, component.AnswerBadSignature, outcomeBadSignature, "bad signature")
 	}
-	if _, err := strconv.ParseInt(p.Timestamp, 10, 64); err != nil {
+	sent, err := strconv.ParseInt(p.Timestamp, 10, 64)
+	if err != nil {
 		return r.refuse(ctx, component.AnswerMalformed, outcomeMalformed, "bad timestamp")
 	}
 	plain, err := r.o.Crypter.Decrypt(env.Encrypt)
@@ -186,6 +195,20 @@ func (r *Receiver) Receive(ctx context.Context, appid string, p component.Push) 
 	msg, err := Parse(plain)
 	if err != nil {
 		return r.refuse(ctx, component.AnswerMalformed, outcomeMalformed, "malformed message")
+	}
+	// The same freshness policy as the authorization event URL: a time
+	// ahead of the clock is forged or out of sync; a message older than
+	// the replay window may be a replay whose receipt is gone.
+	switch component.JudgeTimes(r.o.Now(), sent, msg.CreateTime, r.o.ReplayWindow) {
+	case component.TimingFuture:
+		r.log.WarnContext(ctx, "message: timestamp in the future; forged or clocks out of sync", "appid", appid,
+			"timestamp", p.Timestamp, "create_time", msg.CreateTime)
+		return r.refuse(ctx, component.AnswerMalformed, outcomeFuture, "timestamp in the future")
+	case component.TimingStale:
+		r.log.WarnContext(ctx, "message: created before the replay window; acknowledged, not queued", "appid", appid,
+			"msg_type", msg.TypeLabel(), "create_time", msg.CreateTime)
+		r.count(msg.TypeLabel(), outcomeStale, time.Since(start))
+		return Outcome{Answer: component.AnswerSuccess, Result: outcomeStale}
 	}
 	out := r.handle(ctx, appid, msg)
 	r.count(msg.TypeLabel(), out.Result, time.Since(start))

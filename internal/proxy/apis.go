@@ -103,6 +103,7 @@ var APIs = []*API{
 		Method:       "GET",
 		Path:         "/cgi-bin/tags/get",
 		RESTPath:     "/authorizers/:appid/tags",
+		CloudName:    "officialAccount.tags.get",
 		RequiredSets: []int{2, 100},
 		DailyQuota:   true,
 	},

@@ -13,6 +13,7 @@ import (
 	"github.com/wxgate/wxgate/internal/component/componenttest"
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/sim"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/wechat"
@@ -300,6 +301,10 @@ func TestWalkFailureReturnsTheCursorToResumeFrom(t *testing.T) {
 	f.Sim.ClearFaults()
 	if errs.CodeOf(err) != errs.RateLimited || wechat.ErrcodeOf(err) != wechat.ErrDailyQuota || pages != 1 {
 		t.Fatalf("Walk = %d pages, %v; want rate_limited after one page", pages, err)
+	}
+	// WeChat's own 45009 carries the scope of the gateway's local refusal.
+	if e := errs.As(err); e.Details["scope"] != quota.ScopeWeChat {
+		t.Fatalf("45009 details = %v, want scope %s", e.Details, quota.ScopeWeChat)
 	}
 	if resume != sim.OpenID(appid, 9999) {
 		t.Fatalf("resume = %q, want the last emitted openid", resume)

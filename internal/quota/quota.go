@@ -28,12 +28,14 @@ import (
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/obs"
 	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/wechat"
 )
 
 // Scopes of a quota refusal (details.scope of rate_limited).
 const (
-	// ScopeWeChat: the account's WeChat daily quota of the API is spent.
-	ScopeWeChat = "wechat_daily_quota"
+	// ScopeWeChat: the account's WeChat daily quota of the API is spent
+	// (the scope WeChat's own 45009 carries too).
+	ScopeWeChat = wechat.ScopeDailyQuota
 	// ScopeTenant: the tenant reached the operator's daily cap on the account.
 	ScopeTenant = "tenant_daily_limit"
 )

@@ -7,13 +7,14 @@ import (
 	"time"
 )
 
-// InboundMessage is a message or event received for an authorized account.
+// InboundMessage is the receipt of a message or event received for an
+// authorized account: only what tells a retry apart. The message itself
+// reaches the tenants as a webhook event; nothing reads it back from here,
+// so its content is not kept (the payload column holds "{}").
 type InboundMessage struct {
 	// DedupeKey identifies the message across WeChat's retries.
 	DedupeKey string
 	MsgType   string
-	// Payload is the message's fields as a JSON object.
-	Payload []byte
 }
 
 // Queued says what QueueInboundMessage did.
@@ -40,10 +41,10 @@ func (s *Store) QueueInboundMessage(ctx context.Context, componentAppID, appid s
 	prefix := "msg_" + randomHex(12) + "_"
 	res := s.db.WithContext(ctx).Exec(`INSERT INTO inbound_messages
   (id, component_appid, appid, tenant_id, dedupe_key, msg_type, payload, received_at)
-SELECT ? || tenant_id, component_appid, appid, tenant_id, ?, ?, ?, ?
+SELECT ? || tenant_id, component_appid, appid, tenant_id, ?, ?, '{}', ?
 FROM tenant_authorizers WHERE component_appid = ? AND appid = ? AND status = ?
 ON CONFLICT (component_appid, appid, tenant_id, dedupe_key) DO NOTHING`,
-		prefix, m.DedupeKey, m.MsgType, string(m.Payload), ms(s.now()), componentAppID, appid, BindingBound)
+		prefix, m.DedupeKey, m.MsgType, ms(s.now()), componentAppID, appid, BindingBound)
 	if res.Error != nil {
 		return Queued{}, translate(res.Error, "inbound message")
 	}

@@ -159,7 +159,9 @@ func (s *Store) DeleteWebhook(ctx context.Context, tenantID string) error {
 }
 
 // RotateWebhookSecret makes newSecret the signing secret; the current one
-// keeps signing beside it until prevUntil. not_found without a webhook.
+// keeps signing beside it until prevUntil. not_found without a webhook;
+// conflict while a previous rotation's old secret still signs: replacing
+// it would break a receiver not yet moved off it.
 func (s *Store) RotateWebhookSecret(ctx context.Context, tenantID string, newSecret secret.Value, prevUntil time.Time) (Webhook, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -172,6 +174,11 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, tenantID string, newSec
 		cur, err := s.webhookFromRow(r)
 		if err != nil {
 			return err
+		}
+		if !cur.PrevSecret.IsZero() && s.now().Before(cur.PrevUntil) {
+			until := cur.PrevUntil.UTC().Format(time.RFC3339)
+			return errs.E(errs.Conflict, "a rotation is in progress until "+until+"; try after it").
+				WithDetails(map[string]any{"prev_until": until})
 		}
 		if r.PrevSecretEnc, err = s.box.Seal(cur.Secret, webhookAAD(tenantID, "prev_secret")); err != nil {
 			return errs.Wrap(errs.Internal, "internal error", err)

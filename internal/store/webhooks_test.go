@@ -295,6 +295,22 @@ func TestWebhookDeliveryLifecycle(t *testing.T) {
 				t.Fatalf("secrets after grace = %d", len(got))
 			}
 		})
+		step(t, "rotate again during the grace: conflict, both secrets kept; after it, allowed", func(t *testing.T) {
+			clock.Advance(23 * time.Hour)
+			_, err := s.RotateWebhookSecret(ctx, acme.ID, "whsec_3", clock.Now().Add(24*time.Hour))
+			if !errs.Is(err, errs.Conflict) || !strings.Contains(err.Error(), "in progress until") {
+				t.Fatalf("second rotation within the grace: %v, want conflict", err)
+			}
+			w, err := s.GetWebhook(ctx, acme.ID)
+			if err != nil || !slices.Equal(w.Secrets(clock.Now()), []secret.Value{"whsec_2", "whsec_1"}) {
+				t.Fatalf("after the refused rotation secrets = %d, %v", len(w.Secrets(clock.Now())), err)
+			}
+			clock.Advance(time.Hour)
+			w, err = s.RotateWebhookSecret(ctx, acme.ID, "whsec_3", clock.Now().Add(24*time.Hour))
+			if err != nil || !slices.Equal(w.Secrets(clock.Now()), []secret.Value{"whsec_3", "whsec_2"}) {
+				t.Fatalf("rotation after the grace = %d, %v", len(w.Secrets(clock.Now())), err)
+			}
+		})
 		step(t, "delete: pending deliveries end failed", func(t *testing.T) {
 			if err := s.DeleteWebhook(ctx, acme.ID); err != nil {
 				t.Fatal(err)

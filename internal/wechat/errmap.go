@@ -10,6 +10,11 @@ import (
 // "retry next minute").
 const MinuteQuotaRetryAfter = time.Minute
 
+// ScopeDailyQuota is the details.scope of 45009's rate_limited: the same
+// scope as the gateway's own refusal once it knows the quota is spent, so
+// a client tells the two causes of 429 apart by one field either way.
+const ScopeDailyQuota = "wechat_daily_quota"
+
 // beijing is WeChat's day boundary for daily quotas (UTC+8, no DST).
 var beijing = time.FixedZone("CST", 8*60*60)
 
@@ -18,7 +23,8 @@ var beijing = time.FixedZone("CST", 8*60*60)
 //
 //	40003, 45159          invalid_argument
 //	76021, 76003          invalid_argument
-//	45009, 45011          rate_limited (RetryAfter: next Beijing midnight / one minute)
+//	45009, 45011          rate_limited (RetryAfter: next Beijing midnight / one minute;
+//	                      45009 with details.scope wechat_daily_quota)
 //	61007                 permission_set_missing
 //	61003, 61023          authorizer_unauthorized
 //	61005, 61006          component_not_ready
@@ -49,6 +55,7 @@ func AsErrorAt(errcode int, errmsg string, now time.Time) *errs.Error {
 	case ErrDailyQuota:
 		y, m, d := now.In(beijing).Date()
 		e = errs.E(errs.RateLimited, "the account's daily WeChat quota for this API is spent").
+			WithDetails(map[string]any{"scope": ScopeDailyQuota}).
 			WithRetryAfter(time.Date(y, m, d+1, 0, 0, 0, 0, beijing).Sub(now))
 	case ErrMinuteQuota:
 		e = errs.E(errs.RateLimited, "WeChat's per-minute quota for this API is reached").WithRetryAfter(MinuteQuotaRetryAfter)
