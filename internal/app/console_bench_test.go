@@ -16,7 +16,9 @@ import (
 
 // Console scale: every page through the real router of a replica built by
 // the composition root, over PostgreSQL holding 10,000 accounts bound to
-// 1,000 tenants, a day of usage and six hours of per-minute counts.
+// 1,000 tenants, a day of usage, six hours of per-minute counts, a webhook
+// per tenant, a daily cap on a thousand bindings and accounts waiting for
+// approval.
 //
 //	go test -run '^$' -bench BenchmarkConsolePages -benchtime 50x ./internal/app/
 //
@@ -81,6 +83,29 @@ func BenchmarkConsolePages(b *testing.B) {
 	if err := st.AddCallMinutes(ctx, component, minutes); err != nil {
 		b.Fatal(err)
 	}
+	// Every tenant has a webhook; tenant 7 has a hundred deliveries queued;
+	// fifty accounts wait for a second tenant's approval.
+	for i, tn := range tenants {
+		if _, _, err := st.PutWebhook(ctx, tn.ID, fmt.Sprintf("https://hooks.example.com/t%d", i), []string{"*"}, "whsec_bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range 100 {
+		if _, err := st.EnqueueTenantEvent(ctx, t0.ID, store.EventWebhookTest, "", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// A thousand bindings carry a daily cap.
+	for i := range benchTenants {
+		if _, err := st.SetBindingLimit(ctx, component, tenants[i].ID, fmt.Sprintf("wx%016d", i), 500); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 50 {
+		if err := st.RequestBinding(ctx, component, tenants[(i+1)%benchTenants].ID, fmt.Sprintf("wx%016d", i*benchTenants/50)); err != nil {
+			b.Fatal(err)
+		}
+	}
 	gw := consoleReplica(b, st, clock.Now, "http://gw.test")
 	b.Logf("seeded %d accounts and %d tenants in %s", benchAccounts, benchTenants, time.Since(start).Round(time.Millisecond))
 
@@ -103,6 +128,10 @@ func BenchmarkConsolePages(b *testing.B) {
 		{"authorize", "/console/authorize"},
 		{"usage_7d", "/console/usage?tenant=" + t0.ID + "&range=7d"},
 		{"usage_csv_30d", "/console/usage.csv?tenant=" + t0.ID + "&range=30d"},
+		{"accounts_pending", "/console/accounts?pending=1"},
+		{"quota", "/console/quota"},
+		{"webhooks", "/console/webhooks"},
+		{"webhooks_of_tenant", "/console/webhooks?tenant=" + t0.ID},
 	}
 	for _, p := range pages {
 		b.Run(p.name, func(b *testing.B) {

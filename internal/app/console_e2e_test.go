@@ -360,6 +360,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		noViolations(t)
 	})
 
+	step("a second tenant's authorization of the account waits for approval, given here", func(t *testing.T) {
+		do(t, chromedp.Navigate(demo.Console+"tenants"), chromedp.SendKeys(chromedp.ID("tenant-name"), "Second Bistro"),
+			chromedp.Submit(chromedp.ID("tenant-name")), chromedp.WaitVisible(chromedp.ID("tenant-title")))
+		second := strings.SplitN(location(t), "?", 2)[0]
+		id := second[strings.LastIndex(second, "/")+1:]
+		do(t, chromedp.Navigate(demo.Console+"authorize?tenant="+id), chromedp.Click(chromedp.ID("make-link")), chromedp.WaitVisible(chromedp.ID("pc-link")),
+			chromedp.Click(chromedp.ID("pc-link")), chromedp.WaitVisible(chromedp.CSS(`input[value="wxb00000000b157a00"]`)),
+			chromedp.Click(chromedp.CSS(`input[value="wxb00000000b157a00"]`)), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("done-pending")))
+		do(t, chromedp.Navigate(demo.Console+"accounts"), chromedp.WaitVisible(chromedp.ID("pending-notice")))
+		if got := text(t, `tr[data-appid="wxb00000000b157a00"]`); !strings.Contains(got, "Second Bistro · waiting") {
+			t.Fatalf("account row: got %q want the second tenant waiting", got)
+		}
+		do(t, chromedp.Navigate(demo.Console+"accounts/wxb00000000b157a00"), chromedp.WaitVisible(chromedp.CSS(`[data-pending="`+id+`"] button`)))
+		shot(t, "pending")
+		do(t, chromedp.Click(chromedp.CSS(`[data-pending="`+id+`"] button`)), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+		if got := text(t, "main"); !strings.Contains(got, "Second Bistro") || strings.Contains(got, "Waiting for approval") {
+			t.Fatalf("after approving: got %q want the second tenant bound, nothing waiting", got)
+		}
+		noViolations(t)
+	})
+
 	step("usage per tenant and API, with a chart", func(t *testing.T) {
 		do(t, chromedp.Navigate(demo.Console+"usage"), chromedp.SetValue(chromedp.CSS(`select[name="tenant"]`), "", chromedp.NodeVisible))
 		opts, err := chromedp.Run(browser, chromedp.Evaluate[string](`[...document.querySelectorAll('select[name="tenant"] option')].find(o => o.text === "demo").value`))
@@ -371,6 +392,44 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("usage table: got %q", got)
 		}
 		shot(t, "usage")
+		noViolations(t)
+	})
+
+	step("webhooks: the queue, the demo tenant's webhook and its delivered events", func(t *testing.T) {
+		do(t, chromedp.Navigate(demo.Console+"webhooks"), chromedp.WaitVisible(chromedp.ID("webhook-queue")))
+		if got := text(t, "#webhooks-list"); !strings.Contains(got, demo.Hook+"/wxgate") || !strings.Contains(got, "demo") {
+			t.Fatalf("webhook list: got %q want the demo tenant's receiver", got)
+		}
+		// The dispatcher delivers in the background: wait for a delivered row.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			do(t, chromedp.Navigate(demo.Console+"webhooks?tenant="+demo.Tenant), chromedp.WaitVisible(chromedp.ID("deliveries")))
+			if got := text(t, "#deliveries"); strings.Contains(got, "delivered") && strings.Contains(got, "authorizer.") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deliveries: got %q want a delivered authorizer event", text(t, "#deliveries"))
+			}
+			time.Sleep(time.Second)
+		}
+		shot(t, "webhooks")
+		noViolations(t)
+	})
+
+	step("quota: what the first calls learned, and a clear on the account's page", func(t *testing.T) {
+		do(t, chromedp.Navigate(demo.Console+"quota"), chromedp.WaitVisible(chromedp.CSS(`tr[data-quota="wxd000000000c0ffee/getFans"]`)))
+		if got := text(t, `tr[data-quota="wxd000000000c0ffee/getFans"]`); !strings.Contains(got, "getFans") || !strings.Contains(got, "%") {
+			t.Fatalf("quota row: got %q", got)
+		}
+		shot(t, "quota")
+		do(t, chromedp.Navigate(demo.Console+"accounts/wxd000000000c0ffee"), chromedp.WaitVisible(chromedp.ID("clear-quota")),
+			chromedp.Click(chromedp.CSS("#clear-quota button")), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+		if got := text(t, ".flash.ok"); !strings.Contains(got, "Quota cleared") {
+			t.Fatalf("after clearing: got %q", got)
+		}
+		if got := text(t, `tr[data-quota="getFans"]`); !strings.Contains(got, "100%") {
+			t.Fatalf("getFans after the clear: got %q want all of it left", got)
+		}
 		noViolations(t)
 	})
 

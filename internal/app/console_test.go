@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -664,3 +665,238 @@ func TestConsoleOperatorTasks(t *testing.T) {
 }
 
 func first(resp *http.Response, _ string) *http.Response { return resp }
+
+// An account a second tenant authorized waits for the operator: the
+// console shows it on the overview, the accounts list, the account and the
+// tenant, and approving or refusing it there changes what the admin API
+// would. The tenant's return_url hosts are edited on its page.
+func TestConsolePendingBindingsAndReturnHosts(t *testing.T) {
+	clock := storetest.NewClock()
+	st := storetest.Open(t, store.SQLite, clock.Now)
+	ctx := context.Background()
+	const comp, appid = "wx1234567890abcdef", "wxaaaaaaaaaaaaaaa1"
+	holder, _ := st.CreateTenant(ctx, comp, "Holder")
+	asker, _ := st.CreateTenant(ctx, comp, "Asker")
+	other, _ := st.CreateTenant(ctx, comp, "Other")
+	if _, err := st.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: comp, AppID: appid, AccessToken: "a", RefreshToken: "r",
+		TokenExpiresAt: clock.Now().Add(time.Hour), TokenRefreshedAt: clock.Now(), PermissionSets: []int{2}, NickName: "Shop One"}, holder.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RequestBinding(ctx, comp, asker.ID, appid); err != nil {
+		t.Fatal(err)
+	}
+	gw := consoleReplica(t, st, clock.Now, "http://gw.test")
+	br := newBrowser(t, gw)
+	wantStatus(t, br.signIn(consoleAdminToken), http.StatusSeeOther)
+	csrf := br.csrf()
+	post := func(path string, form url.Values) (*http.Response, string) {
+		form.Set("csrf", csrf)
+		return br.post(path, form)
+	}
+	bound := func(t *testing.T, want ...string) {
+		t.Helper()
+		got, err := st.BoundTenants(ctx, comp, appid)
+		slices.Sort(want)
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("bound tenants: got %v, %v want %v", got, err, want)
+		}
+	}
+
+	t.Run("the waiting account shows on every page that concerns it", func(t *testing.T) {
+		_, page := br.get("/console/")
+		if !regexp.MustCompile(`id="pending-approvals"[\s\S]*?pending=1">1</a>`).MatchString(page) {
+			t.Errorf("overview: no count of 1 waiting account:\n%s", page)
+		}
+		_, page = br.get("/console/accounts")
+		if !strings.Contains(page, `id="pending-notice"`) || !strings.Contains(page, "Asker · waiting") {
+			t.Errorf("accounts: no notice or no waiting tenant:\n%s", page)
+		}
+		_, page = br.get("/console/accounts?pending=1")
+		if got := strings.Count(page, `<tr data-appid=`); got != 1 {
+			t.Errorf("accounts waiting for approval: got %d rows want 1", got)
+		}
+		_, page = br.get("/console/accounts/" + appid)
+		if !strings.Contains(page, `data-pending="`+asker.ID+`"`) || !strings.Contains(page, `/tenants/`+asker.ID+`/approve"`) {
+			t.Errorf("account page: no approval for the asker:\n%s", page)
+		}
+		if strings.Contains(page, `<option value="`+asker.ID+`"`) || !strings.Contains(page, `<option value="`+other.ID+`"`) {
+			t.Errorf("account page: the bind list should offer the other tenant, not the waiting one")
+		}
+		_, page = br.get("/console/tenants/" + asker.ID)
+		if !strings.Contains(page, `data-pending="`+appid+`"`) {
+			t.Errorf("tenant page: the waiting account is missing:\n%s", page)
+		}
+		if _, page = br.get("/console/tenants/" + holder.ID); strings.Contains(page, `data-pending=`) {
+			t.Errorf("the holder's page shows a waiting account")
+		}
+	})
+
+	t.Run("an authorization left waiting lands on a page that says so", func(t *testing.T) {
+		_, page := newBrowser(t, gw).get("/console/authorize/done?appid=" + appid + "&result=pending")
+		if !strings.Contains(page, `id="done-pending"`) || !strings.Contains(page, "waits for the operator") {
+			t.Errorf("landing page of a pending authorization:\n%s", page)
+		}
+		if _, page = newBrowser(t, gw).get("/console/authorize/done?appid=" + appid + "&result=authorized"); strings.Contains(page, `id="done-pending"`) {
+			t.Errorf("an authorization bound at once is shown as waiting")
+		}
+	})
+
+	t.Run("approving needs the CSRF token", func(t *testing.T) {
+		resp, _ := br.post("/console/accounts/"+appid+"/tenants/"+asker.ID+"/approve", url.Values{})
+		wantStatus(t, resp, http.StatusForbidden)
+		bound(t, holder.ID)
+	})
+
+	t.Run("approve from the account page", func(t *testing.T) {
+		resp, _ := post("/console/accounts/"+appid+"/tenants/"+asker.ID+"/approve", url.Values{})
+		wantStatus(t, resp, http.StatusSeeOther)
+		wantLocation(t, resp, "/console/accounts/"+appid+"?flash=approved")
+		bound(t, holder.ID, asker.ID)
+		if _, page := br.get("/console/accounts"); strings.Contains(page, `id="pending-notice"`) {
+			t.Errorf("the notice stays after approval")
+		}
+	})
+
+	t.Run("refuse from the tenant page; a bound tenant cannot be refused", func(t *testing.T) {
+		if err := st.RequestBinding(ctx, comp, other.ID, appid); err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := post("/console/tenants/"+other.ID+"/accounts/"+appid+"/refuse", url.Values{})
+		wantStatus(t, resp, http.StatusSeeOther)
+		wantLocation(t, resp, "/console/tenants/"+other.ID+"?flash=refused")
+		if list, _ := st.ListBindings(ctx, comp); len(list) != 2 {
+			t.Fatalf("bindings after refusal: got %+v want the holder's and the asker's", list)
+		}
+		if resp, _ := post("/console/tenants/"+holder.ID+"/accounts/"+appid+"/refuse", url.Values{}); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("refusing a bound tenant: got %d want 404", resp.StatusCode)
+		}
+		if resp, _ := post("/console/tenants/"+other.ID+"/accounts/"+appid+"/approve", url.Values{}); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("approving what nobody asked for: got %d want 404", resp.StatusCode)
+		}
+		bound(t, holder.ID, asker.ID)
+	})
+
+	t.Run("edit the return_url hosts; a URL is refused", func(t *testing.T) {
+		resp, _ := post("/console/tenants/"+asker.ID+"/return-hosts", url.Values{"return_url_hosts": {"App.Example.com,\r\nb.example  app.example.com"}})
+		wantStatus(t, resp, http.StatusSeeOther)
+		if tn, _ := st.GetTenant(ctx, comp, asker.ID); strings.Join(tn.ReturnURLHosts, " ") != "app.example.com b.example" {
+			t.Fatalf("hosts: got %v want [app.example.com b.example]", tn.ReturnURLHosts)
+		}
+		if _, page := br.get("/console/tenants/" + asker.ID); !strings.Contains(page, ">app.example.com\nb.example</textarea>") {
+			t.Errorf("the tenant page does not show the hosts")
+		}
+		resp, page := post("/console/tenants/"+asker.ID+"/return-hosts", url.Values{"return_url_hosts": {"https://evil.example/x"}})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "return_url_hosts:") {
+			t.Fatalf("a URL: got %d want 400 naming the field", resp.StatusCode)
+		}
+		wantStatus(t, first(post("/console/tenants/"+asker.ID+"/return-hosts", url.Values{"return_url_hosts": {""}})), http.StatusSeeOther)
+		if tn, _ := st.GetTenant(ctx, comp, asker.ID); len(tn.ReturnURLHosts) != 0 {
+			t.Fatalf("cleared hosts: got %v", tn.ReturnURLHosts)
+		}
+	})
+}
+
+// The webhooks page: the queue's depth and age, each tenant's webhook with
+// what is pending and failed (failing ones first), one tenant's deliveries,
+// and a failed delivery redelivered with the same event; the overview's
+// webhook health. No page shows a webhook secret.
+func TestConsoleWebhooks(t *testing.T) {
+	clock := storetest.NewClock()
+	st := storetest.Open(t, store.SQLite, clock.Now)
+	ctx := context.Background()
+	const comp = "wx1234567890abcdef"
+	acme, _ := st.CreateTenant(ctx, comp, "Acme")
+	globex, _ := st.CreateTenant(ctx, comp, "Globex")
+	for _, tn := range []store.Tenant{acme, globex} {
+		if _, _, err := st.PutWebhook(ctx, tn.ID, "https://"+strings.ToLower(tn.Name)+".example/hook", []string{"authorizer.*"}, "whsec_console_secret_"+secret.Value(tn.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if _, err := st.EnqueueTenantEvent(ctx, acme.ID, store.EventWebhookTest, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+	}
+	claimed, err := st.ClaimWebhookDeliveries(ctx, store.ClaimRequest{Owner: "r1", Now: clock.Now(), LeaseUntil: clock.Now().Add(time.Minute), Limit: 2, PerTenant: 2})
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claimed %d, %v", len(claimed), err)
+	}
+	failed := claimed[1]
+	for i, outcome := range []string{store.DeliveryDelivered, store.DeliveryFailed} {
+		if ok, err := st.FinishWebhookAttempt(ctx, claimed[i].ID, "r1", store.AttemptResult{Outcome: outcome, Status: 503, Error: "HTTP 503 from the receiver", At: clock.Now()}); err != nil || !ok {
+			t.Fatalf("finish: %v, %v", ok, err)
+		}
+	}
+	clock.Advance(10 * time.Minute) // the one left pending is late
+	gw := consoleReplica(t, st, clock.Now, "http://gw.test")
+	br := newBrowser(t, gw)
+	wantStatus(t, br.signIn(consoleAdminToken), http.StatusSeeOther)
+	csrf := br.csrf()
+	noSecret := func(t *testing.T, page string) {
+		t.Helper()
+		if strings.Contains(page, "whsec_") {
+			t.Fatal("a page shows a webhook secret")
+		}
+	}
+
+	t.Run("the overview shows the queue, late", func(t *testing.T) {
+		_, page := br.get("/console/")
+		if !regexp.MustCompile(`class="card stat warn" id="webhook-health">[\s\S]*?webhooks">1</a>[\s\S]*?oldest pending created 10 min ago`).MatchString(page) {
+			t.Errorf("overview: no late queue of 1:\n%s", page)
+		}
+	})
+
+	t.Run("every webhook with its pending and failed deliveries, the failing first", func(t *testing.T) {
+		resp, page := br.get("/console/webhooks")
+		wantStatus(t, resp, http.StatusOK)
+		noSecret(t, page)
+		rows := regexp.MustCompile(`<tr data-webhook="([^"]+)">`).FindAllStringSubmatch(page, -1)
+		if len(rows) != 2 || rows[0][1] != acme.ID || rows[1][1] != globex.ID {
+			t.Fatalf("webhook rows: got %v want Acme (failing) then Globex", rows)
+		}
+		for _, want := range []string{"https://acme.example/hook", `class="badge failing"`, `class="badge ok"`, `id="webhook-failed">`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("webhooks page lacks %q", want)
+			}
+		}
+		if _, page = br.get("/console/webhooks?q=globex"); strings.Count(page, "<tr data-webhook=") != 1 {
+			t.Errorf("search: got %d rows want 1", strings.Count(page, "<tr data-webhook="))
+		}
+	})
+
+	t.Run("one tenant's deliveries, filtered by status; redeliver only the failed", func(t *testing.T) {
+		_, page := br.get("/console/webhooks?tenant=" + acme.ID)
+		noSecret(t, page)
+		if got := strings.Count(page, "<tr data-delivery="); got != 3 {
+			t.Fatalf("deliveries: got %d want 3", got)
+		}
+		if got := strings.Count(page, "/redeliver\""); got != 1 || !strings.Contains(page, "/deliveries/"+failed.ID+"/redeliver\"") {
+			t.Fatalf("redeliver buttons: got %d want 1, for the failed delivery", got)
+		}
+		if !strings.Contains(page, "HTTP 503 from the receiver") {
+			t.Errorf("the last error is missing")
+		}
+		if _, page = br.get("/console/webhooks?tenant=" + acme.ID + "&status=failed"); strings.Count(page, "<tr data-delivery=") != 1 {
+			t.Errorf("failed only: got %d rows want 1", strings.Count(page, "<tr data-delivery="))
+		}
+		if resp, _ := br.get("/console/webhooks?tenant=nope"); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("unknown tenant: got %d want 404", resp.StatusCode)
+		}
+	})
+
+	t.Run("redeliver needs the CSRF token and the delivery's own tenant", func(t *testing.T) {
+		path := "/console/webhooks/" + acme.ID + "/deliveries/" + failed.ID + "/redeliver"
+		wantStatus(t, first(br.post(path, url.Values{})), http.StatusForbidden)
+		if resp, _ := br.post("/console/webhooks/"+globex.ID+"/deliveries/"+failed.ID+"/redeliver", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("another tenant's delivery: got %d want 404", resp.StatusCode)
+		}
+		resp, _ := br.post(path, url.Values{"csrf": {csrf}})
+		wantStatus(t, resp, http.StatusSeeOther)
+		wantLocation(t, resp, "/console/webhooks?flash=redelivered&tenant="+acme.ID+"#deliveries")
+		pending, err := st.ListWebhookDeliveries(ctx, acme.ID, store.DeliveryPending, 10)
+		if err != nil || len(pending) != 2 || pending[0].EventID != failed.EventID {
+			t.Fatalf("pending after redelivery: %+v, %v; want the failed event queued again", pending, err)
+		}
+	})
+}

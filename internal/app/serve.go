@@ -278,7 +278,8 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	cons, err := console.New(console.Options{
 		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, ComponentAppID: cfg.ComponentAppID,
 		Tenants: tenants.Admin, Directory: tenants.Directory, Authorizers: authorizers, Flow: flow,
-		Component: credentials, Calls: st, Sessions: st, Webhooks: webhooks, StatusOf: httpapi.StatusOf,
+		Component: credentials, Calls: st, Pending: st, Sessions: st, Webhooks: webhooks, WebhookQueue: st,
+		Quotas: quotas, QuotaClearer: proxied, StatusOf: httpapi.StatusOf,
 		IdleTimeout: consoleIdleTimeout, Now: now, Logger: log,
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,26 +21,38 @@ type accountRow struct {
 	Sets                    []permissionSet
 	TokenExpiresAt          time.Time
 	Tenants                 []tenantRef
+	// Pending are the tenants whose authorization of the account waits
+	// for the operator's approval.
+	Pending []tenantRef
 }
 
 type tenantRef struct{ ID, Name string }
 
 type accountsData struct {
 	Q, Status, Tenant, TenantName, Sort string
-	Statuses                            []string
-	Rows                                []accountRow
-	Pager                               pager
+	// OnlyPending lists only the accounts waiting for an approval;
+	// PendingAccounts counts those.
+	OnlyPending     bool
+	PendingAccounts int
+	Statuses        []string
+	Rows            []accountRow
+	Pager           pager
 }
 
 var accountStatuses = []string{store.StatusAuthorized, store.StatusNeedsReauthorization, store.StatusUnauthorized}
 
 // accountsPage lists accounts from the authorizer manager's memory,
-// filtered (text in the appid or nick name, status, tenant), sorted and
-// paged on the server: thousands of accounts cost no store query and
-// render one page of rows.
+// filtered (text in the appid or nick name, status, tenant, waiting for an
+// approval), sorted and paged on the server: thousands of accounts cost
+// one small store query (the pending bindings) and render one page of rows.
 func (c *Console) accountsPage(g *gin.Context, p *page) error {
 	d := accountsData{Q: strings.TrimSpace(g.Query("q")), Status: g.Query("status"), Tenant: g.Query("tenant"),
-		Sort: g.DefaultQuery("sort", "appid"), Statuses: accountStatuses}
+		Sort: g.DefaultQuery("sort", "appid"), Statuses: accountStatuses, OnlyPending: g.Query("pending") == "1"}
+	pending, err := c.pendingTenants(g.Request.Context())
+	if err != nil {
+		return err
+	}
+	d.PendingAccounts = len(pending)
 	if !slices.Contains(accountStatuses, d.Status) {
 		d.Status = ""
 	}
@@ -61,6 +74,7 @@ func (c *Console) accountsPage(g *gin.Context, p *page) error {
 		switch {
 		case d.Status != "" && a.Status != d.Status:
 		case d.Tenant != "" && !containsSorted(inTenant, a.AppID):
+		case d.OnlyPending && pending[a.AppID] == nil:
 		case lq != "" && !strings.Contains(strings.ToLower(a.AppID), lq) && !strings.Contains(strings.ToLower(a.NickName), lq):
 		default:
 			match = append(match, a)
@@ -81,14 +95,35 @@ func (c *Console) accountsPage(g *gin.Context, p *page) error {
 	}
 	n, _ := strconv.Atoi(g.Query("page"))
 	pg, lo, hi := paginate(len(match), n, accountsPerPage, func(n int) string {
-		return basePath + "/accounts?" + url.Values{"q": {d.Q}, "status": {d.Status}, "tenant": {d.Tenant}, "sort": {d.Sort}, "page": {strconv.Itoa(n)}}.Encode()
+		q := url.Values{"q": {d.Q}, "status": {d.Status}, "tenant": {d.Tenant}, "sort": {d.Sort}, "page": {strconv.Itoa(n)}}
+		if d.OnlyPending {
+			q.Set("pending", "1")
+		}
+		return basePath + "/accounts?" + q.Encode()
 	})
 	d.Pager = pg
 	for _, a := range match[lo:hi] {
-		d.Rows = append(d.Rows, c.accountRow(*a))
+		r := c.accountRow(*a)
+		r.Pending = pending[a.AppID]
+		d.Rows = append(d.Rows, r)
 	}
 	p.Data = d
 	return nil
+}
+
+// pendingTenants maps each account waiting for an approval to the tenants
+// whose authorization waits, named from the directory.
+func (c *Console) pendingTenants(ctx context.Context) (map[string][]tenantRef, error) {
+	list, err := c.o.Pending.PendingBindings(ctx, c.o.ComponentAppID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]tenantRef, len(list))
+	for _, b := range list {
+		name, _ := c.o.Directory.TenantName(b.TenantID)
+		out[b.AppID] = append(out[b.AppID], tenantRef{ID: b.TenantID, Name: name})
+	}
+	return out, nil
 }
 
 func containsSorted(list []string, s string) bool {
@@ -112,6 +147,10 @@ type accountData struct {
 	UpdatedAt        time.Time
 	// Others are the tenants it can be bound to.
 	Others []tenantRef
+	// Caps are the operator's daily caps by bound tenant; Quotas the
+	// account's quota of each API WeChat counts.
+	Caps   map[string]int64
+	Quotas []quotaRow
 }
 
 // accountPage shows one account with its tenants.
@@ -122,13 +161,25 @@ func (c *Console) accountPage(g *gin.Context, p *page) error {
 		return errAccountNotFound
 	}
 	d := accountData{Account: c.accountRow(a), AuthorizedAt: a.AuthorizedAt, TokenRefreshedAt: a.TokenRefreshedAt, UpdatedAt: a.UpdatedAt}
+	pending, err := c.pendingTenants(g.Request.Context())
+	if err != nil {
+		return err
+	}
+	d.Account.Pending = pending[appid]
+	d.Caps = map[string]int64{}
+	for _, t := range d.Account.Tenants {
+		if n := c.o.Directory.DailyLimit(t.ID, appid); n > 0 {
+			d.Caps[t.ID] = n
+		}
+	}
+	d.Quotas = c.accountQuotas(appid)
 	tenants, err := c.o.Tenants.ListTenants(g.Request.Context())
 	if err != nil {
 		return err
 	}
 	bound := c.o.Directory.BoundTenants(appid)
 	for _, t := range tenants {
-		if !containsSorted(bound, t.ID) {
+		if !containsSorted(bound, t.ID) && !slices.ContainsFunc(d.Account.Pending, func(r tenantRef) bool { return r.ID == t.ID }) {
 			d.Others = append(d.Others, tenantRef{ID: t.ID, Name: t.Name})
 		}
 	}
@@ -176,11 +227,38 @@ func (c *Console) handleBind(side bindSide) gin.HandlerFunc {
 	}
 }
 
+// handleApprove approves a binding that waits for the operator: the
+// tenant's authorization of an account bound to another tenant.
+func (c *Console) handleApprove(side bindSide) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		tenantID, appid := g.Param("id"), g.Param("appid")
+		c.bindingDone(g, side, tenantID, appid, "approved", c.o.Tenants.ApproveBinding(g.Request.Context(), tenantID, appid))
+	}
+}
+
 // handleUnbind removes a binding.
 func (c *Console) handleUnbind(side bindSide) gin.HandlerFunc {
 	return func(g *gin.Context) {
 		tenantID, appid := g.Param("id"), g.Param("appid")
 		c.bindingDone(g, side, tenantID, appid, "unbound", c.o.Tenants.Unbind(g.Request.Context(), tenantID, appid))
+	}
+}
+
+// handleRefuse removes a binding that waits for approval. A binding that
+// is no longer pending (approved meanwhile, perhaps on another page) is
+// left alone: refusing is not unbinding.
+func (c *Console) handleRefuse(side bindSide) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		ctx := g.Request.Context()
+		tenantID, appid := g.Param("id"), g.Param("appid")
+		pending, err := c.pendingTenants(ctx)
+		if err == nil && !slices.ContainsFunc(pending[appid], func(r tenantRef) bool { return r.ID == tenantID }) {
+			err = errNoPendingBinding
+		}
+		if err == nil {
+			err = c.o.Tenants.Unbind(ctx, tenantID, appid)
+		}
+		c.bindingDone(g, side, tenantID, appid, "refused", err)
 	}
 }
 

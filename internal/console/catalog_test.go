@@ -58,6 +58,9 @@ func TestEveryMessageUsedExists(t *testing.T) {
 	for _, s := range deliveryStatuses {
 		need["delivery."+s] = "delivery status"
 	}
+	for _, s := range []string{"ok", "backlog", "failing"} {
+		need["webhooks.state_"+s] = "webhook state"
+	}
 	for _, h := range []string{"ok", "warn", "bad"} {
 		need["health.ticket."+h], need["health.token."+h] = "health", "health"
 	}
@@ -67,6 +70,7 @@ func TestEveryMessageUsedExists(t *testing.T) {
 	for _, k := range permissionSetKeys {
 		need[k] = "permission set"
 	}
+	need["quota.clear_month_used"] = "clear_quota refusal"
 	for _, k := range errSignInMessage {
 		need[k] = "sign-in"
 	}
@@ -76,7 +80,7 @@ func TestEveryMessageUsedExists(t *testing.T) {
 		need["error."+string(code)] = "error code"
 	}
 	for _, f := range []string{"tenant_created", "tenant_renamed", "limits_saved", "tenant_deleted", "key_revoked", "bound",
-		"unbound", "token_refreshed", "signed_out", "link_made"} {
+		"unbound", "token_refreshed", "signed_out", "link_made", "approved", "refused", "return_hosts_saved", "redelivered", "quota_cleared", "cap_saved", "cap_cleared"} {
 		need["flash."+f] = "flash"
 	}
 	for _, k := range slices.Sorted(maps.Keys(need)) {

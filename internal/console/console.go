@@ -48,10 +48,15 @@ type Options struct {
 	Flow        AuthorizationFlow
 	Component   ComponentStatus
 	Calls       CallCounts
+	Pending     PendingBindings
 	Sessions    SessionStore
-	// Webhooks, when set, shows each tenant's webhook and its last
-	// deliveries on the tenant's page.
-	Webhooks Webhooks
+	// Webhooks shows each tenant's webhook and deliveries and redelivers;
+	// WebhookQueue the queue across tenants.
+	Webhooks     Webhooks
+	WebhookQueue WebhookQueue
+	// Quotas are the daily quotas; QuotaClearer clears an account's.
+	Quotas       Quotas
+	QuotaClearer QuotaClearer
 
 	// IdleTimeout ends a session not used for that long; SessionLifetime
 	// ends any session that long after sign-in; SignInCodeTTL bounds a
@@ -76,7 +81,8 @@ type Console struct {
 // New checks the options and parses the embedded templates.
 func New(o Options) (*Console, error) {
 	if o.Tenants == nil || o.Directory == nil || o.Authorizers == nil || o.Flow == nil || o.Component == nil ||
-		o.Calls == nil || o.Sessions == nil {
+		o.Calls == nil || o.Pending == nil || o.Sessions == nil || o.Webhooks == nil || o.WebhookQueue == nil ||
+		o.Quotas == nil || o.QuotaClearer == nil {
 		return nil, errors.New("console: every service is required")
 	}
 	u, err := url.Parse(o.PublicURL)

@@ -6,9 +6,12 @@ import (
 
 	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component"
+	"github.com/wxgate/wxgate/internal/proxy"
+	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/secret"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
+	"github.com/wxgate/wxgate/internal/webhook"
 )
 
 // TenantAdmin is the operator's side of tenants (tenant.Admin). Errors:
@@ -25,7 +28,14 @@ type TenantAdmin interface {
 	ListKeys(ctx context.Context, tenantID string) ([]store.Key, error)
 	RevokeKey(ctx context.Context, kid string) error
 	Bind(ctx context.Context, tenantID, appid string) error
+	// ApproveBinding makes a binding an authorization left waiting for
+	// approval a bound one; not_found if the tenant has no binding to appid.
+	ApproveBinding(ctx context.Context, tenantID, appid string) error
+	// Unbind removes a binding, bound or waiting for approval.
 	Unbind(ctx context.Context, tenantID, appid string) error
+	// SetDailyLimit caps the tenant's calls per proxied API and Beijing day
+	// on the account (0 removes the cap); not_found if not bound.
+	SetDailyLimit(ctx context.Context, tenantID, appid string, dailyLimit int64) (store.Binding, error)
 	// Usage returns the tenant's hourly call counts in [from, to).
 	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
 }
@@ -37,6 +47,17 @@ type Webhooks interface {
 	Get(ctx context.Context, tenantID string) (store.Webhook, error)
 	// Deliveries lists the tenant's deliveries, newest first, at most limit.
 	Deliveries(ctx context.Context, tenantID, status string, limit int) ([]store.WebhookDelivery, error)
+	// Redeliver queues the event of the tenant's delivery id again (same
+	// event id); not_found for an unknown or another tenant's delivery.
+	Redeliver(ctx context.Context, tenantID, id string) (store.WebhookDelivery, error)
+}
+
+// WebhookQueue reads the state of webhook deliveries across tenants (the
+// store): the queue's depth and age, and each webhook's pending and failed
+// deliveries.
+type WebhookQueue interface {
+	WebhookQueueStats(ctx context.Context) (store.WebhookQueue, error)
+	WebhookSummaries(ctx context.Context, componentAppID string) ([]store.WebhookSummary, error)
 }
 
 // Directory is this replica's in-memory view of tenants and bindings
@@ -49,6 +70,9 @@ type Directory interface {
 	BoundTenants(appid string) []string
 	// TenantName returns the tenant's name and whether it exists.
 	TenantName(tenantID string) (string, bool)
+	// DailyLimit is the operator's cap on tenantID's calls per API and
+	// day on appid (0: none).
+	DailyLimit(tenantID, appid string) int64
 }
 
 // Authorizers is the authorizer manager (authorizer.Manager): its
@@ -81,6 +105,33 @@ type CallCounts interface {
 	CallMinutes(ctx context.Context, componentAppID string, from, to time.Time) ([]store.CallMinute, error)
 }
 
+// Quotas is this replica's view of WeChat's daily quotas (quota.Keeper),
+// read from memory.
+type Quotas interface {
+	// Known lists every account and API whose daily limit is known, with
+	// today's use.
+	Known() []quota.AccountQuota
+	// Status is one account's quota of one API (DailyLimit 0: not learned).
+	Status(appid, api, cgiPath string) (quota.Status, bool)
+	// TenantCalls is tenantID's calls of api on appid today.
+	TenantCalls(tenantID, appid, api string) int64
+}
+
+// QuotaClearer clears an account's daily quotas with WeChat (proxy.Service).
+type QuotaClearer interface {
+	// ClearQuota calls clear_quota and returns the fresh quotas.
+	// rate_limited (WeChat's 48006) once the month's 10 clears are used;
+	// not_found, authorizer_unauthorized, upstream_* otherwise.
+	ClearQuota(ctx context.Context, appid string) ([]quota.Status, error)
+}
+
+// PendingBindings reads the bindings that wait for the operator's approval
+// (the store): an account authorized by a tenant while bound to another.
+// The directory holds only bound ones, and there are few pending ones.
+type PendingBindings interface {
+	PendingBindings(ctx context.Context, componentAppID string) ([]store.Binding, error)
+}
+
 // SessionStore keeps console sessions and one-time sign-in codes by the
 // digest of their token (the store), so every replica knows them.
 type SessionStore interface {
@@ -101,5 +152,10 @@ var (
 	_ AuthorizationFlow = (*component.Flow)(nil)
 	_ ComponentStatus   = (*component.Credentials)(nil)
 	_ CallCounts        = (*store.Store)(nil)
+	_ PendingBindings   = (*store.Store)(nil)
+	_ WebhookQueue      = (*store.Store)(nil)
+	_ Quotas            = (*quota.Keeper)(nil)
+	_ QuotaClearer      = (*proxy.Service)(nil)
+	_ Webhooks          = (*webhook.Service)(nil)
 	_ SessionStore      = (*store.Store)(nil)
 )

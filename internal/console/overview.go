@@ -28,11 +28,21 @@ type overviewData struct {
 	TokenExpiresAt *time.Time
 	TokenHealth    string
 
-	Accounts     int
-	ByStatus     []statusCount
-	Soonest      *store.Authorizer
-	SoonestWarn  bool
-	Tenants      int
+	Accounts    int
+	ByStatus    []statusCount
+	Soonest     *store.Authorizer
+	SoonestWarn bool
+	Tenants     int
+	// PendingAccounts wait for the operator to approve a second tenant.
+	PendingAccounts int
+	// Webhooks is the delivery queue; WebhooksHealth "ok", "warn" or "bad"
+	// by the age of its oldest pending delivery.
+	Webhooks       store.WebhookQueue
+	WebhooksHealth string
+	// LowQuota counts the account/API pairs with less than 10% of the daily
+	// limit left, of KnownQuota pairs with a known limit.
+	LowQuota, KnownQuota int
+
 	Window       string
 	Windows      []string
 	Calls        int64
@@ -99,6 +109,16 @@ func (c *Console) overviewPage(g *gin.Context, p *page) error {
 		return err
 	}
 	d.Tenants = len(tenants)
+	pending, err := c.pendingTenants(ctx)
+	if err != nil {
+		return err
+	}
+	d.PendingAccounts = len(pending)
+	if d.Webhooks, err = c.o.WebhookQueue.WebhookQueueStats(ctx); err != nil {
+		return err
+	}
+	d.WebhooksHealth = webhookHealth(now, d.Webhooks.OldestPending)
+	d.LowQuota, d.KnownQuota = c.lowQuotaCount()
 
 	d.Window = g.DefaultQuery("window", "6h")
 	span, ok := overviewWindows[d.Window]

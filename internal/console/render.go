@@ -90,8 +90,7 @@ func (v *views) asset(p string) string {
 	return basePath + "/static/" + p + "?v=" + v.assets[p]
 }
 
-// navItem is one entry of the navigation bar. Pages for webhooks and
-// quotas join the list as those features land.
+// navItem is one entry of the navigation bar.
 type navItem struct {
 	ID, Path, Key string
 }
@@ -102,6 +101,8 @@ var navItems = []navItem{
 	{"accounts", basePath + "/accounts", "nav.accounts"},
 	{"authorize", basePath + "/authorize", "nav.authorize"},
 	{"usage", basePath + "/usage", "nav.usage"},
+	{"quota", basePath + "/quota", "nav.quota"},
+	{"webhooks", basePath + "/webhooks", "nav.webhooks"},
 }
 
 // page is what every template gets: the chrome (language, navigation,

@@ -25,23 +25,36 @@ func (c *Console) Register(g *gin.RouterGroup) {
 	s.GET("/tenants/:id", c.show("tenant", c.tenantPage))
 	s.POST("/tenants/:id/rename", c.handleRenameTenant())
 	s.POST("/tenants/:id/limits", c.handleTenantLimits())
+	s.POST("/tenants/:id/return-hosts", c.handleReturnHosts())
 	s.POST("/tenants/:id/delete", c.handleDeleteTenant())
 	s.POST("/tenants/:id/keys", c.handleIssueKey())
 	s.POST("/tenants/:id/keys/:kid/revoke", c.handleRevokeKey())
 	s.POST("/tenants/:id/bind", c.handleBind(bindFromTenant))
 	s.POST("/tenants/:id/accounts/:appid/unbind", c.handleUnbind(bindFromTenant))
+	s.POST("/tenants/:id/accounts/:appid/approve", c.handleApprove(bindFromTenant))
+	s.POST("/tenants/:id/accounts/:appid/refuse", c.handleRefuse(bindFromTenant))
 
 	s.GET("/accounts", c.show("accounts", c.accountsPage))
 	s.GET("/accounts/:appid", c.show("account", c.accountPage))
 	s.POST("/accounts/:appid/refresh", c.handleRefresh())
 	s.POST("/accounts/:appid/bind", c.handleBind(bindFromAccount))
 	s.POST("/accounts/:appid/tenants/:id/unbind", c.handleUnbind(bindFromAccount))
+	s.POST("/accounts/:appid/tenants/:id/approve", c.handleApprove(bindFromAccount))
+	s.POST("/accounts/:appid/tenants/:id/refuse", c.handleRefuse(bindFromAccount))
 
 	s.GET("/authorize", c.show("authorize", c.authorizePage))
 	s.POST("/authorize", c.handleAuthorize())
 
 	s.GET("/usage", c.show("usage", c.usagePage))
 	s.GET("/usage.csv", c.handleUsageCSV())
+
+	s.GET("/quota", c.show("quota", c.quotaPage))
+	s.POST("/quota/caps", c.handleSetCap(bindFromTenant))
+	s.POST("/accounts/:appid/quota/clear", c.handleClearQuota())
+	s.POST("/accounts/:appid/tenants/:id/cap", c.handleSetCap(bindFromAccount))
+
+	s.GET("/webhooks", c.show("webhooks", c.webhooksPage))
+	s.POST("/webhooks/:id/deliveries/:delivery/redeliver", c.handleRedeliver())
 }
 
 // NotFound answers an unknown /console path with the console's 404 page.

@@ -17,14 +17,16 @@ import (
 )
 
 var (
-	errPageNotFound    = errs.E(errs.NotFound, "no such page")
-	errAccountNotFound = errs.E(errs.NotFound, "authorizer not found")
-	errWrongToken      = errs.E(errs.Unauthenticated, "wrong admin token")
-	errStaleSignIn     = errs.E(errs.Forbidden, "the sign-in form expired; try again")
-	errCodeRefused     = errs.E(errs.Unauthenticated, "this sign-in link is unknown, used or expired")
-	errThrottled       = errs.E(errs.RateLimited, "too many sign-in attempts; wait a little")
-	errUnknownAsset    = errs.E(errs.NotFound, "no such file")
-	errSignInMessage   = map[*errs.Error]string{errWrongToken: "signin.wrong", errStaleSignIn: "signin.stale", errCodeRefused: "signin.code_refused", errThrottled: "signin.throttled"}
+	errPageNotFound     = errs.E(errs.NotFound, "no such page")
+	errAccountNotFound  = errs.E(errs.NotFound, "authorizer not found")
+	errTenantNotFound   = errs.E(errs.NotFound, "tenant not found")
+	errNoPendingBinding = errs.E(errs.NotFound, "no authorization of this account by this tenant waits for approval")
+	errWrongToken       = errs.E(errs.Unauthenticated, "wrong admin token")
+	errStaleSignIn      = errs.E(errs.Forbidden, "the sign-in form expired; try again")
+	errCodeRefused      = errs.E(errs.Unauthenticated, "this sign-in link is unknown, used or expired")
+	errThrottled        = errs.E(errs.RateLimited, "too many sign-in attempts; wait a little")
+	errUnknownAsset     = errs.E(errs.NotFound, "no such file")
+	errSignInMessage    = map[*errs.Error]string{errWrongToken: "signin.wrong", errStaleSignIn: "signin.stale", errCodeRefused: "signin.code_refused", errThrottled: "signin.throttled"}
 )
 
 // handleStatic serves the embedded assets. A request for the current
@@ -192,7 +194,10 @@ func (c *Console) handleSignOut() gin.HandlerFunc {
 type doneData struct {
 	AppID string
 	OK    bool
-	Code  string
+	// Pending: authorized, but the account is bound to another tenant and
+	// this tenant's access waits for the operator's approval.
+	Pending bool
+	Code    string
 }
 
 // handleAuthorizeDone is where an authorization link made in the console
@@ -207,7 +212,9 @@ func (c *Console) handleAuthorizeDone() gin.HandlerFunc {
 		if a := g.Query("appid"); config.ValidAppID(a) {
 			d.AppID = a
 		}
-		d.OK = g.Query("result") == "authorized" && d.AppID != ""
+		result := g.Query("result")
+		d.OK = (result == "authorized" || result == "pending") && d.AppID != ""
+		d.Pending = d.OK && result == "pending"
 		if code := errs.Code(g.Query("error")); !d.OK && code != "" {
 			if _, known := c.views.cat[langEN]["error."+string(code)]; known {
 				d.Code = string(code)

@@ -68,6 +68,11 @@ type tenantData struct {
 	KeysTotal    int
 	Accounts     []accountRef
 	AccountCount int
+	// Pending are the accounts the tenant authorized that wait for the
+	// operator's approval (bound to another tenant).
+	Pending []accountRef
+	// ReturnHosts is the return_url hosts field as the operator edits it.
+	ReturnHosts string
 	// Webhook is the tenant's webhook (nil: none, or webhooks not wired);
 	// Deliveries its newest deliveries.
 	Webhook    *store.Webhook
@@ -103,6 +108,16 @@ func (c *Console) tenantPage(g *gin.Context, p *page) error {
 	for _, appid := range appids[:min(len(appids), tenantListCap)] {
 		d.Accounts = append(d.Accounts, c.accountRef(appid))
 	}
+	pending, err := c.o.Pending.PendingBindings(ctx, c.o.ComponentAppID)
+	if err != nil {
+		return err
+	}
+	for _, b := range pending {
+		if b.TenantID == t.ID {
+			d.Pending = append(d.Pending, c.accountRef(b.AppID))
+		}
+	}
+	d.ReturnHosts = strings.Join(t.ReturnURLHosts, "\n")
 	if c.o.Webhooks != nil {
 		w, err := c.o.Webhooks.Get(ctx, t.ID)
 		switch {
@@ -203,6 +218,31 @@ func (c *Console) handleTenantLimits() gin.HandlerFunc {
 	}
 }
 
+// handleReturnHosts replaces the hosts the tenant's authorizations may
+// return to (one per line, or separated by spaces or commas); an empty
+// list lets them return anywhere.
+func (c *Console) handleReturnHosts() gin.HandlerFunc {
+	return func(g *gin.Context) {
+		hosts, why := tenant.ReturnURLHostsProblem(strings.FieldsFunc(g.PostForm("return_url_hosts"), listSeparator))
+		if why != "" {
+			c.showError(g, "tenant", c.tenantPage, fieldError("return_url_hosts", why))
+			return
+		}
+		_, err := c.o.Tenants.UpdateTenant(g.Request.Context(), g.Param("id"), func(t *store.Tenant) error {
+			t.ReturnURLHosts = hosts
+			return nil
+		})
+		if err != nil {
+			c.showError(g, "tenant", c.tenantPage, err)
+			return
+		}
+		g.Redirect(http.StatusSeeOther, tenantURL(g.Param("id"), "return_hosts_saved"))
+	}
+}
+
+// listSeparator splits a list typed in a form: commas and white space.
+func listSeparator(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }
+
 // parseNumber reads an optional number in [0, limit]; empty is 0.
 func parseNumber(raw, field string, limit float64) (float64, error) {
 	raw = strings.TrimSpace(raw)
@@ -251,7 +291,7 @@ func (c *Console) handleIssueKey() gin.HandlerFunc {
 			}
 			req.TTL = time.Duration(days) * 24 * time.Hour
 		}
-		for _, a := range strings.FieldsFunc(g.PostForm("appids"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }) {
+		for _, a := range strings.FieldsFunc(g.PostForm("appids"), listSeparator) {
 			if !config.ValidAppID(a) {
 				c.showError(g, "tenant", c.tenantPage, fieldError("appids", a+" is not a WeChat appid (wx followed by 16 letters or digits)"))
 				return

@@ -110,6 +110,24 @@ func (s *Store) ApproveBinding(ctx context.Context, componentAppID, tenantID, ap
 	return translate(err, "binding")
 }
 
+// PendingBindings returns the component's bindings that wait for the
+// operator's approval, by tenant and appid. There are few of them, so the
+// console reads them on every accounts page.
+func (s *Store) PendingBindings(ctx context.Context, componentAppID string) ([]Binding, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var rows []bindingRow
+	if err := s.db.WithContext(ctx).Where("component_appid = ? AND status = ?", componentAppID, BindingPending).
+		Order("tenant_id, appid").Find(&rows).Error; err != nil {
+		return nil, translate(err, "bindings")
+	}
+	out := make([]Binding, len(rows))
+	for i, r := range rows {
+		out[i] = r.domain()
+	}
+	return out, nil
+}
+
 // BoundTenants lists the tenants appid is bound to (not those waiting for
 // approval), sorted.
 func (s *Store) BoundTenants(ctx context.Context, componentAppID, appid string) ([]string, error) {

@@ -126,6 +126,10 @@ func TestPendingBindings(t *testing.T) {
 			if len(list) != 2 {
 				t.Fatalf("ListBindings = %+v, want the bound and the pending one", list)
 			}
+			pending, err := s.PendingBindings(ctx, comp)
+			if err != nil || len(pending) != 1 || pending[0] != (store.Binding{TenantID: asker.ID, AppID: a.AppID, Pending: true}) {
+				t.Fatalf("PendingBindings = %+v, %v; want the asker's only", pending, err)
+			}
 			if err := s.ApproveBinding(ctx, comp, other.ID, a.AppID); !errs.Is(err, errs.NotFound) {
 				t.Fatalf("approving a binding nobody asked for: got %v, want not_found", err)
 			}
@@ -135,6 +139,9 @@ func TestPendingBindings(t *testing.T) {
 				t.Fatal(err)
 			}
 			bound(t, asker.ID, holder.ID)
+			if pending, err := s.PendingBindings(ctx, comp); err != nil || len(pending) != 0 {
+				t.Fatalf("PendingBindings after approval = %+v, %v; want none", pending, err)
+			}
 			if err := s.RequestBinding(ctx, comp, asker.ID, a.AppID); err != nil {
 				t.Fatal(err)
 			}

@@ -217,3 +217,66 @@ func (s *Store) subscribersTx(tx *gorm.DB, componentAppID, appid string) ([]Webh
 	}
 	return out, nil
 }
+
+// WebhookSummary is one tenant's webhook, without its secrets, with the
+// deliveries that need the operator's eye: those still being tried and
+// those that ended failed.
+type WebhookSummary struct {
+	TenantID  string
+	URL       string
+	Events    []string
+	UpdatedAt time.Time
+	Pending   int64
+	Failed    int64
+	// OldestPending is when the oldest pending delivery was created (zero
+	// when none is pending).
+	OldestPending time.Time
+}
+
+// WebhookSummaries returns the webhooks of the component's tenants with
+// their pending and failed deliveries counted, by tenant id. It reads two
+// small aggregates (the delivered ones are never scanned), so the
+// operator console can show a thousand tenants at once.
+func (s *Store) WebhookSummaries(ctx context.Context, componentAppID string) ([]WebhookSummary, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var hooks []struct {
+		TenantID  string
+		URL       string `gorm:"column:url"`
+		Events    string
+		UpdatedAt int64
+	}
+	db := s.db.WithContext(ctx)
+	if err := db.Table("webhooks").Select("webhooks.tenant_id, webhooks.url, webhooks.events, webhooks.updated_at").
+		Joins("JOIN tenants ON tenants.id = webhooks.tenant_id").Where("tenants.component_appid = ?", componentAppID).
+		Order("webhooks.tenant_id").Scan(&hooks).Error; err != nil {
+		return nil, translate(err, "webhooks")
+	}
+	var counts []struct {
+		TenantID string
+		Status   string
+		N        int64
+		Oldest   int64
+	}
+	if err := db.Model(&webhookDeliveryRow{}).Select("tenant_id, status, COUNT(*) AS n, MIN(created_at) AS oldest").
+		Where("status IN ?", []string{DeliveryPending, DeliveryFailed}).Group("tenant_id, status").Scan(&counts).Error; err != nil {
+		return nil, translate(err, "webhook deliveries")
+	}
+	out := make([]WebhookSummary, len(hooks))
+	at := make(map[string]*WebhookSummary, len(hooks))
+	for i, h := range hooks {
+		out[i] = WebhookSummary{TenantID: h.TenantID, URL: h.URL, Events: splitList(h.Events), UpdatedAt: fromMS(h.UpdatedAt)}
+		at[h.TenantID] = &out[i]
+	}
+	for _, c := range counts {
+		w := at[c.TenantID]
+		switch {
+		case w == nil:
+		case c.Status == DeliveryPending:
+			w.Pending, w.OldestPending = c.N, fromMS(c.Oldest)
+		default:
+			w.Failed = c.N
+		}
+	}
+	return out, nil
+}

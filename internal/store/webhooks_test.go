@@ -377,3 +377,65 @@ func TestWebhookClaimsDoNotOverlap(t *testing.T) {
 		t.Fatalf("claimed %d deliveries, want %d", len(seen), n)
 	}
 }
+
+// TestWebhookSummaries: each of the component's webhooks, without its
+// secret, with its pending and failed deliveries counted and the age of the
+// oldest pending one; delivered ones are not counted, other components'
+// webhooks are not listed.
+func TestWebhookSummaries(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store, clock *storetest.Clock) {
+		ctx := context.Background()
+		acme, _ := s.CreateTenant(ctx, comp, "acme")
+		quiet, _ := s.CreateTenant(ctx, comp, "quiet")
+		elsewhere, _ := s.CreateTenant(ctx, "wxfedcba9876543210", "elsewhere")
+		for _, tn := range []store.Tenant{acme, quiet, elsewhere} {
+			if _, _, err := s.PutWebhook(ctx, tn.ID, "https://"+tn.Name+".example/hook", []string{"authorizer.*", "message.received"}, "whsec_"+secret.Value(tn.Name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		oldest := clock.Now()
+		var ids []string
+		for range 3 {
+			d, err := s.EnqueueTenantEvent(ctx, acme.ID, store.EventWebhookTest, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, d.ID)
+			clock.Advance(time.Second)
+		}
+		claimed, err := s.ClaimWebhookDeliveries(ctx, store.ClaimRequest{Owner: "r1", Now: clock.Now(), LeaseUntil: clock.Now().Add(time.Minute), Limit: 2, PerTenant: 2})
+		if err != nil || len(claimed) != 2 {
+			t.Fatalf("claimed %d, %v; want 2", len(claimed), err)
+		}
+		for i, outcome := range []string{store.DeliveryDelivered, store.DeliveryFailed} {
+			if ok, err := s.FinishWebhookAttempt(ctx, claimed[i].ID, "r1", store.AttemptResult{Outcome: outcome, Status: 500, Error: "HTTP 500", At: clock.Now()}); err != nil || !ok {
+				t.Fatalf("finish = %v, %v", ok, err)
+			}
+		}
+		pendingAt := oldest
+		for i, id := range ids {
+			if id != claimed[0].ID && id != claimed[1].ID {
+				pendingAt = oldest.Add(time.Duration(i) * time.Second)
+			}
+		}
+		got, err := s.WebhookSummaries(ctx, comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []store.WebhookSummary{
+			{TenantID: acme.ID, URL: "https://acme.example/hook", Events: []string{"authorizer.*", "message.received"}, Pending: 1, Failed: 1, OldestPending: pendingAt},
+			{TenantID: quiet.ID, URL: "https://quiet.example/hook", Events: []string{"authorizer.*", "message.received"}},
+		}
+		slices.SortFunc(want, func(a, b store.WebhookSummary) int { return strings.Compare(a.TenantID, b.TenantID) })
+		if len(got) != len(want) {
+			t.Fatalf("summaries = %+v, want %+v", got, want)
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.TenantID != w.TenantID || g.URL != w.URL || !slices.Equal(g.Events, w.Events) || g.Pending != w.Pending || g.Failed != w.Failed ||
+				!g.OldestPending.Equal(w.OldestPending) || g.UpdatedAt.IsZero() {
+				t.Errorf("summary %d = %+v, want %+v", i, g, w)
+			}
+		}
+	})
+}
