@@ -35,13 +35,10 @@ func handleEvents(events EventReceiver, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
 		var out component.Outcome
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxEventBody))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			out = events.Unread(ctx, errors.As(err, &tooBig))
+		if p, read, tooBig := readPush(c, maxEventBody); !read {
+			out = events.Unread(ctx, tooBig)
 		} else {
-			q := c.Request.URL.Query()
-			out = events.Receive(ctx, component.Push{Body: body, MsgSignature: q.Get("msg_signature"), Timestamp: q.Get("timestamp"), Nonce: q.Get("nonce")})
+			out = events.Receive(ctx, p)
 		}
 		text := out.Reason
 		switch out.Answer {
@@ -52,4 +49,17 @@ func handleEvents(events EventReceiver, log *slog.Logger) gin.HandlerFunc {
 		}
 		c.Data(eventStatus[out.Answer], "text/plain; charset=utf-8", []byte(text))
 	}
+}
+
+// readPush reads a WeChat push: the body, at most limit bytes, and the
+// URL's signature fields. read is false when the body could not be read,
+// tooBig when it was over limit.
+func readPush(c *gin.Context, limit int64) (p component.Push, read, tooBig bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		var over *http.MaxBytesError
+		return component.Push{}, false, errors.As(err, &over)
+	}
+	q := c.Request.URL.Query()
+	return component.Push{Body: body, MsgSignature: q.Get("msg_signature"), Timestamp: q.Get("timestamp"), Nonce: q.Get("nonce")}, true, false
 }

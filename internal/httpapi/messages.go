@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -28,13 +26,10 @@ func handleAccountMessages(messages MessageReceiver, log *slog.Logger) gin.Handl
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
 		var out message.Outcome
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxMessageBody))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			out = messages.Unread(ctx, errors.As(err, &tooBig))
+		if p, read, tooBig := readPush(c, maxMessageBody); !read {
+			out = messages.Unread(ctx, tooBig)
 		} else {
-			q := c.Request.URL.Query()
-			out = messages.Receive(ctx, c.Param("appid"), component.Push{Body: body, MsgSignature: q.Get("msg_signature"), Timestamp: q.Get("timestamp"), Nonce: q.Get("nonce")})
+			out = messages.Receive(ctx, c.Param("appid"), p)
 		}
 		switch {
 		case out.Answer == component.AnswerSuccess && out.Reply != nil:

@@ -3,7 +3,6 @@ package sim
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -295,15 +294,6 @@ func (s *Simulator) CustomMessages() []CustomMessage {
 // authorizer token and the follower, and records the message.
 func (s *Simulator) handleCustomSend(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointCustomSend
-	token := r.URL.Query().Get("access_token")
-	appid := s.tokenOwner(token)
-	if r.Method != http.MethodPost {
-		s.fail(w, ep, appid, errRequirePOST)
-		return
-	}
-	if s.inject(w, r, ep, appid) {
-		return
-	}
 	var req struct {
 		ToUser  string `json:"touser"`
 		MsgType string `json:"msgtype"`
@@ -311,8 +301,11 @@ func (s *Simulator) handleCustomSend(w http.ResponseWriter, r *http.Request) {
 			Content string `json:"content"`
 		} `json:"text"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	bad := err != nil || json.Unmarshal(body, &req) != nil || req.MsgType == ""
+	token, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
+	if !ok {
+		return
+	}
+	bad = bad || req.MsgType == ""
 	now := s.now()
 	s.mu.Lock()
 	code := 0

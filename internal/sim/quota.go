@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"time"
 )
@@ -24,20 +22,13 @@ func quotaMonth(t time.Time) int64 {
 // 48006). The appid must be the token's own account (40013 otherwise).
 func (s *Simulator) handleClearQuota(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointClearQuota
-	token := r.URL.Query().Get("access_token")
-	appid := s.tokenOwner(token)
-	if r.Method != http.MethodPost {
-		s.fail(w, ep, appid, errRequirePOST)
-		return
-	}
-	if s.inject(w, r, ep, appid) {
-		return
-	}
 	var req struct {
 		AppID string `json:"appid"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	bad := err != nil || json.Unmarshal(body, &req) != nil
+	token, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
+	if !ok {
+		return
+	}
 	now := s.now()
 	s.mu.Lock()
 	code := 0

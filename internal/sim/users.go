@@ -95,21 +95,14 @@ func (s *Simulator) handleUserGet(w http.ResponseWriter, r *http.Request) {
 // {"tagid": N, "next_openid": ""} (getTagFans).
 func (s *Simulator) handleTagGet(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointUserTagGet
-	token := r.URL.Query().Get("access_token")
-	appid := s.tokenOwner(token)
-	if r.Method != http.MethodPost {
-		s.fail(w, ep, appid, errRequirePOST)
-		return
-	}
-	if s.inject(w, r, ep, appid) {
-		return
-	}
 	var req struct {
 		TagID      flexInt `json:"tagid"`
 		NextOpenID string  `json:"next_openid"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	bad := err != nil || json.Unmarshal(body, &req) != nil
+	token, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
+	if !ok {
+		return
+	}
 	now := s.now()
 	s.mu.Lock()
 	a, code := s.userCallLocked(token, cgiUserTagGet, now, true)
@@ -204,20 +197,13 @@ func (s *Simulator) writePage(w http.ResponseWriter, ep, appid string, codec *op
 // {"cgi_path": "/cgi-bin/user/get"}: the account's daily quota of that API.
 func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointQuotaGet
-	token := r.URL.Query().Get("access_token")
-	appid := s.tokenOwner(token)
-	if r.Method != http.MethodPost {
-		s.fail(w, ep, appid, errRequirePOST)
-		return
-	}
-	if s.inject(w, r, ep, appid) {
-		return
-	}
 	var req struct {
 		CGIPath string `json:"cgi_path"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	bad := err != nil || json.Unmarshal(body, &req) != nil
+	token, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
+	if !ok {
+		return
+	}
 	now := s.now()
 	s.mu.Lock()
 	code := 0
@@ -256,4 +242,22 @@ func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
 		Errmsg  string `json:"errmsg"`
 		Quota   quota  `json:"quota"`
 	}{0, "ok", quota{limit, used, max(0, limit-used)}})
+}
+
+// authorizerPOST starts a POST API called with an authorizer token
+// (?access_token=): it answers a wrong method (43002) and an injected
+// fault itself (ok false), and decodes the JSON body into req; bad reports
+// a body that could not be read or is not JSON.
+func (s *Simulator) authorizerPOST(w http.ResponseWriter, r *http.Request, ep string, req any) (token, appid string, bad, ok bool) {
+	token = r.URL.Query().Get("access_token")
+	appid = s.tokenOwner(token)
+	if r.Method != http.MethodPost {
+		s.fail(w, ep, appid, errRequirePOST)
+		return token, appid, false, false
+	}
+	if s.inject(w, r, ep, appid) {
+		return token, appid, false, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	return token, appid, err != nil || json.Unmarshal(body, req) != nil, true
 }
