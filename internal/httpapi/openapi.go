@@ -128,6 +128,13 @@ func describeField(name string, t reflect.Type, tag reflect.StructTag, schema *o
 	if nullableFields[name] {
 		schema.Nullable = true
 	}
+	if ex, ok := fieldExamples[name]; ok && schema.Example == nil {
+		// The generator calls this for a slice's items under the field's
+		// name too: only the slice itself takes a list example.
+		if _, list := ex.([]any); list == schema.Type.Is(openapi3.TypeArray) {
+			schema.Example = ex
+		}
+	}
 	if strings.HasSuffix(name, "_at") || name == "hour" || name == "from" || name == "to" {
 		schema.Format = "date-time"
 	}

@@ -60,6 +60,9 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			if ps.Value != nil && ps.Value.Description == "" && ps.Ref == "" {
 				t.Errorf("schema %s: field %q has no description (internal/httpapi/openapi_fields.go)", name, prop)
 			}
+			if ps.Value != nil && ps.Value.Example == nil && ps.Ref == "" && len(ps.Value.Properties) == 0 {
+				t.Errorf("schema %s: field %q has no example (internal/httpapi/openapi_fields.go)", name, prop)
+			}
 			undescribed(name+"."+prop, ps)
 		}
 		undescribed(name, s.Value.Items)
