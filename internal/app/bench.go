@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -367,6 +368,78 @@ func (b *bench) metric(ctx context.Context, i int, name string) float64 {
 	return sum
 }
 
+// histogram is a Prometheus histogram read from /metrics: cumulative
+// counts by upper bound.
+type histogram struct {
+	bounds []float64
+	counts []float64
+	count  float64
+}
+
+// histogram reads name's buckets from a replica's /metrics.
+func (b *bench) histogram(ctx context.Context, i int, name string) histogram {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.replicas[i].Addr+"/metrics", nil)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return histogram{}
+	}
+	defer resp.Body.Close()
+	var h histogram
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		le, ok := strings.CutPrefix(line, name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		bound, rest, _ := strings.Cut(le, `"}`)
+		ub, err1 := strconv.ParseFloat(bound, 64)
+		n, err2 := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		h.bounds, h.counts = append(h.bounds, ub), append(h.counts, n)
+		h.count = n // +Inf comes last
+	}
+	return h
+}
+
+// minus is the observations made since before.
+func (h histogram) minus(before histogram) histogram {
+	out := histogram{bounds: h.bounds, counts: make([]float64, len(h.counts)), count: h.count - before.count}
+	for i := range h.counts {
+		out.counts[i] = h.counts[i]
+		if i < len(before.counts) {
+			out.counts[i] -= before.counts[i]
+		}
+	}
+	return out
+}
+
+// quantile estimates the q-quantile by linear interpolation inside its
+// bucket, as Prometheus's histogram_quantile does.
+func (h histogram) quantile(q float64) time.Duration {
+	if h.count == 0 {
+		return 0
+	}
+	rank := q * h.count
+	lower, prev := 0.0, 0.0
+	for i, n := range h.counts {
+		if n >= rank {
+			if math.IsInf(h.bounds[i], 1) {
+				return time.Duration(lower * float64(time.Second))
+			}
+			frac := 0.0
+			if n > prev {
+				frac = (rank - prev) / (n - prev)
+			}
+			return time.Duration((lower + frac*(h.bounds[i]-lower)) * float64(time.Second))
+		}
+		lower, prev = h.bounds[i], n
+	}
+	return time.Duration(lower * float64(time.Second))
+}
+
 func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
@@ -434,12 +507,17 @@ func (b *bench) run(ctx context.Context) ([][4]string, []cpuResult, error) {
 	const moderate = 8
 	b.log.Info("latency under moderate load", "concurrency", moderate, "duration", b.o.duration)
 	dm := load(ctx, moderate, b.o.duration, directCall)
+	o0 := b.histogram(ctx, 0, "wxgate_gateway_overhead_seconds")
 	gm := load(ctx, moderate, b.o.duration, gatewayCall)
+	own := b.histogram(ctx, 0, "wxgate_gateway_overhead_seconds").minus(o0)
 	rows = append(rows,
 		[4]string{fmt.Sprintf("small page, %d clients: requests/s", moderate), fmt.Sprintf("%.0f", dm.rps()), fmt.Sprintf("%.0f", gm.rps()), fmt.Sprintf("gateway/direct %.2f", gm.rps()/dm.rps())},
 		[4]string{fmt.Sprintf("small page, %d clients: p50 latency", moderate), ms(dm.pct(0.50)), ms(gm.pct(0.50)), latencyNote(dm.pct(0.50), gm.pct(0.50))},
 		[4]string{fmt.Sprintf("small page, %d clients: p99 latency", moderate), ms(dm.pct(0.99)), ms(gm.pct(0.99)), latencyNote(dm.pct(0.99), gm.pct(0.99)) + "; target: added <= 1 ms"},
 		[4]string{fmt.Sprintf("failed requests (%d clients)", moderate), strconv.Itoa(dm.failed), strconv.Itoa(gm.failed), ""},
+		[4]string{fmt.Sprintf("gateway's own time per call, %d clients: p50 / p99", moderate), "",
+			fmt.Sprintf("%s / %s", ms(own.quantile(0.50)), ms(own.quantile(0.99))),
+			fmt.Sprintf("request time minus WeChat's, inside the gateway (wxgate_gateway_overhead_seconds, %.0f calls); target p99 <= 1 ms", own.count)},
 	)
 
 	cpu, err := b.cpuRun(ctx)

@@ -91,6 +91,33 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 		}
 	})
 
+	t.Run("the gateway's own time is measured apart from WeChat's", func(t *testing.T) {
+		count := func(name string) float64 {
+			n, err := metricAt(st.client, st.Replicas[0].Addr, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		// WeChat takes 100 ms a call: the requests take longer than that,
+		// the gateway's own time is what is left.
+		if err := st.Sim.SetFault(sim.Fault{Endpoint: sim.EndpointUserGet, AppID: fansAccount, Probability: 1, Kind: sim.FaultLatency, Latency: 100 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		defer st.Sim.ClearFaults()
+		const route = `wxgate_http_request_duration_seconds_sum{route="/v1/authorizers/:appid/fans"}`
+		n0, own0, all0 := count("wxgate_gateway_overhead_seconds_count"), count("wxgate_gateway_overhead_seconds_sum"), count(route)
+		for range 5 {
+			if code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/fans"); code != 200 {
+				t.Fatalf("getFans: %d %s", code, body)
+			}
+		}
+		n, own, all := count("wxgate_gateway_overhead_seconds_count")-n0, count("wxgate_gateway_overhead_seconds_sum")-own0, count(route)-all0
+		if n != 5 || all < 0.5 || own <= 0 || own >= all-0.5 {
+			t.Fatalf("5 calls of 100 ms at WeChat: %v observations, own time %.4f s of %.4f s; want 5, and WeChat's 0.5 s taken out", n, own, all)
+		}
+	})
+
 	t.Run("the tag export streams every member once, in order", func(t *testing.T) {
 		before := st.Sim.Counters().ByAccount[sim.EndpointUserTagGet][fansAccount]
 		code, _, body := st.getRaw("/v1/authorizers/" + fansAccount + "/tags/134/fans/export?format=csv")

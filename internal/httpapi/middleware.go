@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -82,6 +83,11 @@ func accessLog(log *slog.Logger, m *obs.Metrics) gin.HandlerFunc {
 		elapsed := time.Since(start)
 		m.HTTPRequest(route, methodLabel(c.Request.Method), status).Inc()
 		m.HTTPLatency(route).Observe(elapsed.Seconds())
+		// Exports stream to the client as they walk, so their time is the
+		// client's reading too: only single calls are measured.
+		if up := obs.Upstream(c.Request.Context()); up > 0 && !strings.HasSuffix(route, "/export") {
+			m.GatewayOverhead.Observe((elapsed - up).Seconds())
+		}
 		level := slog.LevelInfo
 		if status >= http.StatusInternalServerError {
 			level = slog.LevelWarn

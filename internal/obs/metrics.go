@@ -18,6 +18,10 @@ type Metrics struct {
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes request latency by route template.
 	HTTPDuration *prometheus.HistogramVec
+	// GatewayOverhead observes, for each request that called WeChat, the
+	// time the gateway itself took: the request's time minus the time its
+	// WeChat calls took.
+	GatewayOverhead prometheus.Histogram
 	// ProxyCalls counts proxied API calls by API and outcome code.
 	ProxyCalls *prometheus.CounterVec
 	// UpstreamCalls counts WeChat calls by API and errcode ("0" success,
@@ -165,6 +169,11 @@ func NewMetrics() *Metrics {
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxgate_http_requests_total", Help: "HTTP requests by route template, method and status.",
 		}, []string{"route", "method", "status"}),
+		GatewayOverhead: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wxgate_gateway_overhead_seconds",
+			Help:    "Time a request that called WeChat spent in the gateway itself (its duration minus its WeChat calls').",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .00075, .001, .0015, .0025, .005, .01, .025, .05, .1},
+		}),
 		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "wxgate_http_request_duration_seconds", Help: "HTTP request latency by route template.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
@@ -253,7 +262,7 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.HTTPRequests, m.HTTPDuration, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries, m.UpstreamGiveUps,
+		m.HTTPRequests, m.HTTPDuration, m.GatewayOverhead, m.ProxyCalls, m.UpstreamCalls, m.UpstreamDuration, m.UpstreamRetries, m.UpstreamGiveUps,
 		m.TokenRefreshes, m.SoonestTokenExpiry, m.TicketAge, m.ExportsInProgress, m.EventsReceived, m.MessagesReceived, m.MessageReplySeconds, m.AuthFailures, m.StoreQueries,
 		m.WebhookDeliveries, m.WebhookQueueDepth, m.WebhookOldestPending, m.WebhookAttemptDuration, m.WebhookLatency,
 		m.StoreUp, m.StoreUnavailable, m.DirectoryLookups,

@@ -8,6 +8,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync/atomic"
+	"time"
 )
 
 type ctxKey int
@@ -17,15 +19,41 @@ const (
 	attrsKey
 )
 
+// request is what a request's context carries for the logs and metrics:
+// its id, and the time it spent waiting for WeChat (so the time the
+// gateway itself added can be told apart).
+type request struct {
+	id       string
+	upstream atomic.Int64 // nanoseconds
+}
+
 // WithRequestID returns ctx carrying the request id.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
+	return context.WithValue(ctx, requestIDKey, &request{id: id})
 }
 
 // RequestID returns the request id in ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if r, ok := ctx.Value(requestIDKey).(*request); ok {
+		return r.id
+	}
+	return ""
+}
+
+// AddUpstream adds d to the time the request in ctx spent waiting for
+// WeChat (one attempt of a call); a context without a request ignores it.
+func AddUpstream(ctx context.Context, d time.Duration) {
+	if r, ok := ctx.Value(requestIDKey).(*request); ok {
+		r.upstream.Add(int64(d))
+	}
+}
+
+// Upstream is the time the request in ctx spent waiting for WeChat so far.
+func Upstream(ctx context.Context) time.Duration {
+	if r, ok := ctx.Value(requestIDKey).(*request); ok {
+		return time.Duration(r.upstream.Load())
+	}
+	return 0
 }
 
 // WithAttrs returns ctx carrying extra log attributes (tenant, appid, api)

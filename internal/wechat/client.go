@@ -291,6 +291,7 @@ func (c *Client) once(ctx context.Context, req Request) (Response, string, error
 		defer cancel()
 	}
 	resp, outcome, err := c.send(actx, req)
+	obs.AddUpstream(ctx, time.Since(start))
 	if c.metrics != nil {
 		c.metrics.UpstreamLatency(req.API).Observe(time.Since(start).Seconds())
 		if err == nil {
