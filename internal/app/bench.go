@@ -347,26 +347,36 @@ func (b *bench) get(ctx context.Context, u, bearer string) (int64, error) {
 	return n, err
 }
 
-// metric reads one counter or gauge (summed over its label sets) from a replica's /metrics.
-func (b *bench) metric(ctx context.Context, i int, name string) float64 {
+// scrape calls fn with each line of a replica's /metrics.
+func (b *bench) scrape(ctx context.Context, i int, fn func(line string)) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.replicas[i].Addr+"/metrics", nil)
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return 0
+		return
 	}
 	defer resp.Body.Close()
-	var sum float64
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		line := sc.Text()
+		fn(sc.Text())
+	}
+}
+
+// metric reads one counter or gauge (summed over its label sets) from a replica's /metrics.
+func (b *bench) metric(ctx context.Context, i int, name string) float64 {
+	var sum float64
+	b.scrape(ctx, i, func(line string) {
 		if strings.HasPrefix(line, name+" ") || (!strings.Contains(name, "{") && strings.HasPrefix(line, name+"{")) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			sum += v
 		}
-	}
+	})
 	return sum
 }
+
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 // histogram is a Prometheus histogram read from /metrics: cumulative
 // counts by upper bound.
@@ -378,29 +388,21 @@ type histogram struct {
 
 // histogram reads name's buckets from a replica's /metrics.
 func (b *bench) histogram(ctx context.Context, i int, name string) histogram {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.replicas[i].Addr+"/metrics", nil)
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return histogram{}
-	}
-	defer resp.Body.Close()
 	var h histogram
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
+	b.scrape(ctx, i, func(line string) {
 		le, ok := strings.CutPrefix(line, name+`_bucket{le="`)
 		if !ok {
-			continue
+			return
 		}
 		bound, rest, _ := strings.Cut(le, `"}`)
 		ub, err1 := strconv.ParseFloat(bound, 64)
 		n, err2 := strconv.ParseFloat(strings.TrimSpace(rest), 64)
 		if err1 != nil || err2 != nil {
-			continue
+			return
 		}
 		h.bounds, h.counts = append(h.bounds, ub), append(h.counts, n)
 		h.count = n // +Inf comes last
-	}
+	})
 	return h
 }
 
@@ -439,10 +441,6 @@ func (h histogram) quantile(q float64) time.Duration {
 	}
 	return time.Duration(lower * float64(time.Second))
 }
-
-func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func (b *bench) run(ctx context.Context) ([][4]string, []cpuResult, error) {
 	b.log.Info("setting up", "replicas", len(b.replicas), "accounts", b.o.accounts+2)
