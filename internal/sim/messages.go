@@ -308,16 +308,12 @@ func (s *Simulator) handleCustomSend(w http.ResponseWriter, r *http.Request) {
 	bad = bad || req.MsgType == ""
 	now := s.now()
 	s.mu.Lock()
-	code := 0
-	if token == "" {
-		code = errTokenMissing
-	} else if _, c := s.authorizers.check(token, now); c != 0 {
-		code = c
-	} else if a, ok := s.accounts[appid]; !ok || !a.authorized {
-		code = errInvalidCredential
-	} else if bad {
+	a, code := s.tokenAccountLocked(token, now)
+	switch {
+	case code != 0:
+	case bad:
 		code = errDataFormat
-	} else if idx, ok := a.codec.index(req.ToUser); !ok || idx >= uint64(max(a.spec.Followers, 1)) {
+	case !a.follows(req.ToUser):
 		code = errInvalidOpenID
 	}
 	s.mu.Unlock()
@@ -329,4 +325,11 @@ func (s *Simulator) handleCustomSend(w http.ResponseWriter, r *http.Request) {
 	s.customs = appendBounded(s.customs, CustomMessage{AppID: appid, ToUser: req.ToUser, MsgType: req.MsgType, Content: req.Text.Content, At: now})
 	s.cmu.Unlock()
 	s.fail(w, ep, appid, 0) // {"errcode":0,"errmsg":"ok"}
+}
+
+// follows reports whether openid is one of the account's followers (an
+// account without followers still has index 0, as WeChat's test follower).
+func (a *account) follows(openid string) bool {
+	idx, ok := a.codec.index(openid)
+	return ok && idx < uint64(max(a.spec.Followers, 1))
 }

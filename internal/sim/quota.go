@@ -31,18 +31,14 @@ func (s *Simulator) handleClearQuota(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	s.mu.Lock()
-	code := 0
-	if token == "" {
-		code = errTokenMissing
-	} else if owner, c := s.authorizers.check(token, now); c != 0 {
-		code = c
-	} else if a, ok := s.accounts[owner]; !ok || !a.authorized {
-		code = errInvalidCredential
-	} else if bad {
+	a, code := s.tokenAccountLocked(token, now)
+	switch {
+	case code != 0:
+	case bad:
 		code = errDataFormat
-	} else if req.AppID != owner {
+	case req.AppID != a.spec.AppID:
 		code = errInvalidAppID
-	} else {
+	default:
 		if m := quotaMonth(now); a.clearMonth != m {
 			a.clearMonth, a.clearsUsed = m, 0
 		}

@@ -29,11 +29,10 @@ func (s *Simulator) tokenOwner(token string) string {
 	return s.authorizers.owner(token)
 }
 
-// userCallLocked runs the checks WeChat applies to an account API called
-// with an authorizer_access_token, in WeChat's order: token (41001, 40001,
-// 42001), the platform's permission sets 2 or 100 (61007), the account's own
-// access to the API (48001), then the daily quota (45009) when spend is set.
-func (s *Simulator) userCallLocked(token, cgiPath string, now time.Time, spend bool) (*account, int) {
+// tokenAccountLocked checks an authorizer_access_token as WeChat does
+// first on every account API (41001, 40001, 42001) and answers the
+// authorized account it belongs to.
+func (s *Simulator) tokenAccountLocked(token string, now time.Time) (*account, int) {
 	if token == "" {
 		return nil, errTokenMissing
 	}
@@ -44,6 +43,18 @@ func (s *Simulator) userCallLocked(token, cgiPath string, now time.Time, spend b
 	a, ok := s.accounts[owner]
 	if !ok || !a.authorized {
 		return nil, errInvalidCredential
+	}
+	return a, 0
+}
+
+// userCallLocked runs the checks WeChat applies to an account API called
+// with an authorizer_access_token, in WeChat's order: token (41001, 40001,
+// 42001), the platform's permission sets 2 or 100 (61007), the account's own
+// access to the API (48001), then the daily quota (45009) when spend is set.
+func (s *Simulator) userCallLocked(token, cgiPath string, now time.Time, spend bool) (*account, int) {
+	a, code := s.tokenAccountLocked(token, now)
+	if code != 0 {
+		return nil, code
 	}
 	if !a.grants(2, 100) {
 		return nil, errAPINotGranted
@@ -206,21 +217,17 @@ func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	s.mu.Lock()
-	code := 0
 	var limit, used int
-	if token == "" {
-		code = errTokenMissing
-	} else if owner, c := s.authorizers.check(token, now); c != 0 {
-		code = c
-	} else if a, ok := s.accounts[owner]; !ok || !a.authorized {
-		code = errInvalidCredential
-	} else if bad {
+	a, code := s.tokenAccountLocked(token, now)
+	switch {
+	case code != 0:
+	case bad:
 		code = errDataFormat
-	} else if req.CGIPath == "" || req.CGIPath[0] != '/' {
+	case req.CGIPath == "" || req.CGIPath[0] != '/':
 		code = errCGIPathMalformed
-	} else if req.CGIPath != cgiUserGet && req.CGIPath != cgiUserTagGet && req.CGIPath != cgiTagsGet {
+	case req.CGIPath != cgiUserGet && req.CGIPath != cgiUserTagGet && req.CGIPath != cgiTagsGet:
 		code = errCGIPathNotFound
-	} else {
+	default:
 		used = a.quotaUsedLocked(req.CGIPath, now)
 		limit = s.quotaLimit(a)
 	}
