@@ -40,15 +40,24 @@ func handleEvents(events EventReceiver, log *slog.Logger) gin.HandlerFunc {
 		} else {
 			out = events.Receive(ctx, p)
 		}
-		text := out.Reason
-		switch out.Answer {
-		case component.AnswerSuccess:
-			text = "success"
-		case component.AnswerRetry:
-			text = "try again"
-		}
-		c.Data(eventStatus[out.Answer], "text/plain; charset=utf-8", []byte(text))
+		writePushAnswer(c, out.Answer, out.Reason, nil)
 	}
+}
+
+// writePushAnswer answers a WeChat push as the platform's policy decided:
+// an encrypted passive reply, "success", "try again" (WeChat pushes again)
+// or the reason of a refusal, with eventStatus's status.
+func writePushAnswer(c *gin.Context, a component.Answer, reason string, reply []byte) {
+	switch {
+	case a == component.AnswerSuccess && reply != nil:
+		c.Data(http.StatusOK, "application/xml; charset=utf-8", reply)
+		return
+	case a == component.AnswerSuccess:
+		reason = "success"
+	case a == component.AnswerRetry:
+		reason = "try again"
+	}
+	c.Data(eventStatus[a], "text/plain; charset=utf-8", []byte(reason))
 }
 
 // readPush reads a WeChat push: the body, at most limit bytes, and the

@@ -6,7 +6,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/message"
 )
 
@@ -31,16 +30,7 @@ func handleAccountMessages(messages MessageReceiver, log *slog.Logger) gin.Handl
 		} else {
 			out = messages.Receive(ctx, c.Param("appid"), p)
 		}
-		switch {
-		case out.Answer == component.AnswerSuccess && out.Reply != nil:
-			c.Data(http.StatusOK, "application/xml; charset=utf-8", out.Reply)
-		case out.Answer == component.AnswerSuccess:
-			c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("success"))
-		case out.Answer == component.AnswerRetry:
-			c.Data(eventStatus[out.Answer], "text/plain; charset=utf-8", []byte("try again"))
-		default:
-			c.Data(eventStatus[out.Answer], "text/plain; charset=utf-8", []byte(out.Reason))
-		}
+		writePushAnswer(c, out.Answer, out.Reason, out.Reply)
 	}
 }
 
