@@ -479,7 +479,9 @@ func (f *Flow) complete(ctx context.Context, sess *store.AuthSession, code secre
 	return v.(string), nil
 }
 
-func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint string) (string, error) {
+// queryAuth exchanges an authorization code for the account's tokens and
+// granted sets (api_query_auth), as the authorization to store.
+func (f *Flow) queryAuth(ctx context.Context, code secret.Value) (store.Authorizer, error) {
 	var auth wechat.Authorization
 	// The account's first token lives from no later than this: its expiry
 	// counts from here, not from after api_get_authorizer_info and the write.
@@ -489,10 +491,15 @@ func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secre
 		auth, err = f.o.WeChat.QueryAuth(ctx, tok, code)
 		return err
 	})
+	return store.Authorizer{ComponentAppID: f.o.AppID, AppID: auth.AppID, Status: store.StatusAuthorized,
+		AccessToken: auth.AccessToken, RefreshToken: auth.RefreshToken,
+		TokenExpiresAt: asked.Add(auth.ExpiresIn), TokenRefreshedAt: asked, PermissionSets: auth.PermissionSets}, err
+}
+
+func (f *Flow) exchange(ctx context.Context, sess *store.AuthSession, code secret.Value, appidHint string) (string, error) {
 	// next is what will be stored: the exchange's answer, or what a
 	// recovery found.
-	next := store.Authorizer{AppID: auth.AppID, AccessToken: auth.AccessToken, RefreshToken: auth.RefreshToken,
-		TokenExpiresAt: asked.Add(auth.ExpiresIn), TokenRefreshedAt: asked, PermissionSets: auth.PermissionSets}
+	next, err := f.queryAuth(ctx, code)
 	recovered, kept := false, false
 	if err != nil && wechat.ErrcodeOf(err) == wechat.ErrCodeInvalid {
 		// The code is used: by the other of callback and event (the
@@ -727,21 +734,11 @@ func (f *Flow) Unauthorized(ctx context.Context, appid string, at time.Time) err
 // stored like any other, bound to no tenant (a binding it already has is
 // kept), so the token manager knows the new tokens.
 func (f *Flow) ExchangeQueryAuthCode(ctx context.Context, code secret.Value) (string, secret.Value, error) {
-	var auth wechat.Authorization
-	asked := f.o.Now().UTC()
-	err := f.o.Credentials.withToken(ctx, func(tok secret.Value) error {
-		var err error
-		auth, err = f.o.WeChat.QueryAuth(ctx, tok, code)
-		return err
-	})
+	auth, err := f.queryAuth(ctx, code)
 	if err != nil {
 		return "", "", err
 	}
-	saved, err := f.o.Store.SaveAuthorization(ctx, store.Authorizer{
-		ComponentAppID: f.o.AppID, AppID: auth.AppID, Status: store.StatusAuthorized,
-		AccessToken: auth.AccessToken, RefreshToken: auth.RefreshToken,
-		TokenExpiresAt: asked.Add(auth.ExpiresIn), TokenRefreshedAt: asked, PermissionSets: auth.PermissionSets,
-	}, "")
+	saved, err := f.o.Store.SaveAuthorization(ctx, auth, "")
 	if err != nil {
 		// The token is good whether or not it was stored: the reply is
 		// what the test checks.
