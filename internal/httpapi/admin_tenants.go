@@ -173,12 +173,7 @@ func handleDeleteTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 // either is unknown.
 func handleBind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		appid := c.Param("appid")
-		if err := checkAppID(appid); err != nil {
-			writeError(c, log, err)
-			return
-		}
-		if err := b.Bind(c.Request.Context(), c.Param("id"), appid); err != nil {
+		if err := b.Bind(c.Request.Context(), c.Param("id"), c.Param("appid")); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -191,12 +186,7 @@ func handleBind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 // is unknown or has no binding to the account.
 func handleApproveBinding(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		appid := c.Param("appid")
-		if err := checkAppID(appid); err != nil {
-			writeError(c, log, err)
-			return
-		}
-		if err := b.ApproveBinding(c.Request.Context(), c.Param("id"), appid); err != nil {
+		if err := b.ApproveBinding(c.Request.Context(), c.Param("id"), c.Param("appid")); err != nil {
 			writeError(c, log, err)
 			return
 		}
@@ -208,10 +198,6 @@ func handleApproveBinding(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 // idempotent); not_found if the tenant is unknown.
 func handleUnbind(b BindingManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if err := checkAppID(c.Param("appid")); err != nil {
-			writeError(c, log, err)
-			return
-		}
 		if err := b.Unbind(c.Request.Context(), c.Param("id"), c.Param("appid")); err != nil {
 			writeError(c, log, err)
 			return

@@ -216,6 +216,19 @@ func checkAppID(appid string) error {
 		WithCause(&proxy.ParamError{Param: "appid", WeChatErrcode: wechat.ErrInvalidAppID})
 }
 
+// validAppIDParam refuses, for every route of its group with an {appid}
+// path parameter, a malformed appid before the handler runs (checkAppID):
+// one rule for every admin route that names an account.
+func validAppIDParam(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if appid, ok := c.Params.Get("appid"); ok {
+			if err := checkAppID(appid); err != nil {
+				writeError(c, log, err)
+			}
+		}
+	}
+}
+
 // errAuthorizerNotFound is the one answer for an account the caller may not
 // see, whether it exists or not.
 func errAuthorizerNotFound() error { return errs.E(errs.NotFound, "authorizer not found") }

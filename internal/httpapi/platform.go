@@ -212,10 +212,6 @@ func handleAdminRefresh(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
 	}
 	return func(c *gin.Context) {
 		appid := c.Param("appid")
-		if err := checkAppID(appid); err != nil {
-			writeError(c, log, err)
-			return
-		}
 		c.Set(ctxAppID, appid)
 		a, err := d.Authorizers.ForceRefresh(c.Request.Context(), appid)
 		if err != nil {

@@ -64,7 +64,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	}
 
 	// Admin API (docs/api.md, "Admin API"), behind WXGATE_ADMIN_TOKEN.
-	admin := r.Group("/admin", requireAdmin(d.Tenant.AdminToken, d.Metrics, d.Logger))
+	admin := r.Group("/admin", requireAdmin(d.Tenant.AdminToken, d.Metrics, d.Logger), validAppIDParam(d.Logger))
 	admin.POST("/tenants", handleCreateTenant(d.Tenant.Tenants, d.Logger))
 	admin.GET("/tenants", handleListTenants(d.Tenant.Tenants, d.Logger))
 	admin.PATCH("/tenants/:id", handleUpdateTenant(d.Tenant.Tenants, d.Logger))

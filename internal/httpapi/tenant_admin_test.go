@@ -227,6 +227,9 @@ func TestAdminAPIErrors(t *testing.T) {
 				{"bind: unknown authorizer", "PUT", "/admin/tenants/" + tn + "/authorizers/wxffffffffffffffff", nil, 404, "not_found", "", ""},
 				{"bind: malformed appid names the rule", "PUT", "/admin/tenants/" + tn + "/authorizers/not-an-appid", nil, 400, "invalid_argument", "appid", "followed by 16 letters or digits"},
 				{"unbind: malformed appid names the rule", "DELETE", "/admin/tenants/" + tn + "/authorizers/wx1", nil, 400, "invalid_argument", "appid", "followed by 16 letters or digits"},
+				{"binding cap: malformed appid names the rule", "PATCH", "/admin/tenants/" + tn + "/authorizers/wx1", map[string]any{"daily_limit": 5}, 400, "invalid_argument", "appid", "followed by 16 letters or digits"},
+				{"quota clear: malformed appid names the rule", "POST", "/admin/authorizers/wx1/quota/clear", nil, 400, "invalid_argument", "appid", "followed by 16 letters or digits"},
+				{"refresh: malformed appid names the rule", "POST", "/admin/authorizers/wx1/refresh", nil, 400, "invalid_argument", "appid", "followed by 16 letters or digits"},
 				{"bind: unknown tenant says so", "PUT", "/admin/tenants/tn_nosuchtenant0000/authorizers/wxaaaaaaaaaaaaaaa1", nil, 404, "not_found", "", ""},
 				{"unbind: unknown tenant", "DELETE", "/admin/tenants/" + missing + "/authorizers/wxaaaaaaaaaaaaaaa1", nil, 404, "not_found", "", ""},
 
