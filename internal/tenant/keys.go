@@ -249,7 +249,7 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (Principal, err
 	if !ok {
 		// Issued through another replica a moment ago, or garbage: ask the
 		// store (once; a miss is remembered) before refusing.
-		found, err := v.dir.lookup(ctx, "k\x00"+c.kid, func(s *snapshot) bool { _, ok := s.keys[c.kid]; return ok })
+		found, err := v.dir.lookup(ctx, "k\x00"+c.kid, true, func(s *snapshot) bool { _, ok := s.keys[c.kid]; return ok })
 		if err != nil {
 			return Principal{}, err
 		}

@@ -159,17 +159,12 @@ func errLookupUnavailable(cause error) error {
 }
 
 // lookup decides whether something the snapshot does not know exists after
-// all: known(s) is asked of the snapshot after a catch-up. A remembered
-// miss answers false without the store; a store that cannot be reached
-// answers store_unavailable.
-func (d *Directory) lookup(ctx context.Context, name string, known func(*snapshot) bool) (bool, error) {
-	return d.lookupMaybeRemembered(ctx, name, true, known)
-}
-
-// lookupMaybeRemembered is lookup; with useMisses false a remembered miss
-// is not trusted (a binding asked about before it was made through another
-// replica must be found at once when asked again).
-func (d *Directory) lookupMaybeRemembered(ctx context.Context, name string, useMisses bool, known func(*snapshot) bool) (bool, error) {
+// all: known(s) is asked of the snapshot after a catch-up. With useMisses,
+// misses are remembered and a remembered one answers false without the
+// store; without it (bindings: one asked about before it was made through
+// another replica must be found at once when asked again) every miss
+// catches up. A store that cannot be reached answers store_unavailable.
+func (d *Directory) lookup(ctx context.Context, name string, useMisses bool, known func(*snapshot) bool) (bool, error) {
 	if useMisses && d.remembered(name) {
 		d.noteLookup(LookupRemembered)
 		return false, nil
@@ -183,7 +178,9 @@ func (d *Directory) lookupMaybeRemembered(ctx context.Context, name string, useM
 		d.noteLookup(LookupFound)
 		return true, nil
 	}
-	d.remember(name, s.rev)
+	if useMisses {
+		d.remember(name, s.rev)
+	}
 	d.noteLookup(LookupMissing)
 	return false, nil
 }
@@ -204,7 +201,7 @@ func (d *Directory) Authorize(ctx context.Context, tenantID, appid string) (bool
 	// binds on another replica, call again" is an ordinary sequence, and
 	// the coalesced, spaced catch-ups already bound what unknown appids
 	// cost (one revision read per LookupSpacing).
-	return d.lookupMaybeRemembered(ctx, "b\x00"+tenantID+"\x00"+appid, false, func(s *snapshot) bool {
+	return d.lookup(ctx, "b\x00"+tenantID+"\x00"+appid, false, func(s *snapshot) bool {
 		_, ok := slices.BinarySearch(s.bound[tenantID], appid)
 		return ok
 	})
