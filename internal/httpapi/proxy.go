@@ -356,11 +356,13 @@ var exportFormats = map[string]exportFormat{
 // endless resume loop.
 func resumable(e *errs.Error) bool {
 	switch e.Code {
-	case errs.RateLimited, errs.UpstreamUnavailable, errs.UpstreamTimeout, errs.ComponentNotReady, errs.Internal:
+	case errs.RateLimited, errs.UpstreamTimeout, errs.Internal:
 		return true
 	case errs.UpstreamError:
 		return e.WeChatErrcode == wechat.ErrSystemBusy
 	}
+	// upstream_unavailable, component_not_ready, store_unavailable: a 503
+	// says "try again later" by definition.
 	return statusOf[e.Code] == http.StatusServiceUnavailable
 }
 
