@@ -294,16 +294,22 @@ func (e *Events) fresh(ctx context.Context, timestamp string, ev wxcrypt.Event) 
 // refuse counts and logs a refused push.
 func (e *Events) refuse(ctx context.Context, a Answer, result, reason string) Outcome {
 	e.count("", result)
-	if hint := refusalHints[result]; hint != "" {
-		e.log.WarnContext(ctx, "event refused", "reason", result, "hint", hint)
-	} else {
-		e.log.WarnContext(ctx, "event refused", "reason", result)
-	}
+	LogRefusal(ctx, e.log, "event refused", result)
 	return Outcome{Answer: a, Result: result, Reason: reason}
 }
 
-// refusalHints say what to check when a refusal usually means the gateway
-// and the platform's settings disagree rather than an attack.
+// LogRefusal logs a refused push of WeChat's (an event, or an account's
+// message) with its reason and, when the refusal usually means the gateway
+// and the platform's settings disagree rather than an attack, what to check.
+func LogRefusal(ctx context.Context, log *slog.Logger, msg, result string) {
+	if hint := refusalHints[result]; hint != "" {
+		log.WarnContext(ctx, msg, "reason", result, "hint", hint)
+		return
+	}
+	log.WarnContext(ctx, msg, "reason", result)
+}
+
+// refusalHints are LogRefusal's hints by refusal result.
 var refusalHints = map[string]string{
 	resultBadSignature: "if every push is refused, WXGATE_COMPONENT_TOKEN must equal the message-check Token set on the Open Platform",
 	resultUndecrypt:    "if every push is refused, WXGATE_COMPONENT_AES_KEY must equal the platform's EncodingAESKey",

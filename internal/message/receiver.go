@@ -333,7 +333,7 @@ func (r *Receiver) answerQueryAuth(ctx context.Context, appid, openid, code stri
 // refuse counts and logs a refused push.
 func (r *Receiver) refuse(ctx context.Context, a component.Answer, result, reason string) Outcome {
 	r.count("none", result, 0)
-	r.log.WarnContext(ctx, "message push refused", "reason", result)
+	component.LogRefusal(ctx, r.log, "message push refused", result)
 	return Outcome{Answer: a, Result: result, Reason: reason}
 }
 
