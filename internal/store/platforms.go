@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/secret"
+)
+
+// Platform is a third-party platform registered at run time (the platforms
+// table): its appid and the three settings WeChat's platform page shows, in
+// clear (they are sealed in the database). The deployment's default
+// platform comes from its configuration and has no row.
+type Platform struct {
+	AppID     string
+	Secret    secret.Value
+	Token     secret.Value
+	AESKey    secret.Value
+	CreatedAt time.Time
+}
+
+type platformRow struct {
+	AppID     string `gorm:"column:appid;primaryKey"`
+	SecretEnc string
+	TokenEnc  string
+	AESKeyEnc string `gorm:"column:aes_key_enc"`
+	CreatedAt int64  `gorm:"autoCreateTime:false"`
+}
+
+func (platformRow) TableName() string { return "platforms" }
+
+// platformAAD binds each sealed setting to its platform and field, so a
+// ciphertext copied to another row or column does not open.
+func platformAAD(appid, field string) string { return "platform/" + appid + "/" + field }
+
+// CreatePlatform registers a platform; an appid already registered answers
+// conflict.
+func (s *Store) CreatePlatform(ctx context.Context, p Platform) (Platform, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	r := platformRow{AppID: p.AppID, CreatedAt: ms(s.now())}
+	for _, f := range []struct {
+		dst   *string
+		v     secret.Value
+		field string
+	}{{&r.SecretEnc, p.Secret, "secret"}, {&r.TokenEnc, p.Token, "token"}, {&r.AESKeyEnc, p.AESKey, "aes_key"}} {
+		enc, err := s.box.Seal(f.v, platformAAD(p.AppID, f.field))
+		if err != nil {
+			return Platform{}, errs.Wrap(errs.Internal, "internal error", err)
+		}
+		*f.dst = enc
+	}
+	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
+		return Platform{}, translate(err, "platform")
+	}
+	return s.platformFromRow(r)
+}
+
+// ListPlatforms returns every registered platform, oldest first.
+func (s *Store) ListPlatforms(ctx context.Context) ([]Platform, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var rows []platformRow
+	if err := s.db.WithContext(ctx).Order("created_at, appid").Find(&rows).Error; err != nil {
+		return nil, translate(err, "platform")
+	}
+	out := make([]Platform, 0, len(rows))
+	for _, r := range rows {
+		p, err := s.platformFromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// GetPlatform returns one registered platform; not_found when none has
+// that appid.
+func (s *Store) GetPlatform(ctx context.Context, appid string) (Platform, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var r platformRow
+	if err := s.db.WithContext(ctx).Where("appid = ?", appid).Take(&r).Error; err != nil {
+		return Platform{}, translate(err, "platform")
+	}
+	return s.platformFromRow(r)
+}
+
+// DeletePlatform removes a registered platform: not_found when there is
+// none, conflict while a tenant belongs to it. Its accounts, tokens and
+// ticket stay in the store, so registering it again picks them up. The
+// check and the delete run after the tenants revision is bumped in the same
+// transaction, which orders them after any tenant write in flight.
+func (s *Store) DeletePlatform(ctx context.Context, appid string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := bumpRevision(tx, "tenants"); err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.Model(&tenantRow{}).Where("component_appid = ?", appid).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return errs.E(errs.Conflict, "the platform still has tenants: delete them or move them first").
+				WithDetails(map[string]any{"tenants": n})
+		}
+		res := tx.Where("appid = ?", appid).Delete(&platformRow{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errs.E(errs.NotFound, "platform not found")
+		}
+		return nil
+	})
+	return translate(err, "platform")
+}
+
+func (s *Store) platformFromRow(r platformRow) (Platform, error) {
+	p := Platform{AppID: r.AppID, CreatedAt: fromMS(r.CreatedAt)}
+	for _, f := range []struct {
+		dst   *secret.Value
+		enc   string
+		field string
+	}{{&p.Secret, r.SecretEnc, "secret"}, {&p.Token, r.TokenEnc, "token"}, {&p.AESKey, r.AESKeyEnc, "aes_key"}} {
+		v, err := s.box.Open(f.enc, platformAAD(r.AppID, f.field))
+		if err != nil {
+			return Platform{}, errs.Wrap(errs.Internal, "internal error", err)
+		}
+		*f.dst = v
+	}
+	return p, nil
+}

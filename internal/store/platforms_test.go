@@ -1,0 +1,64 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/wxgate/wxgate/internal/errs"
+	"github.com/wxgate/wxgate/internal/secret"
+	"github.com/wxgate/wxgate/internal/store"
+	"github.com/wxgate/wxgate/internal/store/storetest"
+)
+
+// TestPlatformsRegistry is the platforms table's contract: settings sealed
+// at rest and read back in clear, one row per appid, and removal refused
+// while a tenant still belongs to the platform.
+func TestPlatformsRegistry(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store, clock *storetest.Clock) {
+		ctx := context.Background()
+		const other = "wxc0ffee0000000002"
+		p := store.Platform{AppID: other, Secret: "second-secret-value", Token: "second-token", AESKey: secret.Value(strings.Repeat("k", 43))}
+		step(t, "a registered platform reads back in clear", func(t *testing.T) {
+			if _, err := s.CreatePlatform(ctx, p); err != nil {
+				t.Fatalf("CreatePlatform: %v", err)
+			}
+			got, err := s.GetPlatform(ctx, other)
+			if err != nil || got.Secret != p.Secret || got.Token != p.Token || got.AESKey != p.AESKey || !got.CreatedAt.Equal(clock.Now().Truncate(1e6)) {
+				t.Fatalf("GetPlatform = %+v, %v; want the settings given", got, err)
+			}
+			list, err := s.ListPlatforms(ctx)
+			if err != nil || len(list) != 1 || list[0].AppID != other {
+				t.Fatalf("ListPlatforms = %+v, %v; want only %s", list, err, other)
+			}
+		})
+		step(t, "an appid registers once", func(t *testing.T) {
+			if _, err := s.CreatePlatform(ctx, p); !errs.Is(err, errs.Conflict) {
+				t.Fatalf("second CreatePlatform: %v, want conflict", err)
+			}
+		})
+		step(t, "removal is refused while a tenant belongs to it", func(t *testing.T) {
+			tn, err := s.CreateTenant(ctx, other, "second-platform-tenant")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DeletePlatform(ctx, other); !errs.Is(err, errs.Conflict) {
+				t.Fatalf("DeletePlatform with a tenant: %v, want conflict", err)
+			}
+			if err := s.DeleteTenant(ctx, other, tn.ID); err != nil {
+				t.Fatal(err)
+			}
+		})
+		step(t, "then it is removed, once", func(t *testing.T) {
+			if err := s.DeletePlatform(ctx, other); err != nil {
+				t.Fatalf("DeletePlatform: %v", err)
+			}
+			if err := s.DeletePlatform(ctx, other); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("second DeletePlatform: %v, want not_found", err)
+			}
+			if _, err := s.GetPlatform(ctx, other); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("GetPlatform after removal: %v, want not_found", err)
+			}
+		})
+	})
+}
