@@ -14,13 +14,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/wxgate/wxgate/internal/authorizer"
-	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/console"
 	"github.com/wxgate/wxgate/internal/httpapi"
-	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
+	"github.com/wxgate/wxgate/internal/platform"
 	"github.com/wxgate/wxgate/internal/proxy"
 	"github.com/wxgate/wxgate/internal/quota"
 	"github.com/wxgate/wxgate/internal/secret"
@@ -28,7 +26,6 @@ import (
 	"github.com/wxgate/wxgate/internal/tenant"
 	"github.com/wxgate/wxgate/internal/webhook"
 	"github.com/wxgate/wxgate/internal/wechat"
-	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
 
 func runServe(ctx context.Context, args []string, getenv Env, stdio IO) error {
@@ -172,25 +169,19 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	}
 	metrics.WatchDirectoryAge(func() float64 { return tenants.Directory.Age().Seconds() })
 
-	// WeChat: the upstream client and the platform's message crypto.
+	// WeChat: the replica's upstream client (keep-alive pool, retry
+	// budgets, reachability), which each platform's own client shares.
 	wx, err := wechat.New(wechat.Options{
 		BaseURL:         cfg.WeChatAPIURL,
 		ComponentAppID:  cfg.ComponentAppID,
 		ComponentSecret: cfg.ComponentSecret,
-		Metrics:         metrics,
+		Metrics:         metrics.ForComponent(cfg.ComponentAppID),
 		Logger:          log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
 	}
-	crypter, err := wxcrypt.New(cfg.ComponentToken.Reveal(), cfg.ComponentAESKey.Reveal(), cfg.ComponentAppID)
-	if err != nil {
-		return nil, fmt.Errorf("platform: %w", err)
-	}
 
-	// The platform: component credentials (ticket and component token),
-	// the authorizer manager (every account's tokens), and the
-	// authorization flow that feeds both and binds accounts to tenants.
 	owner := replicaID()
 	// The webhook dispatcher sends what the store's outbox holds: the
 	// store writes each account's events in the transaction that changes
@@ -199,87 +190,40 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Queue: st, Owner: owner, AllowPrivate: cfg.WebhookAllowPrivate, Timeout: cfg.WebhookTimeout,
 		Poll: webhookPoll, Now: now, Logger: log, Metrics: metrics,
 	})
-	// Webhooks: the tenant's webhook API; it also queues messages and tells
-	// the tenants holding an account of a binding waiting for approval.
+	// Webhooks: the tenant's webhook API; each platform also queues its
+	// accounts' messages and pending bindings through it.
 	webhooks := webhook.New(webhook.Options{
 		Store: st, ComponentAppID: cfg.ComponentAppID, AllowPrivate: cfg.WebhookAllowPrivate,
 		Now: now, Logger: log, Wake: dispatcher.Wake,
 	})
-	credentials := component.NewCredentials(component.CredentialOptions{
-		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Owner: owner,
-		Now: now, Logger: log, Metrics: metrics,
-	})
-	authorizers := authorizer.New(authorizer.Options{
-		ComponentAppID: cfg.ComponentAppID, Store: st, WeChat: wx, Component: credentials, Owner: owner,
-		Now: now, Logger: log, Metrics: metrics,
-	})
-	flow := component.NewFlow(component.FlowOptions{
-		AppID: cfg.ComponentAppID, Store: st, WeChat: wx, Credentials: credentials, Owner: owner,
-		PublicURL: cfg.PublicURL, MPURL: cfg.WeChatMPURL, OpenURL: cfg.WeChatOpenURL,
-		Now: now, Logger: log, Metrics: metrics,
-		OnAuthorizerChanged: func(a store.Authorizer) {
-			authorizers.Apply(a)
-			dispatcher.Wake() // the change may have queued events: send them now, not at the next poll
+
+	// The platforms: the default one from WXGATE_COMPONENT_* and those
+	// registered through the admin API, each with its own credentials,
+	// accounts, flow, receivers, quotas and proxy (platform.go), built
+	// now and whenever this replica learns of another.
+	replica := replicaServices{cfg: cfg, store: st, log: log, now: now, metrics: metrics, owner: owner,
+		wx: wx, tenants: tenants, webhooks: webhooks, wake: dispatcher.Wake}
+	reg, err := platform.New(ctx, platform.Options[*platformStack]{
+		Store: st,
+		Default: platform.Settings{AppID: cfg.ComponentAppID, Secret: cfg.ComponentSecret,
+			Token: cfg.ComponentToken, AESKey: cfg.ComponentAESKey},
+		Build: func(ctx context.Context, s platform.Settings) (*platformStack, func(context.Context) error, error) {
+			return buildPlatform(ctx, replica, s)
 		},
-		OnBound: func(ctx context.Context, _, _ string) {
-			// Serve the new binding on this replica at once; the poller
-			// brings it to the others.
-			if err := tenants.Directory.Reload(ctx); err != nil {
-				log.WarnContext(ctx, "platform: reloading the tenant directory after a binding failed; the poller will catch up", "err", err.Error())
-			}
-		},
-		Tenants:                tenants.Directory,
-		AutoBindSharedAccounts: cfg.AutoBindSharedAccounts,
-		OnPendingBinding: func(ctx context.Context, tenantID, appid string, _ []string) {
-			if err := webhooks.BindingRequested(ctx, tenantID, appid); err != nil {
-				log.WarnContext(ctx, "platform: telling the account's tenants of a pending binding failed", "appid", appid, "err", err.Error())
-			}
-		},
+		Forget: metrics.ForgetComponent,
+		Now:    now, Logger: log,
 	})
-	// The event URL's policy: which pushes are refused, applied, or
-	// acknowledged without effect.
-	events := component.NewEvents(component.EventOptions{
-		AppID: cfg.ComponentAppID, Crypter: crypter, Handler: flow, Receipts: st,
-		ReplayWindow: eventReceiptRetention, Now: now, Logger: log, Metrics: metrics,
-	})
-	// The accounts' message URL: the release test answered by the
-	// platform, everything else a message.received webhook event for the
-	// account's tenants (with its receipt in inbound_messages).
-	messages := message.New(message.Options{
-		Crypter: crypter, Inbox: &message.WebhookInbox{Webhooks: webhooks, Receipts: &message.StoreInbox{ComponentAppID: cfg.ComponentAppID, Store: st}},
-		Exchanger: flow, Sender: wx, Receipts: st, Leases: st, Owner: owner, ReplayWindow: eventReceiptRetention,
-		Now: now, Logger: log, Metrics: metrics,
-	})
-	if err := credentials.Load(ctx); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	if err := authorizers.Load(ctx); err != nil {
-		return nil, err
-	}
-
-	// The daily quotas: limits learned from WeChat's quota/get (asked by a
-	// proxy without quota of its own), calls counted across replicas, the
-	// operator's per-tenant caps from the tenant directory.
-	quotaLearner := proxy.NewService(proxy.Options{
-		Authorizers: authorizers, Upstream: wx, Metrics: metrics, Logger: log, Now: now, Timeout: cfg.UpstreamTimeout,
-	})
-	quotas := quota.New(quota.Options{
-		ComponentAppID: cfg.ComponentAppID, Store: st, Caps: tenants.Directory, Learner: quotaLearner,
-		Now: now, Logger: log, Metrics: metrics,
-	})
-
-	// The proxy: the proxied WeChat APIs over the authorizers' tokens,
-	// spending the daily quotas.
-	proxied := proxy.NewService(proxy.Options{
-		Authorizers: authorizers, Upstream: wx, Quota: quotas, Metrics: metrics, Logger: log, Now: now, Timeout: cfg.UpstreamTimeout,
-	})
+	def := reg.Default()
 
 	// The operator console, over the same services (no HTTP calls to itself).
 	cons, err := console.New(console.Options{
 		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, ComponentAppID: cfg.ComponentAppID,
-		Tenants: tenants.Admin, Directory: tenants.Directory, Authorizers: authorizers, Flow: flow,
-		Component: credentials, Calls: st, Pending: st, Sessions: st, Webhooks: webhooks, WebhookQueue: st,
-		Quotas: quotas, QuotaClearer: proxied, StatusOf: httpapi.StatusOf,
+		Tenants: tenants.Admin, Directory: tenants.Directory, Authorizers: def.authorizers, Flow: def.flow,
+		Component: def.credentials, Calls: st, Pending: st, Sessions: st, Webhooks: webhooks, WebhookQueue: st,
+		Quotas: def.quotas, QuotaClearer: def.proxied, StatusOf: httpapi.StatusOf,
 		IdleTimeout: consoleIdleTimeout, Now: now, Logger: log,
 	})
 	if err != nil {
@@ -293,7 +237,9 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Metrics:        metrics,
 		Store:          st,
 		WeChat:         wx,
-		Tickets:        credentials,
+		Tickets:        def.credentials,
+		PublicURL:      cfg.PublicURL,
+		Platforms:      platforms{reg: reg},
 		Tenant: httpapi.TenantDeps{
 			AdminToken:   cfg.AdminToken,
 			Now:          now,
@@ -306,19 +252,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 			BindingAdmin: tenants.Admin,
 			UsageReport:  tenants.Admin,
 		},
-		Platform: httpapi.PlatformDeps{
-			ComponentAppID: cfg.ComponentAppID,
-			Events:         events,
-			Messages:       messages,
-			Flow:           flow,
-			Directory:      st,
-			Authorizers:    authorizers,
-			Component:      credentials,
-			Metrics:        metrics,
-			Now:            now,
-		},
 		Proxy: httpapi.ProxyDeps{
-			Service:             proxied,
 			Bindings:            tenants.Directory,
 			Access:              tenants.Directory,
 			Usage:               tenants.Usage,
@@ -332,7 +266,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		Console:  cons,
 	})
 
-	workers := append(tenants.Workers(), credentials.Run, authorizers.Run, quotas.Run, messages.Run, dispatcher.Run, func(ctx context.Context) error {
+	workers := append(tenants.Workers(), reg.Run, dispatcher.Run, func(ctx context.Context) error {
 		return platformJanitor(ctx, st, log, now)
 	})
 	return &gateway{cfg: cfg, log: log, store: st, handler: handler, console: cons, webhooks: webhooks, workers: workers}, nil

@@ -66,6 +66,10 @@ type FlowOptions struct {
 	// PublicURL, MPURL and OpenURL are WXGATE_PUBLIC_URL,
 	// WXGATE_WECHAT_MP_URL and WXGATE_WECHAT_OPEN_URL.
 	PublicURL, MPURL, OpenURL string
+	// CallbackPath is the path of the platform's authorization callback
+	// under PublicURL (default /wechat/callback; another platform of the
+	// deployment has its own).
+	CallbackPath string
 	Now                       func() time.Time
 	Logger                    *slog.Logger
 	Metrics                   *obs.Metrics
@@ -125,6 +129,9 @@ func NewFlow(o FlowOptions) *Flow {
 	withDefaults(&o.Now, &o.Logger)
 	if o.CallbackWait <= 0 {
 		o.CallbackWait = DefaultCallbackWait
+	}
+	if o.CallbackPath == "" {
+		o.CallbackPath = "/wechat/callback"
 	}
 	return &Flow{o: o, log: o.Logger,
 		leases: lease.New(o.Store, o.Owner, o.Now, o.Logger)}
@@ -243,7 +250,7 @@ func newSessionID() string {
 
 // CallbackURL is the redirect_uri of a session.
 func (f *Flow) CallbackURL(sessionID string) string {
-	return f.o.PublicURL + "/wechat/callback?session=" + url.QueryEscape(sessionID)
+	return f.o.PublicURL + f.o.CallbackPath + "?session=" + url.QueryEscape(sessionID)
 }
 
 // authURLs builds the PC and mobile authorization page URLs (docs/wechat.md, "The authorization pages").

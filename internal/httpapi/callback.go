@@ -22,11 +22,16 @@ import (
 // WeChat's event delivered for an unexpired session is redirected; a
 // missing, unknown or expired session, a missing or foreign code get a 400
 // HTML page, and a code WeChat has not confirmed yet a 503 one.
-func handleCallback(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
-	if d.Flow == nil {
-		return notWired(log)
-	}
+func handleCallback(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		d, ok := pickForWeChat(c, pick)
+		if !ok {
+			return
+		}
+		if d.Flow == nil {
+			notWired(log)(c)
+			return
+		}
 		ctx := c.Request.Context()
 		res, err := d.Flow.Callback(ctx, c.Query("session"), c.Query("auth_code"))
 		if res.ReturnURL == "" {

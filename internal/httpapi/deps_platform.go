@@ -10,9 +10,9 @@ import (
 	"github.com/wxgate/wxgate/internal/store"
 )
 
-// PlatformDeps are the platform backend services (events, component token,
-// authorization flow, authorizer tokens). A zero PlatformDeps answers every
-// platform route with an internal error.
+// PlatformDeps are one third-party platform's backend services (events,
+// component token, authorization flow, authorizer tokens, proxied calls).
+// A zero PlatformDeps answers every platform route with an internal error.
 type PlatformDeps struct {
 	// ComponentAppID is WXGATE_COMPONENT_APPID: every query is scoped to it.
 	ComponentAppID string
@@ -31,6 +31,9 @@ type PlatformDeps struct {
 	Authorizers Authorizers
 	// Component reports the ticket and component token (component.Credentials).
 	Component ComponentStatus
+	// Proxy calls the platform's accounts' proxied APIs (proxy.Service);
+	// nil uses Deps.Proxy.Service.
+	Proxy Proxy
 	Metrics   *obs.Metrics
 	Now       func() time.Time
 }

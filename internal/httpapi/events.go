@@ -28,11 +28,17 @@ var eventStatus = map[component.Answer]int{
 // the URL's signature fields, to the platform's event policy
 // (component.Events), whose outcome it writes: "success", "try again" or
 // the reason of a refusal.
-func handleEvents(events EventReceiver, log *slog.Logger) gin.HandlerFunc {
-	if events == nil {
-		return notWired(log)
-	}
+func handleEvents(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		d, ok := pickForWeChat(c, pick)
+		if !ok {
+			return
+		}
+		events := d.Events
+		if events == nil {
+			notWired(log)(c)
+			return
+		}
 		ctx := c.Request.Context()
 		var out component.Outcome
 		if p, read, tooBig := readPush(c, maxEventBody); !read {

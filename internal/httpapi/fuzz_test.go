@@ -78,10 +78,11 @@ func FuzzEventsHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rawQuery string, body, plain []byte, seal bool) {
 		sink := &fuzzEventsSink{receipts: map[string]bool{}}
 		r := gin.New()
-		r.POST("/wechat/events", handleEvents(component.NewEvents(component.EventOptions{
+		events := component.NewEvents(component.EventOptions{
 			AppID: fuzzEventsAppID, Crypter: crypter, Handler: sink, Receipts: sink,
 			Metrics: obs.NewMetrics(), Now: func() time.Time { return fuzzEventsNow },
-		}), slog.New(slog.DiscardHandler)))
+		})
+		r.POST("/wechat/events", handleEvents(defaultPlatform(onePlatform{p: PlatformDeps{Events: events}}), slog.New(slog.DiscardHandler)))
 
 		query := rawQuery
 		signedOK := false

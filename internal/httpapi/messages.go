@@ -18,11 +18,17 @@ const maxMessageBody = 64 << 10
 // signature fields, to the platform's message policy (message.Receiver),
 // whose outcome it writes: a passive reply, "success", "try again" or the
 // reason of a refusal.
-func handleAccountMessages(messages MessageReceiver, log *slog.Logger) gin.HandlerFunc {
-	if messages == nil {
-		return notWired(log)
-	}
+func handleAccountMessages(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		d, ok := pickForWeChat(c, pick)
+		if !ok {
+			return
+		}
+		messages := d.Messages
+		if messages == nil {
+			notWired(log)(c)
+			return
+		}
 		ctx := c.Request.Context()
 		var out message.Outcome
 		if p, read, tooBig := readPush(c, maxMessageBody); !read {
@@ -37,11 +43,17 @@ func handleAccountMessages(messages MessageReceiver, log *slog.Logger) gin.Handl
 // handleAccountMessagesVerify is GET /wechat/accounts/{appid}/callback:
 // WeChat's URL verification echoes echostr when signature is the
 // platform's; anything else is 401.
-func handleAccountMessagesVerify(messages MessageReceiver, log *slog.Logger) gin.HandlerFunc {
-	if messages == nil {
-		return notWired(log)
-	}
+func handleAccountMessagesVerify(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		d, ok := pickForWeChat(c, pick)
+		if !ok {
+			return
+		}
+		messages := d.Messages
+		if messages == nil {
+			notWired(log)(c)
+			return
+		}
 		q := c.Request.URL.Query()
 		echo, ok := messages.VerifyURL(q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
 		if !ok {

@@ -20,6 +20,8 @@ const (
 	ctxTenant  = "wxgate.tenant"
 	ctxAppID   = "wxgate.appid"
 	ctxAPI     = "wxgate.api"
+	// ctxPlatform holds the calling tenant's PlatformDeps.
+	ctxPlatform = "wxgate.platform"
 	ctxWeChat  = "wxgate.wechat_errcode"
 )
 

@@ -251,6 +251,36 @@ func appidParam() map[string]any {
 		"schema": map[string]any{"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"}, "example": "wxd000000000c0ffee"}
 }
 
+func componentParam() map[string]any {
+	return map[string]any{"name": "component", "in": "path", "required": true, "description": "the platform's component appid: wx followed by 16 letters or digits",
+		"schema": map[string]any{"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"}, "example": "wxc0ffee0000000002"}
+}
+
+// componentQuery is the admin's choice of platform for the account routes.
+var componentQuery = query("component_appid", "the platform whose accounts are meant (default: the default platform, WXGATE_COMPONENT_APPID)",
+	map[string]any{"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"})
+
+// platformRoutes are the WeChat-facing routes of every registered platform:
+// the default platform's short ones under /wechat/components/{component}.
+func platformRoutes(short []staticRoute) []staticRoute {
+	var out []staticRoute
+	for _, r := range short {
+		if !strings.HasPrefix(r.path, "/wechat/") {
+			continue
+		}
+		r.path = "/wechat/components/{component}" + strings.TrimPrefix(r.path, "/wechat")
+		r.id += "OfPlatform"
+		r.summary = "The same for the platform {component} (docs/platforms.md). " + r.summary
+		raw := map[string]any{"404": map[string]any{"description": "no platform has this component appid", "content": text("unknown platform")}}
+		for k, v := range r.errorsRaw {
+			raw[k] = v
+		}
+		r.errorsRaw = raw
+		out = append(out, r)
+	}
+	return out
+}
+
 func proxyOp(api *proxy.API, id, summary string, ok map[string]any) map[string]any {
 	params := []any{appidParam()}
 	for _, p := range api.Params {
@@ -344,6 +374,10 @@ func (r staticRoute) op(g *schemas) map[string]any {
 				params = append(params, appidParam())
 				continue
 			}
+			if name == "component" {
+				params = append(params, componentParam())
+				continue
+			}
 			params = append(params, map[string]any{"name": name, "in": "path", "required": true, "schema": strSchema})
 		}
 	}
@@ -379,6 +413,9 @@ type (
 	}
 	adminAuthorizerList struct {
 		Authorizers []adminAuthorizerJSON `json:"authorizers"`
+	}
+	platformList struct {
+		Components []platformJSON `json:"components"`
 	}
 	deliveryList struct {
 		Deliveries []deliveryJSON `json:"deliveries"`
@@ -494,16 +531,24 @@ var staticRoutes = []staticRoute{
 		summary: "Cap the tenant's calls per proxied API and Beijing day on the account (0 removes the cap); beyond it that tenant alone is refused with rate_limited, details.scope tenant_daily_limit.", errors: adminErrors},
 	{method: "POST", path: "/admin/tenants/{id}/authorizers/{appid}/approve", id: "approveBinding", security: "adminToken", status: 204,
 		summary: "Approve a binding an authorization left pending (the account was bound to another tenant).", errors: adminErrors},
-	{method: "GET", path: "/admin/authorizers", id: "adminListAuthorizers", security: "adminToken", status: 200, resp: adminAuthorizerList{},
+	{method: "GET", path: "/admin/authorizers", id: "adminListAuthorizers", security: "adminToken", status: 200, resp: adminAuthorizerList{}, query: []map[string]any{componentQuery},
 		summary: "Every authorized account with its tenants and the tenants waiting for approval.", errors: adminErrors},
-	{method: "POST", path: "/admin/authorizers/{appid}/refresh", id: "refreshAuthorizer", security: "adminToken", status: 200, resp: authorizerJSON{},
+	{method: "POST", path: "/admin/authorizers/{appid}/refresh", id: "refreshAuthorizer", security: "adminToken", status: 200, resp: authorizerJSON{}, query: []map[string]any{componentQuery},
 		summary: "Force a token refresh.", errors: append(adminErrors, 403, 502, 503, 504)},
-	{method: "POST", path: "/admin/authorizers/{appid}/quota/clear", id: "clearQuota", security: "adminToken", status: 200, resp: quotaList{},
+	{method: "POST", path: "/admin/authorizers/{appid}/quota/clear", id: "clearQuota", security: "adminToken", status: 200, resp: quotaList{}, query: []map[string]any{componentQuery},
 		summary: "Call WeChat's clear_quota for the account (10 times a month) and answer its fresh quotas; rate_limited once the month's clears are used (WeChat 48006).",
 		errors:  []int{400, 401, 403, 404, 429, 500, 502, 503, 504}},
-	{method: "GET", path: "/admin/component", id: "component", security: "adminToken", status: 200, resp: componentJSON{},
+	{method: "GET", path: "/admin/component", id: "component", security: "adminToken", status: 200, resp: componentJSON{}, query: []map[string]any{componentQuery},
 		summary: "Component ticket age and token expiry.", errors: adminErrors},
+	{method: "POST", path: "/admin/components", id: "createComponent", security: "adminToken", status: 201, req: createPlatformRequest{}, resp: platformJSON{},
+		summary: "Register another third-party platform; its settings are sealed in the store and never answered back. Every replica serves it within about a second.", errors: adminErrors},
+	{method: "GET", path: "/admin/components", id: "listComponents", security: "adminToken", status: 200, resp: platformList{},
+		summary: "The deployment's platforms, the default first, with the URLs to enter on WeChat's platform page for each.", errors: adminErrors},
+	{method: "DELETE", path: "/admin/components/{component}", id: "deleteComponent", security: "adminToken", status: 204,
+		summary: "Remove a registered platform; conflict while tenants belong to it, and for the default platform.", errors: adminErrors},
 }
+
+func init() { staticRoutes = append(staticRoutes, platformRoutes(staticRoutes)...) }
 
 // handleOpenAPI serves the document.
 func handleOpenAPI() gin.HandlerFunc {

@@ -45,11 +45,16 @@ type authorizationJSON struct {
 
 // handleCreateAuthorization is POST /v1/authorizations (docs/api.md, "POST /v1/authorizations");
 // forbidden for a key restricted to some accounts.
-func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
-	if d.Flow == nil {
-		return notWired(log)
-	}
+func handleCreateAuthorization(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		d, ok := pickForAPI(c, pick, log)
+		if !ok {
+			return
+		}
+		if d.Flow == nil {
+			notWired(log)(c)
+			return
+		}
 		p, err := mustPrincipal(c)
 		if err != nil {
 			writeError(c, log, err)
@@ -78,11 +83,19 @@ func handleCreateAuthorization(d PlatformDeps, log *slog.Logger) gin.HandlerFunc
 // handleListAuthorizers is GET /v1/authorizers: the accounts bound to the
 // caller's tenant (those its key may call), from the tenant directory and
 // the token manager's memory: no store query in the steady state.
-func handleListAuthorizers(d PlatformDeps, bindings BindingChecker, log *slog.Logger) gin.HandlerFunc {
-	if d.Directory == nil || bindings == nil {
+func handleListAuthorizers(pick pickPlatform, bindings BindingChecker, log *slog.Logger) gin.HandlerFunc {
+	if bindings == nil {
 		return notWired(log)
 	}
 	return func(c *gin.Context) {
+		d, ok := pickForAPI(c, pick, log)
+		if !ok {
+			return
+		}
+		if d.Directory == nil {
+			notWired(log)(c)
+			return
+		}
 		p, err := mustPrincipal(c)
 		if err != nil {
 			writeError(c, log, err)
@@ -117,11 +130,19 @@ func handleListAuthorizers(d PlatformDeps, bindings BindingChecker, log *slog.Lo
 // account is bound to the caller's tenant; forbidden if the key is
 // restricted to other accounts. Both are decided in memory, as on the
 // proxied routes.
-func handleGetAuthorizer(d PlatformDeps, bindings BindingChecker, log *slog.Logger) gin.HandlerFunc {
-	if d.Directory == nil || bindings == nil {
+func handleGetAuthorizer(pick pickPlatform, bindings BindingChecker, log *slog.Logger) gin.HandlerFunc {
+	if bindings == nil {
 		return notWired(log)
 	}
 	return func(c *gin.Context) {
+		d, ok := pickForAPI(c, pick, log)
+		if !ok {
+			return
+		}
+		if d.Directory == nil {
+			notWired(log)(c)
+			return
+		}
 		appid := c.Param("appid")
 		if err := authorizeAppID(c, bindings, appid); err != nil {
 			writeError(c, log, err)
@@ -161,11 +182,16 @@ func sortedOrEmpty(ids []string) []string {
 // handleAdminListAuthorizers is GET /admin/authorizers: every account of
 // the component with the tenants it is bound to and those waiting for the
 // operator's approval.
-func handleAdminListAuthorizers(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
-	if d.Directory == nil {
-		return notWired(log)
-	}
+func handleAdminListAuthorizers(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		d, ok := pickForAPI(c, pick, log)
+		if !ok {
+			return
+		}
+		if d.Directory == nil {
+			notWired(log)(c)
+			return
+		}
 		ctx := c.Request.Context()
 		list, err := d.Directory.ListAuthorizers(ctx, d.ComponentAppID)
 		if err != nil {
@@ -206,11 +232,16 @@ type adminAuthorizerJSON struct {
 
 // handleAdminRefresh is POST /admin/authorizers/{appid}/refresh: a forced
 // token refresh, answered with the account's AUTHORIZER.
-func handleAdminRefresh(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
-	if d.Authorizers == nil {
-		return notWired(log)
-	}
+func handleAdminRefresh(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		d, ok := pickForAPI(c, pick, log)
+		if !ok {
+			return
+		}
+		if d.Authorizers == nil {
+			notWired(log)(c)
+			return
+		}
 		appid := c.Param("appid")
 		c.Set(ctxAppID, appid)
 		a, err := d.Authorizers.ForceRefresh(c.Request.Context(), appid)
@@ -231,11 +262,16 @@ type componentJSON struct {
 
 // handleAdminComponent is GET /admin/component: when the newest ticket
 // arrived (and its age) and when the component token expires.
-func handleAdminComponent(d PlatformDeps, log *slog.Logger) gin.HandlerFunc {
-	if d.Component == nil {
-		return notWired(log)
-	}
+func handleAdminComponent(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		d, ok := pickForAPI(c, pick, log)
+		if !ok {
+			return
+		}
+		if d.Component == nil {
+			notWired(log)(c)
+			return
+		}
 		st, err := d.Component.Status(c.Request.Context())
 		if err != nil {
 			writeError(c, log, err)

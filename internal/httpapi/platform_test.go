@@ -861,7 +861,7 @@ func TestTenantRoutesFailClosedWithoutAPrincipal(t *testing.T) {
 	t.Parallel()
 	pf := newPlatformFixture(t, store.SQLite)
 	log := slog.New(slog.DiscardHandler)
-	d := platformDepsOf(pf.p)
+	d := defaultPlatform(onePlatform{p: platformDepsOf(pf.p)})
 	r := gin.New()
 	r.POST("/v1/authorizations", handleCreateAuthorization(d, log))
 	b := pf.svc.Directory

@@ -94,7 +94,20 @@ func (d ProxyDeps) account(c *gin.Context, api *proxy.API) (string, error) {
 // the operator's tenants; the account is left to the access log and the
 // usage report, as thousands of appids would explode the series).
 func (d ProxyDeps) countCall(c *gin.Context, api *proxy.API, surface, outcome string) {
-	d.Metrics.ProxyCall(api.Name, surface, outcome, principalTenant(c)).Inc()
+	m := d.Metrics
+	if p, ok := platformFrom(c); ok && p.Metrics != nil {
+		m = p.Metrics
+	}
+	m.ProxyCall(api.Name, surface, outcome, principalTenant(c)).Inc()
+}
+
+// service is the proxy of the request's platform (set by
+// withTenantPlatform or usePlatform), Service without one.
+func (d ProxyDeps) service(c *gin.Context) Proxy {
+	if p, ok := platformFrom(c); ok && p.Proxy != nil {
+		return p.Proxy
+	}
+	return d.Service
 }
 
 // finish records a finished call in usage and metrics and leaves WeChat's
@@ -145,7 +158,7 @@ func handleProxyREST(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		}
 		var body []byte
 		if err == nil {
-			body, err = d.Service.Call(c.Request.Context(), api, appid, principalTenant(c), args)
+			body, err = d.service(c).Call(c.Request.Context(), api, appid, principalTenant(c), args)
 		}
 		d.finish(c, api, "rest", appid, err)
 		if err != nil {
@@ -182,7 +195,7 @@ func handleCompat(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			writeWeChatError(c, d.Log, err)
 			return
 		}
-		out, err := d.Service.Call(c.Request.Context(), api, appid, principalTenant(c), args)
+		out, err := d.service(c).Call(c.Request.Context(), api, appid, principalTenant(c), args)
 		d.finish(c, api, "compat", appid, err)
 		if err != nil {
 			writeWeChatError(c, d.Log, err)
@@ -217,7 +230,7 @@ func handleCloudCall(d ProxyDeps) gin.HandlerFunc {
 		}
 		var out []byte
 		if err == nil {
-			out, err = d.Service.Call(c.Request.Context(), api, appid, principalTenant(c), args)
+			out, err = d.service(c).Call(c.Request.Context(), api, appid, principalTenant(c), args)
 		}
 		d.finish(c, api, "cloud", appid, err)
 		if err != nil {
@@ -267,7 +280,7 @@ func handleQuota(d ProxyDeps) gin.HandlerFunc {
 		err := authorizeAppID(c, d.Bindings, appid)
 		var list []quota.Status
 		if err == nil {
-			list, err = d.Service.Quotas(c.Request.Context(), appid)
+			list, err = d.service(c).Quotas(c.Request.Context(), appid)
 		}
 		if err != nil {
 			writeError(c, d.Log, err)
@@ -284,7 +297,7 @@ func handleClearQuota(d ProxyDeps) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		appid := c.Param("appid")
 		c.Set(ctxAppID, appid)
-		list, err := d.Service.ClearQuota(c.Request.Context(), appid)
+		list, err := d.service(c).ClearQuota(c.Request.Context(), appid)
 		if err != nil {
 			writeError(c, d.Log, err)
 			return
@@ -424,7 +437,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 			args, err = api.RESTArgs(c.Param, c.Request.URL.Query())
 		}
 		if err == nil {
-			err = d.Service.Check(c.Request.Context(), api, appid)
+			err = d.service(c).Check(c.Request.Context(), api, appid)
 		}
 		if err != nil {
 			d.finish(c, api, "export", appid, err)
@@ -497,7 +510,7 @@ func handleExport(api *proxy.API, d ProxyDeps) gin.HandlerFunc {
 		if p, ok := principalFrom(c); ok && d.Access != nil {
 			before = func() error { return d.Access.Recheck(p, appid) }
 		}
-		resume, _, err := d.Service.Walk(ctx, api, appid, principalTenant(c), args, before, emit)
+		resume, _, err := d.service(c).Walk(ctx, api, appid, principalTenant(c), args, before, emit)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			d.countCall(c, api, "export", outcome(err))

@@ -19,19 +19,26 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// WeChat-facing (docs/api.md, "WeChat-facing endpoints"): authenticated by msg_signature, or by the
 	// authorization session in the query.
-	r.POST("/wechat/events", handleEvents(d.Platform.Events, d.Logger))
-	r.GET("/wechat/callback", handleCallback(d.Platform, d.Logger))
-	r.POST("/wechat/accounts/:appid/callback", handleAccountMessages(d.Platform.Messages, d.Logger))
-	r.GET("/wechat/accounts/:appid/callback", handleAccountMessagesVerify(d.Platform.Messages, d.Logger))
+	// The default platform's short URLs, and every platform's own
+	// (docs/platforms.md).
+	ps := d.Platforms
+	for prefix, pick := range map[string]pickPlatform{"/wechat": defaultPlatform(ps), "/wechat/components/:component": pathPlatform(ps)} {
+		r.POST(prefix+"/events", handleEvents(pick, d.Logger))
+		r.GET(prefix+"/callback", handleCallback(pick, d.Logger))
+		r.POST(prefix+"/accounts/:appid/callback", handleAccountMessages(pick, d.Logger))
+		r.GET(prefix+"/accounts/:appid/callback", handleAccountMessagesVerify(pick, d.Logger))
+	}
 
 	// Tenant API (docs/api.md, "Tenant API"), behind a tenant key and the tenant's rate limit.
 	proxied := proxiedRoutes{}
-	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, writeError, proxied.refused(d.Proxy)))
+	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), withTenantPlatform(ps, d.Logger, writeError),
+		rateLimit(d.Tenant.Limiter, d.Logger, writeError, proxied.refused(d.Proxy)))
+	ofTenant := tenantPlatform(ps)
 	// Every /v1 route names the query parameters it takes; others are refused.
 	noQuery := acceptQuery(d.Logger, nil)
-	v1.POST("/authorizations", noQuery, handleCreateAuthorization(d.Platform, d.Logger))
-	v1.GET("/authorizers", noQuery, handleListAuthorizers(d.Platform, d.Tenant.Bindings, d.Logger))
-	v1.GET("/authorizers/:appid", noQuery, handleGetAuthorizer(d.Platform, d.Tenant.Bindings, d.Logger))
+	v1.POST("/authorizations", noQuery, handleCreateAuthorization(ofTenant, d.Logger))
+	v1.GET("/authorizers", noQuery, handleListAuthorizers(ofTenant, d.Tenant.Bindings, d.Logger))
+	v1.GET("/authorizers/:appid", noQuery, handleGetAuthorizer(ofTenant, d.Tenant.Bindings, d.Logger))
 	// Webhooks (docs/api.md, "Webhooks"): the tenant's one webhook and its deliveries.
 	v1.PUT("/webhook", noQuery, handlePutWebhook(d.Webhooks, d.Logger))
 	v1.GET("/webhook", noQuery, handleGetWebhook(d.Webhooks, d.Logger))
@@ -58,7 +65,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// WeChat-compatible API (docs/api.md, "WeChat-compatible API"): WeChat's paths under /wx/{appid}, the
 	// tenant key in access_token, every answer in WeChat's shape.
-	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), rateLimit(d.Tenant.Limiter, d.Logger, writeWeChatError, proxied.refused(d.Proxy)))
+	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), withTenantPlatform(ps, d.Logger, writeWeChatError), rateLimit(d.Tenant.Limiter, d.Logger, writeWeChatError, proxied.refused(d.Proxy)))
 	for _, api := range proxy.APIs {
 		proxied.handle(wx, api.Method, api.Path, api, "compat", handleCompat(api, d.Proxy))
 	}
@@ -77,10 +84,17 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.DELETE("/tenants/:id/authorizers/:appid", handleUnbind(d.Tenant.BindingAdmin, d.Logger))
 	admin.PATCH("/tenants/:id/authorizers/:appid", handleSetBindingLimit(d.Tenant.BindingAdmin, d.Logger))
 	admin.POST("/tenants/:id/authorizers/:appid/approve", handleApproveBinding(d.Tenant.BindingAdmin, d.Logger))
-	admin.GET("/authorizers", handleAdminListAuthorizers(d.Platform, d.Logger))
-	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(d.Platform, d.Logger))
-	admin.POST("/authorizers/:appid/quota/clear", handleClearQuota(d.Proxy))
-	admin.GET("/component", handleAdminComponent(d.Platform, d.Logger))
+	// The accounts and the component of one platform: the query's
+	// component_appid, the default platform without it.
+	ofQuery := queryPlatform(ps)
+	admin.GET("/authorizers", handleAdminListAuthorizers(ofQuery, d.Logger))
+	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(ofQuery, d.Logger))
+	admin.POST("/authorizers/:appid/quota/clear", usePlatform(ofQuery, d.Logger), handleClearQuota(d.Proxy))
+	admin.GET("/component", handleAdminComponent(ofQuery, d.Logger))
+	// The deployment's platforms (docs/platforms.md).
+	admin.POST("/components", handleCreateComponent(ps, d.PublicURL, d.Logger))
+	admin.GET("/components", handleListComponents(ps, d.PublicURL, d.Logger))
+	admin.DELETE("/components/:component", handleDeleteComponent(ps, d.Logger))
 
 	// Operator console (docs/console.md): HTML pages behind a session
 	// cookie, registered by the console itself (console/routes.go).

@@ -34,8 +34,15 @@ type Deps struct {
 	Tickets TicketWaiter
 	// Tenant holds the tenant, key and admin services (deps_tenant.go).
 	Tenant TenantDeps
-	// Platform holds the platform backend services (deps_platform.go).
+	// Platforms finds each request's platform (platforms.go); nil serves
+	// Platform (with Proxy.Service) as the only one.
+	Platforms Platforms
+	// Platform holds the platform backend services (deps_platform.go) of
+	// a router without Platforms.
 	Platform PlatformDeps
+	// PublicURL is WXGATE_PUBLIC_URL: the admin API shows each platform's
+	// WeChat URLs under it.
+	PublicURL string
 	// Proxy holds the proxied API services (proxy.go).
 	Proxy ProxyDeps
 	// Webhooks is the tenant's webhook service (webhooks.go); nil answers
@@ -89,6 +96,16 @@ func NewServer(d Deps) http.Handler {
 		}
 		answerError(c, d.Logger, e)
 	})
+	if d.Platforms == nil {
+		one := d.Platform
+		if one.Proxy == nil {
+			one.Proxy = d.Proxy.Service
+		}
+		if d.Proxy.Metrics != nil { // proxied calls are counted where the router counts them
+			one.Metrics = d.Proxy.Metrics
+		}
+		d.Platforms = onePlatform{p: one}
+	}
 	addRoutes(r, d)
 	return r
 }

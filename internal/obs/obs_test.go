@@ -127,3 +127,47 @@ func TestMetricChildrenAreTheVectorsOwn(t *testing.T) {
 		t.Errorf("%d duration series, want 1", n)
 	}
 }
+
+// TestPlatformsRecordIntoTheirOwnSeries: two platforms' children are
+// labelled with their appid and never add up, and a removed platform's
+// series leave /metrics while the other's stay.
+func TestPlatformsRecordIntoTheirOwnSeries(t *testing.T) {
+	t.Parallel()
+	root := NewMetrics()
+	a, b := root.ForComponent("wxcA"), root.ForComponent("wxcB")
+	a.TokenRefreshes.WithLabelValues("component", "ok").Inc()
+	a.TicketAge.Set(5)
+	b.TicketAge.Set(9)
+	b.UpstreamCall("getFans", "0").Inc()
+	b.UpstreamCall("getFans", "0").Inc()
+	for name, c := range map[string]struct{ got, want float64 }{
+		"A's refreshes":      {testutil.ToFloat64(root.vecs.tokenRefreshes.WithLabelValues("wxcA", "component", "ok")), 1},
+		"B's refreshes":      {testutil.ToFloat64(root.vecs.tokenRefreshes.WithLabelValues("wxcB", "component", "ok")), 0},
+		"A's ticket age":     {testutil.ToFloat64(root.vecs.ticketAge.WithLabelValues("wxcA")), 5},
+		"B's ticket age":     {testutil.ToFloat64(root.vecs.ticketAge.WithLabelValues("wxcB")), 9},
+		"B's upstream calls": {testutil.ToFloat64(root.vecs.upstreamCalls.WithLabelValues("wxcB", "getFans", "0")), 2},
+		"A's upstream calls": {testutil.ToFloat64(root.vecs.upstreamCalls.WithLabelValues("wxcA", "getFans", "0")), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", name, c.got, c.want)
+		}
+	}
+	root.ForgetComponent("wxcB")
+	families, err := root.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "component" {
+					seen[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if !seen["wxcA"] || seen["wxcB"] || seen[""] {
+		t.Errorf("component labels exported after forgetting B: %v, want wxcA only", seen)
+	}
+}

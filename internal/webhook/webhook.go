@@ -74,6 +74,15 @@ func New(o Options) *Service {
 	return &Service{o: o}
 }
 
+// ForComponent returns the service for another platform of the
+// deployment: the events it queues for accounts are that platform's
+// accounts' (the tenant-facing methods are the same for every platform).
+func (s *Service) ForComponent(componentAppID string) *Service {
+	o := s.o
+	o.ComponentAppID = componentAppID
+	return &Service{o: o}
+}
+
 // Config is what PUT /v1/webhook sets.
 type Config struct {
 	URL    string

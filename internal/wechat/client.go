@@ -85,7 +85,7 @@ type Client struct {
 	retry   *RetryPolicy
 	log     *slog.Logger
 	metrics *obs.Metrics
-	reach   reach
+	reach   *reach
 }
 
 // New builds a Client. It fails only on a malformed BaseURL.
@@ -120,8 +120,21 @@ func New(opts Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{base: base, opts: opts, http: hc, rt: rt, retry: retry, log: log, metrics: opts.Metrics}, nil
+	return &Client{base: base, opts: opts, http: hc, rt: rt, retry: retry, log: log, metrics: opts.Metrics, reach: &reach{}}, nil
 }
+
+// ForComponent returns a client for another third-party platform of the
+// deployment: its own component appid, secret and metrics, and this
+// client's keep-alive pool, retry budgets and reachability, which are the
+// replica's whatever the platform.
+func (c *Client) ForComponent(appid string, secret secret.Value, metrics *obs.Metrics) *Client {
+	o := c.opts
+	o.ComponentAppID, o.ComponentSecret, o.Metrics = appid, secret, metrics
+	return &Client{base: c.base, opts: o, http: c.http, rt: c.rt, retry: c.retry, log: c.log, metrics: metrics, reach: c.reach}
+}
+
+// ComponentAppID is the platform this client calls the component APIs for.
+func (c *Client) ComponentAppID() string { return c.opts.ComponentAppID }
 
 // NewHTTPClient returns the tuned client every WeChat call goes through: a
 // keep-alive pool sized for hundreds of concurrent calls to one host, and
