@@ -3,7 +3,9 @@
 // and authorization APIs with WeChat's real checks, user/get and
 // user/tag/get with WeChat's paging, the PC and mobile authorization pages,
 // encrypted and signed event pushes, and a JSON control API under /sim/ for
-// tests (accounts, authorization, tokens, faults, counters).
+// tests (accounts, authorization, tokens, faults, counters). It can serve
+// several third-party platforms at once, each with what WeChat keeps per
+// platform, over one set of Official Accounts.
 //
 // It is built from docs/wechat.md and WeChat's getFans/getTagFans pages, not
 // from the gateway, so that the gateway is tested against WeChat's behaviour
@@ -87,12 +89,13 @@ var (
 // Options configure a Simulator. Zero fields take the documented defaults.
 type Options struct {
 	// ComponentAppID, ComponentSecret, Token and EncodingAESKey are the
-	// third-party platform's settings (required); the gateway must be
-	// configured with the same values.
+	// primary third-party platform's settings (required); the gateway must
+	// be configured with the same values.
 	ComponentAppID, ComponentSecret, Token, EncodingAESKey string
-	// EventURL is where events are pushed ("" = do not push).
+	// EventURL is where the primary platform's events are pushed ("" = do
+	// not push).
 	EventURL string
-	// MessageURL is the platform's message and event receive URL, with
+	// MessageURL is the primary platform's message and event receive URL, with
 	// $APPID$ where the account's appid goes, as configured on WeChat
 	// ("" = followers' messages have nowhere to go).
 	MessageURL string
