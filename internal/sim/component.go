@@ -168,13 +168,13 @@ func (s *Simulator) componentLocked(ep, token string, req *componentRequest, bad
 	switch ep {
 	case EndpointCreatePreAuthCode:
 		p.pruneCodesLocked(now)
-		code := newPreAuthCode()
-		p.preAuth[code] = &preAuthCode{expires: now.Add(s.opts.PreAuthCodeLifetime)}
+		pre := newPreAuthCode()
+		p.preAuth[pre] = &preAuthCode{expires: now.Add(s.opts.PreAuthCodeLifetime)}
 		p.preAuthIssued++
 		return struct {
 			PreAuthCode string `json:"pre_auth_code"`
 			ExpiresIn   int64  `json:"expires_in"`
-		}{code, int64(s.opts.PreAuthCodeLifetime / time.Second)}, 0
+		}{pre, int64(s.opts.PreAuthCodeLifetime / time.Second)}, 0
 	case EndpointQueryAuth:
 		return p.queryAuthLocked(req, now)
 	case EndpointAuthorizerToken:
