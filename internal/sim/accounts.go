@@ -54,7 +54,9 @@ type TagSpec struct {
 }
 
 // AccountInfo is the state of a simulated account, as reported by Account,
-// Accounts and GET /sim/accounts.
+// Accounts and GET /sim/accounts, seen from one platform: PermissionSets,
+// Authorized and AuthTime are the account's authorization of that platform
+// (the primary one unless asked otherwise).
 type AccountInfo struct {
 	AccountSpec
 	// Authorized reports whether the account currently authorizes the platform.
@@ -68,17 +70,14 @@ type AccountInfo struct {
 }
 
 // account is the mutable state of a simulated account, guarded by Simulator.mu
-// (codec is immutable).
+// (codec is immutable). It is WeChat's, shared by every platform; its
+// authorization of each platform is that platform's grant.
 type account struct {
-	spec       AccountSpec
-	codec      *openidCodec
-	tags       map[int]TagSpec
-	authorized bool
-	everAuth   bool
-	authTime   time.Time
-	refresh    string
-	quotaDay   int64
-	quotaUsed  map[string]int
+	spec      AccountSpec
+	codec     *openidCodec
+	tags      map[int]TagSpec
+	quotaDay  int64
+	quotaUsed map[string]int
 	// clearMonth is the Beijing month (year*12+month) clearsUsed counts in.
 	clearMonth int64
 	clearsUsed int
@@ -202,37 +201,49 @@ func (s *Simulator) ResetQuota(appid string) error {
 	return nil
 }
 
-// Account returns the state of one account.
-func (s *Simulator) Account(appid string) (AccountInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.accountLocked(appid)
+// Account returns the state of one account, seen from the primary platform.
+func (s *Simulator) Account(appid string) (AccountInfo, error) { return s.primary.Account(appid) }
+
+// Accounts returns the state of every account, in creation order, seen
+// from the primary platform.
+func (s *Simulator) Accounts() []AccountInfo { return s.primary.Accounts() }
+
+// Account returns the state of one account, seen from this platform.
+func (p *Platform) Account(appid string) (AccountInfo, error) {
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	a, err := p.s.accountLocked(appid)
 	if err != nil {
 		return AccountInfo{}, err
 	}
-	return s.infoLocked(a), nil
+	return p.infoLocked(a), nil
 }
 
-// Accounts returns the state of every account, in creation order.
-func (s *Simulator) Accounts() []AccountInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]AccountInfo, 0, len(s.order))
-	for _, a := range s.order {
-		out = append(out, s.infoLocked(a))
+// Accounts returns the state of every account, in creation order, seen
+// from this platform.
+func (p *Platform) Accounts() []AccountInfo {
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	out := make([]AccountInfo, 0, len(p.s.order))
+	for _, a := range p.s.order {
+		out = append(out, p.infoLocked(a))
 	}
 	return out
 }
 
-func (s *Simulator) infoLocked(a *account) AccountInfo {
+func (p *Platform) infoLocked(a *account) AccountInfo {
+	now := p.s.now()
 	spec := a.spec
 	spec.Tags = slices.Clone(spec.Tags)
-	spec.PermissionSets = slices.Clone(spec.PermissionSets)
-	info := AccountInfo{AccountSpec: spec, Authorized: a.authorized, AuthTime: a.authTime}
-	if a.clearMonth == quotaMonth(s.now()) {
+	spec.PermissionSets = slices.Clone(p.setsLocked(a))
+	info := AccountInfo{AccountSpec: spec}
+	if g := p.authorizedLocked(a.spec.AppID); g != nil {
+		info.Authorized, info.AuthTime = true, g.authTime
+	}
+	if a.clearMonth == quotaMonth(now) {
 		info.ClearsUsed = a.clearsUsed
 	}
-	if a.quotaDay == quotaDay(s.now()) && len(a.quotaUsed) > 0 {
+	if a.quotaDay == quotaDay(now) && len(a.quotaUsed) > 0 {
 		info.QuotaUsed = make(map[string]int, len(a.quotaUsed))
 		for k, v := range a.quotaUsed {
 			info.QuotaUsed[k] = v
@@ -247,16 +258,6 @@ func (s *Simulator) accountLocked(appid string) (*account, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownAccount, appid)
 	}
 	return a, nil
-}
-
-// grants reports whether the account granted any of the permission sets.
-func (a *account) grants(sets ...int) bool {
-	for _, id := range a.spec.PermissionSets {
-		if slices.Contains(sets, id) {
-			return true
-		}
-	}
-	return false
 }
 
 // beijing is WeChat's quota day: quotas reset at midnight UTC+8.

@@ -82,46 +82,66 @@ type listedAuthorizer struct {
 	AuthTime        int64  `json:"auth_time"`
 }
 
-// handleComponent serves POST /cgi-bin/component/<ep>.
+// handleComponent serves POST /cgi-bin/component/<ep>. The call is counted
+// for the platform its component_appid names (or, naming none known, the
+// platform its component token belongs to).
 func (s *Simulator) handleComponent(ep string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		token := q.Get("component_access_token")
+		if token == "" {
+			token = q.Get("access_token")
+		}
 		if r.Method != http.MethodPost {
-			s.fail(w, ep, "", errRequirePOST)
+			s.fail(w, s.caller("", token), ep, "", errRequirePOST)
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 		var req componentRequest
 		bad := err != nil || json.Unmarshal(body, &req) != nil
 		appid := req.AuthorizerAppID
-		if ep == EndpointQueryAuth && req.AuthorizationCode != "" {
+		p := s.caller(req.ComponentAppID, token)
+		if ep == EndpointQueryAuth && req.AuthorizationCode != "" && p != nil {
 			s.mu.Lock()
-			if c, ok := s.authCodes[req.AuthorizationCode]; ok {
+			if c, ok := p.authCodes[req.AuthorizationCode]; ok {
 				appid = c.appid
 			}
 			s.mu.Unlock()
 		}
-		if s.inject(w, r, ep, appid) {
+		if s.inject(w, r, p, ep, appid) {
 			return
-		}
-		q := r.URL.Query()
-		token := q.Get("component_access_token")
-		if token == "" {
-			token = q.Get("access_token")
 		}
 		now := s.now()
 		s.mu.Lock()
 		v, code := s.componentLocked(ep, token, &req, bad, now)
 		s.mu.Unlock()
 		if code != 0 {
-			s.fail(w, ep, appid, code)
+			s.fail(w, p, ep, appid, code)
 			return
 		}
-		s.ok(w, ep, appid, v)
+		s.ok(w, p, ep, appid, v)
 	}
 }
 
+// caller answers the platform a component API call is counted for: the one
+// its component_appid names, else the one its component token belongs to
+// (nil if neither is known).
+func (s *Simulator) caller(componentAppID, token string) *Platform {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.platforms[componentAppID]; ok {
+		return p
+	}
+	if token != "" {
+		return s.platforms[s.components.owner(token)]
+	}
+	return nil
+}
+
 // componentLocked runs one component API with s.mu held: the token first,
-// then the body (bad: not JSON), then the API's own checks.
+// then the body (bad: not JSON), then the API's own checks. A component
+// token works only for its own platform: another platform's component_appid
+// answers 40013, as any unknown appid.
 func (s *Simulator) componentLocked(ep, token string, req *componentRequest, bad bool, now time.Time) (any, int) {
 	if ep == EndpointComponentToken {
 		if bad {
@@ -132,7 +152,8 @@ func (s *Simulator) componentLocked(ep, token string, req *componentRequest, bad
 	if token == "" {
 		return nil, errTokenMissing
 	}
-	if _, code := s.component.check(token, now); code != 0 {
+	owner, code := s.components.check(token, now)
+	if code != 0 {
 		return nil, code
 	}
 	switch {
@@ -140,43 +161,46 @@ func (s *Simulator) componentLocked(ep, token string, req *componentRequest, bad
 		return nil, errDataFormat
 	case req.ComponentAppID == "":
 		return nil, errAppIDMissing
-	case req.ComponentAppID != s.opts.ComponentAppID:
+	case req.ComponentAppID != owner:
 		return nil, errInvalidAppID
 	}
+	p := s.platforms[owner]
 	switch ep {
 	case EndpointCreatePreAuthCode:
-		s.pruneCodesLocked(now)
-		code := newPreAuthCode()
-		s.preAuth[code] = &preAuthCode{expires: now.Add(s.opts.PreAuthCodeLifetime)}
-		s.preAuthIssued++
+		p.pruneCodesLocked(now)
+		pre := newPreAuthCode()
+		p.preAuth[pre] = &preAuthCode{expires: now.Add(s.opts.PreAuthCodeLifetime)}
+		p.preAuthIssued++
 		return struct {
 			PreAuthCode string `json:"pre_auth_code"`
 			ExpiresIn   int64  `json:"expires_in"`
-		}{code, int64(s.opts.PreAuthCodeLifetime / time.Second)}, 0
+		}{pre, int64(s.opts.PreAuthCodeLifetime / time.Second)}, 0
 	case EndpointQueryAuth:
-		return s.queryAuthLocked(req, now)
+		return p.queryAuthLocked(req, now)
 	case EndpointAuthorizerToken:
-		return s.authorizerTokenLocked(req, now)
+		return p.authorizerTokenLocked(req, now)
 	case EndpointGetAuthorizerInfo:
-		return s.authorizerInfoLocked(req)
+		return p.authorizerInfoLocked(req)
 	case EndpointGetAuthorizerList:
-		return s.authorizerListLocked(req)
+		return p.authorizerListLocked(req)
 	}
 	return nil, errInvalidURL
 }
 
 func (s *Simulator) componentTokenLocked(req *componentRequest, now time.Time) (any, int) {
-	switch {
-	case req.ComponentAppID == "":
+	if req.ComponentAppID == "" {
 		return nil, errAppIDMissing
-	case req.ComponentAppID != s.opts.ComponentAppID:
+	}
+	p, ok := s.platforms[req.ComponentAppID]
+	switch {
+	case !ok:
 		return nil, errInvalidAppID
 	case req.ComponentAppSecret == "":
 		return nil, errSecretMissing
-	case subtle.ConstantTimeCompare([]byte(req.ComponentAppSecret), []byte(s.opts.ComponentSecret)) != 1:
+	case subtle.ConstantTimeCompare([]byte(req.ComponentAppSecret), []byte(p.secret)) != 1:
 		return nil, errInvalidSecret
 	}
-	pushed, ok := s.tickets[req.ComponentVerifyTicket]
+	pushed, ok := p.tickets[req.ComponentVerifyTicket]
 	if !ok || req.ComponentVerifyTicket == "" {
 		return nil, errTicketInvalid
 	}
@@ -184,72 +208,79 @@ func (s *Simulator) componentTokenLocked(req *componentRequest, now time.Time) (
 		return nil, errTicketExpired
 	}
 	token := newAccessToken()
-	s.component.issue("", token, now, s.opts.TokenLifetime, s.opts.TokenOverlap)
+	s.components.issue(p.appid, token, now, s.opts.TokenLifetime, s.opts.TokenOverlap)
 	return struct {
 		ComponentAccessToken string `json:"component_access_token"`
 		ExpiresIn            int64  `json:"expires_in"`
 	}{token, int64(s.opts.TokenLifetime / time.Second)}, 0
 }
 
-func (s *Simulator) queryAuthLocked(req *componentRequest, now time.Time) (any, int) {
-	c, ok := s.authCodes[req.AuthorizationCode]
+// issueAuthorizerTokenLocked mints p's new access token for the account,
+// counting the refresh when it replaces one.
+func (p *Platform) issueAuthorizerTokenLocked(appid string, now time.Time) string {
+	s := p.s
+	token := newAccessToken()
+	if age, ok := s.authorizers.currentAge(p.key(appid), now); ok {
+		s.recordRefresh(p, appid, age)
+	}
+	s.authorizers.issue(p.key(appid), token, now, s.opts.TokenLifetime, s.opts.TokenOverlap)
+	return token
+}
+
+func (p *Platform) queryAuthLocked(req *componentRequest, now time.Time) (any, int) {
+	c, ok := p.authCodes[req.AuthorizationCode]
 	if !ok {
 		return nil, errCodeInvalid
 	}
-	delete(s.authCodes, req.AuthorizationCode) // one-time, even when expired
+	delete(p.authCodes, req.AuthorizationCode) // one-time, even when expired
 	if !now.Before(c.expires) {
 		return nil, errCodeExpired
 	}
-	a, ok := s.accounts[c.appid]
-	if !ok || !a.authorized {
+	a, ok := p.s.accounts[c.appid]
+	g := p.authorizedLocked(c.appid)
+	if !ok || g == nil {
 		return nil, errCodeInvalid
 	}
-	token := newAccessToken()
-	if age, ok := s.authorizers.currentAge(a.spec.AppID, now); ok {
-		s.recordRefresh(a.spec.AppID, age)
-	}
-	s.authorizers.issue(a.spec.AppID, token, now, s.opts.TokenLifetime, s.opts.TokenOverlap)
+	token := p.issueAuthorizerTokenLocked(a.spec.AppID, now)
 	return struct {
 		AuthorizationInfo authorizationInfo `json:"authorization_info"`
 	}{authorizationInfo{
 		AuthorizerAppID:        a.spec.AppID,
 		AuthorizerAccessToken:  token,
-		ExpiresIn:              int64(s.opts.TokenLifetime / time.Second),
-		AuthorizerRefreshToken: a.refresh,
-		FuncInfo:               funcInfos(a.spec.PermissionSets),
+		ExpiresIn:              int64(p.s.opts.TokenLifetime / time.Second),
+		AuthorizerRefreshToken: g.refresh,
+		FuncInfo:               funcInfos(p.setsLocked(a)),
 	}}, 0
 }
 
-func (s *Simulator) authorizerTokenLocked(req *componentRequest, now time.Time) (any, int) {
+func (p *Platform) authorizerTokenLocked(req *componentRequest, now time.Time) (any, int) {
 	if req.AuthorizerAppID == "" {
 		return nil, errAppIDMissing
 	}
-	a, ok := s.accounts[req.AuthorizerAppID]
-	if !ok || !a.everAuth {
+	a, ok := p.s.accounts[req.AuthorizerAppID]
+	g := p.grants[req.AuthorizerAppID]
+	if !ok || g == nil || !g.everAuth {
 		return nil, errNotAuthorizedBy
 	}
-	if !a.authorized || req.AuthorizerRefreshToken == "" ||
-		subtle.ConstantTimeCompare([]byte(req.AuthorizerRefreshToken), []byte(a.refresh)) != 1 {
+	if !g.authorized || req.AuthorizerRefreshToken == "" ||
+		subtle.ConstantTimeCompare([]byte(req.AuthorizerRefreshToken), []byte(g.refresh)) != 1 {
 		return nil, errRefreshInvalid
 	}
-	token := newAccessToken()
-	if age, ok := s.authorizers.currentAge(a.spec.AppID, now); ok {
-		s.recordRefresh(a.spec.AppID, age)
-	}
-	s.authorizers.issue(a.spec.AppID, token, now, s.opts.TokenLifetime, s.opts.TokenOverlap)
+	token := p.issueAuthorizerTokenLocked(a.spec.AppID, now)
 	return struct {
 		AuthorizerAccessToken  string `json:"authorizer_access_token"`
 		ExpiresIn              int64  `json:"expires_in"`
 		AuthorizerRefreshToken string `json:"authorizer_refresh_token"`
-	}{token, int64(s.opts.TokenLifetime / time.Second), a.refresh}, 0
+	}{token, int64(p.s.opts.TokenLifetime / time.Second), g.refresh}, 0
 }
 
-func (s *Simulator) authorizerInfoLocked(req *componentRequest) (any, int) {
+func (p *Platform) authorizerInfoLocked(req *componentRequest) (any, int) {
 	if req.AuthorizerAppID == "" {
 		return nil, errAppIDMissing
 	}
-	a, ok := s.accounts[req.AuthorizerAppID]
-	if !ok || !a.everAuth {
+	a, ok := p.s.accounts[req.AuthorizerAppID]
+	g := p.grants[req.AuthorizerAppID]
+	if !ok || g == nil || !g.everAuth {
 		return nil, errNotAuthorizedBy
 	}
 	info := authorizerInfo{
@@ -269,24 +300,24 @@ func (s *Simulator) authorizerInfoLocked(req *componentRequest) (any, int) {
 		AuthorizerInfo    authorizerInfo     `json:"authorizer_info"`
 		AuthorizationInfo *authorizationInfo `json:"authorization_info,omitempty"`
 	}{AuthorizerInfo: info}
-	if a.authorized { // an account that unauthorized has no authorization_info
+	if g.authorized { // an account that unauthorized has no authorization_info
 		out.AuthorizationInfo = &authorizationInfo{
 			AuthorizerAppID:        a.spec.AppID,
-			AuthorizerRefreshToken: a.refresh,
-			FuncInfo:               funcInfos(a.spec.PermissionSets),
+			AuthorizerRefreshToken: g.refresh,
+			FuncInfo:               funcInfos(p.setsLocked(a)),
 		}
 	}
 	return out, 0
 }
 
-func (s *Simulator) authorizerListLocked(req *componentRequest) (any, int) {
+func (p *Platform) authorizerListLocked(req *componentRequest) (any, int) {
 	if req.Count < 1 || req.Count > MaxAuthorizerListCount || req.Offset < 0 {
 		return nil, errInvalidArgs
 	}
 	var all []listedAuthorizer
-	for _, a := range s.order {
-		if a.authorized {
-			all = append(all, listedAuthorizer{AuthorizerAppID: a.spec.AppID, RefreshToken: a.refresh, AuthTime: a.authTime.Unix()})
+	for _, a := range p.s.order {
+		if g := p.authorizedLocked(a.spec.AppID); g != nil {
+			all = append(all, listedAuthorizer{AuthorizerAppID: a.spec.AppID, RefreshToken: g.refresh, AuthTime: g.authTime.Unix()})
 		}
 	}
 	list := []listedAuthorizer{}
@@ -308,18 +339,18 @@ func funcInfos(sets []int) []funcInfo {
 }
 
 // pruneCodesLocked forgets expired pre-auth and auth codes once the maps grow.
-func (s *Simulator) pruneCodesLocked(now time.Time) {
-	if len(s.preAuth) > 1024 {
-		for k, p := range s.preAuth {
-			if !now.Before(p.expires) {
-				delete(s.preAuth, k)
+func (p *Platform) pruneCodesLocked(now time.Time) {
+	if len(p.preAuth) > 1024 {
+		for k, c := range p.preAuth {
+			if !now.Before(c.expires) {
+				delete(p.preAuth, k)
 			}
 		}
 	}
-	if len(s.authCodes) > 1024 {
-		for k, c := range s.authCodes {
+	if len(p.authCodes) > 1024 {
+		for k, c := range p.authCodes {
 			if !now.Before(c.expires) {
-				delete(s.authCodes, k)
+				delete(p.authCodes, k)
 			}
 		}
 	}

@@ -19,28 +19,30 @@ type controlRoute struct {
 // controlRoutes lists the /sim/ control API; each mirrors a Go method.
 func (s *Simulator) controlRoutes() []controlRoute {
 	routes := []controlRoute{
-		{"POST /sim/accounts", s.ctlCreateAccount},
-		{"GET /sim/accounts", s.ctlListAccounts},
-		{"GET /sim/accounts/{appid}", s.ctlGetAccount},
-		{"PUT /sim/accounts/{appid}/followers", s.ctlSetFollowers},
-		{"POST /sim/accounts/{appid}/authorize", s.ctlAuthorize},
-		{"POST /sim/accounts/{appid}/unauthorize", s.ctlUnauthorize},
-		{"PUT /sim/accounts/{appid}/permission_sets", s.ctlSetPermissionSets},
-		{"POST /sim/accounts/{appid}/expire_token", s.ctlAccountAction(s.ExpireToken)},
-		{"POST /sim/accounts/{appid}/invalidate_token", s.ctlAccountAction(s.InvalidateToken)},
-		{"POST /sim/accounts/{appid}/reset_quota", s.ctlAccountAction(s.ResetQuota)},
-		{"GET /sim/accounts/{appid}/token", s.ctlAccountToken},
-		{"POST /sim/component/expire_token", s.ctlAction(s.ExpireComponentToken)},
-		{"POST /sim/component/invalidate_token", s.ctlAction(s.InvalidateComponentToken)},
-		{"GET /sim/component/token", s.ctlComponentToken},
-		{"POST /sim/ticket", s.ctlPushTicket},
+		{"POST /sim/components", s.ctlAddPlatform},
+		{"GET /sim/components", s.ctlListPlatforms},
+		{"POST /sim/accounts", s.scoped(s.ctlCreateAccount)},
+		{"GET /sim/accounts", s.scoped(s.ctlListAccounts)},
+		{"GET /sim/accounts/{appid}", s.scoped(s.ctlGetAccount)},
+		{"PUT /sim/accounts/{appid}/followers", s.scoped(s.ctlSetFollowers)},
+		{"POST /sim/accounts/{appid}/authorize", s.scoped(s.ctlAuthorize)},
+		{"POST /sim/accounts/{appid}/unauthorize", s.scoped(s.ctlUnauthorize)},
+		{"PUT /sim/accounts/{appid}/permission_sets", s.scoped(s.ctlSetPermissionSets)},
+		{"POST /sim/accounts/{appid}/expire_token", s.scoped(ctlAccountAction((*Platform).ExpireToken))},
+		{"POST /sim/accounts/{appid}/invalidate_token", s.scoped(ctlAccountAction((*Platform).InvalidateToken))},
+		{"POST /sim/accounts/{appid}/reset_quota", s.ctlResetQuota},
+		{"GET /sim/accounts/{appid}/token", s.scoped(s.ctlAccountToken)},
+		{"POST /sim/component/expire_token", s.scoped(ctlAction((*Platform).ExpireComponentToken))},
+		{"POST /sim/component/invalidate_token", s.scoped(ctlAction((*Platform).InvalidateComponentToken))},
+		{"GET /sim/component/token", s.scoped(s.ctlComponentToken)},
+		{"POST /sim/ticket", s.scoped(s.ctlPushTicket)},
 		{"GET /sim/faults", s.ctlListFaults},
 		{"POST /sim/faults", s.ctlSetFaults},
 		{"DELETE /sim/faults", s.ctlClearFaults},
-		{"POST /sim/accounts/{appid}/messages", s.ctlPushMessage},
+		{"POST /sim/accounts/{appid}/messages", s.scoped(s.ctlPushMessage)},
 		{"GET /sim/messages", s.ctlDeliveries},
 		{"GET /sim/custom_messages", s.ctlCustomMessages},
-		{"POST /sim/release_test", s.ctlReleaseTest},
+		{"POST /sim/release_test", s.scoped(s.ctlReleaseTest)},
 		{"GET /sim/counters", s.ctlCounters},
 		{"POST /sim/counters/reset", s.ctlResetCounters},
 	}
@@ -69,9 +71,9 @@ func writeControl(w http.ResponseWriter, status int, v any) {
 // controlStatus maps the package's errors to HTTP statuses, in one place.
 func controlStatus(err error) int {
 	switch {
-	case errors.Is(err, ErrUnknownAccount):
+	case errors.Is(err, ErrUnknownAccount), errors.Is(err, ErrUnknownPlatform):
 		return http.StatusNotFound
-	case errors.Is(err, ErrAccountExists), errors.Is(err, ErrNotAuthorized), errors.Is(err, ErrNoToken), errors.Is(err, ErrNoMessageURL):
+	case errors.Is(err, ErrAccountExists), errors.Is(err, ErrPlatformExists), errors.Is(err, ErrNotAuthorized), errors.Is(err, ErrNoToken), errors.Is(err, ErrNoMessageURL):
 		return http.StatusConflict
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrInvalidPreAuthCode):
 		return http.StatusBadRequest
@@ -103,7 +105,72 @@ func decodeControl(r *http.Request, v any) error {
 	return nil
 }
 
-func (s *Simulator) ctlCreateAccount(w http.ResponseWriter, r *http.Request) {
+// scoped resolves the platform a call names with its optional
+// component_appid query parameter (default: the primary; unknown: 404).
+func (s *Simulator) scoped(h func(*Platform, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.platformOf(r.URL.Query())
+		if err != nil {
+			writeControlError(w, err)
+			return
+		}
+		h(p, w, r)
+	}
+}
+
+// platformRequest is the body of POST /sim/components.
+type platformRequest struct {
+	AppID      string `json:"appid"`
+	Secret     string `json:"secret"`
+	Token      string `json:"token"`
+	AESKey     string `json:"aes_key"`
+	EventURL   string `json:"event_url"`
+	MessageURL string `json:"message_url"`
+}
+
+// platformListing is one platform as GET /sim/components lists it (never
+// its secret, token or key).
+type platformListing struct {
+	AppID      string `json:"appid"`
+	Primary    bool   `json:"primary"`
+	EventURL   string `json:"event_url,omitempty"`
+	MessageURL string `json:"message_url,omitempty"`
+}
+
+func (p *Platform) listing() platformListing {
+	l := platformListing{AppID: p.appid, Primary: p == p.s.primary, MessageURL: p.messageURL}
+	if p.eventURL != nil {
+		l.EventURL = p.eventURL.String()
+	}
+	return l
+}
+
+func (s *Simulator) ctlAddPlatform(w http.ResponseWriter, r *http.Request) {
+	var req platformRequest
+	if err := decodeControl(r, &req); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	err := s.AddPlatform(PlatformOptions{AppID: req.AppID, Secret: req.Secret, Token: req.Token,
+		EncodingAESKey: req.AESKey, EventURL: req.EventURL, MessageURL: req.MessageURL})
+	if err != nil {
+		writeControlError(w, err)
+		return
+	}
+	p, _ := s.Platform(req.AppID)
+	writeControl(w, http.StatusCreated, p.listing())
+}
+
+func (s *Simulator) ctlListPlatforms(w http.ResponseWriter, r *http.Request) {
+	ps := s.platformList()
+	out := make([]platformListing, len(ps))
+	for i, p := range ps {
+		out[i] = p.listing()
+	}
+	writeControl(w, http.StatusOK, map[string]any{"components": out})
+}
+
+func (s *Simulator) ctlCreateAccount(p *Platform, w http.ResponseWriter, r *http.Request) {
 	var spec AccountSpec
 	if err := decodeControl(r, &spec); err != nil {
 		writeControlError(w, err)
@@ -113,16 +180,16 @@ func (s *Simulator) ctlCreateAccount(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, err)
 		return
 	}
-	info, _ := s.Account(spec.AppID)
+	info, _ := p.Account(spec.AppID)
 	writeControl(w, http.StatusCreated, info)
 }
 
-func (s *Simulator) ctlListAccounts(w http.ResponseWriter, r *http.Request) {
-	writeControl(w, http.StatusOK, map[string]any{"accounts": s.Accounts()})
+func (s *Simulator) ctlListAccounts(p *Platform, w http.ResponseWriter, r *http.Request) {
+	writeControl(w, http.StatusOK, map[string]any{"accounts": p.Accounts()})
 }
 
-func (s *Simulator) ctlGetAccount(w http.ResponseWriter, r *http.Request) {
-	info, err := s.Account(r.PathValue("appid"))
+func (s *Simulator) ctlGetAccount(p *Platform, w http.ResponseWriter, r *http.Request) {
+	info, err := p.Account(r.PathValue("appid"))
 	if err != nil {
 		writeControlError(w, err)
 		return
@@ -130,7 +197,7 @@ func (s *Simulator) ctlGetAccount(w http.ResponseWriter, r *http.Request) {
 	writeControl(w, http.StatusOK, info)
 }
 
-func (s *Simulator) ctlSetFollowers(w http.ResponseWriter, r *http.Request) {
+func (s *Simulator) ctlSetFollowers(p *Platform, w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Followers *int `json:"followers"`
 	}
@@ -145,7 +212,7 @@ func (s *Simulator) ctlSetFollowers(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, err)
 		return
 	}
-	s.ctlGetAccount(w, r)
+	s.ctlGetAccount(p, w, r)
 }
 
 // authorizeAnswer is the body of POST /sim/accounts/{appid}/authorize.
@@ -157,7 +224,7 @@ type authorizeAnswer struct {
 	Account     AccountInfo `json:"account"`
 }
 
-func (s *Simulator) ctlAuthorize(w http.ResponseWriter, r *http.Request) {
+func (s *Simulator) ctlAuthorize(p *Platform, w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		PreAuthCode string `json:"pre_auth_code"`
 		RedirectURI string `json:"redirect_uri"`
@@ -170,12 +237,12 @@ func (s *Simulator) ctlAuthorize(w http.ResponseWriter, r *http.Request) {
 	redirectURI := req.RedirectURI
 	if redirectURI == "" && req.PreAuthCode != "" {
 		s.mu.Lock()
-		if p, ok := s.preAuth[req.PreAuthCode]; ok {
-			redirectURI = p.redirectURI // remembered from the authorization page
+		if pre, ok := p.preAuth[req.PreAuthCode]; ok {
+			redirectURI = pre.redirectURI // remembered from the authorization page
 		}
 		s.mu.Unlock()
 	}
-	code, err := s.Authorize(r.Context(), appid, req.PreAuthCode)
+	code, err := p.Authorize(r.Context(), appid, req.PreAuthCode)
 	if code == "" {
 		writeControlError(w, err)
 		return
@@ -184,7 +251,7 @@ func (s *Simulator) ctlAuthorize(w http.ResponseWriter, r *http.Request) {
 	if redirectURI != "" {
 		ans.RedirectURL = redirectWithCode(redirectURI, code)
 	}
-	ans.Account, _ = s.Account(appid)
+	ans.Account, _ = p.Account(appid)
 	status := http.StatusOK
 	if err != nil {
 		status, ans.Error = controlStatus(err), err.Error()
@@ -192,15 +259,15 @@ func (s *Simulator) ctlAuthorize(w http.ResponseWriter, r *http.Request) {
 	writeControl(w, status, ans)
 }
 
-func (s *Simulator) ctlUnauthorize(w http.ResponseWriter, r *http.Request) {
-	if err := s.Unauthorize(r.Context(), r.PathValue("appid")); err != nil {
+func (s *Simulator) ctlUnauthorize(p *Platform, w http.ResponseWriter, r *http.Request) {
+	if err := p.Unauthorize(r.Context(), r.PathValue("appid")); err != nil {
 		writeControlError(w, err)
 		return
 	}
-	s.ctlGetAccount(w, r)
+	s.ctlGetAccount(p, w, r)
 }
 
-func (s *Simulator) ctlSetPermissionSets(w http.ResponseWriter, r *http.Request) {
+func (s *Simulator) ctlSetPermissionSets(p *Platform, w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		PermissionSets []int `json:"permission_sets"`
 		Push           bool  `json:"push"`
@@ -214,7 +281,7 @@ func (s *Simulator) ctlSetPermissionSets(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	appid := r.PathValue("appid")
-	code, err := s.setPermissionSets(r.Context(), appid, req.PermissionSets, req.Push)
+	code, err := p.setPermissionSets(r.Context(), appid, req.PermissionSets, req.Push)
 	if err != nil && code == "" {
 		writeControlError(w, err)
 		return
@@ -223,7 +290,7 @@ func (s *Simulator) ctlSetPermissionSets(w http.ResponseWriter, r *http.Request)
 	if code != "" {
 		ans.ExpiresIn = int(AuthCodeLifetime / time.Second)
 	}
-	ans.Account, _ = s.Account(appid)
+	ans.Account, _ = p.Account(appid)
 	status := http.StatusOK
 	if err != nil {
 		status, ans.Error = controlStatus(err), err.Error()
@@ -231,9 +298,10 @@ func (s *Simulator) ctlSetPermissionSets(w http.ResponseWriter, r *http.Request)
 	writeControl(w, status, ans)
 }
 
-func (s *Simulator) ctlAccountAction(f func(appid string) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := f(r.PathValue("appid")); err != nil {
+// ctlAccountAction serves a platform-scoped action on an account.
+func ctlAccountAction(f func(p *Platform, appid string) error) func(*Platform, http.ResponseWriter, *http.Request) {
+	return func(p *Platform, w http.ResponseWriter, r *http.Request) {
+		if err := f(p, r.PathValue("appid")); err != nil {
 			writeControlError(w, err)
 			return
 		}
@@ -241,9 +309,10 @@ func (s *Simulator) ctlAccountAction(f func(appid string) error) http.HandlerFun
 	}
 }
 
-func (s *Simulator) ctlAction(f func() error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := f(); err != nil {
+// ctlAction serves a platform-scoped action.
+func ctlAction(f func(p *Platform) error) func(*Platform, http.ResponseWriter, *http.Request) {
+	return func(p *Platform, w http.ResponseWriter, r *http.Request) {
+		if err := f(p); err != nil {
 			writeControlError(w, err)
 			return
 		}
@@ -251,21 +320,31 @@ func (s *Simulator) ctlAction(f func() error) http.HandlerFunc {
 	}
 }
 
-func (s *Simulator) ctlAccountToken(w http.ResponseWriter, r *http.Request) {
-	appid := r.PathValue("appid")
-	if _, err := s.Account(appid); err != nil {
+// ctlResetQuota resets the account's quota, which is the account's own,
+// shared by every platform.
+func (s *Simulator) ctlResetQuota(w http.ResponseWriter, r *http.Request) {
+	if err := s.ResetQuota(r.PathValue("appid")); err != nil {
 		writeControlError(w, err)
 		return
 	}
-	writeControl(w, http.StatusOK, map[string]string{"access_token": s.CurrentAccessToken(appid)})
+	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Simulator) ctlComponentToken(w http.ResponseWriter, r *http.Request) {
-	writeControl(w, http.StatusOK, map[string]string{"component_access_token": s.CurrentComponentToken()})
+func (s *Simulator) ctlAccountToken(p *Platform, w http.ResponseWriter, r *http.Request) {
+	appid := r.PathValue("appid")
+	if _, err := p.Account(appid); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	writeControl(w, http.StatusOK, map[string]string{"access_token": p.CurrentAccessToken(appid)})
 }
 
-func (s *Simulator) ctlPushTicket(w http.ResponseWriter, r *http.Request) {
-	ticket, err := s.PushTicket(r.Context())
+func (s *Simulator) ctlComponentToken(p *Platform, w http.ResponseWriter, r *http.Request) {
+	writeControl(w, http.StatusOK, map[string]string{"component_access_token": p.CurrentComponentToken()})
+}
+
+func (s *Simulator) ctlPushTicket(p *Platform, w http.ResponseWriter, r *http.Request) {
+	ticket, err := p.PushTicket(r.Context())
 	ans := map[string]string{"ticket": ticket}
 	status := http.StatusOK
 	if err != nil {
@@ -313,8 +392,19 @@ func (s *Simulator) ctlClearFaults(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// ctlCounters answers the global counters, or with component_appid the
+// counters of that platform's calls.
 func (s *Simulator) ctlCounters(w http.ResponseWriter, r *http.Request) {
-	writeControl(w, http.StatusOK, s.Counters())
+	if r.URL.Query().Get("component_appid") == "" {
+		writeControl(w, http.StatusOK, s.Counters())
+		return
+	}
+	p, err := s.platformOf(r.URL.Query())
+	if err != nil {
+		writeControlError(w, err)
+		return
+	}
+	writeControl(w, http.StatusOK, p.Counters())
 }
 
 func (s *Simulator) ctlResetCounters(w http.ResponseWriter, r *http.Request) {
@@ -322,13 +412,13 @@ func (s *Simulator) ctlResetCounters(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Simulator) ctlPushMessage(w http.ResponseWriter, r *http.Request) {
+func (s *Simulator) ctlPushMessage(p *Platform, w http.ResponseWriter, r *http.Request) {
 	var m FollowerMessage
 	if err := decodeControl(r, &m); err != nil {
 		writeControlError(w, err)
 		return
 	}
-	ds, err := s.PushMessage(r.Context(), r.PathValue("appid"), m)
+	ds, err := p.PushMessage(r.Context(), r.PathValue("appid"), m)
 	if err != nil {
 		writeControlError(w, err)
 		return
@@ -346,13 +436,13 @@ func (s *Simulator) ctlCustomMessages(w http.ResponseWriter, r *http.Request) {
 
 // ctlReleaseTest runs the release test; it answers 200 with the report
 // whether the test passed or not.
-func (s *Simulator) ctlReleaseTest(w http.ResponseWriter, r *http.Request) {
+func (s *Simulator) ctlReleaseTest(p *Platform, w http.ResponseWriter, r *http.Request) {
 	var o ReleaseTestOptions
 	if err := decodeControl(r, &o); err != nil {
 		writeControlError(w, err)
 		return
 	}
-	rep, err := s.RunReleaseTest(r.Context(), o)
+	rep, err := p.RunReleaseTest(r.Context(), o)
 	if err != nil {
 		writeControlError(w, err)
 		return

@@ -67,7 +67,7 @@ type epCode struct {
 }
 type epKind struct{ ep, kind string }
 
-// counterSet is guarded by Simulator.cmu.
+// counterSet is guarded by Simulator.cmu (the global one and each platform's).
 type counterSet struct {
 	calls     map[string]int64
 	byAccount map[epAccount]int64
@@ -88,93 +88,130 @@ func newCounterSet() counterSet {
 	}
 }
 
-// recordRefresh counts a refresh of appid's token that replaced a token of age.
-func (s *Simulator) recordRefresh(appid string, age time.Duration) {
-	s.cmu.Lock()
-	r, seen := s.counters.refreshes[appid]
-	r.Count++
-	if !seen || age < r.MinReplacedAge {
-		r.MinReplacedAge = age
+// each runs f on the global counters and, when p is set, on p's. Callers
+// hold s.cmu.
+func (s *Simulator) each(p *Platform, f func(*counterSet)) {
+	f(&s.counters)
+	if p != nil {
+		f(&p.counters)
 	}
-	s.counters.refreshes[appid] = r
-	s.cmu.Unlock()
 }
 
-// record counts one answered call; code < -1 means "no errcode".
-func (s *Simulator) record(ep, appid string, code int) {
+// recordRefresh counts a refresh by p of appid's token that replaced a
+// token of age.
+func (s *Simulator) recordRefresh(p *Platform, appid string, age time.Duration) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	s.counters.calls[ep]++
-	if appid != "" {
-		s.counters.byAccount[epAccount{ep, appid}]++
-	}
-	if code >= -1 {
-		s.counters.byErrcode[epCode{ep, code}]++
-	}
+	s.each(p, func(c *counterSet) {
+		r, seen := c.refreshes[appid]
+		r.Count++
+		if !seen || age < r.MinReplacedAge {
+			r.MinReplacedAge = age
+		}
+		c.refreshes[appid] = r
+	})
+}
+
+// record counts one answered call, made with p's credentials when p is
+// set; code < -1 means "no errcode".
+func (s *Simulator) record(p *Platform, ep, appid string, code int) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	s.each(p, func(c *counterSet) {
+		c.calls[ep]++
+		if appid != "" {
+			c.byAccount[epAccount{ep, appid}]++
+		}
+		if code >= -1 {
+			c.byErrcode[epCode{ep, code}]++
+		}
+	})
 }
 
 // noErrcode marks answers without an errcode for record.
 const noErrcode = -1 << 31
 
-func (s *Simulator) recordFault(ep, kind string) {
+func (s *Simulator) recordFault(p *Platform, ep, kind string) {
 	s.cmu.Lock()
-	s.counters.faults[epKind{ep, kind}]++
-	s.cmu.Unlock()
+	defer s.cmu.Unlock()
+	s.each(p, func(c *counterSet) { c.faults[epKind{ep, kind}]++ })
 }
 
-func (s *Simulator) recordPush(infoType string, f func(*PushCounts)) {
+func (s *Simulator) recordPush(p *Platform, infoType string, f func(*PushCounts)) {
 	s.cmu.Lock()
-	pc := s.counters.pushes[infoType]
-	f(&pc)
-	s.counters.pushes[infoType] = pc
-	s.cmu.Unlock()
+	defer s.cmu.Unlock()
+	s.each(p, func(c *counterSet) {
+		pc := c.pushes[infoType]
+		f(&pc)
+		c.pushes[infoType] = pc
+	})
 }
 
-// Counters returns a snapshot of the call counters.
+// Counters returns a snapshot of the call counters of every platform
+// together.
 func (s *Simulator) Counters() Counters {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
+	return s.counters.snapshot()
+}
+
+// Counters returns a snapshot of the calls made with this platform's
+// credentials: component APIs naming its component_appid (or, naming none
+// known, called with its component token), and account APIs called with an
+// authorizer access token it obtained; and of the pushes made to it.
+func (p *Platform) Counters() Counters {
+	p.s.cmu.Lock()
+	defer p.s.cmu.Unlock()
+	return p.counters.snapshot()
+}
+
+// snapshot copies the counters; the caller holds Simulator.cmu.
+func (cs *counterSet) snapshot() Counters {
 	c := Counters{
-		Calls:     make(map[string]int64, len(s.counters.calls)),
+		Calls:     make(map[string]int64, len(cs.calls)),
 		ByAccount: make(map[string]map[string]int64),
 		ByErrcode: make(map[string]map[int]int64),
 		Faults:    make(map[string]map[string]int64),
-		Pushes:    make(map[string]PushCounts, len(s.counters.pushes)),
+		Pushes:    make(map[string]PushCounts, len(cs.pushes)),
 	}
-	for ep, n := range s.counters.calls {
+	for ep, n := range cs.calls {
 		c.Calls[ep] = n
 	}
-	for k, n := range s.counters.byAccount {
+	for k, n := range cs.byAccount {
 		if c.ByAccount[k.ep] == nil {
 			c.ByAccount[k.ep] = make(map[string]int64)
 		}
 		c.ByAccount[k.ep][k.appid] = n
 	}
-	for k, n := range s.counters.byErrcode {
+	for k, n := range cs.byErrcode {
 		if c.ByErrcode[k.ep] == nil {
 			c.ByErrcode[k.ep] = make(map[int]int64)
 		}
 		c.ByErrcode[k.ep][k.code] = n
 	}
-	for k, n := range s.counters.faults {
+	for k, n := range cs.faults {
 		if c.Faults[k.ep] == nil {
 			c.Faults[k.ep] = make(map[string]int64)
 		}
 		c.Faults[k.ep][k.kind] = n
 	}
-	for k, v := range s.counters.pushes {
+	for k, v := range cs.pushes {
 		c.Pushes[k] = v
 	}
-	c.Refreshes = make(map[string]RefreshStats, len(s.counters.refreshes))
-	for k, v := range s.counters.refreshes {
+	c.Refreshes = make(map[string]RefreshStats, len(cs.refreshes))
+	for k, v := range cs.refreshes {
 		c.Refreshes[k] = v
 	}
 	return c
 }
 
-// ResetCounters sets every counter back to zero.
+// ResetCounters sets every counter back to zero, every platform's too.
 func (s *Simulator) ResetCounters() {
+	ps := s.platformList()
 	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	s.counters = newCounterSet()
-	s.cmu.Unlock()
+	for _, p := range ps {
+		p.counters = newCounterSet()
+	}
 }

@@ -145,7 +145,7 @@ func (s *Simulator) Faults() []Fault {
 
 // inject applies the faults matching a call. It answers true when the call
 // was answered (or dropped) by a fault; latency faults delay and return false.
-func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, ep, appid string) bool {
+func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, p *Platform, ep, appid string) bool {
 	s.mu.Lock()
 	if len(s.faults) == 0 {
 		s.mu.Unlock()
@@ -174,7 +174,7 @@ func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, ep, appid str
 	s.mu.Unlock()
 
 	if latency > 0 {
-		s.recordFault(ep, FaultLatency)
+		s.recordFault(p, ep, FaultLatency)
 		t := time.NewTimer(latency)
 		select {
 		case <-t.C:
@@ -185,20 +185,20 @@ func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, ep, appid str
 	if fire == nil {
 		return false
 	}
-	s.recordFault(ep, fire.Kind)
+	s.recordFault(p, ep, fire.Kind)
 	switch fire.Kind {
 	case FaultErrcode:
 		code := fire.Errcode
 		if code == 0 {
 			code = errSystem
 		}
-		s.fail(w, ep, appid, code)
+		s.fail(w, p, ep, appid, code)
 	case FaultHTTPStatus:
 		status := fire.Status
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}
-		s.record(ep, appid, noErrcode)
+		s.record(p, ep, appid, noErrcode)
 		text := strconv.Itoa(status) + " " + http.StatusText(status)
 		body := "<html>\r\n<head><title>" + text + "</title></head>\r\n<body>\r\n<center><h1>" + text + "</h1></center>\r\n</body>\r\n</html>\r\n"
 		w.Header().Set("Content-Type", "text/html")
@@ -206,7 +206,7 @@ func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, ep, appid str
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body))
 	case FaultDrop:
-		s.record(ep, appid, noErrcode)
+		s.record(p, ep, appid, noErrcode)
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				_ = conn.Close()

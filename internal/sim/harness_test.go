@@ -56,7 +56,13 @@ type receiver struct {
 
 func newReceiver(t *testing.T) *receiver {
 	t.Helper()
-	c, err := wxcrypt.New(testToken, testAESKey, testComponent)
+	return newReceiverFor(t, testToken, testAESKey, testComponent)
+}
+
+// newReceiverFor is a receiver for the platform with these settings.
+func newReceiverFor(t *testing.T, token, aesKey, component string) *receiver {
+	t.Helper()
+	c, err := wxcrypt.New(token, aesKey, component)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +73,7 @@ func newReceiver(t *testing.T) *receiver {
 		p := receivedPush{Query: q, Body: body}
 		if r.Method != http.MethodPost || q.Get("encrypt_type") != "aes" {
 			p.Err = errString("not a POST with encrypt_type=aes")
-		} else if q.Get("signature") != wxcrypt.Signature(testToken, q.Get("timestamp"), q.Get("nonce")) {
+		} else if q.Get("signature") != wxcrypt.Signature(token, q.Get("timestamp"), q.Get("nonce")) {
 			p.Err = errString("bad URL signature")
 		} else if plain, err := c.Open(body, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
 			p.Err = err

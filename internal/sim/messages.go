@@ -110,12 +110,19 @@ func (s *Simulator) FollowerOpenID(appid string, index int) (string, error) {
 }
 
 // PushMessage pushes a follower's message (or an account event) to the
-// platform's message URL for the account, encrypted and signed with the
+// primary platform (see Platform.PushMessage).
+func (s *Simulator) PushMessage(ctx context.Context, appid string, m FollowerMessage) ([]Delivery, error) {
+	return s.primary.PushMessage(ctx, appid, m)
+}
+
+// PushMessage pushes a follower's message (or an account event) to this
+// platform's message URL for the account, encrypted and signed with this
 // platform's Token and key as WeChat does, once per copy, and returns each
 // delivery. Copies are pushed one after the other. It answers
 // ErrUnknownAccount, ErrInvalid or ErrNoMessageURL; a bad answer is not
 // an error but a Delivery with a Problem.
-func (s *Simulator) PushMessage(ctx context.Context, appid string, m FollowerMessage) ([]Delivery, error) {
+func (p *Platform) PushMessage(ctx context.Context, appid string, m FollowerMessage) ([]Delivery, error) {
+	s := p.s
 	now := s.now()
 	s.mu.Lock()
 	a, err := s.accountLocked(appid)
@@ -144,16 +151,16 @@ func (s *Simulator) PushMessage(ctx context.Context, appid string, m FollowerMes
 	}
 	targets := m.Targets
 	if len(targets) == 0 {
-		if s.messageURL == "" {
+		if p.messageURL == "" {
 			return nil, ErrNoMessageURL
 		}
-		targets = []string{s.messageURL}
+		targets = []string{p.messageURL}
 	}
 	plain := encodeMessage(user, m)
 	copies := max(m.Copies, 1)
 	out := make([]Delivery, 0, copies)
 	for i := range copies {
-		d := s.deliver(ctx, appid, user, strings.ReplaceAll(targets[i%len(targets)], appIDPlaceholder, appid), plain, m)
+		d := p.deliver(ctx, appid, user, strings.ReplaceAll(targets[i%len(targets)], appIDPlaceholder, appid), plain, m)
 		out = append(out, d)
 	}
 	return out, nil
@@ -197,13 +204,14 @@ func encodeMessage(user string, m FollowerMessage) []byte {
 }
 
 // deliver makes one push and judges the answer.
-func (s *Simulator) deliver(ctx context.Context, appid, user, target string, plain []byte, m FollowerMessage) Delivery {
+func (p *Platform) deliver(ctx context.Context, appid, user, target string, plain []byte, m FollowerMessage) Delivery {
+	s := p.s
 	at := s.now()
 	d := Delivery{AppID: appid, MsgType: m.MsgType, MsgID: m.MsgID, Event: m.Event, URL: target, At: at}
 	defer s.recordDelivery(&d)
 	timestamp := strconv.FormatInt(at.Unix(), 10)
 	nonce := newNonce()
-	body, msgSig, err := s.crypter.SealMessage(plain, user, timestamp, nonce)
+	body, msgSig, err := p.crypter.SealMessage(plain, user, timestamp, nonce)
 	if err != nil {
 		d.Problem = "seal: " + err.Error()
 		return d
@@ -212,7 +220,7 @@ func (s *Simulator) deliver(ctx context.Context, appid, user, target string, pla
 	if strings.Contains(target, "?") {
 		sep = "&"
 	}
-	u := target + sep + "signature=" + s.crypter.SignURL(timestamp, nonce) + "&timestamp=" + timestamp + "&nonce=" + nonce +
+	u := target + sep + "signature=" + p.crypter.SignURL(timestamp, nonce) + "&timestamp=" + timestamp + "&nonce=" + nonce +
 		"&openid=" + m.FromOpenID + "&encrypt_type=aes&msg_signature=" + msgSig
 	rctx, cancel := context.WithTimeout(ctx, MessageBudget)
 	defer cancel()
@@ -242,7 +250,7 @@ func (s *Simulator) deliver(ctx context.Context, appid, user, target string, pla
 		d.Problem = fmt.Sprintf("answered after %v, over WeChat's 5 s", d.Elapsed.Round(time.Millisecond))
 	case len(bytes.TrimSpace(answer)) == 0 || string(answer) == "success":
 	default:
-		plainReply, err := s.crypter.OpenReply(answer)
+		plainReply, err := p.crypter.OpenReply(answer)
 		if err != nil {
 			d.Problem = "the answer is neither success nor a valid encrypted reply: " + err.Error()
 			return d
@@ -301,14 +309,14 @@ func (s *Simulator) handleCustomSend(w http.ResponseWriter, r *http.Request) {
 			Content string `json:"content"`
 		} `json:"text"`
 	}
-	token, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
+	token, p, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
 	if !ok {
 		return
 	}
 	bad = bad || req.MsgType == ""
 	now := s.now()
 	s.mu.Lock()
-	a, code := s.tokenAccountLocked(token, now)
+	_, a, code := s.tokenAccountLocked(token, now)
 	switch {
 	case code != 0:
 	case bad:
@@ -318,13 +326,13 @@ func (s *Simulator) handleCustomSend(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if code != 0 {
-		s.fail(w, ep, appid, code)
+		s.fail(w, p, ep, appid, code)
 		return
 	}
 	s.cmu.Lock()
 	s.customs = appendBounded(s.customs, CustomMessage{AppID: appid, ToUser: req.ToUser, MsgType: req.MsgType, Content: req.Text.Content, At: now})
 	s.cmu.Unlock()
-	s.fail(w, ep, appid, 0) // {"errcode":0,"errmsg":"ok"}
+	s.fail(w, p, ep, appid, 0) // {"errcode":0,"errmsg":"ok"}
 }
 
 // follows reports whether openid is one of the account's followers (an

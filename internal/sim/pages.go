@@ -73,65 +73,70 @@ func authParams(v url.Values) authPageParams {
 }
 
 // checkAuthPage validates the page parameters like WeChat and answers the
-// accounts the admin may pick. It remembers redirect_uri and biz_appid with
-// the pre-auth code.
-func (s *Simulator) checkAuthPage(p authPageParams, now time.Time) ([]pageAccount, error) {
+// platform their component_appid names and the accounts the admin may pick.
+// It remembers redirect_uri and biz_appid with the pre-auth code, which must
+// be one of that platform's.
+func (s *Simulator) checkAuthPage(p authPageParams, now time.Time) (*Platform, []pageAccount, error) {
+	plat, err := s.Platform(p.componentAppID)
 	switch {
-	case p.componentAppID != s.opts.ComponentAppID:
-		return nil, errors.New("invalid component_appid")
+	case err != nil:
+		return nil, nil, errors.New("invalid component_appid")
 	case p.redirectURI == "":
-		return nil, errors.New("redirect_uri is required")
+		return plat, nil, errors.New("redirect_uri is required")
 	}
 	u, err := url.Parse(p.redirectURI)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("redirect_uri must be an absolute http(s) URL")
+		return plat, nil, errors.New("redirect_uri must be an absolute http(s) URL")
 	}
 	if p.authType != "" && p.authType != "1" && p.authType != "2" && p.authType != "3" {
-		return nil, errors.New("invalid auth_type")
+		return plat, nil, errors.New("invalid auth_type")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pre, err := s.preAuthLocked(p.preAuthCode, now)
+	pre, err := plat.preAuthLocked(p.preAuthCode, now)
 	if err != nil {
-		return nil, errors.New("pre_auth_code is invalid, expired or already used: ask the platform for a new authorization link")
+		return plat, nil, errors.New("pre_auth_code is invalid, expired or already used: ask the platform for a new authorization link")
 	}
 	if p.bizAppID != "" {
 		if _, ok := s.accounts[p.bizAppID]; !ok {
-			return nil, errors.New("biz_appid is not an account of this simulator")
+			return plat, nil, errors.New("biz_appid is not an account of this simulator")
 		}
 	}
 	pre.redirectURI, pre.bizAppID = p.redirectURI, p.bizAppID
 	var out []pageAccount
 	if p.authType == "2" { // Mini Programs only: every simulated account is an Official Account
-		return out, nil
+		return plat, out, nil
 	}
 	for _, a := range s.order {
 		if p.bizAppID != "" && a.spec.AppID != p.bizAppID {
 			continue
 		}
-		out = append(out, pageAccount{AppID: a.spec.AppID, NickName: a.spec.NickName, Followers: a.spec.Followers, Authorized: a.authorized, Checked: len(out) == 0})
+		out = append(out, pageAccount{AppID: a.spec.AppID, NickName: a.spec.NickName, Followers: a.spec.Followers,
+			Authorized: plat.authorizedLocked(a.spec.AppID) != nil, Checked: len(out) == 0})
 	}
-	return out, nil
+	return plat, out, nil
 }
 
 // handleAuthPage serves the PC page GET /cgi-bin/componentloginpage and the
-// mobile page GET /wxaopen/safe/bindcomponent?action=bindcomponent.
+// mobile page GET /wxaopen/safe/bindcomponent?action=bindcomponent, for the
+// platform named by component_appid.
 func (s *Simulator) handleAuthPage(ep string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		p := authParams(q)
+		var plat *Platform
 		var accounts []pageAccount
 		var err error
 		if ep == EndpointBindComponent && q.Get("action") != "bindcomponent" {
 			err = errors.New("invalid action: want action=bindcomponent")
 		} else {
-			accounts, err = s.checkAuthPage(p, s.now())
+			plat, accounts, err = s.checkAuthPage(p, s.now())
 		}
 		if err != nil {
-			s.renderPage(w, ep, http.StatusBadRequest, pageData{Title: "Authorization failed", Error: err.Error()})
+			s.renderPage(w, plat, ep, http.StatusBadRequest, pageData{Title: "Authorization failed", Error: err.Error()})
 			return
 		}
-		s.renderPage(w, ep, http.StatusOK, pageData{
+		s.renderPage(w, plat, ep, http.StatusOK, pageData{
 			Title:          "Authorize a third-party platform",
 			ComponentAppID: p.componentAppID, PreAuthCode: p.preAuthCode, RedirectURI: p.redirectURI,
 			AuthType: p.authType, BizAppID: p.bizAppID,
@@ -142,35 +147,36 @@ func (s *Simulator) handleAuthPage(ep string) http.HandlerFunc {
 }
 
 // handleAuthConfirm serves the page's form POST: it authorizes the picked
-// account, pushes the authorized/updateauthorized event (with PreAuthCode)
-// and redirects to redirect_uri with auth_code and expires_in appended.
+// account for the form's platform, pushes the authorized/updateauthorized
+// event (with PreAuthCode) to that platform and redirects to redirect_uri
+// with auth_code and expires_in appended.
 func (s *Simulator) handleAuthConfirm(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointAuthConfirm
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
-		s.renderPage(w, ep, http.StatusBadRequest, pageData{Title: "Authorization failed", Error: "bad form"})
+		s.renderPage(w, nil, ep, http.StatusBadRequest, pageData{Title: "Authorization failed", Error: "bad form"})
 		return
 	}
 	p := authParams(r.PostForm)
 	appid := r.PostForm.Get("appid")
-	accounts, err := s.checkAuthPage(p, s.now())
+	plat, accounts, err := s.checkAuthPage(p, s.now())
 	if err == nil && !containsAccount(accounts, appid) {
 		err = errors.New("pick one of the listed accounts")
 	}
 	if err == nil {
 		var code string
 		var ev wxcrypt.Event
-		if code, ev, err = s.authorize(appid, p.preAuthCode); err == nil {
+		if code, ev, err = plat.authorize(appid, p.preAuthCode); err == nil {
 			// WeChat redirects whether or not the platform acknowledged the event.
-			if perr := s.push(r.Context(), ev); perr != nil {
-				s.log.Warn("sim: authorization event not delivered", "appid", appid, "err", perr)
+			if perr := plat.push(r.Context(), ev); perr != nil {
+				s.log.Warn("sim: authorization event not delivered", "component_appid", plat.appid, "appid", appid, "err", perr)
 			}
-			s.record(ep, appid, 0)
+			s.record(plat, ep, appid, 0)
 			http.Redirect(w, r, redirectWithCode(p.redirectURI, code), http.StatusFound)
 			return
 		}
 	}
-	s.renderPage(w, ep, http.StatusBadRequest, pageData{Title: "Authorization failed", Error: err.Error()})
+	s.renderPage(w, plat, ep, http.StatusBadRequest, pageData{Title: "Authorization failed", Error: err.Error()})
 }
 
 func containsAccount(list []pageAccount, appid string) bool {
@@ -202,7 +208,7 @@ func redirectWithCode(redirectURI, code string) string {
 // as the authorization page redirects the browser.
 func RedirectURL(redirectURI, authCode string) string { return redirectWithCode(redirectURI, authCode) }
 
-func (s *Simulator) renderPage(w http.ResponseWriter, ep string, status int, d pageData) {
+func (s *Simulator) renderPage(w http.ResponseWriter, p *Platform, ep string, status int, d pageData) {
 	var buf bytes.Buffer
 	if err := s.pages.Execute(&buf, d); err != nil {
 		s.log.Error("sim: render page", "err", err)
@@ -213,7 +219,7 @@ func (s *Simulator) renderPage(w http.ResponseWriter, ep string, status int, d p
 	if status != http.StatusOK {
 		code = noErrcode
 	}
-	s.record(ep, "", code)
+	s.record(p, ep, "", code)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Length", fmt.Sprint(buf.Len()))
 	w.WriteHeader(status)

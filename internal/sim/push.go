@@ -14,36 +14,43 @@ import (
 	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
 
-// PushTicket mints a fresh component_verify_ticket, makes it acceptable to
-// api_component_token for TicketLifetime, and pushes it synchronously to
-// EventURL (with retries). It returns the ticket, and an error wrapping
-// ErrPush if the push was not answered "success" (the ticket stays valid
-// anyway). Without an EventURL nothing is pushed.
-func (s *Simulator) PushTicket(ctx context.Context) (string, error) {
+// PushTicket pushes a component_verify_ticket to the primary platform
+// (see Platform.PushTicket).
+func (s *Simulator) PushTicket(ctx context.Context) (string, error) { return s.primary.PushTicket(ctx) }
+
+// PushTicket mints a fresh component_verify_ticket of this platform, makes
+// it acceptable to its api_component_token for TicketLifetime, and pushes it
+// synchronously to its EventURL (with retries). It returns the ticket, and
+// an error wrapping ErrPush if the push was not answered "success" (the
+// ticket stays valid anyway). Without an EventURL nothing is pushed.
+func (p *Platform) PushTicket(ctx context.Context) (string, error) {
 	ticket := newTicket()
+	s := p.s
 	now := s.now()
 	s.mu.Lock()
-	s.tickets[ticket] = now
-	s.ticketOrder = append(s.ticketOrder, ticket)
-	if len(s.ticketOrder) > maxTicketsKept {
-		delete(s.tickets, s.ticketOrder[0])
-		s.ticketOrder = append(s.ticketOrder[:0], s.ticketOrder[1:]...)
+	p.tickets[ticket] = now
+	p.ticketOrder = append(p.ticketOrder, ticket)
+	if len(p.ticketOrder) > maxTicketsKept {
+		delete(p.tickets, p.ticketOrder[0])
+		p.ticketOrder = append(p.ticketOrder[:0], p.ticketOrder[1:]...)
 	}
 	s.mu.Unlock()
-	return ticket, s.push(ctx, wxcrypt.Event{
-		AppID:                 s.opts.ComponentAppID,
+	return ticket, p.push(ctx, wxcrypt.Event{
+		AppID:                 p.appid,
 		CreateTime:            now.Unix(),
 		InfoType:              wxcrypt.InfoTypeVerifyTicket,
 		ComponentVerifyTicket: ticket,
 	})
 }
 
-// push delivers an event to EventURL, retrying PushRetries times after
-// PushRetryDelay when it is not answered exactly "success" with HTTP 200.
-func (s *Simulator) push(ctx context.Context, ev wxcrypt.Event) error {
-	if s.eventURL == nil {
+// push delivers an event to the platform's EventURL, retrying PushRetries
+// times after PushRetryDelay when it is not answered exactly "success" with
+// HTTP 200.
+func (p *Platform) push(ctx context.Context, ev wxcrypt.Event) error {
+	if p.eventURL == nil {
 		return nil
 	}
+	s := p.s
 	plain := wxcrypt.EncodeEvent(ev)
 	var last error
 	for attempt := 0; attempt <= s.opts.PushRetries; attempt++ {
@@ -52,35 +59,35 @@ func (s *Simulator) push(ctx context.Context, ev wxcrypt.Event) error {
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				s.recordPush(ev.InfoType, func(p *PushCounts) { p.Failed++ })
+				s.recordPush(p, ev.InfoType, func(c *PushCounts) { c.Failed++ })
 				return fmt.Errorf("sim: push %s event: %w: %w (last attempt: %w)", ev.InfoType, ErrPush, ctx.Err(), last)
 			case <-t.C:
 			}
 		}
-		s.recordPush(ev.InfoType, func(p *PushCounts) { p.Attempts++ })
-		if last = s.pushOnce(ctx, plain); last == nil {
-			s.recordPush(ev.InfoType, func(p *PushCounts) { p.Delivered++ })
-			s.log.Info("sim: pushed event", "info_type", ev.InfoType, "authorizer_appid", ev.AuthorizerAppid, "attempt", attempt+1)
+		s.recordPush(p, ev.InfoType, func(c *PushCounts) { c.Attempts++ })
+		if last = p.pushOnce(ctx, plain); last == nil {
+			s.recordPush(p, ev.InfoType, func(c *PushCounts) { c.Delivered++ })
+			s.log.Info("sim: pushed event", "component_appid", p.appid, "info_type", ev.InfoType, "authorizer_appid", ev.AuthorizerAppid, "attempt", attempt+1)
 			return nil
 		}
-		s.log.Warn("sim: event push not answered success", "info_type", ev.InfoType, "attempt", attempt+1, "err", last)
+		s.log.Warn("sim: event push not answered success", "component_appid", p.appid, "info_type", ev.InfoType, "attempt", attempt+1, "err", last)
 	}
-	s.recordPush(ev.InfoType, func(p *PushCounts) { p.Failed++ })
+	s.recordPush(p, ev.InfoType, func(c *PushCounts) { c.Failed++ })
 	return fmt.Errorf("sim: push %s event after %d attempts: %w: %w", ev.InfoType, s.opts.PushRetries+1, ErrPush, last)
 }
 
 // pushOnce makes one signed, encrypted POST of an event, as WeChat does:
 // EventURL?signature=&timestamp=&nonce=&encrypt_type=aes&msg_signature=.
-func (s *Simulator) pushOnce(ctx context.Context, plain []byte) error {
-	timestamp := strconv.FormatInt(s.now().Unix(), 10)
+func (p *Platform) pushOnce(ctx context.Context, plain []byte) error {
+	timestamp := strconv.FormatInt(p.s.now().Unix(), 10)
 	nonce := newNonce()
-	body, msgSig, err := s.crypter.SealEvent(plain, timestamp, nonce)
+	body, msgSig, err := p.crypter.SealEvent(plain, timestamp, nonce)
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	u := *s.eventURL
+	u := *p.eventURL
 	q := u.Query()
-	q.Set("signature", s.crypter.SignURL(timestamp, nonce))
+	q.Set("signature", p.crypter.SignURL(timestamp, nonce))
 	q.Set("timestamp", timestamp)
 	q.Set("nonce", nonce)
 	q.Set("encrypt_type", "aes")
@@ -92,7 +99,7 @@ func (s *Simulator) pushOnce(ctx context.Context, plain []byte) error {
 	}
 	req.Header.Set("Content-Type", "text/xml")
 	req.Header.Set("User-Agent", "Mozilla/4.0 (wxgate-sim)")
-	resp, err := s.client.Do(req)
+	resp, err := p.s.client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -25,13 +25,13 @@ func (s *Simulator) handleClearQuota(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		AppID string `json:"appid"`
 	}
-	token, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
+	token, p, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
 	if !ok {
 		return
 	}
 	now := s.now()
 	s.mu.Lock()
-	a, code := s.tokenAccountLocked(token, now)
+	_, a, code := s.tokenAccountLocked(token, now)
 	switch {
 	case code != 0:
 	case bad:
@@ -52,10 +52,10 @@ func (s *Simulator) handleClearQuota(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if code != 0 {
-		s.fail(w, ep, appid, code)
+		s.fail(w, p, ep, appid, code)
 		return
 	}
-	s.ok(w, ep, appid, struct {
+	s.ok(w, p, ep, appid, struct {
 		Errcode int    `json:"errcode"`
 		Errmsg  string `json:"errmsg"`
 	}{0, "ok"})
@@ -75,8 +75,8 @@ type tagJSON struct {
 func (s *Simulator) handleTagsGet(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointTagsGet
 	token := r.URL.Query().Get("access_token")
-	appid := s.tokenOwner(token)
-	if s.inject(w, r, ep, appid) {
+	p, appid := s.tokenOwner(token)
+	if s.inject(w, r, p, ep, appid) {
 		return
 	}
 	now := s.now()
@@ -94,10 +94,10 @@ func (s *Simulator) handleTagsGet(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if code != 0 {
-		s.fail(w, ep, appid, code)
+		s.fail(w, p, ep, appid, code)
 		return
 	}
-	s.ok(w, ep, appid, struct {
+	s.ok(w, p, ep, appid, struct {
 		Tags []tagJSON `json:"tags"`
 	}{tags})
 }

@@ -92,7 +92,7 @@ func (r ReleaseReport) String() string {
 }
 
 // RunReleaseTest plays WeChat's full-network release test against the
-// platform: it pushes a ticket, checks that the platform has created a
+// primary platform: it pushes a ticket, checks that the platform has created a
 // pre_auth_code, has one test account authorize the platform (the
 // authorized event, no pre-auth session) and waits for its code to be
 // exchanged, pushes QUERY_AUTH_CODE with a fresh code and waits for the
@@ -101,8 +101,16 @@ func (r ReleaseReport) String() string {
 // then unauthorizes the account. Every item is judged and reported; an
 // error is returned only for a test that could not be run at all
 // (ErrNoMessageURL).
-func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (rep ReleaseReport, err error) {
-	if s.messageURL == "" && len(o.Targets) == 0 {
+func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (ReleaseReport, error) {
+	return s.primary.RunReleaseTest(ctx, o)
+}
+
+// RunReleaseTest plays WeChat's full-network release test against this
+// platform, with its ticket, events, message URL and crypto (see
+// Simulator.RunReleaseTest).
+func (p *Platform) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (rep ReleaseReport, err error) {
+	s := p.s
+	if p.messageURL == "" && len(o.Targets) == 0 {
 		return ReleaseReport{}, ErrNoMessageURL
 	}
 	if o.Group < 0 || o.Group > len(ReleaseGroups) {
@@ -139,11 +147,11 @@ func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (r
 		}
 	}()
 
-	_, err = s.PushTicket(ctx)
+	_, err = p.PushTicket(ctx)
 	judge(ItemTicket, err, "component_verify_ticket pushed and answered success")
 
 	s.mu.Lock()
-	issued := s.preAuthIssued
+	issued := p.preAuthIssued
 	s.mu.Unlock()
 	if issued == 0 {
 		judge(ItemPreAuthCode, fmt.Errorf("the platform never called api_create_preauthcode: start one authorization (POST /v1/authorizations) first"), "")
@@ -154,43 +162,44 @@ func (s *Simulator) RunReleaseTest(ctx context.Context, o ReleaseTestOptions) (r
 	if err := s.CreateAccount(spec); err != nil && !isExists(err) {
 		return rep, err
 	}
-	if info, err := s.Account(spec.AppID); err == nil && info.Authorized {
+	if info, err := p.Account(spec.AppID); err == nil && info.Authorized {
 		// A previous run was cut short: start from an unauthorized account.
-		_ = s.Unauthorize(ctx, spec.AppID)
+		_ = p.Unauthorize(ctx, spec.AppID)
 	}
-	code, err := s.Authorize(ctx, spec.AppID, "")
+	code, err := p.Authorize(ctx, spec.AppID, "")
 	judge(ItemAuthorized, err, "authorized event pushed and answered success")
 	if err != nil {
 		return rep, nil
 	}
-	judge(ItemAuthCode, s.waitFor(ctx, o.Wait, func() bool { return s.codeUsed(code) }, "the platform did not exchange the authorized event's code with api_query_auth"),
+	judge(ItemAuthCode, s.waitFor(ctx, o.Wait, func() bool { return p.codeUsed(code) }, "the platform did not exchange the authorized event's code with api_query_auth"),
 		"the authorization code was exchanged with api_query_auth")
 
 	openid, _ := s.FollowerOpenID(spec.AppID, 0)
-	s.apiReplyItem(ctx, spec.AppID, openid, o, judge)
+	p.apiReplyItem(ctx, spec.AppID, openid, o, judge)
 
-	ds, err := s.PushMessage(ctx, spec.AppID, FollowerMessage{FromOpenID: openid, Content: "TESTCOMPONENT_MSG_TYPE_TEXT", Targets: o.Targets})
+	ds, err := p.PushMessage(ctx, spec.AppID, FollowerMessage{FromOpenID: openid, Content: "TESTCOMPONENT_MSG_TYPE_TEXT", Targets: o.Targets})
 	judge(ItemTextReply, replyIs(ds, err, "TESTCOMPONENT_MSG_TYPE_TEXT_callback"), "passive reply TESTCOMPONENT_MSG_TYPE_TEXT_callback")
 
-	ds, err = s.PushMessage(ctx, spec.AppID, FollowerMessage{FromOpenID: openid, MsgType: "event", Event: "LOCATION",
+	ds, err = p.PushMessage(ctx, spec.AppID, FollowerMessage{FromOpenID: openid, MsgType: "event", Event: "LOCATION",
 		Fields: map[string]string{"Latitude": "23.137466", "Longitude": "113.352425", "Precision": "119.385040"}, Targets: o.Targets})
 	judge(ItemEventMessage, replyIs(ds, err, "LOCATIONfrom_callback"), "passive reply LOCATIONfrom_callback")
 
-	judge(ItemUnauthorized, s.Unauthorize(ctx, spec.AppID), "unauthorized event pushed and answered success")
+	judge(ItemUnauthorized, p.Unauthorize(ctx, spec.AppID), "unauthorized event pushed and answered success")
 	return rep, nil
 }
 
 // apiReplyItem pushes QUERY_AUTH_CODE:<fresh code> and waits for the
 // customer-service message that must answer it.
-func (s *Simulator) apiReplyItem(ctx context.Context, appid, openid string, o ReleaseTestOptions, judge func(string, error, string)) {
+func (p *Platform) apiReplyItem(ctx context.Context, appid, openid string, o ReleaseTestOptions, judge func(string, error, string)) {
+	s := p.s
 	now := s.now()
 	s.mu.Lock()
-	s.pruneCodesLocked(now)
+	p.pruneCodesLocked(now)
 	code := newAuthCode()
-	s.authCodes[code] = &authCode{appid: appid, expires: now.Add(AuthCodeLifetime)}
+	p.authCodes[code] = &authCode{appid: appid, expires: now.Add(AuthCodeLifetime)}
 	s.mu.Unlock()
 	before := len(s.customFor(appid, openid, code+"_from_api"))
-	ds, err := s.PushMessage(ctx, appid, FollowerMessage{FromOpenID: openid, Content: "QUERY_AUTH_CODE:" + code, Copies: o.Copies, Targets: o.Targets})
+	ds, err := p.PushMessage(ctx, appid, FollowerMessage{FromOpenID: openid, Content: "QUERY_AUTH_CODE:" + code, Copies: o.Copies, Targets: o.Targets})
 	if err == nil {
 		for _, d := range ds {
 			if d.Problem == "" && d.Reply != nil {
@@ -224,10 +233,10 @@ func (s *Simulator) customFor(appid, openid, content string) []CustomMessage {
 }
 
 // codeUsed reports whether an authorization code was exchanged (or expired).
-func (s *Simulator) codeUsed(code string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.authCodes[code]
+func (p *Platform) codeUsed(code string) bool {
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	_, ok := p.authCodes[code]
 	return !ok
 }
 

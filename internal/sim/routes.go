@@ -18,7 +18,7 @@ func (s *Simulator) routes() *http.ServeMux {
 	mux.HandleFunc("/cgi-bin/clear_quota", s.handleClearQuota)
 	mux.HandleFunc("/cgi-bin/tags/get", s.handleTagsGet)
 	mux.HandleFunc("/cgi-bin/message/custom/send", s.handleCustomSend)
-	mux.HandleFunc("/cgi-bin/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, EndpointUnknown, "", errInvalidURL) })
+	mux.HandleFunc("/cgi-bin/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, nil, EndpointUnknown, "", errInvalidURL) })
 
 	// Authorization pages (docs/wechat.md, "The authorization pages") and their confirm button.
 	mux.HandleFunc("GET /cgi-bin/componentloginpage", s.handleAuthPage(EndpointComponentLoginPage))

@@ -3,7 +3,9 @@
 // and authorization APIs with WeChat's real checks, user/get and
 // user/tag/get with WeChat's paging, the PC and mobile authorization pages,
 // encrypted and signed event pushes, and a JSON control API under /sim/ for
-// tests (accounts, authorization, tokens, faults, counters).
+// tests (accounts, authorization, tokens, faults, counters). It can serve
+// several third-party platforms at once, each with what WeChat keeps per
+// platform, over one set of Official Accounts.
 //
 // It is built from docs/wechat.md and WeChat's getFans/getTagFans pages, not
 // from the gateway, so that the gateway is tested against WeChat's behaviour
@@ -25,13 +27,9 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/wxgate/wxgate/internal/wxcrypt"
 )
 
 // Defaults applied by New to zero Options fields.
@@ -91,15 +89,20 @@ var (
 // Options configure a Simulator. Zero fields take the documented defaults.
 type Options struct {
 	// ComponentAppID, ComponentSecret, Token and EncodingAESKey are the
-	// third-party platform's settings (required); the gateway must be
-	// configured with the same values.
+	// primary third-party platform's settings (required); the gateway must
+	// be configured with the same values.
 	ComponentAppID, ComponentSecret, Token, EncodingAESKey string
-	// EventURL is where events are pushed ("" = do not push).
+	// EventURL is where the primary platform's events are pushed ("" = do
+	// not push).
 	EventURL string
-	// MessageURL is the platform's message and event receive URL, with
+	// MessageURL is the primary platform's message and event receive URL, with
 	// $APPID$ where the account's appid goes, as configured on WeChat
 	// ("" = followers' messages have nowhere to go).
 	MessageURL string
+	// Platforms are more third-party platforms served besides the primary
+	// one above, each with its own settings (docs/simulator.md, "Several
+	// platforms"); their appids must be distinct.
+	Platforms []PlatformOptions
 	// PublicURL is the simulator's own base URL, used for the form action of
 	// the authorization page ("" = root-relative links).
 	PublicURL string
@@ -138,36 +141,32 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Simulator is a simulated WeChat Open Platform for one component. Create it
-// with New, serve Handler, and call Run to push tickets periodically.
+// Simulator is a simulated WeChat Open Platform serving one or more
+// third-party platforms (the primary one from Options.ComponentAppID, more
+// from Options.Platforms and AddPlatform). Create it with New, serve
+// Handler, and call Run to push tickets periodically. Its platform-scoped
+// methods act on the primary platform; Platform gives the others'.
 type Simulator struct {
-	opts     Options
-	crypter  *wxcrypt.Crypter
-	eventURL *url.URL
-	log      *slog.Logger
-	client   *http.Client
-	pages    *template.Template
-	bufs     chan []byte // free list of page buffers (bounded, deterministic)
-	mux      *http.ServeMux
-	ridSeq   atomic.Uint64
-	catchUp  time.Duration // wait after a failed periodic push (runCatchUp)
+	opts    Options
+	primary *Platform
+	log     *slog.Logger
+	client  *http.Client
+	pages   *template.Template
+	bufs    chan []byte // free list of page buffers (bounded, deterministic)
+	mux     *http.ServeMux
+	ridSeq  atomic.Uint64
+	catchUp time.Duration // wait after a failed periodic push (runCatchUp)
+	added   chan struct{} // AddPlatform wakes Run
 
-	mu          sync.Mutex
-	rng         *mrand.Rand
-	tickets     map[string]time.Time // ticket -> pushed at
-	ticketOrder []string
-	component   tokenSet // owner ""
-	authorizers tokenSet // owner = authorizer appid
-	preAuth     map[string]*preAuthCode
-	authCodes   map[string]*authCode
-	accounts    map[string]*account
-	order       []*account
-	faults      []Fault
-	// preAuthIssued counts the pre_auth_codes ever issued (the release
-	// test's "pre-auth code created").
-	preAuthIssued int
-	// messageURL is Options.MessageURL ("" = none).
-	messageURL string
+	mu            sync.Mutex
+	rng           *mrand.Rand
+	platforms     map[string]*Platform
+	platformOrder []*Platform // the primary first
+	components    tokenSet    // owner = component appid
+	authorizers   tokenSet    // owner = authorizerKey(component appid, account appid)
+	accounts      map[string]*account
+	order         []*account
+	faults        []Fault
 	// deliveries and customs record the message pushes and the
 	// customer-service messages received (newest last, bounded).
 	deliveries []Delivery
@@ -191,30 +190,16 @@ type authCode struct {
 
 // New validates opts, applies the defaults and returns a Simulator.
 func New(opts Options) (*Simulator, error) {
-	var problems []error
-	if opts.ComponentAppID == "" {
-		problems = append(problems, errors.New("ComponentAppID is required"))
-	}
-	if opts.ComponentSecret == "" {
-		problems = append(problems, errors.New("ComponentSecret is required"))
-	}
-	crypter, err := wxcrypt.New(opts.Token, opts.EncodingAESKey, opts.ComponentAppID)
-	if err != nil && opts.ComponentAppID != "" {
-		problems = append(problems, err)
-	}
-	var eventURL *url.URL
-	if opts.EventURL != "" {
-		u, err := url.Parse(opts.EventURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			problems = append(problems, fmt.Errorf("EventURL %q is not an absolute http(s) URL", opts.EventURL))
+	primary := PlatformOptions{AppID: opts.ComponentAppID, Secret: opts.ComponentSecret, Token: opts.Token,
+		EncodingAESKey: opts.EncodingAESKey, EventURL: opts.EventURL, MessageURL: opts.MessageURL}
+	problems := primary.problems(true)
+	seen := map[string]bool{opts.ComponentAppID: true}
+	for _, o := range opts.Platforms {
+		problems = append(problems, o.problems(false)...)
+		if seen[o.AppID] && o.AppID != "" {
+			problems = append(problems, fmt.Errorf("%w: %s appears twice", ErrPlatformExists, o.AppID))
 		}
-		eventURL = u
-	}
-	if opts.MessageURL != "" {
-		u, err := url.Parse(strings.ReplaceAll(opts.MessageURL, appIDPlaceholder, "wx0"))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			problems = append(problems, fmt.Errorf("MessageURL %q is not an absolute http(s) URL", opts.MessageURL))
-		}
+		seen[o.AppID] = true
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("sim: bad options: %w", errors.Join(problems...))
@@ -271,23 +256,25 @@ func New(opts Options) (*Simulator, error) {
 	}
 	s := &Simulator{
 		opts:        opts,
-		crypter:     crypter,
-		eventURL:    eventURL,
 		log:         logger,
 		client:      client,
 		pages:       pages,
 		rng:         rng,
-		tickets:     make(map[string]time.Time),
-		component:   newTokenSet(),
+		platforms:   make(map[string]*Platform),
+		components:  newTokenSet(),
 		authorizers: newTokenSet(),
-		preAuth:     make(map[string]*preAuthCode),
-		authCodes:   make(map[string]*authCode),
 		accounts:    make(map[string]*account),
 		counters:    newCounterSet(),
 		bufs:        make(chan []byte, maxPooledBuffers),
 		catchUp:     runCatchUp,
-		messageURL:  opts.MessageURL,
+		added:       make(chan struct{}, 1),
 	}
+	for _, o := range append([]PlatformOptions{primary}, opts.Platforms...) {
+		p := s.newPlatform(o)
+		s.platforms[o.AppID] = p
+		s.platformOrder = append(s.platformOrder, p)
+	}
+	s.primary = s.platformOrder[0]
 	s.mux = s.routes()
 	return s, nil
 }
@@ -296,35 +283,76 @@ func New(opts Options) (*Simulator, error) {
 // authorization pages and the /sim/ control API.
 func (s *Simulator) Handler() http.Handler { return s.mux }
 
-// Run pushes a component_verify_ticket at once and then every
-// TicketInterval until ctx is done (nothing is pushed when EventURL is empty
-// or TicketInterval is negative). A push not answered "success" after its
-// retries is logged, and the next ticket then comes after at most
-// runCatchUp instead of a whole interval, so that a gateway started after
-// the simulator gets a ticket quickly. It returns nil when ctx is cancelled.
+// Run pushes a component_verify_ticket to every platform at once and then
+// every TicketInterval until ctx is done, each platform's ticket encrypted
+// and signed with its own settings (nothing is pushed to a platform without
+// an EventURL, nor at all when TicketInterval is negative). A platform added
+// with AddPlatform gets its first ticket as soon as it is added. When a push
+// is not answered "success" after its retries it is logged, and the next
+// round then comes after at most runCatchUp instead of a whole interval, so
+// that a gateway started after the simulator gets a ticket quickly. It
+// returns nil when ctx is cancelled.
 func (s *Simulator) Run(ctx context.Context) error {
-	if s.opts.TicketInterval < 0 || s.eventURL == nil {
+	if s.opts.TicketInterval < 0 {
 		<-ctx.Done()
 		return nil
 	}
+	pushed := make(map[*Platform]bool)
 	t := time.NewTimer(0)
 	defer t.Stop()
+	deadline := time.Now()
+	reset := func(d time.Duration) { t.Reset(d); deadline = time.Now().Add(d) }
 	for {
+		round := true
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.added:
+			round = false
 		case <-t.C:
 		}
-		wait := s.opts.TicketInterval
-		if _, err := s.PushTicket(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		var due []*Platform
+		for _, p := range s.platformList() {
+			if p.eventURL != nil && (round || !pushed[p]) {
+				due = append(due, p)
+				pushed[p] = true
 			}
-			wait = min(wait, s.catchUp)
-			s.log.Warn("sim: periodic component_verify_ticket push failed", "err", err, "next_in", wait)
 		}
-		t.Reset(wait)
+		failed := s.pushTickets(ctx, due)
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case round && failed:
+			reset(min(s.opts.TicketInterval, s.catchUp))
+		case round:
+			reset(s.opts.TicketInterval)
+		case failed && time.Until(deadline) > s.catchUp:
+			// A new platform's first ticket failed: the next round comes sooner.
+			reset(s.catchUp) // Go ≥ 1.23: Reset discards a pending tick
+		}
 	}
+}
+
+// pushTickets pushes a ticket to each platform concurrently (one dead
+// platform does not delay the others) and reports whether any push failed.
+func (s *Simulator) pushTickets(ctx context.Context, ps []*Platform) bool {
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for _, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := p.PushTicket(ctx); err != nil {
+				failed.Store(true)
+				if ctx.Err() == nil {
+					s.log.Warn("sim: periodic component_verify_ticket push failed", "component_appid", p.appid, "err", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failed.Load()
 }
 
 func (s *Simulator) now() time.Time { return s.opts.Now() }

@@ -18,45 +18,55 @@ const (
 // unlimitedQuotaReport is the daily_limit quota/get reports for an unlimited quota.
 const unlimitedQuotaReport = 100_000_000
 
-// tokenOwner answers the authorizer appid a token was issued to ("" if none),
-// so that faults restricted to an account can match before any check.
-func (s *Simulator) tokenOwner(token string) string {
+// tokenOwner answers the platform and the authorizer appid a token was
+// issued to (nil, "" if none), so that faults restricted to an account can
+// match before any check and the call is counted for that platform.
+func (s *Simulator) tokenOwner(token string) (*Platform, string) {
 	if token == "" {
-		return ""
+		return nil, ""
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.authorizers.owner(token)
+	owner := s.authorizers.owner(token)
+	if owner == "" {
+		return nil, ""
+	}
+	component, appid := splitAuthorizerKey(owner)
+	return s.platforms[component], appid
 }
 
 // tokenAccountLocked checks an authorizer_access_token as WeChat does
-// first on every account API (41001, 40001, 42001) and answers the
-// authorized account it belongs to.
-func (s *Simulator) tokenAccountLocked(token string, now time.Time) (*account, int) {
+// first on every account API (41001, 40001, 42001) and answers the account
+// it belongs to and the platform that obtained it, whose authorization
+// must still be in force (40001 otherwise).
+func (s *Simulator) tokenAccountLocked(token string, now time.Time) (*Platform, *account, int) {
 	if token == "" {
-		return nil, errTokenMissing
+		return nil, nil, errTokenMissing
 	}
 	owner, code := s.authorizers.check(token, now)
 	if code != 0 {
-		return nil, code
+		return nil, nil, code
 	}
-	a, ok := s.accounts[owner]
-	if !ok || !a.authorized {
-		return nil, errInvalidCredential
+	component, appid := splitAuthorizerKey(owner)
+	p := s.platforms[component]
+	a, ok := s.accounts[appid]
+	if !ok || p == nil || p.authorizedLocked(appid) == nil {
+		return nil, nil, errInvalidCredential
 	}
-	return a, 0
+	return p, a, 0
 }
 
 // userCallLocked runs the checks WeChat applies to an account API called
 // with an authorizer_access_token, in WeChat's order: token (41001, 40001,
-// 42001), the platform's permission sets 2 or 100 (61007), the account's own
-// access to the API (48001), then the daily quota (45009) when spend is set.
+// 42001), the permission sets 2 or 100 granted to the token's platform
+// (61007), the account's own access to the API (48001), then the daily
+// quota (45009, the account's, shared by every platform) when spend is set.
 func (s *Simulator) userCallLocked(token, cgiPath string, now time.Time, spend bool) (*account, int) {
-	a, code := s.tokenAccountLocked(token, now)
+	p, a, code := s.tokenAccountLocked(token, now)
 	if code != 0 {
 		return nil, code
 	}
-	if !a.grants(2, 100) {
+	if !p.grantsAnyLocked(a, 2, 100) {
 		return nil, errAPINotGranted
 	}
 	if a.spec.LacksAPI {
@@ -73,8 +83,8 @@ func (s *Simulator) handleUserGet(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointUserGet
 	q := r.URL.Query()
 	token := q.Get("access_token")
-	appid := s.tokenOwner(token)
-	if s.inject(w, r, ep, appid) {
+	p, appid := s.tokenOwner(token)
+	if s.inject(w, r, p, ep, appid) {
 		return
 	}
 	now := s.now()
@@ -87,19 +97,19 @@ func (s *Simulator) handleUserGet(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if code != 0 {
-		s.fail(w, ep, appid, code)
+		s.fail(w, p, ep, appid, code)
 		return
 	}
 	start := 0
 	if next := q.Get("next_openid"); next != "" {
 		idx, ok := codec.index(next)
 		if !ok || idx >= uint64(followers) {
-			s.fail(w, ep, appid, errInvalidOpenID)
+			s.fail(w, p, ep, appid, errInvalidOpenID)
 			return
 		}
 		start = int(idx) + 1
 	}
-	s.writePage(w, ep, appid, codec, followers, start, followers, false)
+	s.writePage(w, p, ep, appid, codec, followers, start, followers, false)
 }
 
 // handleTagGet serves POST /cgi-bin/user/tag/get?access_token= with
@@ -110,7 +120,7 @@ func (s *Simulator) handleTagGet(w http.ResponseWriter, r *http.Request) {
 		TagID      flexInt `json:"tagid"`
 		NextOpenID string  `json:"next_openid"`
 	}
-	token, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
+	token, p, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
 	if !ok {
 		return
 	}
@@ -134,7 +144,7 @@ func (s *Simulator) handleTagGet(w http.ResponseWriter, r *http.Request) {
 		code = errInvalidTag
 	}
 	if code != 0 {
-		s.fail(w, ep, appid, code)
+		s.fail(w, p, ep, appid, code)
 		return
 	}
 	to := min(tag.To, followers)
@@ -143,12 +153,12 @@ func (s *Simulator) handleTagGet(w http.ResponseWriter, r *http.Request) {
 	if req.NextOpenID != "" {
 		idx, ok := codec.index(req.NextOpenID)
 		if !ok || idx < uint64(from) || idx >= uint64(to) {
-			s.fail(w, ep, appid, errInvalidOpenID)
+			s.fail(w, p, ep, appid, errInvalidOpenID)
 			return
 		}
 		start = int(idx) + 1
 	}
-	s.writePage(w, ep, appid, codec, -1, start, to, true)
+	s.writePage(w, p, ep, appid, codec, -1, start, to, true)
 }
 
 // writePage writes one page of the followers [start, end) straight into a
@@ -159,7 +169,7 @@ func (s *Simulator) handleTagGet(w http.ResponseWriter, r *http.Request) {
 // "" on a last page that is not full (the getFans page: 10000/10000/3000
 // with "" on the 3000), while user/tag/get always names the last openid (the
 // getTagFans page's example); a page with no openid answers "".
-func (s *Simulator) writePage(w http.ResponseWriter, ep, appid string, codec *openidCodec, total, start, end int, tag bool) {
+func (s *Simulator) writePage(w http.ResponseWriter, p *Platform, ep, appid string, codec *openidCodec, total, start, end int, tag bool) {
 	count := max(0, min(PageSize, end-start))
 	var buf []byte
 	select {
@@ -194,7 +204,7 @@ func (s *Simulator) writePage(w http.ResponseWriter, ep, appid string, codec *op
 		buf = codec.appendOpenID(buf, uint64(start+count-1))
 	}
 	buf = append(buf, `"}`...)
-	s.record(ep, appid, 0)
+	s.record(p, ep, appid, 0)
 	writeRaw(w, http.StatusOK, buf)
 	if cap(buf) <= 1<<20 {
 		select {
@@ -211,14 +221,14 @@ func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		CGIPath string `json:"cgi_path"`
 	}
-	token, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
+	token, p, appid, bad, ok := s.authorizerPOST(w, r, ep, &req)
 	if !ok {
 		return
 	}
 	now := s.now()
 	s.mu.Lock()
 	var limit, used int
-	a, code := s.tokenAccountLocked(token, now)
+	_, a, code := s.tokenAccountLocked(token, now)
 	switch {
 	case code != 0:
 	case bad:
@@ -233,7 +243,7 @@ func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if code != 0 {
-		s.fail(w, ep, appid, code)
+		s.fail(w, p, ep, appid, code)
 		return
 	}
 	if limit < 0 {
@@ -244,7 +254,7 @@ func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
 		Used       int `json:"used"`
 		Remain     int `json:"remain"`
 	}
-	s.ok(w, ep, appid, struct {
+	s.ok(w, p, ep, appid, struct {
 		Errcode int    `json:"errcode"`
 		Errmsg  string `json:"errmsg"`
 		Quota   quota  `json:"quota"`
@@ -252,19 +262,19 @@ func (s *Simulator) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorizerPOST starts a POST API called with an authorizer token
-// (?access_token=): it answers a wrong method (43002) and an injected
+// (?access_token=), answering the token's platform and account: it answers a wrong method (43002) and an injected
 // fault itself (ok false), and decodes the JSON body into req; bad reports
 // a body that could not be read or is not JSON.
-func (s *Simulator) authorizerPOST(w http.ResponseWriter, r *http.Request, ep string, req any) (token, appid string, bad, ok bool) {
+func (s *Simulator) authorizerPOST(w http.ResponseWriter, r *http.Request, ep string, req any) (token string, p *Platform, appid string, bad, ok bool) {
 	token = r.URL.Query().Get("access_token")
-	appid = s.tokenOwner(token)
+	p, appid = s.tokenOwner(token)
 	if r.Method != http.MethodPost {
-		s.fail(w, ep, appid, errRequirePOST)
-		return token, appid, false, false
+		s.fail(w, p, ep, appid, errRequirePOST)
+		return token, p, appid, false, false
 	}
-	if s.inject(w, r, ep, appid) {
-		return token, appid, false, false
+	if s.inject(w, r, p, ep, appid) {
+		return token, p, appid, false, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	return token, appid, err != nil || json.Unmarshal(body, req) != nil, true
+	return token, p, appid, err != nil || json.Unmarshal(body, req) != nil, true
 }

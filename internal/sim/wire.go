@@ -146,20 +146,21 @@ func (s *Simulator) errBody(code int) []byte {
 	return append(b, '}')
 }
 
-// fail answers a WeChat error and counts it.
-func (s *Simulator) fail(w http.ResponseWriter, ep, appid string, code int) {
-	s.record(ep, appid, code)
+// fail answers a WeChat error and counts it (for p too when the call was
+// made with p's credentials).
+func (s *Simulator) fail(w http.ResponseWriter, p *Platform, ep, appid string, code int) {
+	s.record(p, ep, appid, code)
 	writeRaw(w, http.StatusOK, s.errBody(code))
 }
 
 // ok answers a WeChat success body and counts it.
-func (s *Simulator) ok(w http.ResponseWriter, ep, appid string, v any) {
+func (s *Simulator) ok(w http.ResponseWriter, p *Platform, ep, appid string, v any) {
 	body, err := marshal(v)
 	if err != nil {
 		s.log.Error("sim: encode answer", "endpoint", ep, "err", err)
-		s.fail(w, ep, appid, errSystem)
+		s.fail(w, p, ep, appid, errSystem)
 		return
 	}
-	s.record(ep, appid, 0)
+	s.record(p, ep, appid, 0)
 	writeRaw(w, http.StatusOK, body)
 }
