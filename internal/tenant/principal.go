@@ -8,7 +8,10 @@ import "slices"
 // Principal is an authenticated tenant key.
 type Principal struct {
 	TenantID string
-	KID      string
+	// ComponentAppID is the platform the tenant belongs to: its calls go
+	// to that platform's accounts only.
+	ComponentAppID string
+	KID            string
 	// AppIDs restricts the key to these accounts; empty means every account
 	// bound to the tenant.
 	AppIDs []string
