@@ -55,8 +55,7 @@ type DirectoryOptions struct {
 
 // Directory is the in-memory view of the deployment's tenants (of every
 // platform, each tenant belonging to one), keys and bindings that
-// authenticates and authorizes requests without a database
-// query. It holds an immutable snapshot behind an atomic pointer: readers
+// authenticates and authorizes requests without a database query. It holds an immutable snapshot behind an atomic pointer: readers
 // never lock, and a reload swaps in a whole new snapshot.
 //
 // Changes reach every replica through the store's "tenants" revision, which
@@ -324,6 +323,8 @@ func (d *Directory) BoundAppIDs(tenantID string) []string {
 func (d *Directory) BoundTenants(componentAppID, appid string) []string {
 	return d.current().tenantsOf[platformAccount{componentAppID, appid}]
 }
+
+var _ UsageTenants = (*Directory)(nil)
 
 // ComponentOf returns the platform (component appid) the tenant belongs to
 // and whether the tenant exists.
