@@ -97,7 +97,7 @@ func BenchmarkConsolePages(b *testing.B) {
 	}
 	// A thousand bindings carry a daily cap.
 	for i := range benchTenants {
-		if _, err := st.SetBindingLimit(ctx, component, tenants[i].ID, fmt.Sprintf("wx%016d", i), 500); err != nil {
+		if _, err := st.SetBindingLimit(ctx, tenants[i].ID, fmt.Sprintf("wx%016d", i), 500); err != nil {
 			b.Fatal(err)
 		}
 	}

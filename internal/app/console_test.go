@@ -533,7 +533,7 @@ func TestConsoleOperatorTasks(t *testing.T) {
 	t.Run("rename and set the rate limit; out-of-range limits are refused", func(t *testing.T) {
 		wantStatus(t, first(post("/console/tenants/"+id+"/rename", url.Values{"name": {"Acme Group"}})), http.StatusSeeOther)
 		wantStatus(t, first(post("/console/tenants/"+id+"/limits", url.Values{"rate_limit": {"12.5"}, "rate_burst": {"40"}})), http.StatusSeeOther)
-		tn, _ := st.GetTenant(ctx, comp, id)
+		tn, _ := st.GetTenant(ctx, id)
 		if tn.Name != "Acme Group" || tn.RateLimit != 12.5 || tn.RateBurst != 40 {
 			t.Fatalf("tenant: got %+v", tn)
 		}
@@ -543,7 +543,7 @@ func TestConsoleOperatorTasks(t *testing.T) {
 			}
 		}
 		wantStatus(t, first(post("/console/tenants/"+id+"/limits", url.Values{"rate_limit": {""}, "rate_burst": {""}})), http.StatusSeeOther)
-		if tn, _ := st.GetTenant(ctx, comp, id); tn.RateLimit != 0 || tn.RateBurst != 0 {
+		if tn, _ := st.GetTenant(ctx, id); tn.RateLimit != 0 || tn.RateBurst != 0 {
 			t.Fatalf("back to the default: got %+v", tn)
 		}
 	})
@@ -779,7 +779,7 @@ func TestConsolePendingBindingsAndReturnHosts(t *testing.T) {
 	t.Run("edit the return_url hosts; a URL is refused", func(t *testing.T) {
 		resp, _ := post("/console/tenants/"+asker.ID+"/return-hosts", url.Values{"return_url_hosts": {"App.Example.com,\r\nb.example  app.example.com"}})
 		wantStatus(t, resp, http.StatusSeeOther)
-		if tn, _ := st.GetTenant(ctx, comp, asker.ID); strings.Join(tn.ReturnURLHosts, " ") != "app.example.com b.example" {
+		if tn, _ := st.GetTenant(ctx, asker.ID); strings.Join(tn.ReturnURLHosts, " ") != "app.example.com b.example" {
 			t.Fatalf("hosts: got %v want [app.example.com b.example]", tn.ReturnURLHosts)
 		}
 		if _, page := br.get("/console/tenants/" + asker.ID); !strings.Contains(page, ">app.example.com\nb.example</textarea>") {
@@ -790,7 +790,7 @@ func TestConsolePendingBindingsAndReturnHosts(t *testing.T) {
 			t.Fatalf("a URL: got %d want 400 naming the field", resp.StatusCode)
 		}
 		wantStatus(t, first(post("/console/tenants/"+asker.ID+"/return-hosts", url.Values{"return_url_hosts": {""}})), http.StatusSeeOther)
-		if tn, _ := st.GetTenant(ctx, comp, asker.ID); len(tn.ReturnURLHosts) != 0 {
+		if tn, _ := st.GetTenant(ctx, asker.ID); len(tn.ReturnURLHosts) != 0 {
 			t.Fatalf("cleared hosts: got %v", tn.ReturnURLHosts)
 		}
 	})

@@ -162,6 +162,11 @@ func buildPlatform(ctx context.Context, r replicaServices, s platform.Settings) 
 	return p, work, nil
 }
 
+// hasPlatform is tenant.Platforms as a function.
+type hasPlatform func(ctx context.Context, appid string) (bool, error)
+
+func (f hasPlatform) HasPlatform(ctx context.Context, appid string) (bool, error) { return f(ctx, appid) }
+
 // platforms is the registry as the router uses it.
 type platforms struct {
 	reg *platform.Registry[*platformStack]

@@ -152,10 +152,14 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 		}
 	})
 
-	// Tenants: directory, key verifier, rate limiter, usage, admin.
+	// Tenants: directory, key verifier, rate limiter, usage, admin. A
+	// tenant is created on one of the platforms, which are built below
+	// over the tenants (reg is set before anything is served).
+	var reg *platform.Registry[*platformStack]
 	tenants, err := tenant.New(ctx, tenant.Options{
 		Store:          st,
 		ComponentAppID: cfg.ComponentAppID,
+		Platforms:      hasPlatform(func(ctx context.Context, appid string) (bool, error) { return reg.HasPlatform(ctx, appid) }),
 		MasterKey:      cfg.SecretKey,
 		DefaultRate:    cfg.TenantRateLimit,
 		DefaultBurst:   cfg.TenantRateBurst,
@@ -203,7 +207,7 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 	// now and whenever this replica learns of another.
 	replica := replicaServices{cfg: cfg, store: st, log: log, now: now, metrics: metrics, owner: owner,
 		wx: wx, tenants: tenants, webhooks: webhooks, wake: dispatcher.Wake}
-	reg, err := platform.New(ctx, platform.Options[*platformStack]{
+	reg, err = platform.New(ctx, platform.Options[*platformStack]{
 		Store: st,
 		Default: platform.Settings{AppID: cfg.ComponentAppID, Secret: cfg.ComponentSecret,
 			Token: cfg.ComponentToken, AESKey: cfg.ComponentAESKey},

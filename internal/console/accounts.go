@@ -133,7 +133,7 @@ func containsSorted(list []string, s string) bool {
 
 func (c *Console) accountRow(a store.Authorizer) accountRow {
 	r := accountRow{AppID: a.AppID, NickName: a.NickName, Status: a.Status, Sets: permissionSets(a.PermissionSets), TokenExpiresAt: a.TokenExpiresAt}
-	for _, id := range c.o.Directory.BoundTenants(a.AppID) {
+	for _, id := range c.o.Directory.BoundTenants(a.ComponentAppID, a.AppID) {
 		name, _ := c.o.Directory.TenantName(id)
 		r.Tenants = append(r.Tenants, tenantRef{ID: id, Name: name})
 	}
@@ -177,9 +177,10 @@ func (c *Console) accountPage(g *gin.Context, p *page) error {
 	if err != nil {
 		return err
 	}
-	bound := c.o.Directory.BoundTenants(appid)
+	bound := c.o.Directory.BoundTenants(c.o.ComponentAppID, appid)
 	for _, t := range tenants {
-		if !containsSorted(bound, t.ID) && !slices.ContainsFunc(d.Account.Pending, func(r tenantRef) bool { return r.ID == t.ID }) {
+		// Only the account's platform's tenants may be bound to it.
+		if t.ComponentAppID == c.o.ComponentAppID && !containsSorted(bound, t.ID) && !slices.ContainsFunc(d.Account.Pending, func(r tenantRef) bool { return r.ID == t.ID }) {
 			d.Others = append(d.Others, tenantRef{ID: t.ID, Name: t.Name})
 		}
 	}

@@ -18,7 +18,9 @@ import (
 // not_found for an unknown tenant, key or account; conflict for a taken
 // tenant name.
 type TenantAdmin interface {
-	CreateTenant(ctx context.Context, name string, with ...func(*store.Tenant)) (store.Tenant, error)
+	// CreateTenant creates a tenant on the platform componentAppID (""
+	// the default one); invalid_argument for a platform not served.
+	CreateTenant(ctx context.Context, componentAppID, name string, with ...func(*store.Tenant)) (store.Tenant, error)
 	GetTenant(ctx context.Context, id string) (store.Tenant, error)
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error)
@@ -66,8 +68,9 @@ type WebhookQueue interface {
 type Directory interface {
 	// BoundAppIDs lists the appids bound to tenantID, sorted.
 	BoundAppIDs(tenantID string) []string
-	// BoundTenants lists the tenant ids appid is bound to, sorted.
-	BoundTenants(appid string) []string
+	// BoundTenants lists the ids of the platform's tenants its account
+	// appid is bound to, sorted.
+	BoundTenants(componentAppID, appid string) []string
 	// TenantName returns the tenant's name and whether it exists.
 	TenantName(tenantID string) (string, bool)
 	// DailyLimit is the operator's cap on tenantID's calls per API and

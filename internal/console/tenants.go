@@ -161,7 +161,7 @@ func (c *Console) handleCreateTenant() gin.HandlerFunc {
 			c.showError(g, "tenants", c.tenantsPage, fieldError("name", why))
 			return
 		}
-		t, err := c.o.Tenants.CreateTenant(g.Request.Context(), name)
+		t, err := c.o.Tenants.CreateTenant(g.Request.Context(), c.o.ComponentAppID, name)
 		if err != nil {
 			c.showError(g, "tenants", c.tenantsPage, err)
 			return

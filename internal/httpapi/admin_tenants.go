@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/store"
 	"github.com/wxgate/wxgate/internal/tenant"
 )
@@ -16,18 +17,20 @@ import (
 // second) and rate_burst are the tenant's override, null when it uses the
 // configured default.
 type tenantJSON struct {
-	ID        string   `json:"id"`
-	Name      string   `json:"name"`
-	CreatedAt string   `json:"created_at"`
-	RateLimit *float64 `json:"rate_limit"`
-	RateBurst *int     `json:"rate_burst"`
+	ID string `json:"id"`
+	// ComponentAppID is the platform the tenant belongs to.
+	ComponentAppID string   `json:"component_appid"`
+	Name           string   `json:"name"`
+	CreatedAt      string   `json:"created_at"`
+	RateLimit      *float64 `json:"rate_limit"`
+	RateBurst      *int     `json:"rate_burst"`
 	// ReturnURLHosts are the hosts the tenant's return_url may name; empty:
 	// any host.
 	ReturnURLHosts []string `json:"return_url_hosts"`
 }
 
 func newTenantJSON(t store.Tenant) tenantJSON {
-	j := tenantJSON{ID: t.ID, Name: t.Name, CreatedAt: adminTime(t.CreatedAt), ReturnURLHosts: t.ReturnURLHosts}
+	j := tenantJSON{ID: t.ID, ComponentAppID: t.ComponentAppID, Name: t.Name, CreatedAt: adminTime(t.CreatedAt), ReturnURLHosts: t.ReturnURLHosts}
 	if j.ReturnURLHosts == nil {
 		j.ReturnURLHosts = []string{}
 	}
@@ -40,7 +43,10 @@ func newTenantJSON(t store.Tenant) tenantJSON {
 	return j
 }
 
+// createTenantRequest creates a tenant on the platform component_appid;
+// absent, the default platform (WXGATE_COMPONENT_APPID).
 type createTenantRequest struct {
+	ComponentAppID string   `json:"component_appid,omitempty"`
 	Name           string   `json:"name"`
 	ReturnURLHosts []string `json:"return_url_hosts"`
 }
@@ -54,8 +60,9 @@ func checkReturnURLHosts(f fieldErrors, hosts []string) []string {
 	return out
 }
 
-// handleCreateTenant creates a tenant: 201 {"id","name","created_at",…};
-// a taken name is conflict.
+// handleCreateTenant creates a tenant: 201 {"id","component_appid","name",
+// "created_at",…}; a taken name (on that platform) is conflict, a platform
+// the gateway does not serve invalid_argument.
 func handleCreateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req createTenantRequest
@@ -67,11 +74,14 @@ func handleCreateTenant(reg TenantRegistry, log *slog.Logger) gin.HandlerFunc {
 		req.Name = strings.TrimSpace(req.Name)
 		checkName(f, "name", req.Name, true)
 		hosts := checkReturnURLHosts(f, req.ReturnURLHosts)
+		if req.ComponentAppID != "" && !config.ValidAppID(req.ComponentAppID) {
+			f.add("component_appid", "must be a platform's appid: "+config.AppIDRule)
+		}
 		if err := f.err(); err != nil {
 			writeError(c, log, err)
 			return
 		}
-		t, err := reg.CreateTenant(c.Request.Context(), req.Name, func(t *store.Tenant) { t.ReturnURLHosts = hosts })
+		t, err := reg.CreateTenant(c.Request.Context(), req.ComponentAppID, req.Name, func(t *store.Tenant) { t.ReturnURLHosts = hosts })
 		if err != nil {
 			writeError(c, log, err)
 			return

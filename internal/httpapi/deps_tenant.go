@@ -71,10 +71,14 @@ type UsageRecorder interface {
 	Record(tenantID, appid, api, outcome string)
 }
 
-// TenantRegistry manages tenants. Errors: not_found for an unknown id,
-// conflict for a taken name.
+// TenantRegistry manages the tenants of every platform. Errors: not_found
+// for an unknown id, conflict for a name taken on the tenant's platform.
 type TenantRegistry interface {
-	CreateTenant(ctx context.Context, name string, with ...func(*store.Tenant)) (store.Tenant, error)
+	// CreateTenant creates a tenant on the platform componentAppID (""
+	// the default one); invalid_argument (field component_appid) for a
+	// platform the gateway does not serve.
+	CreateTenant(ctx context.Context, componentAppID, name string, with ...func(*store.Tenant)) (store.Tenant, error)
+	// ListTenants lists every platform's tenants by creation time.
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error)
 	DeleteTenant(ctx context.Context, id string) error

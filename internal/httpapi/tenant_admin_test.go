@@ -30,8 +30,10 @@ func TestAdminAPIHappyPaths(t *testing.T) {
 					t.Fatalf("create: got %d %s, want 201", w.Code, w.Body)
 				}
 				acme = decodeAs[tenantJSON](t, w)
-				if !strings.HasPrefix(acme.ID, "tn_") || acme.Name != "Acme Corp" || acme.CreatedAt != now || acme.RateLimit != nil {
-					t.Fatalf("created: got %+v, want id tn_…, name %q, created_at %s, no rate_limit", acme, "Acme Corp", now)
+				if !strings.HasPrefix(acme.ID, "tn_") || acme.Name != "Acme Corp" || acme.CreatedAt != now || acme.RateLimit != nil ||
+					acme.ComponentAppID != tfComponent {
+					t.Fatalf("created: got %+v, want id tn_…, name %q, created_at %s, no rate_limit, the default platform %s",
+						acme, "Acme Corp", now, tfComponent)
 				}
 				f.clock.Advance(time.Millisecond)
 				globex = f.createTenant("Globex")
@@ -195,6 +197,9 @@ func TestAdminAPIErrors(t *testing.T) {
 				{"create: body over 64 KiB", "POST", "/admin/tenants", `{"name":"` + strings.Repeat("x", 65<<10) + `"}`, 400, "invalid_argument", "", ""},
 				{"create: duplicate name", "POST", "/admin/tenants", `{"name":"acme"}`, 409, "conflict", "", ""},
 				{"create: duplicate after trimming", "POST", "/admin/tenants", `{"name":" acme "}`, 409, "conflict", "", ""},
+				{"create: malformed component_appid", "POST", "/admin/tenants", `{"name":"x","component_appid":"wx1"}`, 400, "invalid_argument", "component_appid", "followed by 16 letters or digits"},
+				{"create: component_appid not a string", "POST", "/admin/tenants", `{"name":"x","component_appid":7}`, 400, "invalid_argument", "component_appid", "a string"},
+				{"create: a platform the gateway does not serve", "POST", "/admin/tenants", `{"name":"x","component_appid":"wx00000000000000c9"}`, 400, "invalid_argument", "component_appid", "not a platform"},
 
 				{"patch: unknown tenant", "PATCH", "/admin/tenants/" + missing, `{"rate_limit":1}`, 404, "not_found", "", ""},
 				{"patch: no body", "PATCH", "/admin/tenants/" + tn, nil, 400, "invalid_argument", "", ""},
@@ -303,4 +308,79 @@ func TestEveryAdminRouteRequiresTheToken(t *testing.T) {
 	if n < 13 {
 		t.Fatalf("only %d admin routes", n)
 	}
+}
+
+// platformSet is a registry of platforms for the fixture: the appids it
+// holds are served besides the default one.
+type platformSet map[string]bool
+
+func (p platformSet) HasPlatform(_ context.Context, componentAppID string) (bool, error) {
+	return p[componentAppID], nil
+}
+
+// TestAdminTenantsOfSeveralPlatforms: POST /admin/tenants creates a tenant
+// on the platform its component_appid names (absent: the default one), and
+// every admin answer about a tenant says which platform it belongs to.
+func TestAdminTenantsOfSeveralPlatforms(t *testing.T) {
+	const other = "wx00000000000000c2"
+	f := newTenantFixture(t, store.SQLite, func(o *tenantFixtureOptions) { o.platforms = platformSet{other: true} })
+	// platformOf decodes one tenant answer, insisting the field is present.
+	platformOf := func(t *testing.T, raw map[string]any) string {
+		t.Helper()
+		v, ok := raw["component_appid"].(string)
+		if !ok {
+			t.Fatalf("tenant %v has no component_appid string", raw)
+		}
+		return v
+	}
+	var onDefault, onOther string
+	journey.Step(t, "create on each platform", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			body map[string]any
+			want string
+			id   *string
+		}{
+			{"acme", map[string]any{"name": "acme"}, tfComponent, &onDefault},
+			{"acme on the other platform", map[string]any{"name": "acme", "component_appid": other}, other, &onOther},
+		} {
+			w := f.admin(http.MethodPost, "/admin/tenants", tc.body)
+			if w.Code != http.StatusCreated {
+				t.Fatalf("create %s: got %d %s, want 201", tc.name, w.Code, w.Body)
+			}
+			raw := decodeAs[map[string]any](t, w)
+			if got := platformOf(t, raw); got != tc.want {
+				t.Fatalf("create %s: component_appid %q, want %q", tc.name, got, tc.want)
+			}
+			*tc.id = raw["id"].(string)
+			f.clock.Advance(time.Millisecond)
+		}
+		if w := f.admin(http.MethodPost, "/admin/tenants", map[string]any{"name": "acme", "component_appid": other}); w.Code != http.StatusConflict {
+			t.Fatalf("a name taken on the same platform: got %d %s, want 409", w.Code, w.Body)
+		}
+	})
+	journey.Step(t, "list and patch answer the platform", func(t *testing.T) {
+		w := f.admin(http.MethodGet, "/admin/tenants", nil)
+		list := decodeAs[struct{ Tenants []map[string]any }](t, w).Tenants
+		if w.Code != http.StatusOK || len(list) != 2 || platformOf(t, list[0]) != tfComponent || platformOf(t, list[1]) != other {
+			t.Fatalf("list: got %d %s, want both tenants with their platforms", w.Code, w.Body)
+		}
+		w = f.admin(http.MethodPatch, "/admin/tenants/"+onOther, map[string]any{"rate_limit": 3})
+		if got := platformOf(t, decodeAs[map[string]any](t, w)); w.Code != http.StatusOK || got != other {
+			t.Fatalf("patch: got %d %s, want 200 on %s", w.Code, w.Body, other)
+		}
+	})
+	journey.Step(t, "the key's principal is on the tenant's platform", func(t *testing.T) {
+		_, key := f.issueKey(onOther, nil)
+		p, err := f.svc.Verifier.Authenticate(context.Background(), key)
+		if err != nil || p.ComponentAppID != other {
+			t.Fatalf("principal = %+v, %v; want platform %s", p, err, other)
+		}
+		if w := f.admin(http.MethodDelete, "/admin/tenants/"+onOther, nil); w.Code != http.StatusNoContent {
+			t.Fatalf("delete the other platform's tenant: got %d %s, want 204", w.Code, w.Body)
+		}
+		if _, ok := f.svc.Directory.ComponentOf(onDefault); !ok {
+			t.Fatalf("the default platform's tenant went with it")
+		}
+	})
 }

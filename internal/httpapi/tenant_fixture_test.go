@@ -52,6 +52,9 @@ type tenantFixtureOptions struct {
 	rate  float64
 	burst int
 	poll  time.Duration
+	// platforms are the platforms tenants may be created on besides the
+	// default one (nil: none).
+	platforms tenant.Platforms
 	// wire adds dependencies (platform, proxy) before the router is built.
 	wire []func(f *tenantFixture)
 }
@@ -73,7 +76,7 @@ func newTenantFixtureOn(t testing.TB, st *store.Store, clock *storetest.Clock, o
 	}
 	log := slog.New(slog.DiscardHandler)
 	svc, err := tenant.New(context.Background(), tenant.Options{
-		Store: st, ComponentAppID: tfComponent, MasterKey: storetest.Key(),
+		Store: st, ComponentAppID: tfComponent, Platforms: o.platforms, MasterKey: storetest.Key(),
 		DefaultRate: o.rate, DefaultBurst: o.burst, Now: clock.Now, Logger: log, Poll: o.poll,
 	})
 	if err != nil {

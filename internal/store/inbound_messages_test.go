@@ -27,7 +27,7 @@ func TestQueueInboundMessage(t *testing.T) {
 		if _, err := s.SaveAuthorization(ctx, newAuthorizer("wxaaaaaaaaaaaaaab1"), t1.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Bind(ctx, comp, t2.ID, "wxaaaaaaaaaaaaaab1"); err != nil {
+		if err := s.Bind(ctx, t2.ID, "wxaaaaaaaaaaaaaab1"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.SaveAuthorization(ctx, newAuthorizer("wxaaaaaaaaaaaaaab2"), ""); err != nil {

@@ -14,8 +14,11 @@ import (
 // that an authorization by the tenant waits for the operator's approval.
 type Binding struct {
 	TenantID string
-	AppID    string
-	Pending  bool
+	// ComponentAppID is the platform of the tenant and of the account: a
+	// tenant is only ever bound to its own platform's accounts.
+	ComponentAppID string
+	AppID          string
+	Pending        bool
 	// DailyLimit caps the tenant's calls per proxied API and Beijing day on
 	// the account (0: no cap).
 	DailyLimit int64
@@ -39,13 +42,37 @@ type bindingRow struct {
 func (bindingRow) TableName() string { return "tenant_authorizers" }
 
 func (r bindingRow) domain() Binding {
-	return Binding{TenantID: r.TenantID, AppID: r.AppID, Pending: r.Status == BindingPending, DailyLimit: r.DailyLimit}
+	return Binding{TenantID: r.TenantID, ComponentAppID: r.ComponentAppID, AppID: r.AppID, Pending: r.Status == BindingPending, DailyLimit: r.DailyLimit}
 }
+
+// tenantComponentTx returns the platform tenantID belongs to; not_found if
+// the tenant is unknown.
+func tenantComponentTx(tx *gorm.DB, tenantID string) (string, error) {
+	var r tenantRow
+	if err := tx.Select("id", "component_appid").Where("id = ?", tenantID).Take(&r).Error; err != nil {
+		return "", translate(err, "tenant")
+	}
+	return r.ComponentAppID, nil
+}
+
+// errOtherPlatform answers a binding of a tenant to an account of a
+// platform the tenant does not belong to: to that platform the tenant does
+// not exist.
+var errOtherPlatform = errs.E(errs.NotFound, "tenant not found")
 
 // bindTx writes the binding with status: a new one is created; an existing
 // pending one becomes bound when status is bound (the operator's word
-// approves it: approved says so); a bound one stays bound.
+// approves it: approved says so); a bound one stays bound. The tenant must
+// belong to componentAppID (not_found otherwise): no binding ever crosses
+// platforms.
 func bindTx(tx *gorm.DB, tenantID, componentAppID, appid, status string, now time.Time) (approved bool, err error) {
+	owner, err := tenantComponentTx(tx, tenantID)
+	if err != nil {
+		return false, err
+	}
+	if owner != componentAppID {
+		return false, errOtherPlatform
+	}
 	r := bindingRow{TenantID: tenantID, ComponentAppID: componentAppID, AppID: appid, Status: status, CreatedAt: ms(now)}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&r)
 	if res.Error != nil {
@@ -93,10 +120,14 @@ func (s *Store) RequestBinding(ctx context.Context, componentAppID, tenantID, ap
 }
 
 // ApproveBinding turns a pending binding into a bound one (approving a
-// bound one changes nothing); not_found if the tenant has no binding,
-// pending or bound, to appid.
-func (s *Store) ApproveBinding(ctx context.Context, componentAppID, tenantID, appid string) error {
+// bound one changes nothing); not_found if the tenant is unknown or has no
+// binding, pending or bound, to its platform's account appid.
+func (s *Store) ApproveBinding(ctx context.Context, tenantID, appid string) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		componentAppID, err := tenantComponentTx(tx, tenantID)
+		if err != nil {
+			return err
+		}
 		var n int64
 		if err := tx.Model(&bindingRow{}).Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).
 			Count(&n).Error; err != nil {
@@ -137,19 +168,19 @@ func (s *Store) BoundTenants(ctx context.Context, componentAppID, appid string) 
 	return ids, translate(err, "bindings")
 }
 
-// Bind lets tenantID see and call the authorizer (approving a pending
-// binding); not_found if either is unknown; binding twice is a no-op.
-func (s *Store) Bind(ctx context.Context, componentAppID, tenantID, appid string) error {
+// Bind lets tenantID see and call the authorizer appid of the tenant's own
+// platform (approving a pending binding); not_found if either is unknown,
+// also when appid is only known on another platform; binding twice is a
+// no-op.
+func (s *Store) Bind(ctx context.Context, tenantID, appid string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		componentAppID, err := tenantComponentTx(tx, tenantID)
+		if err != nil {
+			return err
+		}
 		var n int64
-		if err := tx.Model(&tenantRow{}).Where("component_appid = ? AND id = ?", componentAppID, tenantID).Count(&n).Error; err != nil {
-			return translate(err, "tenant")
-		}
-		if n == 0 {
-			return errs.E(errs.NotFound, "tenant not found")
-		}
 		if err := tx.Model(&authorizerRow{}).Where("component_appid = ? AND appid = ?", componentAppID, appid).Count(&n).Error; err != nil {
 			return translate(err, "authorizer")
 		}
@@ -161,11 +192,17 @@ func (s *Store) Bind(ctx context.Context, componentAppID, tenantID, appid string
 	return translate(err, "binding")
 }
 
-// Unbind removes a binding; removing one that does not exist is a no-op.
-func (s *Store) Unbind(ctx context.Context, componentAppID, tenantID, appid string) error {
+// Unbind removes the binding of tenantID to its platform's account appid;
+// removing one that does not exist is a no-op; not_found if the tenant is
+// unknown.
+func (s *Store) Unbind(ctx context.Context, tenantID, appid string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		componentAppID, err := tenantComponentTx(tx, tenantID)
+		if err != nil {
+			return err
+		}
 		res := tx.Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).Delete(&bindingRow{})
 		if res.Error != nil {
 			return translate(res.Error, "binding")
@@ -173,20 +210,24 @@ func (s *Store) Unbind(ctx context.Context, componentAppID, tenantID, appid stri
 		if res.RowsAffected == 0 {
 			return nil
 		}
-		_, err := bumpRevision(tx, "tenants")
+		_, err = bumpRevision(tx, "tenants")
 		return err
 	})
 	return translate(err, "binding")
 }
 
-// SetBindingLimit sets the tenant's daily cap on the account (0 removes
-// it) and returns the binding; not_found if the account is not bound to
-// the tenant.
-func (s *Store) SetBindingLimit(ctx context.Context, componentAppID, tenantID, appid string, dailyLimit int64) (Binding, error) {
+// SetBindingLimit sets the tenant's daily cap on its platform's account
+// appid (0 removes it) and returns the binding; not_found if the tenant is
+// unknown or the account is not bound to it.
+func (s *Store) SetBindingLimit(ctx context.Context, tenantID, appid string, dailyLimit int64) (Binding, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var out Binding
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		componentAppID, err := tenantComponentTx(tx, tenantID)
+		if err != nil {
+			return err
+		}
 		res := tx.Model(&bindingRow{}).Where("tenant_id = ? AND component_appid = ? AND appid = ?", tenantID, componentAppID, appid).
 			Update("daily_limit", dailyLimit)
 		if res.Error != nil {
@@ -200,7 +241,7 @@ func (s *Store) SetBindingLimit(ctx context.Context, componentAppID, tenantID, a
 			return translate(err, "binding")
 		}
 		out = r.domain()
-		_, err := bumpRevision(tx, "tenants")
+		_, err = bumpRevision(tx, "tenants")
 		return err
 	})
 	return out, translate(err, "binding")

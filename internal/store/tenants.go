@@ -72,24 +72,29 @@ func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string, w
 	return r.domain(), nil
 }
 
-// GetTenant returns one tenant.
-func (s *Store) GetTenant(ctx context.Context, componentAppID, id string) (Tenant, error) {
+// GetTenant returns one tenant, whichever platform it belongs to.
+func (s *Store) GetTenant(ctx context.Context, id string) (Tenant, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var r tenantRow
-	err := s.db.WithContext(ctx).Where("component_appid = ? AND id = ?", componentAppID, id).Take(&r).Error
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
 	if err != nil {
 		return Tenant{}, translate(err, "tenant")
 	}
 	return r.domain(), nil
 }
 
-// ListTenants returns the component's tenants by creation time.
+// ListTenants returns the tenants of the platform componentAppID, or of
+// every platform when it is "", by creation time.
 func (s *Store) ListTenants(ctx context.Context, componentAppID string) ([]Tenant, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	q := s.db.WithContext(ctx)
+	if componentAppID != "" {
+		q = q.Where("component_appid = ?", componentAppID)
+	}
 	var rows []tenantRow
-	if err := s.db.WithContext(ctx).Where("component_appid = ?", componentAppID).Order("created_at, id").Find(&rows).Error; err != nil {
+	if err := q.Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, translate(err, "tenants")
 	}
 	out := make([]Tenant, len(rows))
@@ -99,20 +104,22 @@ func (s *Store) ListTenants(ctx context.Context, componentAppID string) ([]Tenan
 	return out, nil
 }
 
-// UpdateTenant applies fn to the tenant in a transaction (rename, rate limits).
-func (s *Store) UpdateTenant(ctx context.Context, componentAppID, id string, fn func(*Tenant) error) (Tenant, error) {
+// UpdateTenant applies fn to the tenant in a transaction (rename, rate
+// limits); the tenant's platform cannot change.
+func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*Tenant) error) (Tenant, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var out Tenant
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r tenantRow
-		if err := tx.Where("component_appid = ? AND id = ?", componentAppID, id).Take(&r).Error; err != nil {
+		if err := tx.Where("id = ?", id).Take(&r).Error; err != nil {
 			return translate(err, "tenant")
 		}
 		t := r.domain()
 		if err := fn(&t); err != nil {
 			return err
 		}
+		t.ID, t.ComponentAppID, t.CreatedAt = r.ID, r.ComponentAppID, fromMS(r.CreatedAt)
 		r.setFields(t)
 		if err := tx.Select("name", "rate_limit", "rate_burst", "return_url_hosts").Updates(&r).Error; err != nil {
 			return translate(err, "tenant")
@@ -127,11 +134,11 @@ func (s *Store) UpdateTenant(ctx context.Context, componentAppID, id string, fn 
 }
 
 // DeleteTenant deletes a tenant with its keys, bindings and sessions.
-func (s *Store) DeleteTenant(ctx context.Context, componentAppID, id string) error {
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Where("component_appid = ? AND id = ?", componentAppID, id).Delete(&tenantRow{})
+		res := tx.Where("id = ?", id).Delete(&tenantRow{})
 		if res.Error != nil {
 			return translate(res.Error, "tenant")
 		}
@@ -144,7 +151,9 @@ func (s *Store) DeleteTenant(ctx context.Context, componentAppID, id string) err
 	return translate(err, "tenant")
 }
 
-// TenantSnapshot is everything the authentication cache needs, read at one revision.
+// TenantSnapshot is everything the authentication cache needs, read at one
+// revision: the tenants of every platform (each with its ComponentAppID),
+// their keys and their bound accounts.
 type TenantSnapshot struct {
 	Rev      int64
 	Tenants  []Tenant
@@ -152,8 +161,9 @@ type TenantSnapshot struct {
 	Bindings []Binding
 }
 
-// LoadTenantSnapshot reads tenants, keys and bindings in one transaction.
-func (s *Store) LoadTenantSnapshot(ctx context.Context, componentAppID string) (TenantSnapshot, error) {
+// LoadTenantSnapshot reads every platform's tenants, keys and bindings in
+// one transaction.
+func (s *Store) LoadTenantSnapshot(ctx context.Context) (TenantSnapshot, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var snap TenantSnapshot
@@ -162,17 +172,16 @@ func (s *Store) LoadTenantSnapshot(ctx context.Context, componentAppID string) (
 			return translate(err, "revision")
 		}
 		var trs []tenantRow
-		if err := tx.Where("component_appid = ?", componentAppID).Find(&trs).Error; err != nil {
+		if err := tx.Find(&trs).Error; err != nil {
 			return translate(err, "tenants")
 		}
 		var krs []keyRow
-		if err := tx.Joins("JOIN tenants ON tenants.id = tenant_keys.tenant_id").
-			Where("tenants.component_appid = ?", componentAppID).Find(&krs).Error; err != nil {
+		if err := tx.Find(&krs).Error; err != nil {
 			return translate(err, "keys")
 		}
 		// Only bound accounts: a pending binding gives its tenant nothing.
 		var brs []bindingRow
-		if err := tx.Where("component_appid = ? AND status = ?", componentAppID, BindingBound).Find(&brs).Error; err != nil {
+		if err := tx.Where("status = ?", BindingBound).Find(&brs).Error; err != nil {
 			return translate(err, "bindings")
 		}
 		for _, r := range trs {

@@ -31,15 +31,15 @@ func TestTenants(t *testing.T) {
 			}
 		})
 		step(t, "update the rate limits", func(t *testing.T) {
-			upd, err := s.UpdateTenant(ctx, comp, t1.ID, func(x *store.Tenant) error { x.RateLimit, x.RateBurst = 5, 10; return nil })
+			upd, err := s.UpdateTenant(ctx, t1.ID, func(x *store.Tenant) error { x.RateLimit, x.RateBurst = 5, 10; return nil })
 			if err != nil || upd.RateLimit != 5 {
 				t.Fatalf("UpdateTenant = %+v, %v", upd, err)
 			}
-			if got, _ := s.GetTenant(ctx, comp, t1.ID); got.RateBurst != 10 {
+			if got, _ := s.GetTenant(ctx, t1.ID); got.RateBurst != 10 {
 				t.Fatalf("rate burst not stored: %+v", got)
 			}
-			if _, err := s.GetTenant(ctx, "wxother", t1.ID); !errs.Is(err, errs.NotFound) {
-				t.Fatalf("another component's tenant: got %v, want not_found", err)
+			if _, err := s.GetTenant(ctx, "tn_missing"); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("unknown tenant: got %v, want not_found", err)
 			}
 		})
 		step(t, "the snapshot holds tenants, keys and bindings at one revision", func(t *testing.T) {
@@ -52,17 +52,17 @@ func TestTenants(t *testing.T) {
 			if _, err := s.SaveAuthorization(ctx, newAuthorizer("wxaaaaaaaaaaaaaaa2"), t2.ID); err != nil {
 				t.Fatal(err)
 			}
-			snap, err := s.LoadTenantSnapshot(ctx, comp)
+			snap, err := s.LoadTenantSnapshot(ctx)
 			rev, _ := s.Revision(ctx, "tenants")
 			if err != nil || len(snap.Tenants) != 2 || len(snap.Keys) != 1 || len(snap.Bindings) != 2 || snap.Rev == 0 || snap.Rev != rev {
 				t.Fatalf("snapshot = %+v, %v; want 2 tenants, 1 key, 2 bindings at revision %d", snap, err, rev)
 			}
 		})
 		step(t, "delete takes the tenant's keys and bindings with it", func(t *testing.T) {
-			if err := s.DeleteTenant(ctx, comp, t1.ID); err != nil {
+			if err := s.DeleteTenant(ctx, t1.ID); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.DeleteTenant(ctx, comp, t1.ID); !errs.Is(err, errs.NotFound) {
+			if err := s.DeleteTenant(ctx, t1.ID); !errs.Is(err, errs.NotFound) {
 				t.Fatalf("deleting twice: got %v, want not_found", err)
 			}
 			if keys, _ := s.ListKeys(ctx, t1.ID); len(keys) != 0 {

@@ -44,13 +44,13 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 	}
 
 	journey.Step(t, "the store's own answers are not outages", func(t *testing.T) {
-		_, err := st.GetTenant(ctx, comp, "tn_nobody")
+		_, err := st.GetTenant(ctx, "tn_nobody")
 		if !errs.Is(err, errs.NotFound) || store.Unavailable(err) {
 			t.Fatalf("an unknown tenant: got %v, want not_found", err)
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := st.GetTenant(cctx, comp, tn.ID); store.Unavailable(err) {
+		if _, err := st.GetTenant(cctx, tn.ID); store.Unavailable(err) {
 			t.Fatalf("a caller that went away: got %v, want no outage", err)
 		}
 	})
@@ -61,7 +61,7 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 2 {
 			wg.Go(func() {
-				_, _ = st.UpdateTenant(ctx, comp, tn.ID, func(*store.Tenant) error {
+				_, _ = st.UpdateTenant(ctx, tn.ID, func(*store.Tenant) error {
 					held <- struct{}{}
 					<-release
 					return nil
@@ -71,7 +71,7 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 		<-held
 		<-held
 		dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		_, err := st.GetTenant(dctx, comp, tn.ID)
+		_, err := st.GetTenant(dctx, tn.ID)
 		cancel()
 		close(release)
 		wg.Wait()
@@ -95,7 +95,7 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 		began := time.Now()
-		_, err = st.UpdateTenant(ctx, comp, tn.ID, func(x *store.Tenant) error { x.RateBurst = 7; return nil })
+		_, err = st.UpdateTenant(ctx, tn.ID, func(x *store.Tenant) error { x.RateBurst = 7; return nil })
 		waited := time.Since(began)
 		want(t, "an update held up in the database", err)
 		if waited < opTimeout || waited > 10*opTimeout {
@@ -105,7 +105,7 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 
 	journey.Step(t, "connection refused", func(t *testing.T) {
 		link.Cut()
-		_, err := st.GetTenant(ctx, comp, tn.ID)
+		_, err := st.GetTenant(ctx, tn.ID)
 		want(t, "a read", err)
 		_, err = st.CreateTenant(ctx, comp, "globex")
 		want(t, "a write in a transaction", err)
@@ -122,7 +122,7 @@ func TestUnreachableStoreIsStoreUnavailable(t *testing.T) {
 		}
 		var err error
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if _, err = st.GetTenant(ctx, comp, tn.ID); err == nil {
+			if _, err = st.GetTenant(ctx, tn.ID); err == nil {
 				return
 			}
 		}

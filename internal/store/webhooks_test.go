@@ -59,7 +59,7 @@ func TestWebhookOutbox(t *testing.T) {
 			if got := pendingTypes(t, s, acme.ID); !slices.Equal(got, []string{store.EventAuthorized}) {
 				t.Fatalf("acme's events = %v, want [authorized]", got)
 			}
-			if err := s.Bind(ctx, comp, globex.ID, appid); err != nil {
+			if err := s.Bind(ctx, globex.ID, appid); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -147,13 +147,13 @@ func TestWebhookOutbox(t *testing.T) {
 			if got := pendingTypes(t, s, late.ID); len(got) != 0 {
 				t.Fatalf("a tenant whose binding waits got %v", got)
 			}
-			if err := s.ApproveBinding(ctx, comp, late.ID, appid); err != nil {
+			if err := s.ApproveBinding(ctx, late.ID, appid); err != nil {
 				t.Fatal(err)
 			}
 			if got := pendingTypes(t, s, late.ID); !slices.Equal(got, []string{store.EventAuthorized}) {
 				t.Fatalf("after approval: %v, want [authorized]", got)
 			}
-			if err := s.ApproveBinding(ctx, comp, late.ID, appid); err != nil { // approving again changes nothing
+			if err := s.ApproveBinding(ctx, late.ID, appid); err != nil { // approving again changes nothing
 				t.Fatal(err)
 			}
 			if got := pendingTypes(t, s, late.ID); len(got) != 1 {

@@ -16,30 +16,44 @@ import (
 
 // AdminStore is the part of the store the admin operations write through.
 // Every method answers not_found for an unknown tenant, key or authorizer
-// and conflict for a duplicate tenant name.
+// and conflict for a duplicate tenant name (names are unique per
+// platform). Tenants are found by id whatever their platform; the binding
+// methods use the tenant's own platform, so an account of another platform
+// is not_found.
 type AdminStore interface {
 	CreateTenant(ctx context.Context, componentAppID, name string, with ...func(*store.Tenant)) (store.Tenant, error)
-	GetTenant(ctx context.Context, componentAppID, id string) (store.Tenant, error)
+	GetTenant(ctx context.Context, id string) (store.Tenant, error)
+	// ListTenants lists the platform's tenants, every platform's for "".
 	ListTenants(ctx context.Context, componentAppID string) ([]store.Tenant, error)
-	UpdateTenant(ctx context.Context, componentAppID, id string, fn func(*store.Tenant) error) (store.Tenant, error)
-	DeleteTenant(ctx context.Context, componentAppID, id string) error
+	UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error)
+	DeleteTenant(ctx context.Context, id string) error
 	CreateKey(ctx context.Context, k store.Key) (store.Key, error)
 	ListKeys(ctx context.Context, tenantID string) ([]store.Key, error)
 	RevokeKey(ctx context.Context, kid string) error
-	Bind(ctx context.Context, componentAppID, tenantID, appid string) error
-	Unbind(ctx context.Context, componentAppID, tenantID, appid string) error
-	ApproveBinding(ctx context.Context, componentAppID, tenantID, appid string) error
-	SetBindingLimit(ctx context.Context, componentAppID, tenantID, appid string, dailyLimit int64) (store.Binding, error)
+	Bind(ctx context.Context, tenantID, appid string) error
+	Unbind(ctx context.Context, tenantID, appid string) error
+	ApproveBinding(ctx context.Context, tenantID, appid string) error
+	SetBindingLimit(ctx context.Context, tenantID, appid string, dailyLimit int64) (store.Binding, error)
 	Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error)
 }
 
+// Platforms tells which third-party platforms the deployment serves besides
+// the default one.
+type Platforms interface {
+	// HasPlatform reports whether componentAppID is a registered platform.
+	HasPlatform(ctx context.Context, componentAppID string) (bool, error)
+}
+
 // Admin is the operator's side of tenants: tenants, keys, bindings and
-// usage, scoped to one component. Each write is followed by a reload of
-// this replica's directory, so the change applies here at once and on the
-// other replicas at their next poll.
+// usage, across the deployment's platforms. A tenant is created on one
+// platform and stays there; every other operation finds it by id, and
+// binds it to its own platform's accounts only. Each write is followed by
+// a reload of this replica's directory, so the change applies here at once
+// and on the other replicas at their next poll.
 type Admin struct {
 	st             AdminStore
-	componentAppID string
+	componentAppID string // the default platform
+	platforms      Platforms
 	issuer         *Issuer
 	dir            *Directory
 	usage          *Usage
@@ -47,9 +61,11 @@ type Admin struct {
 	log            *slog.Logger
 }
 
-// NewAdmin returns the admin operations. usage may be nil.
-func NewAdmin(st AdminStore, componentAppID string, issuer *Issuer, dir *Directory, usage *Usage, now func() time.Time, log *slog.Logger) *Admin {
-	return &Admin{st: st, componentAppID: componentAppID, issuer: issuer, dir: dir, usage: usage, now: now, log: log}
+// NewAdmin returns the admin operations; componentAppID is the default
+// platform. platforms may be nil (only the default platform exists), and
+// so may usage.
+func NewAdmin(st AdminStore, componentAppID string, platforms Platforms, issuer *Issuer, dir *Directory, usage *Usage, now func() time.Time, log *slog.Logger) *Admin {
+	return &Admin{st: st, componentAppID: componentAppID, platforms: platforms, issuer: issuer, dir: dir, usage: usage, now: now, log: log}
 }
 
 // reload refreshes this replica's directory after a write. The write has
@@ -60,10 +76,40 @@ func (a *Admin) reload(ctx context.Context) {
 	}
 }
 
-// CreateTenant creates a tenant; conflict if the name is taken. Each of
-// with sets more of its fields (as UpdateTenant's fn would).
-func (a *Admin) CreateTenant(ctx context.Context, name string, with ...func(*store.Tenant)) (store.Tenant, error) {
-	t, err := a.st.CreateTenant(ctx, a.componentAppID, name, with...)
+// errUnknownPlatform answers a tenant created on a platform the deployment
+// does not serve.
+var errUnknownPlatform = errs.Invalid("component_appid", "is not a platform this gateway serves")
+
+// platform resolves the platform a new tenant is created on: "" is the
+// default one; any other must be registered (invalid_argument otherwise).
+func (a *Admin) platform(ctx context.Context, componentAppID string) (string, error) {
+	if componentAppID == "" || componentAppID == a.componentAppID {
+		return a.componentAppID, nil
+	}
+	if a.platforms == nil {
+		return "", errUnknownPlatform
+	}
+	ok, err := a.platforms.HasPlatform(ctx, componentAppID)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errUnknownPlatform
+	}
+	return componentAppID, nil
+}
+
+// CreateTenant creates a tenant on the platform componentAppID ("": the
+// default platform); invalid_argument (field component_appid) if the
+// deployment does not serve that platform, conflict if the name is taken
+// on it. Each of with sets more of its fields (as UpdateTenant's fn
+// would).
+func (a *Admin) CreateTenant(ctx context.Context, componentAppID, name string, with ...func(*store.Tenant)) (store.Tenant, error) {
+	platform, err := a.platform(ctx, componentAppID)
+	if err != nil {
+		return store.Tenant{}, err
+	}
+	t, err := a.st.CreateTenant(ctx, platform, name, with...)
 	if err != nil {
 		return store.Tenant{}, err
 	}
@@ -71,20 +117,20 @@ func (a *Admin) CreateTenant(ctx context.Context, name string, with ...func(*sto
 	return t, nil
 }
 
-// GetTenant returns one tenant; not_found if unknown.
+// GetTenant returns one tenant, of any platform; not_found if unknown.
 func (a *Admin) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
-	return a.st.GetTenant(ctx, a.componentAppID, id)
+	return a.st.GetTenant(ctx, id)
 }
 
-// ListTenants returns every tenant by creation time.
+// ListTenants returns every tenant of every platform by creation time.
 func (a *Admin) ListTenants(ctx context.Context) ([]store.Tenant, error) {
-	return a.st.ListTenants(ctx, a.componentAppID)
+	return a.st.ListTenants(ctx, "")
 }
 
 // UpdateTenant applies fn to the tenant (name, rate-limit override);
 // not_found if unknown, conflict if renamed to a taken name.
 func (a *Admin) UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (store.Tenant, error) {
-	t, err := a.st.UpdateTenant(ctx, a.componentAppID, id, fn)
+	t, err := a.st.UpdateTenant(ctx, id, fn)
 	if err != nil {
 		return store.Tenant{}, err
 	}
@@ -95,7 +141,7 @@ func (a *Admin) UpdateTenant(ctx context.Context, id string, fn func(*store.Tena
 // DeleteTenant deletes the tenant with its keys and bindings; its keys are
 // refused from the next poll on every replica. not_found if unknown.
 func (a *Admin) DeleteTenant(ctx context.Context, id string) error {
-	if err := a.st.DeleteTenant(ctx, a.componentAppID, id); err != nil {
+	if err := a.st.DeleteTenant(ctx, id); err != nil {
 		return err
 	}
 	a.reload(ctx)
@@ -119,7 +165,7 @@ func (a *Admin) IssueKey(ctx context.Context, tenantID string, req KeyRequest) (
 	if req.TTL < 0 {
 		return store.Key{}, "", errs.E(errs.InvalidArgument, "ttl must not be negative")
 	}
-	if _, err := a.st.GetTenant(ctx, a.componentAppID, tenantID); err != nil {
+	if _, err := a.st.GetTenant(ctx, tenantID); err != nil {
 		return store.Key{}, "", err
 	}
 	appids := slices.Clone(req.AppIDs)
@@ -147,7 +193,7 @@ func (a *Admin) IssueKey(ctx context.Context, tenantID string, req KeyRequest) (
 // ListKeys returns the tenant's keys, newest first; not_found if the tenant
 // is unknown.
 func (a *Admin) ListKeys(ctx context.Context, tenantID string) ([]store.Key, error) {
-	if _, err := a.st.GetTenant(ctx, a.componentAppID, tenantID); err != nil {
+	if _, err := a.st.GetTenant(ctx, tenantID); err != nil {
 		return nil, err
 	}
 	return a.st.ListKeys(ctx, tenantID)
@@ -163,10 +209,11 @@ func (a *Admin) RevokeKey(ctx context.Context, kid string) error {
 	return nil
 }
 
-// Bind lets the tenant see and call the authorizer; not_found if either is
-// unknown. Binding twice is a no-op.
+// Bind lets the tenant see and call its platform's authorizer appid;
+// not_found if either is unknown (an account of another platform is
+// unknown to the tenant). Binding twice is a no-op.
 func (a *Admin) Bind(ctx context.Context, tenantID, appid string) error {
-	if err := a.st.Bind(ctx, a.componentAppID, tenantID, appid); err != nil {
+	if err := a.st.Bind(ctx, tenantID, appid); err != nil {
 		return err
 	}
 	a.reload(ctx)
@@ -178,10 +225,10 @@ func (a *Admin) Bind(ctx context.Context, tenantID, appid string) error {
 // not_found if the tenant has no binding to appid. Approving a bound
 // account changes nothing.
 func (a *Admin) ApproveBinding(ctx context.Context, tenantID, appid string) error {
-	if _, err := a.st.GetTenant(ctx, a.componentAppID, tenantID); err != nil {
+	if _, err := a.st.GetTenant(ctx, tenantID); err != nil {
 		return err
 	}
-	if err := a.st.ApproveBinding(ctx, a.componentAppID, tenantID, appid); err != nil {
+	if err := a.st.ApproveBinding(ctx, tenantID, appid); err != nil {
 		return err
 	}
 	a.reload(ctx)
@@ -191,10 +238,10 @@ func (a *Admin) ApproveBinding(ctx context.Context, tenantID, appid string) erro
 // Unbind removes the binding (a no-op if there was none); not_found if the
 // tenant is unknown.
 func (a *Admin) Unbind(ctx context.Context, tenantID, appid string) error {
-	if _, err := a.st.GetTenant(ctx, a.componentAppID, tenantID); err != nil {
+	if _, err := a.st.GetTenant(ctx, tenantID); err != nil {
 		return err
 	}
-	if err := a.st.Unbind(ctx, a.componentAppID, tenantID, appid); err != nil {
+	if err := a.st.Unbind(ctx, tenantID, appid); err != nil {
 		return err
 	}
 	a.reload(ctx)
@@ -209,10 +256,10 @@ func (a *Admin) SetDailyLimit(ctx context.Context, tenantID, appid string, daily
 	if dailyLimit < 0 {
 		return store.Binding{}, errs.Invalid("daily_limit", "daily_limit must be 0 (no cap) or positive")
 	}
-	if _, err := a.st.GetTenant(ctx, a.componentAppID, tenantID); err != nil {
+	if _, err := a.st.GetTenant(ctx, tenantID); err != nil {
 		return store.Binding{}, err
 	}
-	b, err := a.st.SetBindingLimit(ctx, a.componentAppID, tenantID, appid, dailyLimit)
+	b, err := a.st.SetBindingLimit(ctx, tenantID, appid, dailyLimit)
 	if err != nil {
 		return store.Binding{}, err
 	}
@@ -224,7 +271,7 @@ func (a *Admin) SetDailyLimit(ctx context.Context, tenantID, appid string, daily
 // writing this replica's unflushed counts (other replicas' appear at their
 // next flush). not_found if the tenant is unknown.
 func (a *Admin) Usage(ctx context.Context, tenantID string, from, to time.Time) ([]store.UsageRow, error) {
-	if _, err := a.st.GetTenant(ctx, a.componentAppID, tenantID); err != nil {
+	if _, err := a.st.GetTenant(ctx, tenantID); err != nil {
 		return nil, err
 	}
 	if a.usage != nil {

@@ -14,12 +14,12 @@ import (
 )
 
 // SnapshotStore is what the directory reads: one consistent snapshot of the
-// component's tenants, keys and bindings, and the change counter that tells
-// it a new one is due.
+// tenants, keys and bindings of every platform, and the change counter that
+// tells it a new one is due.
 type SnapshotStore interface {
 	// LoadTenantSnapshot reads tenants, keys and bindings with the tenants
 	// revision read first, so a newer revision always means a reload.
-	LoadTenantSnapshot(ctx context.Context, componentAppID string) (store.TenantSnapshot, error)
+	LoadTenantSnapshot(ctx context.Context) (store.TenantSnapshot, error)
 	// Revision returns a change counter ("tenants").
 	Revision(ctx context.Context, name string) (int64, error)
 }
@@ -53,9 +53,9 @@ type DirectoryOptions struct {
 	OnLookup func(result string)
 }
 
-// Directory is the in-memory view of the component's tenants, keys and
-// bindings that authenticates and authorizes requests without a database
-// query. It holds an immutable snapshot behind an atomic pointer: readers
+// Directory is the in-memory view of the deployment's tenants (of every
+// platform, each tenant belonging to one), keys and bindings that
+// authenticates and authorizes requests without a database query. It holds an immutable snapshot behind an atomic pointer: readers
 // never lock, and a reload swaps in a whole new snapshot.
 //
 // Changes reach every replica through the store's "tenants" revision, which
@@ -68,13 +68,12 @@ type DirectoryOptions struct {
 // A directory cut off from the store keeps its last snapshot until the
 // staleness limit, then refuses tenant calls (CheckFresh).
 type Directory struct {
-	st             SnapshotStore
-	componentAppID string
-	log            *slog.Logger
-	interval       time.Duration
-	maxStale       time.Duration
-	now            func() time.Time
-	onLookup       func(string)
+	st       SnapshotStore
+	log      *slog.Logger
+	interval time.Duration
+	maxStale time.Duration
+	now      func() time.Time
+	onLookup func(string)
 
 	mu  sync.Mutex // serialises reloads, so snapshots only move forward
 	cur atomic.Pointer[snapshot]
@@ -95,19 +94,25 @@ type snapshot struct {
 	// bound lists each tenant's appids, sorted (never modified once in a
 	// snapshot): Bound searches it, BoundAppIDs hands it out.
 	bound map[string][]string
-	// tenantsOf is bound inverted: each appid's tenant ids, sorted.
-	tenantsOf map[string][]string
+	// tenantsOf is bound inverted: each platform account's tenant ids,
+	// sorted.
+	tenantsOf map[platformAccount][]string
 	// limits holds the bindings' daily caps (only those set).
 	limits map[bindingKey]int64
 }
 
 type bindingKey struct{ tenantID, appid string }
 
+// platformAccount names an account on one platform: the same appid may be
+// authorized to several platforms, each with its own tenants.
+type platformAccount struct{ componentAppID, appid string }
+
 type tenantEntry struct {
-	name        string
-	rateLimit   float64
-	rateBurst   int
-	returnHosts []string // never modified once in a snapshot
+	componentAppID string
+	name           string
+	rateLimit      float64
+	rateBurst      int
+	returnHosts    []string // never modified once in a snapshot
 }
 
 type keyEntry struct {
@@ -121,13 +126,12 @@ var emptySnapshot = &snapshot{
 	tenants:   map[string]tenantEntry{},
 	keys:      map[string]keyEntry{},
 	bound:     map[string][]string{},
-	tenantsOf: map[string][]string{},
+	tenantsOf: map[platformAccount][]string{},
 	limits:    map[bindingKey]int64{},
 }
 
-// NewDirectory returns an empty directory for componentAppID; call Reload
-// before serving.
-func NewDirectory(st SnapshotStore, componentAppID string, log *slog.Logger, o DirectoryOptions) *Directory {
+// NewDirectory returns an empty directory; call Reload before serving.
+func NewDirectory(st SnapshotStore, log *slog.Logger, o DirectoryOptions) *Directory {
 	if o.Poll <= 0 {
 		o.Poll = DefaultPollInterval
 	}
@@ -140,7 +144,7 @@ func NewDirectory(st SnapshotStore, componentAppID string, log *slog.Logger, o D
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	d := &Directory{st: st, componentAppID: componentAppID, log: log, interval: o.Poll, maxStale: o.MaxStaleness,
+	d := &Directory{st: st, log: log, interval: o.Poll, maxStale: o.MaxStaleness,
 		now: o.Now, onLookup: o.OnLookup}
 	d.lookups.spacing = o.LookupSpacing
 	d.lookups.misses = map[string]miss{}
@@ -201,7 +205,7 @@ func (d *Directory) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	began := d.now()
-	s, err := d.st.LoadTenantSnapshot(ctx, d.componentAppID)
+	s, err := d.st.LoadTenantSnapshot(ctx)
 	if err != nil {
 		d.cutOff.Store(true)
 		return fmt.Errorf("tenant: reload directory: %w", err)
@@ -211,11 +215,11 @@ func (d *Directory) Reload(ctx context.Context) error {
 		tenants:   make(map[string]tenantEntry, len(s.Tenants)),
 		keys:      make(map[string]keyEntry, len(s.Keys)),
 		bound:     map[string][]string{},
-		tenantsOf: map[string][]string{},
+		tenantsOf: map[platformAccount][]string{},
 		limits:    map[bindingKey]int64{},
 	}
 	for _, t := range s.Tenants {
-		next.tenants[t.ID] = tenantEntry{name: t.Name, rateLimit: t.RateLimit, rateBurst: t.RateBurst, returnHosts: t.ReturnURLHosts}
+		next.tenants[t.ID] = tenantEntry{componentAppID: t.ComponentAppID, name: t.Name, rateLimit: t.RateLimit, rateBurst: t.RateBurst, returnHosts: t.ReturnURLHosts}
 	}
 	for _, k := range s.Keys {
 		e := keyEntry{tenantID: k.TenantID, appids: k.AppIDs, revoked: k.RevokedAt != nil}
@@ -226,7 +230,8 @@ func (d *Directory) Reload(ctx context.Context) error {
 	}
 	for _, b := range s.Bindings {
 		next.bound[b.TenantID] = append(next.bound[b.TenantID], b.AppID)
-		next.tenantsOf[b.AppID] = append(next.tenantsOf[b.AppID], b.TenantID)
+		acct := platformAccount{b.ComponentAppID, b.AppID}
+		next.tenantsOf[acct] = append(next.tenantsOf[acct], b.TenantID)
 		if b.DailyLimit > 0 {
 			next.limits[bindingKey{b.TenantID, b.AppID}] = b.DailyLimit
 		}
@@ -311,10 +316,21 @@ func (d *Directory) BoundAppIDs(tenantID string) []string {
 	return d.current().bound[tenantID]
 }
 
-// BoundTenants lists the ids of the tenants appid is bound to, sorted (the
-// caller must not modify the slice).
-func (d *Directory) BoundTenants(appid string) []string {
-	return d.current().tenantsOf[appid]
+// BoundTenants lists the ids of the tenants of the platform componentAppID
+// that its account appid is bound to, sorted (the caller must not modify
+// the slice). Another platform's tenants are never listed, even when the
+// same appid is authorized to it too.
+func (d *Directory) BoundTenants(componentAppID, appid string) []string {
+	return d.current().tenantsOf[platformAccount{componentAppID, appid}]
+}
+
+var _ UsageTenants = (*Directory)(nil)
+
+// ComponentOf returns the platform (component appid) the tenant belongs to
+// and whether the tenant exists.
+func (d *Directory) ComponentOf(tenantID string) (string, bool) {
+	t, ok := d.current().tenants[tenantID]
+	return t.componentAppID, ok
 }
 
 // TenantName returns the tenant's name and whether the tenant exists.

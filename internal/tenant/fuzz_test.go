@@ -59,9 +59,9 @@ func newAuthFixture(tb testing.TB) *authFixture {
 			tb.Fatal(err)
 		}
 	}
-	acme, err := svc.Admin.CreateTenant(ctx, "acme")
+	acme, err := svc.Admin.CreateTenant(ctx, "", "acme")
 	must(err)
-	gone, err := svc.Admin.CreateTenant(ctx, "gone")
+	gone, err := svc.Admin.CreateTenant(ctx, "", "gone")
 	must(err)
 	issue := func(tenantID string, req tenant.KeyRequest) (store.Key, string) {
 		tb.Helper()

@@ -265,7 +265,8 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (Principal, err
 	case k.tenantID != c.tenantID || !slices.Equal(k.appids, c.appids):
 		return Principal{}, Refuse(ReasonClaimsMismatch)
 	}
-	if _, ok := snap.tenants[k.tenantID]; !ok {
+	tn, ok := snap.tenants[k.tenantID]
+	if !ok {
 		return Principal{}, Refuse(ReasonUnknownTenant)
 	}
 	if !k.expiresAt.IsZero() && now.After(k.expiresAt.Add(Leeway)) {
@@ -274,7 +275,7 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (Principal, err
 	if v.used != nil {
 		v.used.Mark(c.kid, now)
 	}
-	return Principal{TenantID: k.tenantID, KID: c.kid, AppIDs: k.appids}, nil
+	return Principal{TenantID: k.tenantID, ComponentAppID: tn.componentAppID, KID: c.kid, AppIDs: k.appids}, nil
 }
 
 // compactJWS reports whether raw is spelled as a compact JWS can be: three

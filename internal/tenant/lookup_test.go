@@ -78,7 +78,7 @@ func TestWritesThroughOneReplicaWorkAtOnceOnAnother(t *testing.T) {
 		lookups := &sync.Map{}
 		a, b := replicaOn(t, stA, clock, 0, nil), replicaOn(t, stB, clock, 0, lookups)
 		ctx := context.Background()
-		tn, err := a.Admin.CreateTenant(ctx, "acme")
+		tn, err := a.Admin.CreateTenant(ctx, "", "acme")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +233,7 @@ func TestCutOffReplicaRefusesTenantCallsPastTheStalenessLimit(t *testing.T) {
 	const limit = 10 * time.Second
 	w := replicaOn(t, writer, clock, limit, nil)
 	ctx := context.Background()
-	tn, _ := w.Admin.CreateTenant(ctx, "acme")
+	tn, _ := w.Admin.CreateTenant(ctx, "", "acme")
 	_, raw, err := w.Admin.IssueKey(ctx, tn.ID, tenant.KeyRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +331,7 @@ func TestRecheckFollowsTheDirectory(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, store.SQLite, 1, 1)
 			ctx := context.Background()
-			tn, _ := e.svc.Admin.CreateTenant(ctx, "acme")
+			tn, _ := e.svc.Admin.CreateTenant(ctx, "", "acme")
 			if _, err := e.st.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: component, AppID: appid, Status: store.StatusAuthorized,
 				AccessToken: "at", RefreshToken: "rt", TokenExpiresAt: e.clock.Now().Add(time.Hour)}, tn.ID); err != nil {
 				t.Fatal(err)

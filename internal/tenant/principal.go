@@ -8,10 +8,10 @@ import "slices"
 // Principal is an authenticated tenant key.
 type Principal struct {
 	TenantID string
-	// ComponentAppID is the platform the tenant belongs to ("" before the
-	// directory knows it: the default platform).
+	// ComponentAppID is the platform the tenant belongs to: its calls go
+	// to that platform's accounts only.
 	ComponentAppID string
-	KID      string
+	KID            string
 	// AppIDs restricts the key to these accounts; empty means every account
 	// bound to the tenant.
 	AppIDs []string

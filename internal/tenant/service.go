@@ -17,8 +17,13 @@ type Store interface {
 
 // Options configures New.
 type Options struct {
-	Store          Store
+	Store Store
+	// ComponentAppID is the default platform: tenants created without
+	// naming one belong to it.
 	ComponentAppID string
+	// Platforms tells which other platforms tenants may be created on
+	// (nil: only the default one).
+	Platforms Platforms
 	// MasterKey is the decoded WXGATE_SECRET_KEY; keys are signed with a
 	// sub-key derived from it.
 	MasterKey []byte
@@ -38,7 +43,8 @@ type Options struct {
 	OnLookup func(result string)
 }
 
-// Service bundles the tenant services of one replica.
+// Service bundles the tenant services of one replica, for the tenants of
+// every platform the deployment serves.
 type Service struct {
 	Directory *Directory
 	Verifier  *Verifier
@@ -61,7 +67,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	dir := NewDirectory(o.Store, o.ComponentAppID, o.Logger, DirectoryOptions{
+	dir := NewDirectory(o.Store, o.Logger, DirectoryOptions{
 		Poll: o.Poll, MaxStaleness: o.MaxStaleness, Now: o.Now, OnLookup: o.OnLookup,
 	})
 	if err := dir.Reload(ctx); err != nil {
@@ -76,7 +82,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	usage := NewUsage(o.Store, o.ComponentAppID, dir.Bound, o.Now, o.Logger, o.UsageFlush)
+	usage := NewUsage(o.Store, o.ComponentAppID, dir, o.Now, o.Logger, o.UsageFlush)
 	return &Service{
 		Directory: dir,
 		Verifier:  verifier,
@@ -84,7 +90,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		Limiter:   NewLimiter(dir, o.DefaultRate, o.DefaultBurst, o.Now),
 		Usage:     usage,
 		LastUsed:  used,
-		Admin:     NewAdmin(o.Store, o.ComponentAppID, issuer, dir, usage, o.Now, o.Logger),
+		Admin:     NewAdmin(o.Store, o.ComponentAppID, o.Platforms, issuer, dir, usage, o.Now, o.Logger),
 	}, nil
 }
 

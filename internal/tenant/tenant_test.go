@@ -47,7 +47,7 @@ func TestIssuedKeyAuthenticatesUntilRevoked(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
 		e := newEnv(t, d, 10, 10)
 		ctx := context.Background()
-		tn, err := e.svc.Admin.CreateTenant(ctx, "acme")
+		tn, err := e.svc.Admin.CreateTenant(ctx, "", "acme")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestDirectoryPollerSeesOtherReplicasWrites(t *testing.T) {
 				t.Error(err)
 			}
 		})
-		tn, err := sa.Admin.CreateTenant(ctx, "acme")
+		tn, err := sa.Admin.CreateTenant(ctx, "", "acme")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 func TestLimiterDefaultOverrideAndRefill(t *testing.T) {
 	e := newEnv(t, store.SQLite, 1, 2)
 	ctx := context.Background()
-	tn, _ := e.svc.Admin.CreateTenant(ctx, "acme")
+	tn, _ := e.svc.Admin.CreateTenant(ctx, "", "acme")
 	l := e.svc.Limiter
 	for i := range 2 {
 		if ok, _ := l.Allow(tn.ID); !ok {
@@ -174,7 +174,7 @@ func TestLimiterDefaultOverrideAndRefill(t *testing.T) {
 		t.Fatalf("override burst: %d requests allowed, want 5", n)
 	}
 	// Tenants do not share buckets.
-	other, _ := e.svc.Admin.CreateTenant(ctx, "globex")
+	other, _ := e.svc.Admin.CreateTenant(ctx, "", "globex")
 	if ok, _ := l.Allow(other.ID); !ok {
 		t.Fatal("another tenant's bucket is empty")
 	}
@@ -204,7 +204,7 @@ func TestLimiterAppliesAChangedOverrideToTheExistingBucket(t *testing.T) {
 			forEachDialect(t, func(t *testing.T, d store.Dialect) {
 				e := newEnv(t, d, defRate, defBurst)
 				ctx := context.Background()
-				tn, err := e.svc.Admin.CreateTenant(ctx, "acme")
+				tn, err := e.svc.Admin.CreateTenant(ctx, "", "acme")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -269,7 +269,7 @@ func TestUsageCountsFlushAndFilterUnboundAccounts(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
 		e := newEnv(t, d, 10, 10)
 		ctx := context.Background()
-		tn, _ := e.svc.Admin.CreateTenant(ctx, "acme")
+		tn, _ := e.svc.Admin.CreateTenant(ctx, "", "acme")
 		if _, err := e.st.SaveAuthorization(ctx, store.Authorizer{ComponentAppID: component, AppID: "wxaaaaaaaaaaaaaaa1",
 			AccessToken: "a", RefreshToken: "r"}, tn.ID); err != nil {
 			t.Fatal(err)
@@ -329,7 +329,7 @@ func TestFlushersWriteOnShutdownAndKeepCountsOnFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn, _ := svc.Admin.CreateTenant(ctx, "acme")
+	tn, _ := svc.Admin.CreateTenant(ctx, "", "acme")
 	k, raw, _ := svc.Admin.IssueKey(ctx, tn.ID, tenant.KeyRequest{})
 	if _, err := svc.Verifier.Authenticate(ctx, raw.Reveal()); err != nil {
 		t.Fatal(err)
@@ -389,7 +389,7 @@ func TestDirectoryKeepsItsSnapshotWhenTheStoreIsUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn, _ := w.Admin.CreateTenant(ctx, "acme")
+	tn, _ := w.Admin.CreateTenant(ctx, "", "acme")
 	_, raw, _ := w.Admin.IssueKey(ctx, tn.ID, tenant.KeyRequest{})
 	r, err := tenant.New(ctx, tenant.Options{Store: reader, ComponentAppID: component, MasterKey: storetest.Key(),
 		DefaultRate: 1, DefaultBurst: 1, Now: clock.Now, Logger: slog.New(slog.DiscardHandler), Poll: 10 * time.Millisecond})
@@ -416,7 +416,7 @@ func TestDirectoryKeepsItsSnapshotWhenTheStoreIsUnreachable(t *testing.T) {
 func TestKeyStopsAuthenticatingAtItsExpiry(t *testing.T) {
 	e := newEnv(t, store.SQLite, 10, 10)
 	ctx := context.Background()
-	tn, err := e.svc.Admin.CreateTenant(ctx, "acme")
+	tn, err := e.svc.Admin.CreateTenant(ctx, "", "acme")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,9 @@ type UsageStore interface {
 }
 
 // Usage counts calls per tenant, account, API and outcome (per hour, for
-// the usage report) and the component's calls and failed calls (per
-// minute, for the console's chart) in memory, and flushes both to the store
+// the usage report) and each platform's calls and failed calls (per
+// minute, for the console's chart; a call counts for its tenant's
+// platform) in memory, and flushes both to the store
 // every interval (and when the replica stops). Each replica adds its own
 // counts, so the stored figures are the deployment's. A failed flush keeps
 // its counts for the next one.
@@ -39,11 +40,26 @@ type Usage struct {
 	now            func() time.Time
 	log            *slog.Logger
 	interval       time.Duration
-	bound          func(tenantID, appid string) bool
+	tenants        UsageTenants
 
 	mu      sync.Mutex
 	counts  map[usageKey]int64
-	minutes map[int64]store.CallMinute // by Unix millisecond of the minute
+	minutes map[minuteKey]store.CallMinute
+}
+
+// UsageTenants is what Usage asks of the directory about a call's tenant
+// (Directory).
+type UsageTenants interface {
+	// Bound reports whether tenantID may see and call appid.
+	Bound(tenantID, appid string) bool
+	// ComponentOf returns the tenant's platform and whether it exists.
+	ComponentOf(tenantID string) (string, bool)
+}
+
+// minuteKey is one platform's minute (Unix millisecond of its start).
+type minuteKey struct {
+	componentAppID string
+	minute         int64
 }
 
 type usageKey struct {
@@ -51,16 +67,18 @@ type usageKey struct {
 	hour                          int64
 }
 
-// NewUsage returns a usage counter for componentAppID's calls. bound, when
-// not nil, filters the appid of each call: an account the tenant is not
+// NewUsage returns a usage counter. tenants, when not nil, tells each
+// call's platform and filters its appid: an account the tenant is not
 // bound to is counted under "" so that made-up appids in URLs cannot grow
-// the usage table. interval <= 0 means DefaultUsageFlushInterval.
-func NewUsage(st UsageStore, componentAppID string, bound func(tenantID, appid string) bool, now func() time.Time, log *slog.Logger, interval time.Duration) *Usage {
+// the usage table. A call whose tenant it does not know (or every call,
+// when it is nil) counts for the default platform componentAppID.
+// interval <= 0 means DefaultUsageFlushInterval.
+func NewUsage(st UsageStore, componentAppID string, tenants UsageTenants, now func() time.Time, log *slog.Logger, interval time.Duration) *Usage {
 	if interval <= 0 {
 		interval = DefaultUsageFlushInterval
 	}
-	return &Usage{st: st, componentAppID: componentAppID, bound: bound, now: now, log: log, interval: interval,
-		counts: map[usageKey]int64{}, minutes: map[int64]store.CallMinute{}}
+	return &Usage{st: st, componentAppID: componentAppID, tenants: tenants, now: now, log: log, interval: interval,
+		counts: map[usageKey]int64{}, minutes: map[minuteKey]store.CallMinute{}}
 }
 
 // Record counts one call of api by tenantID on appid with outcome ("ok" or
@@ -70,21 +88,28 @@ func (u *Usage) Record(tenantID, appid, api, outcome string) {
 	if tenantID == "" {
 		return
 	}
-	if appid != "" && u.bound != nil && !u.bound(tenantID, appid) {
-		appid = ""
+	platform := u.componentAppID
+	if u.tenants != nil {
+		if appid != "" && !u.tenants.Bound(tenantID, appid) {
+			appid = ""
+		}
+		if c, ok := u.tenants.ComponentOf(tenantID); ok {
+			platform = c
+		}
 	}
 	now := u.now()
 	k := usageKey{tenantID: tenantID, appid: appid, api: api, outcome: outcome, hour: now.Truncate(time.Hour).UnixMilli()}
 	minute := now.Truncate(time.Minute)
+	mk := minuteKey{componentAppID: platform, minute: minute.UnixMilli()}
 	u.mu.Lock()
 	u.counts[k]++
-	m := u.minutes[minute.UnixMilli()]
+	m := u.minutes[mk]
 	m.Minute = minute
 	m.Calls++
 	if outcome != OutcomeOK {
 		m.Errors++
 	}
-	u.minutes[minute.UnixMilli()] = m
+	u.minutes[mk] = m
 	u.mu.Unlock()
 }
 
@@ -99,34 +124,51 @@ func (u *Usage) Flush(ctx context.Context) error {
 	return errors.Join(u.flushHours(ctx), u.flushMinutes(ctx))
 }
 
+// flushMinutes writes each platform's minutes on their own; the minutes of
+// a platform whose write failed are kept, the others are not written twice.
 func (u *Usage) flushMinutes(ctx context.Context) error {
-	return flushPending(&u.mu, &u.minutes, func(pending map[int64]store.CallMinute) error {
-		rows := make([]store.CallMinute, 0, len(pending))
-		for _, m := range pending {
-			rows = append(rows, m)
+	return flushPending(&u.mu, &u.minutes, func(pending map[minuteKey]store.CallMinute) (map[minuteKey]store.CallMinute, error) {
+		rows := map[string][]store.CallMinute{}
+		for k, m := range pending {
+			rows[k.componentAppID] = append(rows[k.componentAppID], m)
 		}
-		return u.st.AddCallMinutes(ctx, u.componentAppID, rows)
+		var failed map[minuteKey]store.CallMinute
+		var errList []error
+		for platform, list := range rows {
+			if err := u.st.AddCallMinutes(ctx, platform, list); err != nil {
+				errList = append(errList, err)
+				if failed == nil {
+					failed = map[minuteKey]store.CallMinute{}
+				}
+				for k, m := range pending {
+					if k.componentAppID == platform {
+						failed[k] = m
+					}
+				}
+			}
+		}
+		return failed, errors.Join(errList...)
 	}, func(cur, old store.CallMinute) store.CallMinute {
 		return store.CallMinute{Minute: old.Minute, Calls: cur.Calls + old.Calls, Errors: cur.Errors + old.Errors}
 	})
 }
 
 func (u *Usage) flushHours(ctx context.Context) error {
-	return flushPending(&u.mu, &u.counts, func(pending map[usageKey]int64) error {
+	return flushPending(&u.mu, &u.counts, func(pending map[usageKey]int64) (map[usageKey]int64, error) {
 		rows := make([]store.UsageRow, 0, len(pending))
 		for k, n := range pending {
 			rows = append(rows, store.UsageRow{TenantID: k.tenantID, AppID: k.appid, API: k.api, Outcome: k.outcome,
 				Hour: time.UnixMilli(k.hour).UTC(), Count: n})
 		}
-		return u.st.AddUsage(ctx, rows)
+		return pending, u.st.AddUsage(ctx, rows)
 	}, func(cur, old int64) int64 { return cur + old })
 }
 
 // flushPending takes the pending map out from under mu and writes it; if the
-// write fails, its entries are merged back into what gathered meanwhile
-// (merge(current, failed); current is the zero value when absent), so
-// nothing is lost and nothing counted twice.
-func flushPending[K comparable, V any](mu *sync.Mutex, pending *map[K]V, write func(map[K]V) error, merge func(cur, old V) V) error {
+// write fails, the entries it reports unwritten are merged back into what
+// gathered meanwhile (merge(current, failed); current is the zero value
+// when absent), so nothing is lost and nothing counted twice.
+func flushPending[K comparable, V any](mu *sync.Mutex, pending *map[K]V, write func(map[K]V) (unwritten map[K]V, err error), merge func(cur, old V) V) error {
 	mu.Lock()
 	batch := *pending
 	*pending = make(map[K]V, len(batch))
@@ -134,9 +176,9 @@ func flushPending[K comparable, V any](mu *sync.Mutex, pending *map[K]V, write f
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := write(batch); err != nil {
+	if unwritten, err := write(batch); err != nil {
 		mu.Lock()
-		for k, v := range batch {
+		for k, v := range unwritten {
 			(*pending)[k] = merge((*pending)[k], v)
 		}
 		mu.Unlock()
@@ -186,8 +228,8 @@ func (l *LastUsed) Mark(kid string, at time.Time) {
 
 // Flush writes the pending last-use times; on failure they are kept.
 func (l *LastUsed) Flush(ctx context.Context) error {
-	return flushPending(&l.mu, &l.pending, func(batch map[string]time.Time) error {
-		return l.st.TouchKeys(ctx, batch)
+	return flushPending(&l.mu, &l.pending, func(batch map[string]time.Time) (map[string]time.Time, error) {
+		return batch, l.st.TouchKeys(ctx, batch)
 	}, func(cur, old time.Time) time.Time {
 		if old.After(cur) {
 			return old
