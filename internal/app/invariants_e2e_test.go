@@ -99,7 +99,7 @@ func TestReplayedEventsAreNotAppliedAgain(t *testing.T) {
 	}
 	// results reads the ticket events counted with result ("ok" = applied).
 	results := func(result string) float64 {
-		n, _ := metricAt(st.client, st.Replicas[0].Addr, `wxgate_events_total{info_type="component_verify_ticket",result="`+result+`"}`)
+		n, _ := metricAt(st.client, st.Replicas[0].Addr, `wxgate_events_total{component="`+testComponentAppID+`",info_type="component_verify_ticket",result="`+result+`"}`)
 		return n
 	}
 	body, q := seal("ticket@@@replay-fresh", time.Now())

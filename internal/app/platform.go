@@ -165,7 +165,9 @@ func buildPlatform(ctx context.Context, r replicaServices, s platform.Settings) 
 // hasPlatform is tenant.Platforms as a function.
 type hasPlatform func(ctx context.Context, appid string) (bool, error)
 
-func (f hasPlatform) HasPlatform(ctx context.Context, appid string) (bool, error) { return f(ctx, appid) }
+func (f hasPlatform) HasPlatform(ctx context.Context, appid string) (bool, error) {
+	return f(ctx, appid)
+}
 
 // platforms is the registry as the router uses it.
 type platforms struct {
@@ -187,7 +189,9 @@ func (p platforms) Platform(ctx context.Context, appid string) (httpapi.Platform
 
 func (p platforms) DefaultPlatform() httpapi.PlatformDeps { return p.reg.Default().api }
 
-func (p platforms) ListPlatforms(ctx context.Context) ([]platform.Info, error) { return p.reg.List(ctx) }
+func (p platforms) ListPlatforms(ctx context.Context) ([]platform.Info, error) {
+	return p.reg.List(ctx)
+}
 
 func (p platforms) AddPlatform(ctx context.Context, s platform.Settings) (platform.Info, error) {
 	return p.reg.Add(ctx, s)

@@ -128,11 +128,11 @@ func TestDailyQuotaRefusedLocallyAndCleared(t *testing.T) {
 		// The gauges follow at the next sync: nothing left, one account low.
 		eventually(t, 5*time.Second, "the quota gauges of getFans at 0 left, 1 account low", func() bool {
 			m := metricsOf(t, r)
-			return strings.Contains(m, "\nwxgate_wechat_quota_remaining{api=\"getFans\"} 0\n") &&
-				strings.Contains(m, "\nwxgate_wechat_quota_low_accounts{api=\"getFans\"} 1\n")
+			return strings.Contains(m, "\nwxgate_wechat_quota_remaining{api=\"getFans\",component=\""+testComponentAppID+"\"} 0\n") &&
+				strings.Contains(m, "\nwxgate_wechat_quota_low_accounts{api=\"getFans\",component=\""+testComponentAppID+"\"} 1\n")
 		})
-		if m := metricsOf(t, r); !strings.Contains(m, "\nwxgate_wechat_quota_remaining{api=\"getTags\"} 20\n") ||
-			!strings.Contains(m, "\nwxgate_wechat_quota_low_accounts{api=\"getTags\"} 0\n") {
+		if m := metricsOf(t, r); !strings.Contains(m, "\nwxgate_wechat_quota_remaining{api=\"getTags\",component=\""+testComponentAppID+"\"} 20\n") ||
+			!strings.Contains(m, "\nwxgate_wechat_quota_low_accounts{api=\"getTags\",component=\""+testComponentAppID+"\"} 0\n") {
 			t.Fatal("getTags, not called, should still show 20 left and no account low")
 		}
 	})
@@ -154,7 +154,7 @@ func TestDailyQuotaRefusedLocallyAndCleared(t *testing.T) {
 		if code, _, body := st.get("/v1/authorizers/"+quotaAccount+"/tags/134/fans", st.Key); code != 200 {
 			t.Fatalf("getTagFans has its own quota: %d %s", code, body)
 		}
-		if !strings.Contains(metricsOf(t, r), `wxgate_quota_refusals_total{api="getFans",scope="wechat_daily_quota"} 3`) {
+		if !strings.Contains(metricsOf(t, r), `wxgate_quota_refusals_total{api="getFans",component="`+testComponentAppID+`",scope="wechat_daily_quota"} 3`) {
 			t.Fatal("the refusals are not in wxgate_quota_refusals_total")
 		}
 	})

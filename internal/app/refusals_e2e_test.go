@@ -353,9 +353,9 @@ func TestExportsRefusalsAndUsage(t *testing.T) {
 		// The metrics count the same outcomes per tenant.
 		_, _, metrics := st.get("/metrics", "")
 		for _, want := range []string{
-			`wxgate_proxy_calls_total{api="getFans",code="rate_limited",surface="compat",tenant="` + st.TenantID + `"} 1`,
-			`wxgate_proxy_calls_total{api="getFans",code="not_found",surface="rest",tenant="` + st.TenantID + `"} 2`,
-			`wxgate_proxy_calls_total{api="getTagFans",code="upstream_unavailable",surface="export",tenant="` + st.TenantID + `"} 1`,
+			`wxgate_proxy_calls_total{api="getFans",code="rate_limited",component="` + testComponentAppID + `",surface="compat",tenant="` + st.TenantID + `"} 1`,
+			`wxgate_proxy_calls_total{api="getFans",code="not_found",component="` + testComponentAppID + `",surface="rest",tenant="` + st.TenantID + `"} 2`,
+			`wxgate_proxy_calls_total{api="getTagFans",code="upstream_unavailable",component="` + testComponentAppID + `",surface="export",tenant="` + st.TenantID + `"} 1`,
 		} {
 			if !strings.Contains(string(metrics), want+"\n") {
 				t.Errorf("/metrics lacks %s", want)

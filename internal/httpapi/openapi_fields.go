@@ -90,7 +90,7 @@ var fieldExamples = map[string]any{
 	"api":                "getFans",
 	"apis":               []any{},
 	"appid":              "wxd000000000c0ffee",
-	"aes_key":            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+	"aes_key":            "Q2hvb3NlIGEgcmFuZG9tIGtleSBmb3IgZWFjaCBwbGF",
 	"components":         []any{map[string]any{"appid": "wxc0ffee0000000001", "default": true, "created_at": nil, "event_url": "https://gw.example.com/wechat/events", "message_url": "https://gw.example.com/wechat/accounts/$APPID$/callback"}},
 	"default":            false,
 	"event_url":          "https://gw.example.com/wechat/components/wxc0ffee0000000002/events",
