@@ -37,6 +37,11 @@ var demoAccounts = []sim.AccountSpec{
 	{AppID: "wxd00000000000b00c", NickName: "Demo Books (set 100 only)", Followers: 800, PermissionSets: []int{100}},
 }
 
+// demoSecond is the demo's second third-party platform, registered through
+// the admin API: another brand of the same service provider. Demo Coffee
+// authorizes it too, for the second brand's tenant.
+var demoSecond = struct{ AppID, Tenant, Account string }{AppID: "wxd0c0000000000002", Tenant: "demo-two", Account: "wxd000000000c0ffee"}
+
 func randomB64(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -144,11 +149,15 @@ func runDemo(ctx context.Context, args []string, getenv Env, stdio IO) error {
 		if err != nil {
 			return fmt.Errorf("demo: setting up: %w", err)
 		}
+		key2, err := setUpSecondPlatform(gctx, gatewayURL, cfg.AdminToken.Reveal(), simulator, log)
+		if err != nil {
+			return fmt.Errorf("demo: setting up the second platform: %w", err)
+		}
 		signIn, err := gw.console.SignInLink(gctx)
 		if err != nil {
 			return fmt.Errorf("demo: console sign-in link: %w", err)
 		}
-		return printDemo(stdio.Stdout, demoBanner{Gateway: gatewayURL, Sim: simURL, SimAddr: simLn.Addr().String(), Tenant: tenantID, Key: key, Admin: cfg.AdminToken.Reveal(),
+		return printDemo(stdio.Stdout, demoBanner{Gateway: gatewayURL, Sim: simURL, SimAddr: simLn.Addr().String(), Tenant: tenantID, Key: key, Key2: key2, Second: demoSecond.AppID, Admin: cfg.AdminToken.Reveal(),
 			Console: gw.console.URL(), SignIn: signIn, Hook: hookURL})
 	})
 	err = grp.Wait()
@@ -196,6 +205,67 @@ func (d demoClient) do(ctx context.Context, method, path, bearer string, in, out
 		return resp.StatusCode, json.Unmarshal(raw, out)
 	}
 	return resp.StatusCode, nil
+}
+
+// setUpSecondPlatform registers the demo's second platform through the
+// admin API and with the simulator (WeChat), which pushes its ticket to the
+// platform's own event URL; creates its tenant and a key; and authorizes
+// Demo Coffee to it through the real flow, a second authorization of an
+// account the first platform already manages.
+func setUpSecondPlatform(ctx context.Context, gatewayURL, adminToken string, s *sim.Simulator, log *slog.Logger) (tenantKey string, err error) {
+	c := demoClient{base: gatewayURL, http: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	settings := sim.PlatformOptions{AppID: demoSecond.AppID, Secret: "demo-secret-" + randomHex(8), Token: "demotoken" + randomHex(4),
+		EncodingAESKey: strings.TrimRight(base64.StdEncoding.EncodeToString([]byte(randomHex(16))), "=")[:43]}
+	var created struct {
+		EventURL   string `json:"event_url"`
+		MessageURL string `json:"message_url"`
+	}
+	if _, err := c.do(ctx, http.MethodPost, "/admin/components", adminToken, map[string]any{"appid": settings.AppID, "secret": settings.Secret,
+		"token": settings.Token, "aes_key": settings.EncodingAESKey}, &created); err != nil {
+		return "", err
+	}
+	// The URLs the admin API answers are those entered on WeChat's
+	// platform page for it.
+	settings.EventURL, settings.MessageURL = created.EventURL, created.MessageURL
+	if err := s.AddPlatform(settings); err != nil {
+		return "", err
+	}
+	p, err := s.Platform(settings.AppID)
+	if err != nil {
+		return "", err
+	}
+	if _, err := p.PushTicket(ctx); err != nil {
+		return "", fmt.Errorf("push the second platform's ticket: %w", err)
+	}
+	var tn struct{ ID string }
+	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants", adminToken, map[string]any{"name": demoSecond.Tenant, "component_appid": settings.AppID}, &tn); err != nil {
+		return "", err
+	}
+	var key struct{ Key string }
+	if _, err := c.do(ctx, http.MethodPost, "/admin/tenants/"+tn.ID+"/keys", adminToken, map[string]any{"name": "demo-two key"}, &key); err != nil {
+		return "", err
+	}
+	var auth struct{ URL string }
+	if err := waitFor(ctx, 15*time.Second, func() error {
+		_, err := c.do(ctx, http.MethodPost, "/v1/authorizations", key.Key, map[string]any{"return_url": "https://brand-two.example/wxgate/done", "auth_type": 1, "biz_appid": demoSecond.Account}, &auth)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(auth.URL)
+	if err != nil {
+		return "", err
+	}
+	code, err := p.Authorize(ctx, demoSecond.Account, u.Query().Get("pre_auth_code"))
+	if err != nil {
+		return "", fmt.Errorf("authorize %s to the second platform: %w", demoSecond.Account, err)
+	}
+	cb := sim.RedirectURL(u.Query().Get("redirect_uri"), code)
+	if _, err := c.do(ctx, http.MethodGet, strings.TrimPrefix(cb, gatewayURL), "", nil, nil); err != nil {
+		return "", fmt.Errorf("callback %s on the second platform: %w", demoSecond.Account, err)
+	}
+	log.Info("demo account authorized to the second platform", "appid", demoSecond.Account, "component_appid", demoSecond.AppID)
+	return key.Key, nil
 }
 
 // setUpDemo makes the demo state through the public surfaces only: the
@@ -297,6 +367,11 @@ and this run's admin token (fresh every run):
 
   export ADMIN='{{.Admin}}'
 
+A second third-party platform, {{.Second}}, was registered through the admin API, with a
+tenant "demo-two" of its own; Demo Coffee authorized it too (a second, separate authorization):
+
+  export KEY2='{{.Key2}}'
+
 Accounts authorized through the real flow and bound to the tenant:
   wxd000000000c0ffee  Demo Coffee   23000 followers, tags 134 and 2, granted sets 1,2,11
   wxd0000000000bread  Demo Bakery   granted set 1 only  -> refused locally (permission_set_missing)
@@ -350,6 +425,15 @@ Try:
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants; echo
   curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/tenants/$TENANT/usage; echo
 
+  # several platforms: both listed with the URLs to enter on WeChat, the second's component state
+  curl -s -H "Authorization: Bearer $ADMIN" {{.Gateway}}/admin/components; echo
+  curl -s -H "Authorization: Bearer $ADMIN" "{{.Gateway}}/admin/component?component_appid={{.Second}}"; echo
+  # the second platform's tenant calls Demo Coffee with the second platform's own token
+  curl -s -H "Authorization: Bearer $KEY2" {{.Gateway}}/v1/authorizers; echo
+  curl -s -H "Authorization: Bearer $KEY2" {{.Gateway}}/v1/authorizers/wxd000000000c0ffee/fans | head -c 200; echo
+  # ...and never reaches the first platform's accounts (404 not_found)
+  curl -s -H "Authorization: Bearer $KEY2" {{.Gateway}}/v1/authorizers/wxd0000000000bread/fans; echo
+
   # a follower writes to Demo Coffee: queued for the tenant as a message.received event
   curl -s -X POST -d '{"content":"hello"}' {{.Sim}}/sim/accounts/wxd000000000c0ffee/messages; echo
 
@@ -361,6 +445,8 @@ Try:
 // demoBanner is what the demo prints once it is ready.
 type demoBanner struct {
 	Gateway, Sim, Tenant, Key, Admin string
+	// Key2 is the key of the second platform's tenant, Second its appid.
+	Key2, Second string
 	// SimAddr is the simulator's host:port.
 	SimAddr string
 	// Console is the console's URL; SignIn its one-time sign-in link.

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,7 +49,11 @@ func TestDemoBannerCommandsWork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sh := exec.CommandContext(ctx, "bash", "-c", script.String())
-	sh.Env = append(sh.Environ(), "KEY="+demo.Key, "ADMIN="+demo.Admin, "TENANT="+demo.Tenant)
+	key2 := regexp.MustCompile(`export KEY2='([^']+)'`).FindStringSubmatch(demo.Banner)
+	if key2 == nil {
+		t.Fatalf("the banner has no second platform's key:\n%s", demo.Banner)
+	}
+	sh.Env = append(sh.Environ(), "KEY="+demo.Key, "KEY2="+key2[1], "ADMIN="+demo.Admin, "TENANT="+demo.Tenant)
 	out, err := sh.CombinedOutput()
 	if err != nil {
 		t.Fatalf("bash: %v\n%s", err, out)
@@ -68,9 +73,14 @@ func TestDemoBannerCommandsWork(t *testing.T) {
 				t.Fatalf("exit %s: %s", status, got)
 			}
 			refusal := strings.Contains(c.comment, "refusal")
+			elsewhere := strings.Contains(c.comment, "404 not_found")
 			switch {
 			case strings.HasPrefix(c.line, "NEXT="):
 				// output-free: checked by the line that uses $NEXT
+			case elsewhere:
+				if !strings.Contains(got, `"not_found"`) {
+					t.Fatalf("want not_found, got %s", got)
+				}
 			case refusal:
 				if !strings.Contains(got, "permission_set_missing") && !strings.Contains(got, `"errcode":61007`) {
 					t.Fatalf("want the announced refusal, got %s", got)

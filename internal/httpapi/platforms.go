@@ -32,7 +32,7 @@ type Platforms interface {
 type onePlatform struct{ p PlatformDeps }
 
 func (o onePlatform) Platform(_ context.Context, appid string) (PlatformDeps, error) {
-	if appid == "" || appid == o.p.ComponentAppID {
+	if appid == "" || o.p.ComponentAppID == "" || appid == o.p.ComponentAppID {
 		return o.p, nil
 	}
 	return PlatformDeps{}, errs.E(errs.NotFound, "no such platform")

@@ -45,7 +45,7 @@ func TestPlatformsRegistry(t *testing.T) {
 			if err := s.DeletePlatform(ctx, other); !errs.Is(err, errs.Conflict) {
 				t.Fatalf("DeletePlatform with a tenant: %v, want conflict", err)
 			}
-			if err := s.DeleteTenant(ctx, other, tn.ID); err != nil {
+			if err := s.DeleteTenant(ctx, tn.ID); err != nil {
 				t.Fatal(err)
 			}
 		})
