@@ -70,9 +70,9 @@ type FlowOptions struct {
 	// under PublicURL (default /wechat/callback; another platform of the
 	// deployment has its own).
 	CallbackPath string
-	Now                       func() time.Time
-	Logger                    *slog.Logger
-	Metrics                   *obs.Metrics
+	Now          func() time.Time
+	Logger       *slog.Logger
+	Metrics      *obs.Metrics
 	// OnAuthorizerChanged, when set, sees every authorizer the flow
 	// writes, so this replica's token cache is current at once (other
 	// replicas catch up by polling).

@@ -33,9 +33,9 @@ type PlatformDeps struct {
 	Component ComponentStatus
 	// Proxy calls the platform's accounts' proxied APIs (proxy.Service);
 	// nil uses Deps.Proxy.Service.
-	Proxy Proxy
-	Metrics   *obs.Metrics
-	Now       func() time.Time
+	Proxy   Proxy
+	Metrics *obs.Metrics
+	Now     func() time.Time
 }
 
 // EventReceiver is the platform's event policy.

@@ -22,7 +22,7 @@ const (
 	ctxAPI     = "wxgate.api"
 	// ctxPlatform holds the calling tenant's PlatformDeps.
 	ctxPlatform = "wxgate.platform"
-	ctxWeChat  = "wxgate.wechat_errcode"
+	ctxWeChat   = "wxgate.wechat_errcode"
 )
 
 // requestIDHeader carries the request id in and out.
