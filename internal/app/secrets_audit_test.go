@@ -354,6 +354,33 @@ func TestSecretsAudit(t *testing.T) {
 		c.allow(w.Secret) // docs/api.md, "Webhooks": the secret is shown when the webhook is created
 	})
 
+	// A second platform, registered through the admin API: its settings
+	// travel in one request body and must never come back out.
+	t.Run("second platform registered", func(t *testing.T) {
+		second := sim.PlatformOptions{AppID: "wxc0ffee00000a0d17", Secret: "audit-second-platform-secret", Token: "auditsecondtoken",
+			EncodingAESKey: "AuditSecondPlatformKey0123456789abcdefghijk"}
+		second.EventURL = st.SimURL + "/relay/wechat/components/" + second.AppID + "/events"
+		for kind, v := range map[string]string{"second platform's secret": second.Secret, "second platform's Token": second.Token,
+			"second platform's EncodingAESKey": second.EncodingAESKey} {
+			secrets.add(kind, v)
+		}
+		c.do(t, http.MethodPost, "/admin/components", admin, map[string]any{"appid": second.AppID, "secret": second.Secret,
+			"token": second.Token, "aes_key": second.EncodingAESKey}, 201)
+		if err := st.Sim.AddPlatform(second); err != nil {
+			t.Fatal(err)
+		}
+		p, err := st.Sim.Platform(second.AppID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticket, err := p.PushTicket(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets.add("second platform's ticket", ticket)
+		c.do(t, http.MethodGet, "/admin/components", admin, nil, 200)
+	})
+
 	t.Run("events and authorization", func(t *testing.T) {
 		ticket, err := st.Sim.PushTicket(ctx)
 		if err != nil {
