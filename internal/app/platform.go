@@ -149,7 +149,7 @@ func buildPlatform(ctx context.Context, r replicaServices, s platform.Settings) 
 		appid: s.AppID, credentials: credentials, authorizers: authorizers, flow: flow, quotas: quotas, proxied: proxied,
 		api: httpapi.PlatformDeps{
 			ComponentAppID: s.AppID, Events: events, Messages: messages, Flow: flow, Directory: st,
-			Authorizers: authorizers, Component: credentials, Proxy: proxied, Metrics: metrics, Now: now,
+			Authorizers: authorizers, Component: credentials, Tickets: credentials, Proxy: proxied, Metrics: metrics, Now: now,
 		},
 	}
 	work := func(ctx context.Context) error {
@@ -188,6 +188,14 @@ func (p platforms) Platform(ctx context.Context, appid string) (httpapi.Platform
 }
 
 func (p platforms) DefaultPlatform() httpapi.PlatformDeps { return p.reg.Default().api }
+
+func (p platforms) RunningPlatforms() []httpapi.PlatformDeps {
+	var out []httpapi.PlatformDeps
+	for _, s := range p.reg.All() {
+		out = append(out, s.api)
+	}
+	return out
+}
 
 func (p platforms) ListPlatforms(ctx context.Context) ([]platform.Info, error) {
 	return p.reg.List(ctx)

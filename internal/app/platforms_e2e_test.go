@@ -105,6 +105,13 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 				return exp != ""
 			})
 		}
+		for _, r := range st.Replicas {
+			eventually(t, 5*time.Second, "/readyz on "+r.Addr+" reporting the second platform's ticket", func() bool {
+				code, raw := st.callOn(r, http.MethodGet, "/readyz", "", nil, nil)
+				return code == 200 && strings.Contains(string(raw), "component: ticket received\n") &&
+					strings.Contains(string(raw), "component "+secondComponent+": ticket received\n")
+			})
+		}
 		var list struct {
 			Components []struct {
 				AppID   string `json:"appid"`

@@ -31,6 +31,8 @@ type PlatformDeps struct {
 	Authorizers Authorizers
 	// Component reports the ticket and component token (component.Credentials).
 	Component ComponentStatus
+	// Tickets says whether the platform's first ticket arrived (/readyz).
+	Tickets TicketWaiter
 	// Proxy calls the platform's accounts' proxied APIs (proxy.Service);
 	// nil uses Deps.Proxy.Service.
 	Proxy   Proxy

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -37,7 +38,7 @@ type TicketWaiter interface {
 	TicketWait() (waited time.Duration, ok bool)
 }
 
-func handleReadyz(store Pinger, wx Reacher, tickets TicketWaiter, log *slog.Logger) gin.HandlerFunc {
+func handleReadyz(store Pinger, wx Reacher, tickets TicketWaiter, ps Platforms, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 		defer cancel()
@@ -46,7 +47,7 @@ func handleReadyz(store Pinger, wx Reacher, tickets TicketWaiter, log *slog.Logg
 			c.String(http.StatusServiceUnavailable, "store unreachable")
 			return
 		}
-		c.String(http.StatusOK, "ready\nstore: ok\n"+wechatLine(wx)+ticketLine(tickets))
+		c.String(http.StatusOK, "ready\nstore: ok\n"+wechatLine(wx)+ticketLine(tickets)+otherTicketLines(ps))
 	}
 }
 
@@ -66,6 +67,31 @@ func ticketLine(tickets TicketWaiter) string {
 		line += "hint: WeChat pushes tickets to the authorization event URL (PUBLIC_URL/wechat/events) set on the Open Platform; outside production, start `wxgate sim` with --event-url pointing here\n"
 	}
 	return line
+}
+
+// otherTicketLines gives each registered platform's ticket line after the
+// default's: "component wx…: …", with its own event URL in the hint.
+func otherTicketLines(ps Platforms) string {
+	if ps == nil {
+		return ""
+	}
+	var b strings.Builder
+	def := ps.DefaultPlatform().ComponentAppID
+	for _, p := range ps.RunningPlatforms() {
+		if p.ComponentAppID == def || p.Tickets == nil {
+			continue
+		}
+		waited, ok := p.Tickets.TicketWait()
+		if !ok {
+			fmt.Fprintf(&b, "component %s: ticket received\n", p.ComponentAppID)
+			continue
+		}
+		fmt.Fprintf(&b, "component %s: no component_verify_ticket yet (waited %s)\n", p.ComponentAppID, waited.Round(time.Second))
+		if waited >= component.NoTicketWarning {
+			fmt.Fprintf(&b, "hint: WeChat pushes this platform's tickets to PUBLIC_URL/wechat/components/%s/events, its authorization event URL on the Open Platform\n", p.ComponentAppID)
+		}
+	}
+	return b.String()
 }
 
 // wechatLine is /readyz's plain statement of WeChat's reachability.

@@ -20,6 +20,9 @@ type Platforms interface {
 	Platform(ctx context.Context, componentAppID string) (PlatformDeps, error)
 	// DefaultPlatform is WXGATE_COMPONENT_*'s platform.
 	DefaultPlatform() PlatformDeps
+	// RunningPlatforms are the platforms this replica serves, the default
+	// first (/readyz reports each one's ticket).
+	RunningPlatforms() []PlatformDeps
 	// ListPlatforms, AddPlatform and RemovePlatform are the admin API's
 	// (platform.Registry: invalid_argument, conflict, not_found).
 	ListPlatforms(ctx context.Context) ([]platform.Info, error)
@@ -37,7 +40,8 @@ func (o onePlatform) Platform(_ context.Context, appid string) (PlatformDeps, er
 	}
 	return PlatformDeps{}, errs.E(errs.NotFound, "no such platform")
 }
-func (o onePlatform) DefaultPlatform() PlatformDeps { return o.p }
+func (o onePlatform) DefaultPlatform() PlatformDeps    { return o.p }
+func (o onePlatform) RunningPlatforms() []PlatformDeps { return []PlatformDeps{o.p} }
 func (o onePlatform) ListPlatforms(context.Context) ([]platform.Info, error) {
 	return []platform.Info{{AppID: o.p.ComponentAppID, Default: true}}, nil
 }

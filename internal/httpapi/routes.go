@@ -13,7 +13,7 @@ import (
 func addRoutes(r *gin.Engine, d Deps) {
 	// Operations (docs/api.md, "Operations"): no authentication.
 	r.GET("/healthz", handleHealthz())
-	r.GET("/readyz", handleReadyz(d.Store, d.WeChat, d.Tickets, d.Logger))
+	r.GET("/readyz", handleReadyz(d.Store, d.WeChat, d.Tickets, d.Platforms, d.Logger))
 	r.GET("/metrics", handleMetrics(d.Metrics))
 	r.GET("/openapi.json", handleOpenAPI())
 
