@@ -1,7 +1,9 @@
 package app
 
 import (
+	"context"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -27,5 +29,27 @@ func TestHistogramQuantile(t *testing.T) {
 	}
 	if (histogram{}).quantile(0.99) != 0 {
 		t.Error("an empty histogram has a quantile")
+	}
+}
+
+// TestLoadPacedKeepsItsSchedule: the paced load sends at its rate however
+// fast the calls answer (an unpaced loop would send thousands), and a call
+// held up behind a slow one is charged from its scheduled time.
+func TestLoadPacedKeepsItsSchedule(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	res := loadPaced(context.Background(), 4, 200, 500*time.Millisecond, func(context.Context) error {
+		if calls.Add(1) == 1 {
+			time.Sleep(120 * time.Millisecond) // the first call is slow: its worker's next calls are late
+		}
+		return nil
+	})
+	if res.n < 50 || res.n > 110 {
+		t.Fatalf("%d calls in 0.5 s at 200/s, want about 100", res.n)
+	}
+	// The slow call's worker owed five calls meanwhile (one per 20 ms):
+	// they are charged their wait, so the slowest few exceed 50 ms.
+	if got := res.lat[len(res.lat)-3]; got < 50*time.Millisecond {
+		t.Fatalf("third slowest latency %s, want the calls scheduled during the slow one charged their wait", got)
 	}
 }
