@@ -11,6 +11,7 @@ import (
 	"github.com/wxgate/wxgate/internal/authorizer"
 	"github.com/wxgate/wxgate/internal/component"
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/console"
 	"github.com/wxgate/wxgate/internal/httpapi"
 	"github.com/wxgate/wxgate/internal/message"
 	"github.com/wxgate/wxgate/internal/obs"
@@ -207,4 +208,38 @@ func (p platforms) AddPlatform(ctx context.Context, s platform.Settings) (platfo
 
 func (p platforms) RemovePlatform(ctx context.Context, appid string) error {
 	return p.reg.Remove(ctx, appid)
+}
+
+// consolePlatforms is the registry as the operator console uses it: the
+// platforms this replica runs, from memory.
+type consolePlatforms struct {
+	reg *platform.Registry[*platformStack]
+}
+
+var _ console.Platforms = consolePlatforms{}
+
+func (p consolePlatforms) List() []console.PlatformView {
+	all := p.reg.All()
+	out := make([]console.PlatformView, 0, len(all))
+	for _, s := range all {
+		out = append(out, p.view(s))
+	}
+	return out
+}
+
+func (p consolePlatforms) Get(appid string) (console.PlatformView, bool) {
+	s, ok := p.reg.Peek(appid)
+	if !ok {
+		return console.PlatformView{}, false
+	}
+	return p.view(s), true
+}
+
+func (p consolePlatforms) DefaultAppID() string { return p.reg.DefaultAppID() }
+
+func (p consolePlatforms) view(s *platformStack) console.PlatformView {
+	return console.PlatformView{
+		AppID: s.appid, Default: s.appid == p.reg.DefaultAppID(),
+		Authorizers: s.authorizers, Flow: s.flow, Component: s.credentials, Quotas: s.quotas, QuotaClearer: s.proxied,
+	}
 }

@@ -224,10 +224,9 @@ func newGateway(ctx context.Context, cfg config.Config, st *store.Store, log *sl
 
 	// The operator console, over the same services (no HTTP calls to itself).
 	cons, err := console.New(console.Options{
-		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, ComponentAppID: cfg.ComponentAppID,
-		Tenants: tenants.Admin, Directory: tenants.Directory, Authorizers: def.authorizers, Flow: def.flow,
-		Component: def.credentials, Calls: st, Pending: st, Sessions: st, Webhooks: webhooks, WebhookQueue: st,
-		Quotas: def.quotas, QuotaClearer: def.proxied, StatusOf: httpapi.StatusOf,
+		AdminToken: cfg.AdminToken, PublicURL: cfg.PublicURL, Platforms: consolePlatforms{reg: reg},
+		Tenants: tenants.Admin, Directory: tenants.Directory, Calls: st, Pending: st, Sessions: st,
+		Webhooks: webhooks, WebhookQueue: st, StatusOf: httpapi.StatusOf,
 		IdleTimeout: consoleIdleTimeout, Now: now, Logger: log,
 	})
 	if err != nil {

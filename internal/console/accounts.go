@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wxgate/wxgate/internal/config"
+	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/store"
 )
 
@@ -29,6 +30,7 @@ type accountRow struct {
 type tenantRef struct{ ID, Name string }
 
 type accountsData struct {
+	platformPick
 	Q, Status, Tenant, TenantName, Sort string
 	// OnlyPending lists only the accounts waiting for an approval;
 	// PendingAccounts counts those.
@@ -41,14 +43,25 @@ type accountsData struct {
 
 var accountStatuses = []string{store.StatusAuthorized, store.StatusNeedsReauthorization, store.StatusUnauthorized}
 
-// accountsPage lists accounts from the authorizer manager's memory,
-// filtered (text in the appid or nick name, status, tenant, waiting for an
-// approval), sorted and paged on the server: thousands of accounts cost
-// one small store query (the pending bindings) and render one page of rows.
+// accountsPage lists one platform's accounts (picked with ?platform=, the
+// default platform otherwise; filtered by a tenant, the tenant's platform)
+// from its authorizer manager's memory, filtered (text in the appid or nick
+// name, status, tenant, waiting for an approval), sorted and paged on the
+// server: thousands of accounts cost one small store query (the pending
+// bindings) and render one page of rows.
 func (c *Console) accountsPage(g *gin.Context, p *page) error {
 	d := accountsData{Q: strings.TrimSpace(g.Query("q")), Status: g.Query("status"), Tenant: g.Query("tenant"),
 		Sort: g.DefaultQuery("sort", "appid"), Statuses: accountStatuses, OnlyPending: g.Query("pending") == "1"}
-	pending, err := c.pendingTenants(g.Request.Context())
+	named := platformParam(g)
+	if named == "" && d.Tenant != "" {
+		named, _ = c.o.Directory.ComponentOf(d.Tenant)
+	}
+	pf, err := c.platformByAppID(named)
+	if err != nil {
+		return err
+	}
+	d.platformPick = c.pick(pf, basePath+"/accounts")
+	pending, err := c.pendingTenants(g.Request.Context(), pf)
 	if err != nil {
 		return err
 	}
@@ -66,7 +79,7 @@ func (c *Console) accountsPage(g *gin.Context, p *page) error {
 		}
 	}
 	lq := strings.ToLower(d.Q)
-	all := c.o.Authorizers.List()
+	all := pf.Authorizers.List()
 	// Sort pointers: swapping 10,000 whole accounts costs more than the rest of the page.
 	match := make([]*store.Authorizer, 0, len(all))
 	for i := range all {
@@ -99,6 +112,9 @@ func (c *Console) accountsPage(g *gin.Context, p *page) error {
 		if d.OnlyPending {
 			q.Set("pending", "1")
 		}
+		if !pf.Default {
+			q.Set("platform", pf.AppID)
+		}
 		return basePath + "/accounts?" + q.Encode()
 	})
 	d.Pager = pg
@@ -111,10 +127,11 @@ func (c *Console) accountsPage(g *gin.Context, p *page) error {
 	return nil
 }
 
-// pendingTenants maps each account waiting for an approval to the tenants
-// whose authorization waits, named from the directory.
-func (c *Console) pendingTenants(ctx context.Context) (map[string][]tenantRef, error) {
-	list, err := c.o.Pending.PendingBindings(ctx, c.o.ComponentAppID)
+// pendingTenants maps each of the platform's accounts waiting for an
+// approval to the tenants whose authorization waits, named from the
+// directory.
+func (c *Console) pendingTenants(ctx context.Context, pf PlatformView) (map[string][]tenantRef, error) {
+	list, err := c.o.Pending.PendingBindings(ctx, pf.AppID)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +158,7 @@ func (c *Console) accountRow(a store.Authorizer) accountRow {
 }
 
 type accountData struct {
+	platformPick
 	Account          accountRow
 	AuthorizedAt     time.Time
 	TokenRefreshedAt time.Time
@@ -153,15 +171,19 @@ type accountData struct {
 	Quotas []quotaRow
 }
 
-// accountPage shows one account with its tenants.
+// accountPage shows one account of one platform with its tenants.
 func (c *Console) accountPage(g *gin.Context, p *page) error {
 	appid := g.Param("appid")
-	a, ok := c.o.Authorizers.Get(appid)
-	if !ok || !config.ValidAppID(appid) {
+	if !config.ValidAppID(appid) {
 		return errAccountNotFound
 	}
-	d := accountData{Account: c.accountRow(a), AuthorizedAt: a.AuthorizedAt, TokenRefreshedAt: a.TokenRefreshedAt, UpdatedAt: a.UpdatedAt}
-	pending, err := c.pendingTenants(g.Request.Context())
+	pf, a, err := c.accountPlatform(g, appid)
+	if err != nil {
+		return err
+	}
+	d := accountData{platformPick: c.pick(pf, basePath+"/accounts"), Account: c.accountRow(a),
+		AuthorizedAt: a.AuthorizedAt, TokenRefreshedAt: a.TokenRefreshedAt, UpdatedAt: a.UpdatedAt}
+	pending, err := c.pendingTenants(g.Request.Context(), pf)
 	if err != nil {
 		return err
 	}
@@ -172,15 +194,15 @@ func (c *Console) accountPage(g *gin.Context, p *page) error {
 			d.Caps[t.ID] = n
 		}
 	}
-	d.Quotas = c.accountQuotas(appid)
+	d.Quotas = accountQuotas(pf, appid)
 	tenants, err := c.o.Tenants.ListTenants(g.Request.Context())
 	if err != nil {
 		return err
 	}
-	bound := c.o.Directory.BoundTenants(c.o.ComponentAppID, appid)
+	bound := c.o.Directory.BoundTenants(pf.AppID, appid)
 	for _, t := range tenants {
 		// Only the account's platform's tenants may be bound to it.
-		if t.ComponentAppID == c.o.ComponentAppID && !containsSorted(bound, t.ID) && !slices.ContainsFunc(d.Account.Pending, func(r tenantRef) bool { return r.ID == t.ID }) {
+		if cmp.Or(t.ComponentAppID, c.o.Platforms.DefaultAppID()) == pf.AppID && !containsSorted(bound, t.ID) && !slices.ContainsFunc(d.Account.Pending, func(r tenantRef) bool { return r.ID == t.ID }) {
 			d.Others = append(d.Others, tenantRef{ID: t.ID, Name: t.Name})
 		}
 	}
@@ -188,19 +210,28 @@ func (c *Console) accountPage(g *gin.Context, p *page) error {
 	return nil
 }
 
-func accountURL(appid, flash string) string {
-	return basePath + "/accounts/" + url.PathEscape(appid) + "?flash=" + flash
+// accountURL is an account's page on platform pf, with a flash message.
+func accountURL(pf PlatformView, appid, flash string) string {
+	u := basePath + "/accounts/" + url.PathEscape(appid) + "?"
+	if q := platformQuery(pf); q != "" {
+		u += q + "&"
+	}
+	return u + "flash=" + flash
 }
 
-// handleRefresh forces a token refresh of the account.
+// handleRefresh forces a token refresh of the platform's account.
 func (c *Console) handleRefresh() gin.HandlerFunc {
 	return func(g *gin.Context) {
 		appid := g.Param("appid")
-		if _, err := c.o.Authorizers.ForceRefresh(g.Request.Context(), appid); err != nil {
+		pf, _, err := c.accountPlatform(g, appid)
+		if err == nil {
+			_, err = pf.Authorizers.ForceRefresh(g.Request.Context(), appid)
+		}
+		if err != nil {
 			c.showError(g, "account", c.accountPage, err)
 			return
 		}
-		g.Redirect(http.StatusSeeOther, accountURL(appid, "token_refreshed"))
+		g.Redirect(http.StatusSeeOther, accountURL(pf, appid, "token_refreshed"))
 	}
 }
 
@@ -252,7 +283,11 @@ func (c *Console) handleRefuse(side bindSide) gin.HandlerFunc {
 	return func(g *gin.Context) {
 		ctx := g.Request.Context()
 		tenantID, appid := g.Param("id"), g.Param("appid")
-		pending, err := c.pendingTenants(ctx)
+		pf, err := c.bindingPlatform(g, side, tenantID)
+		var pending map[string][]tenantRef
+		if err == nil {
+			pending, err = c.pendingTenants(ctx, pf)
+		}
 		if err == nil && !slices.ContainsFunc(pending[appid], func(r tenantRef) bool { return r.ID == tenantID }) {
 			err = errNoPendingBinding
 		}
@@ -261,6 +296,19 @@ func (c *Console) handleRefuse(side bindSide) gin.HandlerFunc {
 		}
 		c.bindingDone(g, side, tenantID, appid, "refused", err)
 	}
+}
+
+// bindingPlatform is the platform of a binding form: the tenant's own
+// from the tenant's page, the one the account's page shows otherwise.
+func (c *Console) bindingPlatform(g *gin.Context, side bindSide, tenantID string) (PlatformView, error) {
+	if side == bindFromAccount {
+		return c.pickedPlatform(g)
+	}
+	appid, ok := c.o.Directory.ComponentOf(tenantID)
+	if !ok {
+		return PlatformView{}, errs.E(errs.NotFound, "tenant not found")
+	}
+	return c.platformByAppID(appid)
 }
 
 // bindingDone answers a binding form: back to the page it came from, with
@@ -272,7 +320,8 @@ func (c *Console) bindingDone(g *gin.Context, side bindSide, tenantID, appid, fl
 	case err != nil:
 		c.showError(g, "tenant", c.tenantPage, err)
 	case side == bindFromAccount:
-		g.Redirect(http.StatusSeeOther, accountURL(appid, flash))
+		pf, _ := c.pickedPlatform(g)
+		g.Redirect(http.StatusSeeOther, accountURL(pf, appid, flash))
 	default:
 		g.Redirect(http.StatusSeeOther, tenantURL(tenantID, flash))
 	}

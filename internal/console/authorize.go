@@ -20,7 +20,10 @@ import (
 const qrSize = 280
 
 type authorizeData struct {
-	Tenants  []store.Tenant
+	Tenants []store.Tenant
+	// Several: the deployment has more than one platform (each tenant
+	// option names its platform).
+	Several  bool
 	Tenant   string
 	AuthType int
 	BizAppID string
@@ -48,7 +51,10 @@ func (c *Console) authorizePage(g *gin.Context, p *page) error {
 	if err != nil {
 		return err
 	}
-	d := authorizeData{Tenants: tenants, Tenant: g.Query("tenant"), AuthType: 1, ReturnURL: c.doneURL()}
+	for i := range tenants {
+		tenants[i].ComponentAppID = c.tenantPlatformRef(tenants[i].ComponentAppID).AppID
+	}
+	d := authorizeData{Tenants: tenants, Several: len(c.o.Platforms.List()) > 1, Tenant: g.Query("tenant"), AuthType: 1, ReturnURL: c.doneURL()}
 	if g.Request.Method == http.MethodPost {
 		d.Tenant, d.BizAppID, d.ReturnURL = g.PostForm("tenant"), g.PostForm("biz_appid"), g.PostForm("return_url")
 		d.AuthType, _ = strconv.Atoi(g.PostForm("auth_type"))
@@ -57,8 +63,9 @@ func (c *Console) authorizePage(g *gin.Context, p *page) error {
 	return nil
 }
 
-// handleAuthorize starts an authorization for the tenant and shows its PC
-// and mobile links with a QR code of the mobile one.
+// handleAuthorize starts an authorization for the tenant with its own
+// platform's flow and shows its PC and mobile links with a QR code of the
+// mobile one.
 func (c *Console) handleAuthorize() gin.HandlerFunc {
 	return func(g *gin.Context) {
 		ctx := g.Request.Context()
@@ -76,7 +83,12 @@ func (c *Console) handleAuthorize() gin.HandlerFunc {
 		if returnURL == "" {
 			returnURL = c.doneURL()
 		}
-		auth, err := c.o.Flow.CreateAuthorization(ctx, t.ID, component.AuthorizationRequest{
+		pf, err := c.tenantPlatform(t)
+		if err != nil {
+			c.showError(g, "authorize", c.authorizePage, err)
+			return
+		}
+		auth, err := pf.Flow.CreateAuthorization(ctx, t.ID, component.AuthorizationRequest{
 			ReturnURL: returnURL, AuthType: authType, BizAppID: strings.TrimSpace(g.PostForm("biz_appid")),
 		})
 		if err != nil {

@@ -39,24 +39,19 @@ type Options struct {
 	// PublicURL is WXGATE_PUBLIC_URL: https there makes the cookie Secure,
 	// and authorization links return to its /console/authorize/done.
 	PublicURL string
-	// ComponentAppID scopes the per-minute call counts.
-	ComponentAppID string
+	// Platforms are the deployment's third-party platforms, each with its
+	// accounts, authorization flow, component status and quotas.
+	Platforms Platforms
 
-	Tenants     TenantAdmin
-	Directory   Directory
-	Authorizers Authorizers
-	Flow        AuthorizationFlow
-	Component   ComponentStatus
-	Calls       CallCounts
-	Pending     PendingBindings
-	Sessions    SessionStore
+	Tenants   TenantAdmin
+	Directory Directory
+	Calls     CallCounts
+	Pending   PendingBindings
+	Sessions  SessionStore
 	// Webhooks shows each tenant's webhook and deliveries and redelivers;
 	// WebhookQueue the queue across tenants.
 	Webhooks     Webhooks
 	WebhookQueue WebhookQueue
-	// Quotas are the daily quotas; QuotaClearer clears an account's.
-	Quotas       Quotas
-	QuotaClearer QuotaClearer
 
 	// IdleTimeout ends a session not used for that long; SessionLifetime
 	// ends any session that long after sign-in; SignInCodeTTL bounds a
@@ -80,9 +75,8 @@ type Console struct {
 
 // New checks the options and parses the embedded templates.
 func New(o Options) (*Console, error) {
-	if o.Tenants == nil || o.Directory == nil || o.Authorizers == nil || o.Flow == nil || o.Component == nil ||
-		o.Calls == nil || o.Pending == nil || o.Sessions == nil || o.Webhooks == nil || o.WebhookQueue == nil ||
-		o.Quotas == nil || o.QuotaClearer == nil {
+	if o.Platforms == nil || o.Tenants == nil || o.Directory == nil || o.Calls == nil || o.Pending == nil ||
+		o.Sessions == nil || o.Webhooks == nil || o.WebhookQueue == nil {
 		return nil, errors.New("console: every service is required")
 	}
 	u, err := url.Parse(o.PublicURL)

@@ -76,6 +76,38 @@ type Directory interface {
 	// DailyLimit is the operator's cap on tenantID's calls per API and
 	// day on appid (0: none).
 	DailyLimit(tenantID, appid string) int64
+	// ComponentOf returns the appid of the platform the tenant belongs to
+	// and whether the tenant exists.
+	ComponentOf(tenantID string) (string, bool)
+}
+
+// PlatformView is one third-party platform of the deployment as the
+// console uses it: its appid and its own services on this replica.
+type PlatformView struct {
+	// AppID is the platform's component appid; Default marks the one
+	// configured by WXGATE_COMPONENT_*.
+	AppID   string
+	Default bool
+
+	Authorizers  Authorizers
+	Flow         AuthorizationFlow
+	Component    ComponentStatus
+	Quotas       Quotas
+	QuotaClearer QuotaClearer
+}
+
+// Platforms are the third-party platforms this replica runs (the platform
+// registry), read from memory: a platform registered on another replica a
+// moment ago appears once this replica has learned of it.
+type Platforms interface {
+	// List returns every running platform, the default first, then by
+	// registration.
+	List() []PlatformView
+	// Get returns one running platform; false if this replica does not
+	// run it.
+	Get(appid string) (PlatformView, bool)
+	// DefaultAppID is the default platform's appid.
+	DefaultAppID() string
 }
 
 // Authorizers is the authorizer manager (authorizer.Manager): its

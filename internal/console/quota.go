@@ -54,6 +54,7 @@ type capRow struct {
 }
 
 type quotaData struct {
+	platformPick
 	// Accounts have a known limit; Low rows are below lowQuotaShare.
 	Accounts, Low int
 	LowOnly       bool
@@ -72,19 +73,26 @@ type quotaData struct {
 // remaining per account and API, the lowest share first), the operator's
 // caps on bindings with a form to set, change or clear one, and when the
 // quotas reset (Beijing midnight).
+//
+// It shows one platform at a time (picked with ?platform=, the default
+// otherwise): its accounts' quotas and the caps of its tenants.
 func (c *Console) quotaPage(g *gin.Context, p *page) error {
 	ctx := g.Request.Context()
 	now := c.o.Now()
-	d := quotaData{Q: strings.TrimSpace(g.Query("q")), LowOnly: g.Query("low") == "1", ResetsAt: quota.NextReset(now)}
+	pf, err := c.pickedPlatform(g)
+	if err != nil {
+		return err
+	}
+	d := quotaData{platformPick: c.pick(pf, basePath+"/quota"), Q: strings.TrimSpace(g.Query("q")), LowOnly: g.Query("low") == "1", ResetsAt: quota.NextReset(now)}
 	lq := strings.ToLower(d.Q)
-	known := c.o.Quotas.Known()
+	known := pf.Quotas.Known()
 	rows := make([]quotaRow, 0, len(known))
 	last := ""
 	for _, k := range known {
 		if k.AppID != last {
 			d.Accounts, last = d.Accounts+1, k.AppID
 		}
-		a, _ := c.o.Authorizers.Get(k.AppID)
+		a, _ := pf.Authorizers.Get(k.AppID)
 		r := newQuotaRow(k.AppID, a.NickName, k.Status)
 		if r.Low {
 			d.Low++
@@ -105,6 +113,9 @@ func (c *Console) quotaPage(g *gin.Context, p *page) error {
 		if d.LowOnly {
 			q.Set("low", "1")
 		}
+		if !pf.Default {
+			q.Set("platform", pf.AppID)
+		}
 		return basePath + "/quota?" + q.Encode()
 	})
 	d.Pager, d.Rows = pg, rows[lo:hi]
@@ -114,6 +125,9 @@ func (c *Console) quotaPage(g *gin.Context, p *page) error {
 		return err
 	}
 	for _, t := range tenants {
+		if cmp.Or(t.ComponentAppID, c.o.Platforms.DefaultAppID()) != pf.AppID {
+			continue
+		}
 		d.Tenants = append(d.Tenants, tenantRef{ID: t.ID, Name: t.Name})
 		for _, appid := range c.o.Directory.BoundAppIDs(t.ID) {
 			limit := c.o.Directory.DailyLimit(t.ID, appid)
@@ -121,12 +135,12 @@ func (c *Console) quotaPage(g *gin.Context, p *page) error {
 				continue
 			}
 			r := capRow{TenantID: t.ID, TenantName: t.Name, AppID: appid, Cap: limit}
-			if a, ok := c.o.Authorizers.Get(appid); ok {
+			if a, ok := pf.Authorizers.Get(appid); ok {
 				r.NickName = a.NickName
 			}
 			for _, api := range proxy.APIs {
 				if api.DailyQuota {
-					r.Used = max(r.Used, c.o.Quotas.TenantCalls(t.ID, appid, api.Name))
+					r.Used = max(r.Used, pf.Quotas.TenantCalls(t.ID, appid, api.Name))
 				}
 			}
 			d.Caps = append(d.Caps, r)
@@ -135,17 +149,21 @@ func (c *Console) quotaPage(g *gin.Context, p *page) error {
 	d.CapsTotal = len(d.Caps)
 	cn, _ := strconv.Atoi(g.Query("cpage"))
 	cpg, clo, chi := paginate(len(d.Caps), cn, quotaPerPage, func(n int) string {
-		return basePath + "/quota?" + url.Values{"q": {d.Q}, "low": {g.Query("low")}, "page": {strconv.Itoa(pg.Page)}, "cpage": {strconv.Itoa(n)}}.Encode() + "#caps"
+		q := url.Values{"q": {d.Q}, "low": {g.Query("low")}, "page": {strconv.Itoa(pg.Page)}, "cpage": {strconv.Itoa(n)}}
+		if !pf.Default {
+			q.Set("platform", pf.AppID)
+		}
+		return basePath + "/quota?" + q.Encode() + "#caps"
 	})
 	d.CapsPager, d.Caps = cpg, d.Caps[clo:chi]
 	p.Data = d
 	return nil
 }
 
-// lowQuotaCount counts the account/API pairs below the low share, for the
-// overview.
-func (c *Console) lowQuotaCount() (low, known int) {
-	for _, k := range c.o.Quotas.Known() {
+// lowQuotaCount counts the platform's account/API pairs below the low
+// share, for the overview.
+func lowQuotaCount(pf PlatformView) (low, known int) {
+	for _, k := range pf.Quotas.Known() {
 		known++
 		if newQuotaRow(k.AppID, "", k.Status).Low {
 			low++
@@ -156,26 +174,30 @@ func (c *Console) lowQuotaCount() (low, known int) {
 
 // accountQuotas is one account's quota of every API WeChat counts, from
 // this replica's memory (DailyLimit 0: not learned yet).
-func (c *Console) accountQuotas(appid string) []quotaRow {
+func accountQuotas(pf PlatformView, appid string) []quotaRow {
 	var out []quotaRow
 	for _, api := range proxy.APIs {
 		if !api.DailyQuota {
 			continue
 		}
-		s, _ := c.o.Quotas.Status(appid, api.Name, api.Path)
+		s, _ := pf.Quotas.Status(appid, api.Name, api.Path)
 		out = append(out, newQuotaRow(appid, "", s))
 	}
 	return out
 }
 
-// handleClearQuota calls clear_quota for the account. WeChat allows ten a
-// month: the refusal says when the account may clear again.
+// handleClearQuota calls clear_quota for the account, with the token of
+// the platform its page shows. WeChat allows ten a month: the refusal says
+// when the account may clear again.
 func (c *Console) handleClearQuota() gin.HandlerFunc {
 	return func(g *gin.Context) {
 		appid := g.Param("appid")
 		var err error = errAccountNotFound
+		var pf PlatformView
 		if config.ValidAppID(appid) {
-			_, err = c.o.QuotaClearer.ClearQuota(g.Request.Context(), appid)
+			if pf, _, err = c.accountPlatform(g, appid); err == nil {
+				_, err = pf.QuotaClearer.ClearQuota(g.Request.Context(), appid)
+			}
 		}
 		if e := errs.As(err); e != nil && e.Code == errs.RateLimited && e.WeChatErrcode == wechat.ErrAPIForbidden {
 			p := c.newPage(g, "account.title", "accounts")
@@ -191,7 +213,7 @@ func (c *Console) handleClearQuota() gin.HandlerFunc {
 			c.showError(g, "account", c.accountPage, err)
 			return
 		}
-		g.Redirect(http.StatusSeeOther, accountURL(appid, "quota_cleared")+"#quota")
+		g.Redirect(http.StatusSeeOther, accountURL(pf, appid, "quota_cleared")+"#quota")
 	}
 }
 
@@ -227,10 +249,15 @@ func (c *Console) handleSetCap(side bindSide) gin.HandlerFunc {
 		if limit == 0 {
 			flash = "cap_cleared"
 		}
+		pf, _ := c.pickedPlatform(g)
 		if side == bindFromAccount {
-			g.Redirect(http.StatusSeeOther, accountURL(appid, flash)+"#tenants")
+			g.Redirect(http.StatusSeeOther, accountURL(pf, appid, flash)+"#tenants")
 			return
 		}
-		g.Redirect(http.StatusSeeOther, basePath+"/quota?flash="+flash+"#caps")
+		u := basePath + "/quota?"
+		if q := platformQuery(pf); q != "" {
+			u += q + "&"
+		}
+		g.Redirect(http.StatusSeeOther, u+"flash="+flash+"#caps")
 	}
 }

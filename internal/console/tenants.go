@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"math"
 	"net/http"
 	"net/url"
@@ -28,12 +29,29 @@ const (
 type tenantRow struct {
 	store.Tenant
 	Accounts int
+	// Platform is the platform the tenant belongs to.
+	Platform platformRef
 }
 
 type tenantsData struct {
 	Q     string
 	Rows  []tenantRow
 	Pager pager
+	// Platforms are those a new tenant may belong to, the default first
+	// (the form offers a choice when there are several); Platform is the
+	// one chosen.
+	Platforms []platformRef
+	Platform  string
+}
+
+// Several reports whether the deployment has more than one platform.
+func (d tenantsData) Several() bool { return len(d.Platforms) > 1 }
+
+// tenantPlatformRef names the platform of a tenant ("" is the default).
+func (c *Console) tenantPlatformRef(componentAppID string) platformRef {
+	def := c.o.Platforms.DefaultAppID()
+	appid := cmp.Or(componentAppID, def)
+	return platformRef{AppID: appid, Default: appid == def}
 }
 
 // tenantsPage lists tenants, searched by name or id and paged on the server.
@@ -54,15 +72,19 @@ func (c *Console) tenantsPage(g *gin.Context, p *page) error {
 	pg, lo, hi := paginate(len(match), n, tenantsPerPage, func(n int) string {
 		return basePath + "/tenants?" + url.Values{"q": {q}, "page": {strconv.Itoa(n)}}.Encode()
 	})
-	d := tenantsData{Q: q, Pager: pg}
+	d := tenantsData{Q: q, Pager: pg, Platforms: c.platformRefs(), Platform: c.o.Platforms.DefaultAppID()}
+	if named := g.PostForm("platform"); named != "" {
+		d.Platform = named
+	}
 	for _, t := range match[lo:hi] {
-		d.Rows = append(d.Rows, tenantRow{Tenant: t, Accounts: len(c.o.Directory.BoundAppIDs(t.ID))})
+		d.Rows = append(d.Rows, tenantRow{Tenant: t, Accounts: len(c.o.Directory.BoundAppIDs(t.ID)), Platform: c.tenantPlatformRef(t.ComponentAppID)})
 	}
 	p.Data = d
 	return nil
 }
 
 type tenantData struct {
+	platformPick
 	Tenant       store.Tenant
 	Keys         []store.Key
 	KeysTotal    int
@@ -91,10 +113,15 @@ type accountRef struct {
 // tenant's page lists.
 const tenantDeliveriesShown = 20
 
-// tenantPage shows one tenant: its settings, keys, accounts and webhook.
+// tenantPage shows one tenant: its settings, keys, accounts (of its own
+// platform) and webhook.
 func (c *Console) tenantPage(g *gin.Context, p *page) error {
 	ctx := g.Request.Context()
 	t, err := c.o.Tenants.GetTenant(ctx, g.Param("id"))
+	if err != nil {
+		return err
+	}
+	pf, err := c.tenantPlatform(t)
 	if err != nil {
 		return err
 	}
@@ -102,19 +129,19 @@ func (c *Console) tenantPage(g *gin.Context, p *page) error {
 	if err != nil {
 		return err
 	}
-	d := tenantData{Tenant: t, KeysTotal: len(keys), Keys: keys[:min(len(keys), tenantListCap)]}
+	d := tenantData{platformPick: c.pick(pf, basePath+"/accounts"), Tenant: t, KeysTotal: len(keys), Keys: keys[:min(len(keys), tenantListCap)]}
 	appids := c.o.Directory.BoundAppIDs(t.ID)
 	d.AccountCount = len(appids)
 	for _, appid := range appids[:min(len(appids), tenantListCap)] {
-		d.Accounts = append(d.Accounts, c.accountRef(appid))
+		d.Accounts = append(d.Accounts, accountRefOf(pf, appid))
 	}
-	pending, err := c.o.Pending.PendingBindings(ctx, c.o.ComponentAppID)
+	pending, err := c.o.Pending.PendingBindings(ctx, pf.AppID)
 	if err != nil {
 		return err
 	}
 	for _, b := range pending {
 		if b.TenantID == t.ID {
-			d.Pending = append(d.Pending, c.accountRef(b.AppID))
+			d.Pending = append(d.Pending, accountRefOf(pf, b.AppID))
 		}
 	}
 	d.ReturnHosts = strings.Join(t.ReturnURLHosts, "\n")
@@ -134,9 +161,10 @@ func (c *Console) tenantPage(g *gin.Context, p *page) error {
 	return nil
 }
 
-func (c *Console) accountRef(appid string) accountRef {
+// accountRefOf names one of the platform's accounts.
+func accountRefOf(pf PlatformView, appid string) accountRef {
 	r := accountRef{AppID: appid}
-	if a, ok := c.o.Authorizers.Get(appid); ok {
+	if a, ok := pf.Authorizers.Get(appid); ok {
 		r.NickName, r.Status = a.NickName, a.Status
 	}
 	return r
@@ -161,7 +189,12 @@ func (c *Console) handleCreateTenant() gin.HandlerFunc {
 			c.showError(g, "tenants", c.tenantsPage, fieldError("name", why))
 			return
 		}
-		t, err := c.o.Tenants.CreateTenant(g.Request.Context(), c.o.ComponentAppID, name)
+		pf, err := c.platformByAppID(g.PostForm("platform"))
+		if err != nil {
+			c.showError(g, "tenants", c.tenantsPage, fieldError("platform", "is not a platform of this deployment"))
+			return
+		}
+		t, err := c.o.Tenants.CreateTenant(g.Request.Context(), pf.AppID, name)
 		if err != nil {
 			c.showError(g, "tenants", c.tenantsPage, err)
 			return

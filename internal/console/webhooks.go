@@ -75,9 +75,14 @@ func (c *Console) webhooksPage(g *gin.Context, p *page) error {
 		return err
 	}
 	d.QueueHealth = webhookHealth(now, d.Queue.OldestPending)
-	list, err := c.o.WebhookQueue.WebhookSummaries(ctx, c.o.ComponentAppID)
-	if err != nil {
-		return err
+	// Every platform's tenants' webhooks, the default platform's first.
+	var list []store.WebhookSummary
+	for _, pf := range c.o.Platforms.List() {
+		some, err := c.o.WebhookQueue.WebhookSummaries(ctx, pf.AppID)
+		if err != nil {
+			return err
+		}
+		list = append(list, some...)
 	}
 	d.Hooks = len(list)
 	lq := strings.ToLower(d.Q)
