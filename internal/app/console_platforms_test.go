@@ -101,7 +101,7 @@ func TestConsoleSeveralPlatforms(t *testing.T) {
 		if sel == nil {
 			t.Fatalf("no platform select on the tenants page")
 		}
-		if !regexp.MustCompile(`<option value="` + consoleDefaultComponent + `" selected>`).MatchString(sel[1]) || !strings.Contains(sel[1], `value="`+consoleOtherComponent+`"`) {
+		if !regexp.MustCompile(`<option value="`+consoleDefaultComponent+`" selected>`).MatchString(sel[1]) || !strings.Contains(sel[1], `value="`+consoleOtherComponent+`"`) {
 			t.Fatalf("platform options: %s", sel[1])
 		}
 		for _, tc := range []struct{ name, platform string }{{"Second Group", consoleOtherComponent}, {"Default Group", ""}} {
