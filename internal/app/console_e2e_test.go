@@ -24,7 +24,8 @@ import (
 // `wxgate demo` (gateway + simulator in one process) through sign-in,
 // tenants, keys, an authorization completed on the simulator's own page,
 // the new account in the list, a refused CSRF-less form, sign-out and the
-// demo's one-click sign-in link. Every page is checked for Content-Security-
+// demo's one-click sign-in link, and a second third-party platform
+// registered while it runs. Every page is checked for Content-Security-
 // Policy violations. With WXGATE_SCREENSHOTS set, screenshots are written
 // there (make screenshots: docs/img/console/).
 
@@ -472,6 +473,61 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		shot(t, "overview-zh")
 		do(t, chromedp.Click(chromedp.CSS("a.lang")), chromedp.WaitVisible(chromedp.CSS("#overview .uplot")))
+		noViolations(t)
+	})
+
+	step("a second platform: registered, a tenant on it authorizes an account, both platforms on the overview, its accounts picked", func(t *testing.T) {
+		// WeChat (the demo's simulator) serves the second platform and
+		// pushes to its own event URL; the operator registers it.
+		if code := api(http.MethodPost, demo.Sim+"/sim/components", "", map[string]any{"appid": secondComponent, "secret": secondSecret,
+			"token": secondToken, "aes_key": secondAESKey, "event_url": demo.Gateway + "/wechat/components/" + secondComponent + "/events"}); code != http.StatusCreated {
+			t.Fatalf("add the platform to the simulator: got %d", code)
+		}
+		if code := api(http.MethodPost, demo.Gateway+"/admin/components", demo.Admin, map[string]any{"appid": secondComponent, "secret": secondSecret,
+			"token": secondToken, "aes_key": secondAESKey}); code != http.StatusCreated {
+			t.Fatalf("POST /admin/components: got %d", code)
+		}
+		if code := api(http.MethodPost, demo.Sim+"/sim/ticket?component_appid="+secondComponent, "", nil); code != http.StatusOK {
+			t.Fatalf("push the second platform's ticket: got %d", code)
+		}
+
+		do(t, chromedp.Navigate(demo.Console+"tenants"), chromedp.WaitVisible(chromedp.ID("tenant-platform")))
+		if got, err := chromedp.Run(browser, chromedp.Value(chromedp.ID("tenant-platform"))); err != nil || got == secondComponent {
+			t.Fatalf("the platform preselected: got %q, %v want the default", got, err)
+		}
+		do(t, chromedp.SetValue(chromedp.ID("tenant-platform"), secondComponent), chromedp.SendKeys(chromedp.ID("tenant-name"), "Second Platform Bistro"),
+			chromedp.Submit(chromedp.ID("tenant-name")), chromedp.WaitVisible(chromedp.ID("tenant-title")))
+		if got := text(t, "#tenant-platform"); !strings.Contains(got, secondComponent) {
+			t.Fatalf("the new tenant's platform: got %q want %s", got, secondComponent)
+		}
+		tenant := strings.SplitN(location(t), "?", 2)[0]
+		id := tenant[strings.LastIndex(tenant, "/")+1:]
+
+		// The tenant's link is the second platform's: the simulator's page
+		// asks to authorize it, and the account joins its accounts.
+		do(t, chromedp.Navigate(demo.Console+"authorize?tenant="+id), chromedp.Click(chromedp.ID("make-link")), chromedp.WaitVisible(chromedp.ID("pc-link")))
+		if got, err := chromedp.Run(browser, chromedp.Value(chromedp.ID("pc-url"))); err != nil || !strings.Contains(got, "component_appid="+secondComponent) {
+			t.Fatalf("the authorization link: got %q, %v want the second platform's", got, err)
+		}
+		do(t, chromedp.Click(chromedp.ID("pc-link")), chromedp.WaitVisible(chromedp.CSS(`input[value="wxb00000000b157a00"]`)),
+			chromedp.Click(chromedp.CSS(`input[value="wxb00000000b157a00"]`)), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("done-ok")))
+
+		do(t, chromedp.Navigate(demo.Console), chromedp.WaitVisible(chromedp.ID("platform-"+secondComponent)))
+		if got := text(t, "#platforms"); !strings.Contains(got, secondComponent) || !strings.Contains(got, "default") {
+			t.Fatalf("platforms on the overview: got %q want the default and the second", got)
+		}
+		shot(t, "overview-platforms")
+
+		do(t, chromedp.Navigate(demo.Console+"accounts"), chromedp.WaitVisible(chromedp.CSS(`tr[data-appid="wxd000000000c0ffee"]`)),
+			chromedp.Click(chromedp.CSS(`#platform-picker a[data-platform="`+secondComponent+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-appid="wxb00000000b157a00"]`)), chromedp.WaitNotPresent(chromedp.CSS(`tr[data-appid="wxd000000000c0ffee"]`)))
+		if loc := location(t); !strings.Contains(loc, "platform="+secondComponent) {
+			t.Errorf("the platform picked is not in the URL: %s", loc)
+		}
+		if got := text(t, `tr[data-appid="wxb00000000b157a00"]`); !strings.Contains(got, "Second Platform Bistro") || strings.Contains(got, "Browser Bistro Group") {
+			t.Fatalf("the account on the second platform: got %q want its tenant there only", got)
+		}
+		shot(t, "accounts-platform")
 		noViolations(t)
 	})
 
