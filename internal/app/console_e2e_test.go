@@ -528,6 +528,16 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("the account on the second platform: got %q want its tenant there only", got)
 		}
 		shot(t, "accounts-platform")
+		// The account authorized both platforms: its page on the default
+		// one links to its page on the second.
+		do(t, chromedp.Navigate(demo.Console+"accounts/wxb00000000b157a00"), chromedp.WaitVisible(chromedp.ID("also-on")),
+			chromedp.Click(chromedp.CSS(`#also-on a[data-platform="`+secondComponent+`"]`)), chromedp.WaitVisible(chromedp.ID("account-platform")))
+		if got := text(t, "#account-platform"); !strings.Contains(got, secondComponent) {
+			t.Fatalf("the account's page on the second platform: got %q", got)
+		}
+		if got := text(t, "#tenants"); !strings.Contains(got, "Second Platform Bistro") || strings.Contains(got, "Browser Bistro Group") {
+			t.Fatalf("the account's tenants on the second platform: got %q want its tenant there only", got)
+		}
 		noViolations(t)
 	})
 

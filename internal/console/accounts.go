@@ -169,6 +169,9 @@ type accountData struct {
 	// account's quota of each API WeChat counts.
 	Caps   map[string]int64
 	Quotas []quotaRow
+	// AlsoOn are the other platforms the account authorized (each has its
+	// own page of the account).
+	AlsoOn []platformRef
 }
 
 // accountPage shows one account of one platform with its tenants.
@@ -183,6 +186,11 @@ func (c *Console) accountPage(g *gin.Context, p *page) error {
 	}
 	d := accountData{platformPick: c.pick(pf, basePath+"/accounts"), Account: c.accountRow(a),
 		AuthorizedAt: a.AuthorizedAt, TokenRefreshedAt: a.TokenRefreshedAt, UpdatedAt: a.UpdatedAt}
+	for _, o := range c.o.Platforms.List() {
+		if _, ok := o.Authorizers.Get(appid); ok && o.AppID != pf.AppID {
+			d.AlsoOn = append(d.AlsoOn, platformRef{AppID: o.AppID, Default: o.Default})
+		}
+	}
 	pending, err := c.pendingTenants(g.Request.Context(), pf)
 	if err != nil {
 		return err

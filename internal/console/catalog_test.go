@@ -71,7 +71,7 @@ func TestEveryMessageUsedExists(t *testing.T) {
 		need[k] = "permission set"
 	}
 	need["quota.clear_month_used"] = "clear_quota refusal"
-	for _, k := range []string{"platform", "platform.default", "platform.pick", "platform.shown", "platform.of_account",
+	for _, k := range []string{"platform", "platform.default", "platform.pick", "platform.shown", "platform.of_account", "platform.also_on",
 		"tenants.platform_hint", "overview.platforms", "overview.platforms_count", "overview.totals_platforms"} {
 		need[k] = "several platforms"
 	}
