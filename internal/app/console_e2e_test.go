@@ -24,7 +24,7 @@ import (
 // `wxgate demo` (gateway + simulator in one process) through sign-in,
 // tenants, keys, an authorization completed on the simulator's own page,
 // the new account in the list, a refused CSRF-less form, sign-out and the
-// demo's one-click sign-in link, and a second third-party platform
+// demo's one-click sign-in link, and another third-party platform
 // registered while it runs. Every page is checked for Content-Security-
 // Policy violations. With WXGATE_SCREENSHOTS set, screenshots are written
 // there (make screenshots: docs/img/console/).
@@ -463,8 +463,13 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 		}
-		if got := text(t, "#accounts-by-status"); !strings.Contains(got, "4") {
-			t.Errorf("accounts card: got %q want 4 accounts", got)
+		// Four accounts on the default platform, and Demo Coffee's
+		// authorization of the demo's second platform.
+		if got := text(t, "#accounts-by-status"); !strings.Contains(got, "5") {
+			t.Errorf("accounts card: got %q want 5 accounts over both platforms", got)
+		}
+		if got := text(t, "#platform-wxd0c0000000000002"); !strings.Contains(got, "1") {
+			t.Errorf("the demo's second platform: got %q want its one account", got)
 		}
 		shot(t, "overview")
 		do(t, chromedp.Click(chromedp.CSS("a.lang")), chromedp.WaitVisible(chromedp.CSS("#overview .uplot")))
@@ -476,9 +481,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		noViolations(t)
 	})
 
-	step("a second platform: registered, a tenant on it authorizes an account, both platforms on the overview, its accounts picked", func(t *testing.T) {
-		// WeChat (the demo's simulator) serves the second platform and
-		// pushes to its own event URL; the operator registers it.
+	step("another platform: registered, a tenant on it authorizes an account, every platform on the overview, its accounts picked", func(t *testing.T) {
+		// The demo runs two platforms; the operator registers a third here.
+		// WeChat (the demo's simulator) serves it and pushes to its own
+		// event URL.
 		if code := api(http.MethodPost, demo.Sim+"/sim/components", "", map[string]any{"appid": secondComponent, "secret": secondSecret,
 			"token": secondToken, "aes_key": secondAESKey, "event_url": demo.Gateway + "/wechat/components/" + secondComponent + "/events"}); code != http.StatusCreated {
 			t.Fatalf("add the platform to the simulator: got %d", code)
@@ -488,7 +494,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("POST /admin/components: got %d", code)
 		}
 		if code := api(http.MethodPost, demo.Sim+"/sim/ticket?component_appid="+secondComponent, "", nil); code != http.StatusOK {
-			t.Fatalf("push the second platform's ticket: got %d", code)
+			t.Fatalf("push the new platform's ticket: got %d", code)
 		}
 
 		do(t, chromedp.Navigate(demo.Console+"tenants"), chromedp.WaitVisible(chromedp.ID("tenant-platform")))
@@ -503,18 +509,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		tenant := strings.SplitN(location(t), "?", 2)[0]
 		id := tenant[strings.LastIndex(tenant, "/")+1:]
 
-		// The tenant's link is the second platform's: the simulator's page
-		// asks to authorize it, and the account joins its accounts.
+		// The tenant's link is its platform's: the simulator's page asks to
+		// authorize that platform, and the account joins its accounts.
 		do(t, chromedp.Navigate(demo.Console+"authorize?tenant="+id), chromedp.Click(chromedp.ID("make-link")), chromedp.WaitVisible(chromedp.ID("pc-link")))
 		if got, err := chromedp.Run(browser, chromedp.Value(chromedp.ID("pc-url"))); err != nil || !strings.Contains(got, "component_appid="+secondComponent) {
-			t.Fatalf("the authorization link: got %q, %v want the second platform's", got, err)
+			t.Fatalf("the authorization link: got %q, %v want the new platform's", got, err)
 		}
 		do(t, chromedp.Click(chromedp.ID("pc-link")), chromedp.WaitVisible(chromedp.CSS(`input[value="wxb00000000b157a00"]`)),
 			chromedp.Click(chromedp.CSS(`input[value="wxb00000000b157a00"]`)), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("done-ok")))
 
 		do(t, chromedp.Navigate(demo.Console), chromedp.WaitVisible(chromedp.ID("platform-"+secondComponent)))
 		if got := text(t, "#platforms"); !strings.Contains(got, secondComponent) || !strings.Contains(got, "default") {
-			t.Fatalf("platforms on the overview: got %q want the default and the second", got)
+			t.Fatalf("platforms on the overview: got %q want the default and the new one", got)
 		}
 		shot(t, "overview-platforms")
 
@@ -525,18 +531,18 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("the platform picked is not in the URL: %s", loc)
 		}
 		if got := text(t, `tr[data-appid="wxb00000000b157a00"]`); !strings.Contains(got, "Second Platform Bistro") || strings.Contains(got, "Browser Bistro Group") {
-			t.Fatalf("the account on the second platform: got %q want its tenant there only", got)
+			t.Fatalf("the account on the new platform: got %q want its tenant there only", got)
 		}
 		shot(t, "accounts-platform")
-		// The account authorized both platforms: its page on the default
-		// one links to its page on the second.
+		// The account authorized two platforms: its page on the default
+		// one links to its page on the new one.
 		do(t, chromedp.Navigate(demo.Console+"accounts/wxb00000000b157a00"), chromedp.WaitVisible(chromedp.ID("also-on")),
 			chromedp.Click(chromedp.CSS(`#also-on a[data-platform="`+secondComponent+`"]`)), chromedp.WaitVisible(chromedp.ID("account-platform")))
 		if got := text(t, "#account-platform"); !strings.Contains(got, secondComponent) {
-			t.Fatalf("the account's page on the second platform: got %q", got)
+			t.Fatalf("the account's page on the new platform: got %q", got)
 		}
 		if got := text(t, "#tenants"); !strings.Contains(got, "Second Platform Bistro") || strings.Contains(got, "Browser Bistro Group") {
-			t.Fatalf("the account's tenants on the second platform: got %q want its tenant there only", got)
+			t.Fatalf("the account's tenants on the new platform: got %q want its tenant there only", got)
 		}
 		noViolations(t)
 	})
