@@ -123,7 +123,10 @@ func (c *Console) tenantPage(g *gin.Context, p *page) error {
 	}
 	pf, err := c.tenantPlatform(t)
 	if err != nil {
-		return err
+		// A platform registered on another replica a moment ago: the
+		// tenant's page works without its accounts' names until this
+		// replica runs it.
+		pf = PlatformView{AppID: t.ComponentAppID}
 	}
 	keys, err := c.o.Tenants.ListKeys(ctx, t.ID)
 	if err != nil {
@@ -164,6 +167,9 @@ func (c *Console) tenantPage(g *gin.Context, p *page) error {
 // accountRefOf names one of the platform's accounts.
 func accountRefOf(pf PlatformView, appid string) accountRef {
 	r := accountRef{AppID: appid}
+	if pf.Authorizers == nil {
+		return r
+	}
 	if a, ok := pf.Authorizers.Get(appid); ok {
 		r.NickName, r.Status = a.NickName, a.Status
 	}
