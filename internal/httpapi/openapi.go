@@ -270,7 +270,7 @@ func platformRoutes(short []staticRoute) []staticRoute {
 		}
 		r.path = "/wechat/components/{component}" + strings.TrimPrefix(r.path, "/wechat")
 		r.id += "OfPlatform"
-		r.summary = "The same for the platform {component} (docs/platforms.md). " + r.summary
+		r.summary = "The same for the platform {component} (docs/api.md, \"Several platforms\"). " + r.summary
 		raw := map[string]any{"404": map[string]any{"description": "no platform has this component appid", "content": text("unknown platform")}}
 		for k, v := range r.errorsRaw {
 			raw[k] = v

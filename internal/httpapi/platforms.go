@@ -11,7 +11,7 @@ import (
 	"github.com/wxgate/wxgate/internal/platform"
 )
 
-// Platforms finds the deployment's third-party platforms (docs/platforms.md):
+// Platforms finds the deployment's third-party platforms (docs/api.md, "Several platforms"):
 // the default one and those registered through the admin API.
 type Platforms interface {
 	// Platform returns a platform's services; not_found when the

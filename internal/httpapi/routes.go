@@ -20,7 +20,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	// WeChat-facing (docs/api.md, "WeChat-facing endpoints"): authenticated by msg_signature, or by the
 	// authorization session in the query.
 	// The default platform's short URLs, and every platform's own
-	// (docs/platforms.md).
+	// (docs/api.md, "Several platforms").
 	ps := d.Platforms
 	for prefix, pick := range map[string]pickPlatform{"/wechat": defaultPlatform(ps), "/wechat/components/:component": pathPlatform(ps)} {
 		r.POST(prefix+"/events", handleEvents(pick, d.Logger))
@@ -91,7 +91,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(ofQuery, d.Logger))
 	admin.POST("/authorizers/:appid/quota/clear", usePlatform(ofQuery, d.Logger), handleClearQuota(d.Proxy))
 	admin.GET("/component", handleAdminComponent(ofQuery, d.Logger))
-	// The deployment's platforms (docs/platforms.md).
+	// The deployment's platforms (docs/api.md, "Several platforms").
 	admin.POST("/components", handleCreateComponent(ps, d.PublicURL, d.Logger))
 	admin.GET("/components", handleListComponents(ps, d.PublicURL, d.Logger))
 	admin.DELETE("/components/:component", handleDeleteComponent(ps, d.Logger))

@@ -1,5 +1,5 @@
 // Package platform keeps the deployment's third-party platforms
-// (docs/platforms.md): the default one from WXGATE_COMPONENT_*, and those
+// (docs/api.md, "Several platforms"): the default one from WXGATE_COMPONENT_*, and those
 // registered through the admin API, whose settings are sealed in the store.
 // Every replica runs the same set: it builds a platform's services when it
 // first learns of it (at start-up, when it registers one itself, when its
@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/wxgate/wxgate/internal/config"
 	"github.com/wxgate/wxgate/internal/errs"
@@ -79,10 +79,17 @@ const (
 	// platform registered or removed on another replica is served or
 	// stopped here within about a second.
 	DefaultPoll = time.Second
-	// DefaultLookupSpacing is the least time between two store lookups for
-	// platforms this replica does not know (a push to the URL of a
-	// platform registered a moment ago on another replica, or garbage).
+	// DefaultLookupSpacing is how long an appid found in no platform is
+	// remembered as such: a push to the URL of a platform registered a
+	// moment ago on another replica is looked up at once, garbage once per
+	// spacing per appid.
 	DefaultLookupSpacing = time.Second
+	// DefaultLookupRate bounds the store lookups of unknown appids per
+	// second on one replica, however many different ones arrive; beyond it
+	// a lookup answers store_unavailable (WeChat pushes again).
+	DefaultLookupRate = 20
+	// maxMisses bounds the remembered unknown appids.
+	maxMisses = 4096
 )
 
 // Options configures New.
@@ -98,6 +105,8 @@ type Options[T any] struct {
 	Forget func(appid string)
 	// Poll and LookupSpacing override the defaults.
 	Poll, LookupSpacing time.Duration
+	// LookupRate overrides DefaultLookupRate.
+	LookupRate float64
 	Now                 func() time.Time
 	Logger              *slog.Logger
 }
@@ -107,6 +116,12 @@ type Options[T any] struct {
 type Registry[T any] struct {
 	o Options[T]
 
+	// changes orders every change of the running set with the store read
+	// it follows: a poll's read and reconcile, a registration, a removal,
+	// the lookup of an unknown appid. Without it a poll that read the table
+	// before a registration committed would stop the new platform again.
+	changes sync.Mutex
+
 	mu      sync.RWMutex
 	running map[string]*instance[T]
 	order   []string // appids, the default first, then by registration
@@ -115,10 +130,14 @@ type Registry[T any] struct {
 	runCtx context.Context
 	wg     sync.WaitGroup
 
-	// lookups: one store read at a time for unknown platforms, at most one
-	// per LookupSpacing.
-	lookup     singleflight.Group
-	lastLookup time.Time
+	// Lookups of unknown appids: each remembered for LookupSpacing once
+	// found in no platform, all together bounded by lookups.
+	lookups *rate.Limiter
+	missMu  sync.Mutex
+	misses  map[string]time.Time
+	// pollFailing is set while the poll cannot read the store, so an
+	// outage is logged once, and its end.
+	pollFailing bool
 }
 
 type instance[T any] struct {
@@ -141,6 +160,9 @@ func New[T any](ctx context.Context, o Options[T]) (*Registry[T], error) {
 	if o.LookupSpacing <= 0 {
 		o.LookupSpacing = DefaultLookupSpacing
 	}
+	if o.LookupRate <= 0 {
+		o.LookupRate = DefaultLookupRate
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -148,7 +170,8 @@ func New[T any](ctx context.Context, o Options[T]) (*Registry[T], error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Default.Default = true
-	r := &Registry[T]{o: o, running: map[string]*instance[T]{}}
+	r := &Registry[T]{o: o, running: map[string]*instance[T]{}, misses: map[string]time.Time{},
+		lookups: rate.NewLimiter(rate.Limit(o.LookupRate), int(o.LookupRate))}
 	if err := r.start(ctx, o.Default); err != nil {
 		return nil, err
 	}
@@ -252,8 +275,15 @@ func (r *Registry[T]) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
-			r.o.Logger.WarnContext(ctx, "platform: reading the registered platforms failed; retrying", "err", err.Error())
+		err := r.Sync(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && !r.pollFailing:
+			r.pollFailing = true
+			r.o.Logger.WarnContext(ctx, "platform: reading the registered platforms failed; the running ones keep serving, retrying every poll", "err", err.Error())
+		case err == nil && r.pollFailing:
+			r.pollFailing = false
+			r.o.Logger.InfoContext(ctx, "platform: reading the registered platforms works again")
 		}
 	}
 }
@@ -261,6 +291,8 @@ func (r *Registry[T]) Run(ctx context.Context) error {
 // Sync makes the running platforms those of the store (and the default):
 // it starts the new ones and stops the removed ones.
 func (r *Registry[T]) Sync(ctx context.Context) error {
+	r.changes.Lock()
+	defer r.changes.Unlock()
 	stored, err := r.o.Store.ListPlatforms(ctx)
 	if err != nil {
 		return err
@@ -268,11 +300,7 @@ func (r *Registry[T]) Sync(ctx context.Context) error {
 	want := map[string]bool{}
 	for _, p := range stored {
 		want[p.AppID] = true
-		if _, ok := r.Peek(p.AppID); !ok {
-			if err := r.start(ctx, fromStore(p)); err != nil && !errs.Is(err, errs.Conflict) {
-				r.o.Logger.ErrorContext(ctx, "platform: a registered platform could not be started", "component_appid", p.AppID, "err", err.Error())
-			}
-		}
+		r.follow(ctx, p)
 	}
 	for _, appid := range r.AppIDs() {
 		if !want[appid] && appid != r.o.Default.AppID {
@@ -280,6 +308,24 @@ func (r *Registry[T]) Sync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// follow makes the running platform p.AppID the one the store holds: it
+// starts one this replica lacks, and restarts one removed and registered
+// again (other settings) since this replica started it. r.changes is held.
+func (r *Registry[T]) follow(ctx context.Context, p store.Platform) {
+	r.mu.RLock()
+	in, ok := r.running[p.AppID]
+	r.mu.RUnlock()
+	if ok && (in.settings.Default || in.settings.CreatedAt.Equal(p.CreatedAt)) {
+		return
+	}
+	if ok {
+		r.stop(p.AppID)
+	}
+	if err := r.start(ctx, fromStore(p)); err != nil && !errs.Is(err, errs.Conflict) {
+		r.o.Logger.ErrorContext(ctx, "platform: a registered platform could not be started", "component_appid", p.AppID, "err", err.Error())
+	}
 }
 
 // Default returns the configured platform's services.
@@ -323,34 +369,57 @@ func (r *Registry[T]) All() []T {
 
 // Get returns the platform appid's services. One this replica does not
 // run yet (registered on another replica a moment ago) is looked up in the
-// store first; lookups are spaced, so a stream of unknown appids costs at
-// most one query per LookupSpacing. Errors: not_found, store_unavailable.
+// store first. An appid found in no platform is remembered as such for
+// LookupSpacing, and lookups together are bounded by LookupRate, so a
+// stream of unknown appids costs a bounded number of queries. Errors:
+// not_found, store_unavailable (the lookup failed or was not made now).
 func (r *Registry[T]) Get(ctx context.Context, appid string) (T, error) {
 	if v, ok := r.Peek(appid); ok {
 		return v, nil
 	}
 	var zero T
-	if !config.ValidAppID(appid) {
+	if !config.ValidAppID(appid) || r.missed(appid) {
 		return zero, errs.E(errs.NotFound, "no such platform")
 	}
-	_, err, _ := r.lookup.Do("sync", func() (any, error) {
-		r.mu.Lock()
-		if now := r.o.Now(); now.Sub(r.lastLookup) < r.o.LookupSpacing {
-			r.mu.Unlock()
-			return nil, nil
-		} else {
-			r.lastLookup = now
-		}
-		r.mu.Unlock()
-		return nil, r.Sync(ctx)
-	})
+	if !r.lookups.AllowN(r.o.Now(), 1) {
+		return zero, errs.E(errs.StoreUnavailable, "too many lookups of unknown platforms; try again").WithRetryAfter(time.Second)
+	}
+	r.changes.Lock()
+	defer r.changes.Unlock()
+	if v, ok := r.Peek(appid); ok { // started while this lookup waited
+		return v, nil
+	}
+	p, err := r.o.Store.GetPlatform(ctx, appid)
+	if errs.Is(err, errs.NotFound) {
+		r.miss(appid)
+		return zero, errs.E(errs.NotFound, "no such platform")
+	}
 	if err != nil {
 		return zero, err
 	}
-	if v, ok := r.Peek(appid); ok {
-		return v, nil
+	if err := r.start(ctx, fromStore(p)); err != nil && !errs.Is(err, errs.Conflict) {
+		return zero, errs.Wrap(errs.StoreUnavailable, "the platform could not be started on this replica; try again", err).WithRetryAfter(time.Second)
 	}
-	return zero, errs.E(errs.NotFound, "no such platform")
+	v, _ := r.Peek(appid)
+	return v, nil
+}
+
+// missed reports whether appid was found in no platform within the
+// lookup spacing.
+func (r *Registry[T]) missed(appid string) bool {
+	r.missMu.Lock()
+	defer r.missMu.Unlock()
+	at, ok := r.misses[appid]
+	return ok && r.o.Now().Sub(at) < r.o.LookupSpacing
+}
+
+func (r *Registry[T]) miss(appid string) {
+	r.missMu.Lock()
+	defer r.missMu.Unlock()
+	if len(r.misses) >= maxMisses {
+		clear(r.misses)
+	}
+	r.misses[appid] = r.o.Now()
 }
 
 // HasPlatform reports whether appid is a platform of the deployment
@@ -399,10 +468,15 @@ func (r *Registry[T]) Add(ctx context.Context, s Settings) (Info, error) {
 	if s.AppID == r.o.Default.AppID {
 		return Info{}, errs.E(errs.Conflict, "this is the default platform, configured by WXGATE_COMPONENT_*")
 	}
+	r.changes.Lock()
+	defer r.changes.Unlock()
 	p, err := r.o.Store.CreatePlatform(ctx, store.Platform{AppID: s.AppID, Secret: s.Secret, Token: s.Token, AESKey: s.AESKey})
 	if err != nil {
 		return Info{}, err
 	}
+	r.missMu.Lock()
+	delete(r.misses, p.AppID)
+	r.missMu.Unlock()
 	if err := r.start(ctx, fromStore(p)); err != nil && !errs.Is(err, errs.Conflict) {
 		// Registered but not served here yet: the poll retries.
 		r.o.Logger.ErrorContext(ctx, "platform: registered but could not be started on this replica", "component_appid", p.AppID, "err", err.Error())
@@ -417,6 +491,8 @@ func (r *Registry[T]) Remove(ctx context.Context, appid string) error {
 	if appid == r.o.Default.AppID {
 		return errs.E(errs.Conflict, "the default platform is configured by WXGATE_COMPONENT_* and cannot be removed")
 	}
+	r.changes.Lock()
+	defer r.changes.Unlock()
 	if err := r.o.Store.DeletePlatform(ctx, appid); err != nil {
 		return err
 	}

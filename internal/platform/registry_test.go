@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,15 +21,30 @@ const (
 	aesKey     = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 )
 
-// countingStore counts the registry's reads of the platforms table.
+// countingStore counts the registry's reads of the platforms table, and
+// can hold a listing until the test lets it go.
 type countingStore struct {
 	*store.Store
-	lists atomic.Int64
+	lists, gets atomic.Int64
+	// listed counts the listings done (read, before any hold).
+	listed atomic.Int64
+	// hold, when set, is waited on by ListPlatforms after it read.
+	hold atomic.Pointer[chan struct{}]
 }
 
 func (c *countingStore) ListPlatforms(ctx context.Context) ([]store.Platform, error) {
 	c.lists.Add(1)
-	return c.Store.ListPlatforms(ctx)
+	list, err := c.Store.ListPlatforms(ctx)
+	c.listed.Add(1)
+	if h := c.hold.Load(); h != nil {
+		<-*h
+	}
+	return list, err
+}
+
+func (c *countingStore) GetPlatform(ctx context.Context, appid string) (store.Platform, error) {
+	c.gets.Add(1)
+	return c.Store.GetPlatform(ctx, appid)
 }
 
 // running records which platforms' background work runs.
@@ -36,6 +52,14 @@ type running struct {
 	mu      sync.Mutex
 	working map[string]bool
 	forgot  []string
+	// tokens is the Token each platform was last built with.
+	tokens map[string]string
+}
+
+func (f *fixture) built(appid string) string {
+	f.run.mu.Lock()
+	defer f.run.mu.Unlock()
+	return f.run.tokens[appid]
 }
 
 func (r *running) set(appid string, on bool) {
@@ -60,11 +84,14 @@ type fixture struct {
 func newFixture(t *testing.T, d store.Dialect) *fixture {
 	t.Helper()
 	clock := storetest.NewClock()
-	f := &fixture{st: &countingStore{Store: storetest.Open(t, d, clock.Now)}, run: &running{working: map[string]bool{}}, clock: clock}
+	f := &fixture{st: &countingStore{Store: storetest.Open(t, d, clock.Now)}, run: &running{working: map[string]bool{}, tokens: map[string]string{}}, clock: clock}
 	reg, err := platform.New(context.Background(), platform.Options[string]{
 		Store:   f.st,
 		Default: platform.Settings{AppID: defaultApp, Secret: "s", Token: "token1", AESKey: aesKey},
 		Build: func(_ context.Context, s platform.Settings) (string, func(context.Context) error, error) {
+			f.run.mu.Lock()
+			f.run.tokens[s.AppID] = s.Token.Reveal()
+			f.run.mu.Unlock()
 			return "services of " + s.AppID, func(ctx context.Context) error {
 				f.run.set(s.AppID, true)
 				<-ctx.Done()
@@ -161,13 +188,13 @@ func TestRegistryFollowsTheStore(t *testing.T) {
 				}
 			})
 			t.Run("an unknown appid is looked up once per spacing", func(t *testing.T) {
-				before := f.st.lists.Load()
+				before := f.st.gets.Load()
 				for range 100 {
 					if _, err := f.reg.Get(ctx, otherApp); !errs.Is(err, errs.NotFound) {
 						t.Fatalf("Get(unknown) = %v, want not_found", err)
 					}
 				}
-				if n := f.st.lists.Load() - before; n != 1 {
+				if n := f.st.gets.Load() - before; n != 1 {
 					t.Errorf("100 lookups of an unknown platform read the store %d times, want 1", n)
 				}
 				if _, err := f.reg.Get(ctx, "garbage"); !errs.Is(err, errs.NotFound) {
@@ -210,6 +237,90 @@ func TestRegistryFollowsTheStore(t *testing.T) {
 				f.run.mu.Unlock()
 				if len(forgot) != 1 || forgot[0] != otherApp {
 					t.Errorf("forgotten platforms = %v, want %s", forgot, otherApp)
+				}
+			})
+			t.Run("a poll that read before a registration does not undo it", func(t *testing.T) {
+				const third = "wxc0ffee0000000003"
+				hold := make(chan struct{})
+				f.st.hold.Store(&hold)
+				read := f.st.listed.Load()
+				synced := make(chan error, 1)
+				go func() { synced <- f.reg.Sync(ctx) }()
+				// The poll has read the table (without the new platform) and
+				// waits; the registration comes now.
+				waitUntil(t, "the poll's read", func() bool { return f.st.listed.Load() > read })
+				added := make(chan error, 1)
+				go func() {
+					_, err := f.reg.Add(ctx, platform.Settings{AppID: third, Secret: "s3", Token: "token3", AESKey: aesKey})
+					added <- err
+				}()
+				// Give the registration time to happen while the poll holds
+				// its stale list (it waits for the poll instead).
+				var addErr error
+				addDone := false
+				select {
+				case addErr = <-added:
+					addDone = true
+				case <-time.After(200 * time.Millisecond):
+				}
+				f.st.hold.Store(nil)
+				close(hold)
+				if err := <-synced; err != nil {
+					t.Fatal(err)
+				}
+				if !addDone {
+					addErr = <-added
+				}
+				if addErr != nil {
+					t.Fatal(addErr)
+				}
+				if _, ok := f.reg.Peek(third); !ok {
+					t.Fatal("the platform registered during a poll is not served")
+				}
+				if err := f.reg.Remove(ctx, third); err != nil {
+					t.Fatal(err)
+				}
+			})
+			t.Run("a platform registered again with other settings is restarted by the poll", func(t *testing.T) {
+				// Another replica removed it and registered it again.
+				if _, err := f.st.CreatePlatform(ctx, store.Platform{AppID: otherApp, Secret: "old", Token: "oldtoken", AESKey: aesKey}); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.reg.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.st.DeletePlatform(ctx, otherApp); err != nil {
+					t.Fatal(err)
+				}
+				f.clock.Advance(time.Second)
+				if _, err := f.st.CreatePlatform(ctx, store.Platform{AppID: otherApp, Secret: "new", Token: "newtoken", AESKey: aesKey}); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.reg.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if got := f.built(otherApp); got != "newtoken" {
+					t.Errorf("the running platform was built with token %q, want the new settings", got)
+				}
+				if err := f.reg.Remove(ctx, otherApp); err != nil {
+					t.Fatal(err)
+				}
+			})
+			t.Run("a flood of unknown appids is bounded", func(t *testing.T) {
+				before := f.st.gets.Load()
+				refused := 0
+				for i := range 200 {
+					_, err := f.reg.Get(ctx, fmt.Sprintf("wx%016x", 0xf100d+i))
+					switch {
+					case errs.Is(err, errs.NotFound):
+					case errs.Is(err, errs.StoreUnavailable):
+						refused++
+					default:
+						t.Fatalf("Get(unknown) = %v", err)
+					}
+				}
+				if n := f.st.gets.Load() - before; n > platform.DefaultLookupRate || refused < 200-platform.DefaultLookupRate {
+					t.Errorf("200 different unknown appids in an instant: %d store reads, %d refused; want at most %d reads", n, refused, platform.DefaultLookupRate)
 				}
 			})
 			t.Run("one registered here runs at once and is removed only without tenants", func(t *testing.T) {
