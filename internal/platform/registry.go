@@ -107,8 +107,8 @@ type Options[T any] struct {
 	Poll, LookupSpacing time.Duration
 	// LookupRate overrides DefaultLookupRate.
 	LookupRate float64
-	Now                 func() time.Time
-	Logger              *slog.Logger
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Registry holds the running platforms of one replica. It is safe for
