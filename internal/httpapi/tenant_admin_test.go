@@ -324,6 +324,12 @@ func (p platformSet) HasPlatform(_ context.Context, componentAppID string) (bool
 func TestAdminTenantsOfSeveralPlatforms(t *testing.T) {
 	const other = "wx00000000000000c2"
 	f := newTenantFixture(t, store.SQLite, func(o *tenantFixtureOptions) { o.platforms = platformSet{other: true} })
+	// Registered as the admin API does: tenants of a platform are written
+	// only while its row is there.
+	if _, err := f.store.CreatePlatform(context.Background(), store.Platform{AppID: other, Secret: "s", Token: "token",
+		AESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}); err != nil {
+		t.Fatal(err)
+	}
 	// platformOf decodes one tenant answer, insisting the field is present.
 	platformOf := func(t *testing.T, raw map[string]any) string {
 		t.Helper()

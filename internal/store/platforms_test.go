@@ -38,7 +38,7 @@ func TestPlatformsRegistry(t *testing.T) {
 			}
 		})
 		step(t, "removal is refused while a tenant belongs to it", func(t *testing.T) {
-			tn, err := s.CreateTenant(ctx, other, "second-platform-tenant")
+			tn, err := s.CreateTenant(ctx, other, "second-platform-tenant", store.OnRegisteredPlatform)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,6 +50,13 @@ func TestPlatformsRegistry(t *testing.T) {
 			}
 		})
 		step(t, "then it is removed, once", func(t *testing.T) {
+			defer func() {
+				// A tenant of a removed platform is not written, even by a
+				// replica that still believes the platform exists.
+				if _, err := s.CreateTenant(ctx, other, "too-late", store.OnRegisteredPlatform); !errs.Is(err, errs.InvalidArgument) {
+					t.Errorf("CreateTenant on the removed platform: %v, want invalid_argument", err)
+				}
+			}()
 			if err := s.DeletePlatform(ctx, other); err != nil {
 				t.Fatalf("DeletePlatform: %v", err)
 			}

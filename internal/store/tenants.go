@@ -23,7 +23,19 @@ type Tenant struct {
 	// (lowercase); empty allows any host.
 	ReturnURLHosts []string
 	CreatedAt      time.Time
+
+	// onRegistered asks CreateTenant to check, in its transaction, that
+	// the platform is still registered (OnRegisteredPlatform).
+	onRegistered bool
 }
+
+// OnRegisteredPlatform is an option of CreateTenant for a tenant of a
+// platform registered through the admin API (not the default one): the
+// tenant is written only if the platforms table still holds its platform,
+// checked in the transaction that writes it, which DeletePlatform's orders
+// against (both bump the tenants revision first). A platform removed on
+// another replica a moment ago is invalid_argument.
+func OnRegisteredPlatform(t *Tenant) { t.onRegistered = true }
 
 type tenantRow struct {
 	ID             string `gorm:"primaryKey"`
@@ -60,11 +72,22 @@ func (s *Store) CreateTenant(ctx context.Context, componentAppID, name string, w
 	r := tenantRow{ID: "tn_" + strings.ReplaceAll(uuid.NewString(), "-", ""), ComponentAppID: componentAppID, CreatedAt: ms(s.now())}
 	r.setFields(t)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := bumpRevision(tx, "tenants"); err != nil {
+			return err
+		}
+		if t.onRegistered {
+			var n int64
+			if err := tx.Model(&platformRow{}).Where("appid = ?", componentAppID).Count(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				return errs.Invalid("component_appid", "is not a platform this gateway serves")
+			}
+		}
 		if err := tx.Create(&r).Error; err != nil {
 			return translate(err, "tenant")
 		}
-		_, err := bumpRevision(tx, "tenants")
-		return err
+		return nil
 	})
 	if err != nil {
 		return Tenant{}, translate(err, "tenant")

@@ -109,6 +109,9 @@ func (a *Admin) CreateTenant(ctx context.Context, componentAppID, name string, w
 	if err != nil {
 		return store.Tenant{}, err
 	}
+	if platform != a.componentAppID {
+		with = append(with, store.OnRegisteredPlatform)
+	}
 	t, err := a.st.CreateTenant(ctx, platform, name, with...)
 	if err != nil {
 		return store.Tenant{}, err

@@ -16,6 +16,16 @@ import (
 // otherPlatform is a second platform registered next to the default one.
 const otherPlatform = "wx00000000000000c2"
 
+// registerPlatform writes appid to the platforms table, as the admin API
+// does: a tenant of a registered platform is written only while its row is
+// there.
+func registerPlatform(t *testing.T, st *store.Store, appid string) {
+	t.Helper()
+	if _, err := st.CreatePlatform(context.Background(), store.Platform{AppID: appid, Secret: "s", Token: "token", AESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // platformSet is a registry of platforms: the appids it holds exist.
 type platformSet map[string]bool
 
@@ -52,6 +62,7 @@ func TestCreateTenantOnAPlatform(t *testing.T) {
 			t.Parallel()
 			clock := storetest.NewClock()
 			st := storetest.Open(t, store.SQLite, clock.Now)
+			registerPlatform(t, st, otherPlatform)
 			svc, err := tenant.New(context.Background(), tenant.Options{Store: st, ComponentAppID: component, Platforms: tc.platforms,
 				MasterKey: storetest.Key(), Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
@@ -91,6 +102,7 @@ func TestTenantsOfTwoPlatforms(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
 		clock := storetest.NewClock()
 		st := storetest.Open(t, d, clock.Now)
+		registerPlatform(t, st, otherPlatform)
 		ctx := context.Background()
 		svc, err := tenant.New(ctx, tenant.Options{Store: st, ComponentAppID: component, Platforms: platformSet{otherPlatform: true},
 			MasterKey: storetest.Key(), DefaultRate: 10, DefaultBurst: 10, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
