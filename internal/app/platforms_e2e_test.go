@@ -171,6 +171,30 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 				t.Errorf("%s: a ticket was stored (default %s→%s, second %s→%s)", tc.name, before1, after1, before2, after2)
 			}
 		}
+		// Operators often give two platforms the same Token and key: then the
+		// appid inside the push alone keeps them apart.
+		const third = "wxc0ffee0000000003"
+		st.must(http.MethodPost, "/admin/components", testAdminToken, map[string]any{"appid": third, "secret": "third-secret",
+			"token": secondToken, "aes_key": secondAESKey}, nil, 201)
+		ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "n0nce"
+		sealed, sig, err := c2.SealEvent(ticketXML(secondComponent), ts, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := url.Values{"timestamp": {ts}, "nonce": {nonce}, "msg_signature": {sig}, "encrypt_type": {"aes"}}
+		resp, err := http.Post("http://"+b.Addr+"/wechat/components/"+third+"/events?"+q.Encode(), "text/xml", bytes.NewReader(sealed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("the second's ticket at a platform sharing its Token and key = %d %s, want 400 (its appid is not the platform's)", resp.StatusCode, raw)
+		}
+		if got, _ := componentOn(b, third); got != "" {
+			t.Errorf("the platform sharing the second's crypto stored a ticket (%s)", got)
+		}
+		st.must(http.MethodDelete, "/admin/components/"+third, testAdminToken, nil, nil, 204)
 		if code, raw := st.callOn(a, http.MethodPost, "/wechat/components/wx0000000000000bad/events", "", nil, nil); code != 404 {
 			t.Errorf("a push to a platform the deployment does not have = %d %s, want 404", code, raw)
 		}
@@ -189,10 +213,11 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 	}
 	var betaKey struct{ Key string }
 	st.must(http.MethodPost, "/admin/tenants/"+beta.ID+"/keys", testAdminToken, map[string]any{"name": "beta"}, &betaKey, 201)
-	const shared, onlyFirst = "wxa0000000000e2e01", "wxa0000000000e2e02"
+	const shared, onlyFirst, onlySecond = "wxa0000000000e2e01", "wxa0000000000e2e02", "wxa0000000000e2e03"
 	for _, spec := range []sim.AccountSpec{
 		{AppID: shared, Followers: 1200, PermissionSets: []int{2}, Tags: []sim.TagSpec{{ID: 2, Name: "vip", From: 0, To: 10}}},
 		{AppID: onlyFirst, Followers: 30, PermissionSets: []int{2}},
+		{AppID: onlySecond, Followers: 30, PermissionSets: []int{2}, Tags: []sim.TagSpec{{ID: 2, Name: "vip", From: 0, To: 10}}},
 	} {
 		if err := st.Sim.CreateAccount(spec); err != nil {
 			t.Fatal(err)
@@ -210,6 +235,44 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 	st.must(http.MethodPut, "/admin/tenants/"+st.TenantID+"/authorizers/"+shared, testAdminToken, nil, nil, 204)
 	st.must(http.MethodPut, "/admin/tenants/"+st.TenantID+"/authorizers/"+onlyFirst, testAdminToken, nil, nil, 204)
 	st.must(http.MethodPut, "/admin/tenants/"+beta.ID+"/authorizers/"+shared, testAdminToken, nil, nil, 204)
+
+	// beta authorizes a third account through the second platform's own
+	// flow: its authorization link, WeChat's page, and the merchant's
+	// browser back at the second platform's callback URL.
+	t.Run("the second platform's authorization flow binds to its tenant", func(t *testing.T) {
+		st := st.in(t)
+		var auth struct{ URL string }
+		st.must(http.MethodPost, "/v1/authorizations", betaKey.Key, map[string]any{"return_url": "https://beta.example/done", "biz_appid": onlySecond}, &auth, 201)
+		u, err := url.Parse(auth.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		redirect := u.Query().Get("redirect_uri")
+		if u.Query().Get("component_appid") != secondComponent || !strings.Contains(redirect, "/wechat/components/"+secondComponent+"/callback?session=") {
+			t.Fatalf("beta's authorization link %s: want the second platform's appid and callback", auth.URL)
+		}
+		code, err := p2.Authorize(ctx, onlySecond, u.Query().Get("pre_auth_code"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The browser comes back to the other replica.
+		cb, _ := url.Parse(sim.RedirectURL(redirect, code))
+		status, raw := st.callOn(b, http.MethodGet, cb.RequestURI(), "", nil, nil)
+		if status != http.StatusFound {
+			t.Fatalf("the second platform's callback = %d %s, want 302", status, raw)
+		}
+		// The session is the second platform's: the default's callback
+		// refuses it.
+		if status, _ := st.callOn(b, http.MethodGet, "/wechat/callback?"+cb.RawQuery, "", nil, nil); status != http.StatusBadRequest {
+			t.Errorf("the second platform's session at the default's callback = %d, want 400", status)
+		}
+		for i, r := range st.Replicas {
+			eventually(t, 5*time.Second, fmt.Sprintf("beta serves %s on replica %d", onlySecond, i), func() bool {
+				code, _ := st.callOn(r, http.MethodGet, "/v1/authorizers/"+onlySecond+"/fans", betaKey.Key, nil, nil)
+				return code == 200
+			})
+		}
+	})
 
 	fans := func(r *instance, key, appid string) (int, []byte) {
 		return st.callOn(r, http.MethodGet, "/v1/authorizers/"+appid+"/fans", key, nil, nil)
@@ -276,13 +339,18 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 		if code, raw := st.call(http.MethodPut, "/admin/tenants/"+beta.ID+"/authorizers/"+onlyFirst, testAdminToken, nil, nil); code != 404 {
 			t.Errorf("binding beta to the default platform's account = %d %s, want 404", code, raw)
 		}
+		if code, raw := st.call(http.MethodPut, "/admin/tenants/"+st.TenantID+"/authorizers/"+onlySecond, testAdminToken, nil, nil); code != 404 {
+			t.Errorf("binding acme to the second platform's account = %d %s, want 404", code, raw)
+		}
 		for _, route := range accountRoutesOfTheAPI(t) {
 			for _, c := range []struct {
 				name, key, appid string
 				want             int
 			}{
 				{"beta on the default platform's account", betaKey.Key, onlyFirst, 404},
+				{"acme on the second platform's account", st.Key, onlySecond, 404},
 				{"beta on an appid no platform has", betaKey.Key, "wxa0000000000e2eff", 404},
+				{"acme on an appid no platform has", st.Key, "wxa0000000000e2eff", 404},
 			} {
 				for i, r := range st.Replicas {
 					code, raw := route.call(st, r, c.key, c.appid)
@@ -298,8 +366,8 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 			} `json:"authorizers"`
 		}
 		st.must(http.MethodGet, "/admin/authorizers?component_appid="+secondComponent, testAdminToken, nil, &list, 200)
-		if len(list.Authorizers) != 1 || list.Authorizers[0].AppID != shared {
-			t.Errorf("the second platform's accounts = %+v, want only %s", list.Authorizers, shared)
+		if len(list.Authorizers) != 2 || list.Authorizers[0].AppID != shared || list.Authorizers[1].AppID != onlySecond {
+			t.Errorf("the second platform's accounts = %+v, want %s and %s", list.Authorizers, shared, onlySecond)
 		}
 	})
 
@@ -335,6 +403,9 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 				return code == 404
 			})
 		}
+		if code, raw := st.callOn(b, http.MethodGet, "/wechat/components/"+secondComponent+"/callback?session=as_0&auth_code=x", "", nil, nil); code != 400 || !strings.Contains(string(raw), "<html") {
+			t.Errorf("a merchant's browser back at a removed platform's callback = %d %.200s, want the 400 page", code, raw)
+		}
 		if code, raw := st.call(http.MethodPost, "/admin/tenants", testAdminToken, map[string]any{"name": "late", "component_appid": secondComponent}, nil); code != 400 {
 			t.Errorf("a tenant on the removed platform = %d %s, want 400", code, raw)
 		}
@@ -346,6 +417,8 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 type apiAccountRoute struct {
 	name, method, path string
 	compat             bool
+	// bodyAppID: the account is named in the JSON body.
+	bodyAppID bool
 }
 
 func (r apiAccountRoute) call(st *stack, on *instance, key, appid string) (int, []byte) {
@@ -377,6 +450,9 @@ func (r apiAccountRoute) call(st *stack, on *instance, key, appid string) (int, 
 		}
 		return resp.StatusCode, raw
 	}
+	if r.bodyAppID {
+		return st.callOn(on, r.method, path, key, map[string]any{"appid": appid}, nil)
+	}
 	return st.callOn(on, r.method, path, key, nil, nil)
 }
 
@@ -399,6 +475,10 @@ func accountRoutesOfTheAPI(t *testing.T) []apiAccountRoute {
 			m := strings.ToUpper(method)
 			out = append(out, apiAccountRoute{name: m + " " + path, method: m, path: path, compat: strings.HasPrefix(path, "/wx/")})
 		}
+	}
+	// The cloud-call route names its account in the body.
+	if _, ok := doc.Paths["/v1/openapi/{name}"]; ok {
+		out = append(out, apiAccountRoute{name: "POST /v1/openapi/{name} (appid in the body)", method: http.MethodPost, path: "/v1/openapi/officialAccount.user.getList", bodyAppID: true})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	if len(out) < 6 {

@@ -24,16 +24,20 @@ import (
 // HTML page, and a code WeChat has not confirmed yet a 503 one.
 func handleCallback(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		d, ok := pickForWeChat(c, pick)
-		if !ok {
-			return
-		}
-		if d.Flow == nil {
+		ctx := c.Request.Context()
+		var res component.CallbackResult
+		d, err := pick(c)
+		switch {
+		case err == nil && d.Flow == nil:
 			notWired(log)(c)
 			return
+		case err == nil:
+			res, err = d.Flow.Callback(ctx, c.Query("session"), c.Query("auth_code"))
+		case errs.Is(err, errs.NotFound):
+			// A link of a platform the deployment does not have (removed
+			// since): the merchant's browser gets the expired-link page.
+			err = component.ErrBadSession
 		}
-		ctx := c.Request.Context()
-		res, err := d.Flow.Callback(ctx, c.Query("session"), c.Query("auth_code"))
 		if res.ReturnURL == "" {
 			status, page := http.StatusBadRequest, badSessionPage
 			switch code := errs.CodeOf(err); {

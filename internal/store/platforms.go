@@ -59,7 +59,9 @@ func (s *Store) CreatePlatform(ctx context.Context, p Platform) (Platform, error
 	return s.platformFromRow(r)
 }
 
-// ListPlatforms returns every registered platform, oldest first.
+// ListPlatforms returns every registered platform, oldest first. A row
+// whose settings no longer open (sealed under a key the replica lacks,
+// damaged) is logged and left out rather than failing the others.
 func (s *Store) ListPlatforms(ctx context.Context) ([]Platform, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -71,7 +73,8 @@ func (s *Store) ListPlatforms(ctx context.Context) ([]Platform, error) {
 	for _, r := range rows {
 		p, err := s.platformFromRow(r)
 		if err != nil {
-			return nil, err
+			s.log.ErrorContext(ctx, "store: a registered platform's settings do not open; it is not served (register it again)", "component_appid", r.AppID, "err", err.Error())
+			continue
 		}
 		out = append(out, p)
 	}
