@@ -10,7 +10,10 @@ CREATE TABLE platforms (
     secret_enc TEXT NOT NULL,
     token_enc  TEXT NOT NULL,
     aes_key_enc TEXT NOT NULL,
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL,
+    -- updated_at changes with every change of the settings: a replica
+    -- running the platform with older ones restarts it.
+    updated_at BIGINT NOT NULL
 );
 
 -- +goose Down

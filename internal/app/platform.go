@@ -206,6 +206,10 @@ func (p platforms) AddPlatform(ctx context.Context, s platform.Settings) (platfo
 	return p.reg.Add(ctx, s)
 }
 
+func (p platforms) UpdatePlatform(ctx context.Context, appid string, s platform.Settings) (platform.Info, error) {
+	return p.reg.Update(ctx, appid, s)
+}
+
 func (p platforms) RemovePlatform(ctx context.Context, appid string) error {
 	return p.reg.Remove(ctx, appid)
 }

@@ -194,6 +194,30 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 		if got, _ := componentOn(b, third); got != "" {
 			t.Errorf("the platform sharing the second's crypto stored a ticket (%s)", got)
 		}
+		// New settings for it (a Token rotated on WeChat's page) reach the
+		// other replica without a restart: a push sealed with them is
+		// accepted there.
+		var updated struct {
+			AppID string `json:"appid"`
+		}
+		if code, raw := st.callOn(a, http.MethodPut, "/admin/components/"+third, testAdminToken, map[string]any{"token": "thirdtoken3"}, &updated); code != 200 || updated.AppID != third || strings.Contains(string(raw), "thirdtoken3") {
+			t.Fatalf("PUT /admin/components/%s = %d %s", third, code, raw)
+		}
+		c3, _ := wxcrypt.New("thirdtoken3", secondAESKey, third)
+		eventually(t, 5*time.Second, "a push sealed with the new Token accepted by the other replica", func() bool {
+			ts := strconv.FormatInt(time.Now().Unix(), 10)
+			sealed, sig, err := c3.SealEvent(ticketXML(third), ts, nonce)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := url.Values{"timestamp": {ts}, "nonce": {nonce}, "msg_signature": {sig}, "encrypt_type": {"aes"}}
+			resp, err := http.Post("http://"+b.Addr+"/wechat/components/"+third+"/events?"+q.Encode(), "text/xml", bytes.NewReader(sealed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
 		st.must(http.MethodDelete, "/admin/components/"+third, testAdminToken, nil, nil, 204)
 		if code, raw := st.callOn(a, http.MethodPost, "/wechat/components/wx0000000000000bad/events", "", nil, nil); code != 404 {
 			t.Errorf("a push to a platform the deployment does not have = %d %s, want 404", code, raw)

@@ -64,6 +64,44 @@ func handleCreateComponent(ps Platforms, publicURL string, log *slog.Logger) gin
 	}
 }
 
+// updatePlatformRequest changes a registered platform's settings: the
+// fields given replace the stored ones.
+type updatePlatformRequest struct {
+	Secret string `json:"secret"`
+	Token  string `json:"token"`
+	AESKey string `json:"aes_key"`
+}
+
+// handleUpdateComponent is PUT /admin/components/{component_appid}: new
+// settings for a registered platform (an appsecret reset on WeChat's
+// page, a new Token or key), served by every replica within a poll.
+func handleUpdateComponent(ps Platforms, publicURL string, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		appid := c.Param("component")
+		if err := checkAppID(appid); err != nil {
+			writeError(c, log, errs.Invalid("component_appid", "the component appid in the path is malformed"))
+			return
+		}
+		var req updatePlatformRequest
+		if err := decodeJSONBody(c, &req, false); err != nil {
+			writeError(c, log, err)
+			return
+		}
+		if req.Secret == "" && req.Token == "" && req.AESKey == "" {
+			writeError(c, log, errs.E(errs.InvalidArgument, "give at least one of secret, token and aes_key"))
+			return
+		}
+		info, err := ps.UpdatePlatform(c.Request.Context(), appid, platform.Settings{
+			Secret: secret.Value(req.Secret), Token: secret.Value(req.Token), AESKey: secret.Value(req.AESKey),
+		})
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		c.PureJSON(http.StatusOK, newPlatformJSON(info, publicURL))
+	}
+}
+
 // handleListComponents is GET /admin/components: the default platform
 // first, then the registered ones.
 func handleListComponents(ps Platforms, publicURL string, log *slog.Logger) gin.HandlerFunc {

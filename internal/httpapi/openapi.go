@@ -544,6 +544,8 @@ var staticRoutes = []staticRoute{
 		summary: "Register another third-party platform; its settings are sealed in the store and never answered back. Every replica serves it within about a second.", errors: adminErrors},
 	{method: "GET", path: "/admin/components", id: "listComponents", security: "adminToken", status: 200, resp: platformList{},
 		summary: "The deployment's platforms, the default first, with the URLs to enter on WeChat's platform page for each.", errors: adminErrors},
+	{method: "PUT", path: "/admin/components/{component}", id: "updateComponent", security: "adminToken", status: 200, req: updatePlatformRequest{}, resp: platformJSON{},
+		summary: "Change a registered platform's settings (the fields given replace the stored ones: an appsecret reset on WeChat's page, a new Token or key); every replica restarts it with them within about a second. Conflict for the default platform.", errors: adminErrors},
 	{method: "DELETE", path: "/admin/components/{component}", id: "deleteComponent", security: "adminToken", status: 204,
 		summary: "Remove a registered platform; conflict while tenants belong to it, and for the default platform.", errors: adminErrors},
 }

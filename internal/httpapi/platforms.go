@@ -27,6 +27,7 @@ type Platforms interface {
 	// (platform.Registry: invalid_argument, conflict, not_found).
 	ListPlatforms(ctx context.Context) ([]platform.Info, error)
 	AddPlatform(ctx context.Context, s platform.Settings) (platform.Info, error)
+	UpdatePlatform(ctx context.Context, componentAppID string, s platform.Settings) (platform.Info, error)
 	RemovePlatform(ctx context.Context, componentAppID string) error
 }
 
@@ -46,6 +47,9 @@ func (o onePlatform) ListPlatforms(context.Context) ([]platform.Info, error) {
 	return []platform.Info{{AppID: o.p.ComponentAppID, Default: true}}, nil
 }
 func (o onePlatform) AddPlatform(context.Context, platform.Settings) (platform.Info, error) {
+	return platform.Info{}, errs.E(errs.Internal, "this router serves one platform")
+}
+func (o onePlatform) UpdatePlatform(context.Context, string, platform.Settings) (platform.Info, error) {
 	return platform.Info{}, errs.E(errs.Internal, "this router serves one platform")
 }
 func (o onePlatform) RemovePlatform(context.Context, string) error {

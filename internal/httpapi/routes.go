@@ -94,6 +94,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	// The deployment's platforms (docs/api.md, "Several platforms").
 	admin.POST("/components", handleCreateComponent(ps, d.PublicURL, d.Logger))
 	admin.GET("/components", handleListComponents(ps, d.PublicURL, d.Logger))
+	admin.PUT("/components/:component", handleUpdateComponent(ps, d.PublicURL, d.Logger))
 	admin.DELETE("/components/:component", handleDeleteComponent(ps, d.Logger))
 
 	// Operator console (docs/console.md): HTML pages behind a session

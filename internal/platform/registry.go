@@ -33,8 +33,9 @@ type Settings struct {
 	AESKey secret.Value
 	// Default marks the platform configured by WXGATE_COMPONENT_*.
 	Default bool
-	// CreatedAt is when it was registered (zero for the default).
-	CreatedAt time.Time
+	// CreatedAt is when it was registered and UpdatedAt when its settings
+	// last changed (zero for the default).
+	CreatedAt, UpdatedAt time.Time
 }
 
 // Problems lists what is wrong with s by field (appid, secret, token,
@@ -71,6 +72,7 @@ type Store interface {
 	ListPlatforms(ctx context.Context) ([]store.Platform, error)
 	GetPlatform(ctx context.Context, appid string) (store.Platform, error)
 	DeletePlatform(ctx context.Context, appid string) error
+	UpdatePlatform(ctx context.Context, appid string, fn func(*store.Platform) error) (store.Platform, error)
 }
 
 // Defaults of Options.
@@ -188,7 +190,7 @@ func New[T any](ctx context.Context, o Options[T]) (*Registry[T], error) {
 }
 
 func fromStore(p store.Platform) Settings {
-	return Settings{AppID: p.AppID, Secret: p.Secret, Token: p.Token, AESKey: p.AESKey, CreatedAt: p.CreatedAt}
+	return Settings{AppID: p.AppID, Secret: p.Secret, Token: p.Token, AESKey: p.AESKey, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
 // start builds s's services unless they run already (conflict), and starts
@@ -311,13 +313,14 @@ func (r *Registry[T]) Sync(ctx context.Context) error {
 }
 
 // follow makes the running platform p.AppID the one the store holds: it
-// starts one this replica lacks, and restarts one removed and registered
-// again (other settings) since this replica started it. r.changes is held.
+// starts one this replica lacks, and restarts one whose settings changed
+// (updated, or removed and registered again) since this replica started
+// it. r.changes is held.
 func (r *Registry[T]) follow(ctx context.Context, p store.Platform) {
 	r.mu.RLock()
 	in, ok := r.running[p.AppID]
 	r.mu.RUnlock()
-	if ok && (in.settings.Default || in.settings.CreatedAt.Equal(p.CreatedAt)) {
+	if ok && (in.settings.Default || in.settings.UpdatedAt.Equal(p.UpdatedAt)) {
 		return
 	}
 	if ok {
@@ -481,6 +484,35 @@ func (r *Registry[T]) Add(ctx context.Context, s Settings) (Info, error) {
 		// Registered but not served here yet: the poll retries.
 		r.o.Logger.ErrorContext(ctx, "platform: registered but could not be started on this replica", "component_appid", p.AppID, "err", err.Error())
 	}
+	return Info{AppID: p.AppID, CreatedAt: p.CreatedAt}, nil
+}
+
+// Update changes a registered platform's settings: the non-empty ones of
+// s replace the stored ones (its appid cannot change). This replica
+// restarts the platform with them at once, every other one at its next
+// poll. Errors: invalid_argument (details.fields), not_found, conflict
+// (the default platform, configured by WXGATE_COMPONENT_*).
+func (r *Registry[T]) Update(ctx context.Context, appid string, s Settings) (Info, error) {
+	if appid == r.o.Default.AppID {
+		return Info{}, errs.E(errs.Conflict, "the default platform is configured by WXGATE_COMPONENT_*: change them and restart")
+	}
+	r.changes.Lock()
+	defer r.changes.Unlock()
+	p, err := r.o.Store.UpdatePlatform(ctx, appid, func(p *store.Platform) error {
+		for _, f := range []struct{ dst, v *secret.Value }{{&p.Secret, &s.Secret}, {&p.Token, &s.Token}, {&p.AESKey, &s.AESKey}} {
+			if !f.v.IsZero() {
+				*f.dst = *f.v
+			}
+		}
+		if problems := fromStore(*p).Problems(); len(problems) > 0 {
+			return errs.E(errs.InvalidArgument, "request has invalid fields").WithDetails(map[string]any{"fields": problems})
+		}
+		return nil
+	})
+	if err != nil {
+		return Info{}, err
+	}
+	r.follow(ctx, p)
 	return Info{AppID: p.AppID, CreatedAt: p.CreatedAt}, nil
 }
 

@@ -306,6 +306,42 @@ func TestRegistryFollowsTheStore(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
+			t.Run("an update restarts the platform with its new settings here and, at the next poll, elsewhere", func(t *testing.T) {
+				if _, err := f.reg.Add(ctx, platform.Settings{AppID: otherApp, Secret: "s", Token: "firsttoken", AESKey: aesKey}); err != nil {
+					t.Fatal(err)
+				}
+				f.clock.Advance(time.Second)
+				if _, err := f.reg.Update(ctx, otherApp, platform.Settings{Token: "secondtoken"}); err != nil {
+					t.Fatal(err)
+				}
+				if got := f.built(otherApp); got != "secondtoken" {
+					t.Errorf("after Update the platform runs with token %q", got)
+				}
+				waitUntil(t, "the restarted platform's work", func() bool { return f.run.is(otherApp) })
+				// Another replica's update: straight into the store.
+				f.clock.Advance(time.Second)
+				if _, err := f.st.UpdatePlatform(ctx, otherApp, func(p *store.Platform) error { p.Token = "thirdtoken"; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.reg.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if got := f.built(otherApp); got != "thirdtoken" {
+					t.Errorf("after another replica's update and a poll the platform runs with token %q", got)
+				}
+				if _, err := f.reg.Update(ctx, otherApp, platform.Settings{Token: "no"}); !errs.Is(err, errs.InvalidArgument) {
+					t.Errorf("Update with a bad token = %v, want invalid_argument", err)
+				}
+				if _, err := f.reg.Update(ctx, defaultApp, platform.Settings{Token: "newtoken"}); !errs.Is(err, errs.Conflict) {
+					t.Errorf("Update(default) = %v, want conflict", err)
+				}
+				if _, err := f.reg.Update(ctx, "wxc0ffee00000000ff", platform.Settings{Token: "newtoken"}); !errs.Is(err, errs.NotFound) {
+					t.Errorf("Update(unknown) = %v, want not_found", err)
+				}
+				if err := f.reg.Remove(ctx, otherApp); err != nil {
+					t.Fatal(err)
+				}
+			})
 			t.Run("a flood of unknown appids is bounded", func(t *testing.T) {
 				before := f.st.gets.Load()
 				refused := 0

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/secret"
@@ -20,6 +21,9 @@ type Platform struct {
 	Token     secret.Value
 	AESKey    secret.Value
 	CreatedAt time.Time
+	// UpdatedAt is when the settings last changed (registration or
+	// update).
+	UpdatedAt time.Time
 }
 
 type platformRow struct {
@@ -28,6 +32,7 @@ type platformRow struct {
 	TokenEnc  string
 	AESKeyEnc string `gorm:"column:aes_key_enc"`
 	CreatedAt int64  `gorm:"autoCreateTime:false"`
+	UpdatedAt int64  `gorm:"autoUpdateTime:false"`
 }
 
 func (platformRow) TableName() string { return "platforms" }
@@ -41,22 +46,67 @@ func platformAAD(appid, field string) string { return "platform/" + appid + "/" 
 func (s *Store) CreatePlatform(ctx context.Context, p Platform) (Platform, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	r := platformRow{AppID: p.AppID, CreatedAt: ms(s.now())}
-	for _, f := range []struct {
-		dst   *string
-		v     secret.Value
-		field string
-	}{{&r.SecretEnc, p.Secret, "secret"}, {&r.TokenEnc, p.Token, "token"}, {&r.AESKeyEnc, p.AESKey, "aes_key"}} {
-		enc, err := s.box.Seal(f.v, platformAAD(p.AppID, f.field))
-		if err != nil {
-			return Platform{}, errs.Wrap(errs.Internal, "internal error", err)
-		}
-		*f.dst = enc
+	now := ms(s.now())
+	r := platformRow{AppID: p.AppID, CreatedAt: now, UpdatedAt: now}
+	if err := s.sealPlatform(&r, p); err != nil {
+		return Platform{}, err
 	}
 	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
 		return Platform{}, translate(err, "platform")
 	}
 	return s.platformFromRow(r)
+}
+
+// sealPlatform seals p's settings into r.
+func (s *Store) sealPlatform(r *platformRow, p Platform) error {
+	for _, f := range []struct {
+		dst   *string
+		v     secret.Value
+		field string
+	}{{&r.SecretEnc, p.Secret, "secret"}, {&r.TokenEnc, p.Token, "token"}, {&r.AESKeyEnc, p.AESKey, "aes_key"}} {
+		enc, err := s.box.Seal(f.v, platformAAD(r.AppID, f.field))
+		if err != nil {
+			return errs.Wrap(errs.Internal, "internal error", err)
+		}
+		*f.dst = enc
+	}
+	return nil
+}
+
+// UpdatePlatform changes a registered platform's settings with fn (its
+// appid stays) and returns them; not_found when none has that appid. An
+// error from fn is returned as is and nothing changes.
+func (s *Store) UpdatePlatform(ctx context.Context, appid string, fn func(*Platform) error) (Platform, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var out Platform
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var r platformRow
+		q := tx.Where("appid = ?", appid)
+		if s.dialect == Postgres { // SQLite has one writer at a time anyway
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Take(&r).Error; err != nil {
+			return err
+		}
+		p, err := s.platformFromRow(r)
+		if err != nil {
+			return err
+		}
+		if err := fn(&p); err != nil {
+			return err
+		}
+		if err := s.sealPlatform(&r, p); err != nil {
+			return err
+		}
+		r.UpdatedAt = max(ms(s.now()), r.UpdatedAt+1)
+		if err := tx.Save(&r).Error; err != nil {
+			return err
+		}
+		out, err = s.platformFromRow(r)
+		return err
+	})
+	return out, translate(err, "platform")
 }
 
 // ListPlatforms returns every registered platform, oldest first. A row
@@ -126,7 +176,7 @@ func (s *Store) DeletePlatform(ctx context.Context, appid string) error {
 }
 
 func (s *Store) platformFromRow(r platformRow) (Platform, error) {
-	p := Platform{AppID: r.AppID, CreatedAt: fromMS(r.CreatedAt)}
+	p := Platform{AppID: r.AppID, CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
 	for _, f := range []struct {
 		dst   *secret.Value
 		enc   string

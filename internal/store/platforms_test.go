@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxgate/wxgate/internal/errs"
 	"github.com/wxgate/wxgate/internal/secret"
@@ -30,6 +31,27 @@ func TestPlatformsRegistry(t *testing.T) {
 			list, err := s.ListPlatforms(ctx)
 			if err != nil || len(list) != 1 || list[0].AppID != other {
 				t.Fatalf("ListPlatforms = %+v, %v; want only %s", list, err, other)
+			}
+		})
+		step(t, "its settings change, with the time they did", func(t *testing.T) {
+			before, _ := s.GetPlatform(ctx, other)
+			clock.Advance(time.Minute)
+			got, err := s.UpdatePlatform(ctx, other, func(p *store.Platform) error { p.Secret = "rotated-secret"; return nil })
+			if err != nil || got.Secret != "rotated-secret" || got.Token != p.Token || !got.UpdatedAt.After(before.UpdatedAt) || !got.CreatedAt.Equal(before.CreatedAt) {
+				t.Fatalf("UpdatePlatform = %+v, %v; want the new secret, the rest kept, a later update time", got, err)
+			}
+			if read, _ := s.GetPlatform(ctx, other); read.Secret != "rotated-secret" {
+				t.Fatalf("read back %+v", read)
+			}
+			if _, err := s.UpdatePlatform(ctx, "wxc0ffee00000000ff", func(*store.Platform) error { return nil }); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("UpdatePlatform(unknown) = %v, want not_found", err)
+			}
+			refused := errs.E(errs.InvalidArgument, "no")
+			if _, err := s.UpdatePlatform(ctx, other, func(p *store.Platform) error { p.Token = "changed"; return refused }); err != refused {
+				t.Fatalf("UpdatePlatform with a refusing fn = %v", err)
+			}
+			if read, _ := s.GetPlatform(ctx, other); read.Token != p.Token {
+				t.Fatalf("a refused update changed the token to %q", read.Token)
 			}
 		})
 		step(t, "an appid registers once", func(t *testing.T) {
