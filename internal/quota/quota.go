@@ -342,7 +342,10 @@ func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse f
 		if ck.tenant == "" {
 			a.inflight++
 		}
-		full := own.unseen() >= k.o.Batch
+		// Only a bounded count needs the others to see it within Batch
+		// calls; the periodic sync carries the rest (under load a kick per
+		// Batch calls kept the sync loop and the database busy for nothing).
+		full := own.unseen() >= k.o.Batch && bounded(a, own)
 		k.mu.Unlock()
 		if full {
 			k.kickSync()
