@@ -87,13 +87,17 @@ func runBench(ctx context.Context, args []string, _ Env, stdio IO) error {
 	}
 	fmt.Fprintln(tw)
 	printCPU(tw, cpu, o)
+	fmt.Fprintln(tw)
+	printHops(tw, cpu, b.moderate, b.o.duration)
 	return tw.Flush()
 }
 
 // bench is one benchmark deployment: the simulator in this process, the
 // gateways as child processes on a fresh PostgreSQL schema.
 type bench struct {
-	o        benchOptions
+	o benchOptions
+	// moderate is the paced clients' rate (requests per second in all).
+	moderate float64
 	log      *slog.Logger
 	host     *simHost
 	sim      *sim.Simulator
@@ -108,6 +112,8 @@ type bench struct {
 const (
 	benchSmall = "wxbe000000000small"
 	benchBig   = "wxbe00000000000big"
+	// moderateClients is how many clients the moderate-load runs have.
+	moderateClients = 8
 	// moderateShare is the paced latency run's rate as a share of the
 	// gateway's measured throughput: loaded, not saturated.
 	moderateShare = 0.25
@@ -564,11 +570,12 @@ func (b *bench) run(ctx context.Context) ([][4]string, []cpuResult, error) {
 	// what the gateway sustains, the same rate direct and through it; then
 	// the same eight clients unpaced (closed loop), which saturates a small
 	// machine and so measures queueing as much as the gateway.
-	const moderate = 8
+	const moderate = moderateClients
 	rate := b.o.moderateRate
 	if rate <= 0 {
 		rate = math.Round(g.rps() * moderateShare)
 	}
+	b.moderate = rate
 	b.log.Info("latency under moderate load", "clients", moderate, "rate", rate, "duration", b.o.duration)
 	dp := loadPaced(ctx, moderate, rate, b.o.duration, directCall)
 	p0 := b.histogram(ctx, 0, "wxgate_gateway_overhead_seconds")
@@ -654,10 +661,59 @@ func (b *bench) cpuRun(ctx context.Context) ([]cpuResult, error) {
 			out[i] = out[i].merge(r)
 		}
 	}
+	// Then the latency each proxy adds at the moderate rate, paced, in
+	// turns with the direct calls the additions are measured against.
+	direct := cpuTarget{name: "direct (no proxy)", url: func() string { return b.simURL + b.upstreamPath(benchSmall) }}
+	var directPaced loadResult
+	turn := max(b.o.duration/hopRounds, time.Second)
+	for round := range hopRounds {
+		b.log.Info("latency added by each proxy", "round", round+1, "rate", b.moderate, "clients", moderateClients)
+		directPaced = directPaced.merge(b.paced(ctx, direct, turn))
+		for i, t := range targets {
+			out[i].paced = out[i].paced.merge(b.paced(ctx, t, turn))
+		}
+	}
+	out = append(out, cpuResult{name: direct.name, paced: directPaced, direct: true})
 	if ng == nil {
 		out = append(out, cpuResult{name: "nginx"})
 	}
 	return out, nil
+}
+
+// hopRounds is how many turns the proxies and the direct calls take in the
+// paced latency comparison.
+const hopRounds = 3
+
+// paced sends t the moderate-load calls for d and returns their latencies.
+func (b *bench) paced(ctx context.Context, t cpuTarget, d time.Duration) loadResult {
+	return loadPaced(ctx, moderateClients, b.moderate, d, func(ctx context.Context) error {
+		_, err := b.get(ctx, t.url(), t.auth)
+		return err
+	})
+}
+
+// printHops prints the latency each proxy adds at the moderate rate: what
+// a loopback hop through any proxy costs on this machine, beside what
+// wxgate's costs.
+func printHops(w io.Writer, cpu []cpuResult, rate float64, d time.Duration) {
+	var direct loadResult
+	for _, r := range cpu {
+		if r.direct {
+			direct = r.paced
+		}
+	}
+	fmt.Fprintf(w, "proxy (same upstream, %d paced clients at %.0f requests/s, %s in %d turns)\tp50 latency\tp99 latency\tp99 added to the direct call's\n", moderateClients, rate, d.Round(time.Second), hopRounds)
+	for _, r := range cpu {
+		if !r.installed && !r.direct {
+			fmt.Fprintf(w, "%s\tnot installed\t\t\n", r.name)
+			continue
+		}
+		added := "-"
+		if !r.direct {
+			added = ms(r.paced.pct(0.99) - direct.pct(0.99))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.name, ms(r.paced.pct(0.50)), ms(r.paced.pct(0.99)), added)
+	}
 }
 
 // printCPU prints the CPU comparison: each proxy's CPU per request and
@@ -671,6 +727,9 @@ func printCPU(w io.Writer, cpu []cpuResult, o benchOptions) {
 		}
 	}
 	for _, r := range cpu {
+		if r.direct {
+			continue
+		}
 		if !r.installed {
 			fmt.Fprintf(w, "%s\tnot installed\t\t\t\t\n", r.name)
 			continue

@@ -210,6 +210,10 @@ type cpuResult struct {
 	idle      time.Duration // the idle work subtracted
 	load      loadResult
 	installed bool
+	// paced is the latency at the moderate rate; direct marks the calls
+	// straight to the upstream, which the proxies' are compared with.
+	paced  loadResult
+	direct bool
 }
 
 // perReq is the CPU per request.
@@ -217,11 +221,14 @@ func (r cpuResult) perReq() time.Duration { return r.cpu / time.Duration(max(r.l
 
 // merge adds another round of the same target.
 func (r cpuResult) merge(o cpuResult) cpuResult {
-	lat := append(slices.Clone(r.load.lat), o.load.lat...)
+	return cpuResult{name: o.name, cpu: r.cpu + o.cpu, idle: r.idle + o.idle, installed: o.installed, load: r.load.merge(o.load), paced: r.paced}
+}
+
+// merge adds another run's latencies to l.
+func (l loadResult) merge(o loadResult) loadResult {
+	lat := append(slices.Clone(l.lat), o.lat...)
 	slices.Sort(lat)
-	return cpuResult{name: o.name, cpu: r.cpu + o.cpu, idle: r.idle + o.idle, installed: o.installed, load: loadResult{
-		n: r.load.n + o.load.n, failed: r.load.failed + o.load.failed, elapsed: r.load.elapsed + o.load.elapsed, lat: lat,
-	}}
+	return loadResult{n: l.n + o.n, failed: l.failed + o.failed, elapsed: l.elapsed + o.elapsed, lat: lat}
 }
 
 // measureCPU sends n requests at concurrency c to t and reads the CPU its
