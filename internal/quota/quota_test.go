@@ -234,3 +234,60 @@ func TestStoreOutageNeitherBlocksNorLosesNorDoublesCounts(t *testing.T) {
 		}
 	})
 }
+
+// syncCounter counts a keeper's writes of its counts.
+type syncCounter struct {
+	quota.Store
+	writes atomic.Int64
+}
+
+func (s *syncCounter) AddQuotaCounts(ctx context.Context, componentAppID string, rows []store.QuotaCount) error {
+	s.writes.Add(1)
+	return s.Store.AddQuotaCounts(ctx, componentAppID, rows)
+}
+
+// TestFarFromTheLimitSyncsInBatches: an account thousands of calls from
+// its limit is synced once per FarBatch/2 calls, not once per Batch, and no
+// call is lost; the exact bound near the limit is
+// TestKeepersShareTheDailyQuota's.
+func TestFarFromTheLimitSyncsInBatches(t *testing.T) {
+	p := componenttest.New(t, componenttest.Options{Dialect: store.Postgres, Sim: func(o *sim.Options) { o.DailyQuota = 1_000_000 }})
+	p.PushTicket()
+	const appid = "wx00000000000000a3"
+	p.NewAccount(appid, 2)
+	if _, err := p.Sim.Authorize(p.Ctx(), appid, ""); err != nil {
+		t.Fatal(err)
+	}
+	counted := &syncCounter{Store: p.Store}
+	learner := proxy.NewService(proxy.Options{Authorizers: p.Authorizers, Upstream: p.WeChat, Metrics: p.Metrics, Logger: p.Log, Now: p.Clock.Now, Timeout: 10 * time.Second})
+	k := quota.New(quota.Options{ComponentAppID: p.AppID, Store: counted, Learner: learner, Now: p.Clock.Now, Logger: p.Log, Metrics: p.Metrics})
+	ctx := context.Background()
+	if st, err := k.Learn(ctx, appid, "getFans", cgiUserGet); err != nil || st.DailyLimit != 1_000_000 {
+		t.Fatalf("Learn = %+v, %v", st, err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = k.Run(runCtx) }()
+	const calls = 3000
+	before := counted.writes.Load()
+	for range calls {
+		if err := k.Spend(ctx, appid, "getFans", cgiUserGet); err != nil {
+			t.Fatal(err)
+		}
+		k.Answered(appid, "getFans", cgiUserGet)
+	}
+	stop()
+	<-done
+	writes := counted.writes.Load() - before
+	if err := k.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := k.Status(appid, "getFans", cgiUserGet); st.Used != calls {
+		t.Fatalf("after a final sync: used %d, want %d (no call lost)", st.Used, calls)
+	}
+	// One per Batch would be 600 syncs; far from the limit one per
+	// FarBatch/2 is 30, with a few more while the first read was fresh.
+	if limit := int64(calls/(quota.FarBatch/2) + 20); writes > limit {
+		t.Errorf("%d calls far from the limit made %d syncs, want at most %d", calls, writes, limit)
+	}
+}
