@@ -387,43 +387,85 @@ type Page struct {
 // ends, before or emit fails. On failure it returns the cursor to resume
 // from: every openid before it was emitted, none after. Each page is a call
 // of tenantID's.
+//
+// The next page is fetched while the current one is emitted, so a walk
+// takes about as long as its WeChat calls rather than their sum with the
+// client's reading; a walk that ends early has made at most that one call
+// more.
 func (s *Service) Walk(ctx context.Context, api *API, appid, tenantID string, args Args, before func() error, emit func(openids []string) error) (resume string, pages int, err error) {
-	cur := Args{}
-	for k, v := range args {
-		cur[k] = v
-	}
-	cursor := cur[api.Cursor]
-	for {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // an early end abandons the page fetched ahead
+	ahead := func(cursor string) (<-chan fetchedPage, error) {
 		if err := ctx.Err(); err != nil {
-			return cursor, pages, errs.Wrap(errs.UpstreamTimeout, "the export was cancelled", err)
+			return nil, errs.Wrap(errs.UpstreamTimeout, "the export was cancelled", err)
 		}
 		if before != nil {
 			if err := before(); err != nil {
-				return cursor, pages, err
+				return nil, err
 			}
+		}
+		cur := Args{}
+		for k, v := range args {
+			cur[k] = v
 		}
 		if cursor == "" {
 			delete(cur, api.Cursor)
 		} else {
 			cur[api.Cursor] = cursor
 		}
-		body, err := s.Call(ctx, api, appid, tenantID, cur)
-		if err != nil {
-			return cursor, pages, err
-		}
-		var p Page
-		if err := json.Unmarshal(body, &p); err != nil {
-			return cursor, pages, errs.Wrap(errs.UpstreamError, "WeChat answered a page that is not JSON", err)
+		ch := make(chan fetchedPage, 1)
+		go func() { ch <- s.fetchPage(ctx, api, appid, tenantID, cur) }()
+		return ch, nil
+	}
+	cursor := args[api.Cursor]
+	next, err := ahead(cursor)
+	if err != nil {
+		return cursor, pages, err
+	}
+	for {
+		f := <-next
+		if f.err != nil {
+			return cursor, pages, f.err
 		}
 		pages++
+		p := f.page
+		last := p.NextOpenID == "" || p.Count == 0 || len(p.Data.OpenID) == 0 || p.NextOpenID == cursor
+		// Ask for the next page before handing this one over; a refusal
+		// (access gone, cancelled) ends the walk after this page.
+		var aheadErr error
+		if !last {
+			next, aheadErr = ahead(p.NextOpenID)
+		}
 		if len(p.Data.OpenID) > 0 {
 			if err := emit(p.Data.OpenID); err != nil {
 				return p.NextOpenID, pages, err
 			}
 		}
-		if p.NextOpenID == "" || p.Count == 0 || len(p.Data.OpenID) == 0 || p.NextOpenID == cursor {
+		if last {
 			return "", pages, nil
+		}
+		if aheadErr != nil {
+			return p.NextOpenID, pages, aheadErr
 		}
 		cursor = p.NextOpenID
 	}
+}
+
+// fetchedPage is one page of a walk, or why it could not be had.
+type fetchedPage struct {
+	page Page
+	err  error
+}
+
+// fetchPage calls one page of a walk and decodes it.
+func (s *Service) fetchPage(ctx context.Context, api *API, appid, tenantID string, args Args) fetchedPage {
+	body, err := s.Call(ctx, api, appid, tenantID, args)
+	if err != nil {
+		return fetchedPage{err: err}
+	}
+	var p Page
+	if err := json.Unmarshal(body, &p); err != nil {
+		return fetchedPage{err: errs.Wrap(errs.UpstreamError, "WeChat answered a page that is not JSON", err)}
+	}
+	return fetchedPage{page: p}
 }

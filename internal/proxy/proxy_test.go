@@ -428,3 +428,45 @@ func BenchmarkIdenticalBurst(b *testing.B) {
 		})
 	}
 }
+
+// TestWalkFetchesTheNextPageWhileEmitting: while a page is handed over
+// (written to a slow client), the next one is already asked of WeChat, so
+// an export takes about as long as its WeChat calls; a walk whose emit
+// fails makes at most that one call more, and resumes exactly.
+func TestWalkFetchesTheNextPageWhileEmitting(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, componenttest.Options{})
+	appid := f.account(sim.AccountSpec{AppID: "wx00000000000a0f01", Followers: 25000, PermissionSets: []int{2}})
+	calls := func() int64 { return f.Sim.Counters().ByAccount["user/get"][appid] }
+	before := calls()
+	var got []string
+	emitted := 0
+	resume, _, err := f.svc.Walk(f.Ctx(), getFans, appid, "t1", proxy.Args{}, nil, func(ids []string) error {
+		emitted++
+		if emitted == 1 {
+			// The first page is being handed over: the second is asked for
+			// meanwhile (a walk without look-ahead would wait here forever).
+			deadline := time.Now().Add(10 * time.Second)
+			for calls()-before < 2 {
+				if time.Now().After(deadline) {
+					return errors.New("the next page was not asked for while this one was emitted")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			got = append(got, ids...)
+			return nil
+		}
+		// Handed over, then the client goes away: the walk stops here.
+		got = append(got, ids...)
+		return errors.New("the client went away")
+	})
+	if err == nil || err.Error() != "the client went away" {
+		t.Fatalf("Walk = %v, want the emit's failure", err)
+	}
+	if n := calls() - before; n > 3 {
+		t.Errorf("a walk ended at its second page made %d calls, want at most 3 (one fetched ahead)", n)
+	}
+	// Resuming from the cursor returned gives every remaining follower once.
+	rest, _ := walkAll(t, f, getFans, appid, proxy.Args{"next_openid": resume})
+	componenttest.WantFollowers(t, appid, append(got, rest...), 0, 25000)
+}
