@@ -41,7 +41,6 @@ type benchOptions struct {
 	// env adds to the replicas' environment.
 	env          map[string]string
 	moderateRate float64
-	proxyProcs   int
 }
 
 func runBench(ctx context.Context, args []string, _ Env, stdio IO) error {
@@ -50,7 +49,6 @@ func runBench(ctx context.Context, args []string, _ Env, stdio IO) error {
 	fs.StringVar(&o.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL `URL` to create the benchmark schema in")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each throughput run")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients in the throughput runs")
-	fs.IntVar(&o.proxyProcs, "proxy-procs", 0, "GOMAXPROCS of the gateways and the bare Go proxy (0: Go's default, the machine's cores), to see how the Go scheduler's share of the machine weighs on their latency")
 	fs.Float64Var(&o.moderateRate, "moderate-rate", 0, "requests per second of the 8 paced clients of the moderate-load latency run (0: a quarter of the gateway's measured throughput)")
 	fs.IntVar(&o.replicas, "replicas", 3, "gateway replicas (child processes) on the one database")
 	fs.IntVar(&o.accounts, "accounts", 300, "accounts in the refresh coordination run")
@@ -161,9 +159,6 @@ func newBench(ctx context.Context, o benchOptions, log *slog.Logger) (*bench, er
 		if v := os.Getenv(k); v != "" {
 			env[k] = v
 		}
-	}
-	if o.proxyProcs > 0 {
-		env["GOMAXPROCS"] = strconv.Itoa(o.proxyProcs)
 	}
 	for i := range o.replicas {
 		r, err := startReplica(ctx, exe, []string{"serve"}, env, nil)
@@ -635,11 +630,7 @@ func (b *bench) cpuRun(ctx context.Context) ([]cpuResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	bareEnv := map[string]string{}
-	if b.o.proxyProcs > 0 {
-		bareEnv["GOMAXPROCS"] = strconv.Itoa(b.o.proxyProcs)
-	}
-	bare, err := startReplica(ctx, exe, []string{"bench", "--bare-proxy", b.simURL}, bareEnv, nil)
+	bare, err := startReplica(ctx, exe, []string{"bench", "--bare-proxy", b.simURL}, map[string]string{}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("bench: bare proxy: %w", err)
 	}

@@ -63,20 +63,6 @@ const (
 	// the deployment's totals (for GET …/quota and the metrics; the bound
 	// does not need it: a replica reads before its Batch+1th unseen call).
 	idleRead = 10 * time.Second
-	// FarBatch is how many calls a replica may hold that the others have
-	// not seen while it is far from the limit: more than NearMargin calls
-	// left as it read them less than freshRead ago. A hot account far from
-	// its limit then costs one sync per FarBatch/2 calls, none waited for,
-	// instead of one per Batch with the calls waiting for it.
-	FarBatch = 200
-	// NearMargin is where the exact bound takes over: within it, Batch
-	// applies. It covers 16 replicas each still holding FarBatch calls
-	// from the far side, so the overshoot bound of (R-1)*Batch holds for
-	// deployments of up to 16 replicas.
-	NearMargin = 16 * FarBatch
-	// freshRead is how recent a replica's read of the totals must be for
-	// it to judge itself far from the limit.
-	freshRead = 100 * time.Millisecond
 )
 
 // beijing is WeChat's day boundary for daily quotas (UTC+8, no DST).
@@ -299,12 +285,7 @@ func (k *Keeper) Admit(ctx context.Context, tenantID, appid, api, cgiPath string
 			return ScopeTenant
 		}
 		return ""
-	}, func(_ *account, _, own *counter) int64 {
-		if limit <= 0 {
-			return -1
-		}
-		return limit - own.seen()
-	})
+	}, func(*account, *counter) bool { return limit > 0 })
 }
 
 // Spend counts one WeChat call of api on appid, or refuses it locally
@@ -315,20 +296,14 @@ func (k *Keeper) Spend(ctx context.Context, appid, api, cgiPath string) error {
 			return ScopeWeChat
 		}
 		return ""
-	}, func(a *account, gw, _ *counter) int64 {
-		if a.limit <= 0 {
-			return -1
-		}
-		return a.limit - a.usedLocked(gw)
-	})
+	}, func(a *account, _ *counter) bool { return a.limit > 0 })
 }
 
-// take counts one call on ck unless refuse names a scope. While room says
-// a limit applies (the calls left under it, -1 for none), a replica
-// holding the batch of calls the others have not seen waits for the sync
-// it kicks first (unless the store is failing: then it goes on with what
-// it knows). The batch is Batch near the limit, FarBatch far from it.
-func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse func(a *account, gw, own *counter) string, room func(a *account, gw, own *counter) int64) error {
+// take counts one call on ck unless refuse names a scope. While bounded
+// says a limit applies, a replica holding Batch calls the others have not
+// seen waits for the sync it kicks first (unless the store is failing:
+// then it goes on with what it knows).
+func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse func(a *account, gw, own *counter) string, bounded func(a *account, own *counter) bool) error {
 	deadline := time.Now().Add(syncWait)
 	for {
 		now := k.o.Now()
@@ -348,9 +323,7 @@ func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse f
 			}
 			return Refusal(scope, now)
 		}
-		left := room(a, gw, own)
-		batch := k.batchLocked(left)
-		if left >= 0 && own.unseen() >= batch && k.healthy && time.Now().Before(deadline) {
+		if bounded(a, own) && own.unseen() >= k.o.Batch && k.healthy && time.Now().Before(deadline) {
 			wait := k.synced
 			k.mu.Unlock()
 			k.kickSync()
@@ -369,27 +342,16 @@ func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse f
 		if ck.tenant == "" {
 			a.inflight++
 		}
-		// Only a bounded count needs the others to see it within its
-		// batch; the periodic sync carries the rest. Far from the limit the
-		// kick comes at half the batch, so the sync is back before a call
-		// would have to wait for it.
-		full := left >= 0 && (own.unseen() >= batch || batch > k.o.Batch && own.unseen() >= batch/2)
+		// Only a bounded count needs the others to see it within Batch
+		// calls; the periodic sync carries the rest (under load a kick per
+		// Batch calls kept the sync loop and the database busy for nothing).
+		full := own.unseen() >= k.o.Batch && bounded(a, own)
 		k.mu.Unlock()
 		if full {
 			k.kickSync()
 		}
 		return nil
 	}
-}
-
-// batchLocked is how many unseen calls a replica may hold with left calls
-// under the limit: FarBatch when more than NearMargin are left as it read
-// them a moment ago, else Batch.
-func (k *Keeper) batchLocked(left int64) int64 {
-	if left > NearMargin && !k.lastRead.IsZero() && time.Since(k.lastRead) <= freshRead {
-		return max(FarBatch, k.o.Batch)
-	}
-	return k.o.Batch
 }
 
 // Answered records that WeChat answered (or failed) a call counted by
