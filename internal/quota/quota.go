@@ -11,7 +11,10 @@
 // others cannot see; a replica never holds more than Batch such calls per
 // account and API (past that, a call waits for the sync it kicks), so with
 // R replicas the deployment overshoots a limit by at most ×Batch
-// calls, plus the calls in flight when a limit was learned.
+// calls, plus the calls in flight when a limit was learned. Far from a
+// limit a replica instead writes a reservation of FarBatch calls before
+// making them: the others count it at once, so the bound is unchanged and
+// a hot account costs one sync per FarBatch/2 calls, none waited for.
 package quota
 
 import (
@@ -63,6 +66,16 @@ const (
 	// the deployment's totals (for GET …/quota and the metrics; the bound
 	// does not need it: a replica reads before its Batch+1th unseen call).
 	idleRead = 10 * time.Second
+	// FarBatch is the reservation a replica writes, far from a limit,
+	// before making the calls it covers: the others count them at once, so
+	// no sync per Batch calls is needed and no call waits for one.
+	FarBatch = 200
+	// NearMargin: with fewer calls left than this under a counter's limit
+	// (as the replica last read it), a replica reserves no more and gives
+	// back what it holds, so reservations never make the others refuse
+	// while the quota still has room for them. Far or near changes only
+	// how the quota is shared, never the overshoot bound.
+	NearMargin = 16 * FarBatch
 )
 
 // beijing is WeChat's day boundary for daily quotas (UTC+8, no DST).
@@ -169,13 +182,32 @@ type account struct {
 }
 
 type counter struct {
-	total    int64 // the deployment's count at the last sync
-	flushing int64 // this replica's calls being written
-	unsynced int64 // this replica's calls not yet written
+	total    int64 // the deployment's calls and reservations at the last read
+	calls    int64 // of which calls made
+	flushing int64 // this replica's calls beyond its reservation, being written
+	unsynced int64 // this replica's calls beyond its reservation, not yet written
+	// reserved is this replica's reservation not used yet: written, so in
+	// everyone's total already. used counts the calls made from it since
+	// the last sync, which moves them from reserved to calls in the store
+	// (usedFlushing while that write runs).
+	reserved, used, usedFlushing int64
+	// idle is a reservation written but not usable (its read failed): the
+	// next sync gives it back.
+	idle int64
+	// far: the last read left more than NearMargin calls under the
+	// counter's limit.
+	far bool
 }
 
 func (c *counter) seen() int64   { return c.total + c.flushing + c.unsynced }
 func (c *counter) unseen() int64 { return c.flushing + c.unsynced }
+
+// made is the calls this replica knows were made (WeChat counts those;
+// reservations it does not): the deployment's at the last read and this
+// replica's own since.
+func (c *counter) made() int64 {
+	return c.calls + c.flushing + c.unsynced + c.used + c.usedFlushing
+}
 
 // New returns a Keeper; run Run in the background.
 func New(o Options) *Keeper {
@@ -285,7 +317,12 @@ func (k *Keeper) Admit(ctx context.Context, tenantID, appid, api, cgiPath string
 			return ScopeTenant
 		}
 		return ""
-	}, func(*account, *counter) bool { return limit > 0 })
+	}, func(_ *account, _, own *counter) int64 {
+		if limit <= 0 {
+			return -1
+		}
+		return limit - own.seen()
+	})
 }
 
 // Spend counts one WeChat call of api on appid, or refuses it locally
@@ -296,14 +333,21 @@ func (k *Keeper) Spend(ctx context.Context, appid, api, cgiPath string) error {
 			return ScopeWeChat
 		}
 		return ""
-	}, func(a *account, _ *counter) bool { return a.limit > 0 })
+	}, func(a *account, gw, _ *counter) int64 {
+		if a.limit <= 0 {
+			return -1
+		}
+		return a.limit - a.usedLocked(gw)
+	})
 }
 
-// take counts one call on ck unless refuse names a scope. While bounded
-// says a limit applies, a replica holding Batch calls the others have not
+// take counts one call on ck unless refuse names a scope. While room says
+// a limit applies (the calls left under it, -1 for none), the call uses
+// the replica's reservation if it holds one (the others count it
+// already); otherwise a replica holding Batch calls the others have not
 // seen waits for the sync it kicks first (unless the store is failing:
 // then it goes on with what it knows).
-func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse func(a *account, gw, own *counter) string, bounded func(a *account, own *counter) bool) error {
+func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse func(a *account, gw, own *counter) string, room func(a *account, gw, own *counter) int64) error {
 	deadline := time.Now().Add(syncWait)
 	for {
 		now := k.o.Now()
@@ -323,7 +367,21 @@ func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse f
 			}
 			return Refusal(scope, now)
 		}
-		if bounded(a, own) && own.unseen() >= k.o.Batch && k.healthy && time.Now().Before(deadline) {
+		bounded := room(a, gw, own) >= 0
+		if bounded && own.reserved > 0 {
+			own.reserved--
+			own.used++
+			if ck.tenant == "" {
+				a.inflight++
+			}
+			low := own.reserved < FarBatch/2
+			k.mu.Unlock()
+			if low {
+				k.kickSync() // reserve the next batch before this one runs out
+			}
+			return nil
+		}
+		if bounded && own.unseen() >= k.o.Batch && k.healthy && time.Now().Before(deadline) {
 			wait := k.synced
 			k.mu.Unlock()
 			k.kickSync()
@@ -345,7 +403,7 @@ func (k *Keeper) take(ctx context.Context, ck countKey, cgiPath string, refuse f
 		// Only a bounded count needs the others to see it within Batch
 		// calls; the periodic sync carries the rest (under load a kick per
 		// Batch calls kept the sync loop and the database busy for nothing).
-		full := own.unseen() >= k.o.Batch && bounded(a, own)
+		full := bounded && (own.unseen() >= k.o.Batch || own.far)
 		k.mu.Unlock()
 		if full {
 			k.kickSync()
@@ -436,7 +494,7 @@ func (k *Keeper) Learn(ctx context.Context, appid, api, cgiPath string) (Status,
 		k.rollLocked(k.o.Now())
 		asked := k.day
 		a := k.accountLocked(appid, api, cgiPath)
-		answered := k.counterLocked(countKey{"", appid, api}).seen() - a.inflight
+		answered := k.counterLocked(countKey{"", appid, api}).made() - a.inflight
 		k.mu.Unlock()
 		q, err := k.learner.LearnQuota(ctx, appid, cgiPath)
 		if err != nil {
@@ -477,7 +535,7 @@ func (k *Keeper) Cleared(appid string) {
 	k.rollLocked(k.o.Now())
 	for key, a := range k.accounts {
 		if key.appid == appid {
-			a.outside = -k.counterLocked(countKey{"", appid, key.api}).seen()
+			a.outside = -k.counterLocked(countKey{"", appid, key.api}).made()
 			a.spent = false
 		}
 	}
@@ -495,7 +553,9 @@ type Status struct {
 }
 
 func (k *Keeper) statusLocked(appid, api string, a *account, gw *counter, now time.Time) Status {
-	s := Status{API: api, CGIPath: a.cgiPath, DailyLimit: a.limit, Used: a.usedLocked(gw), ResetsAt: NextReset(now), CheckedAt: a.checkedAt}
+	// This replica's own reservation not used yet is not a use; the other
+	// replicas' (at most FarBatch each, far from the limit) count as used.
+	s := Status{API: api, CGIPath: a.cgiPath, DailyLimit: a.limit, Used: max(0, a.usedLocked(gw)-gw.reserved), ResetsAt: NextReset(now), CheckedAt: a.checkedAt}
 	if a.limit > 0 {
 		s.Remain = max(0, a.limit-s.Used)
 	}
@@ -524,6 +584,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Give back every reservation not used, then write.
+			k.mu.Lock()
+			for _, c := range k.counts {
+				c.far = false
+			}
+			k.mu.Unlock()
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
 			defer cancel()
 			if err := k.Sync(fctx); err != nil {
@@ -560,12 +626,31 @@ func (k *Keeper) sync(ctx context.Context, force bool) error {
 	k.mu.Lock()
 	day := k.day
 	var rows []store.QuotaCount
+	type change struct{ made, used, grant, release, idle int64 }
+	changes := map[countKey]change{}
 	for ck, c := range k.counts {
-		if c.unsynced > 0 {
-			rows = append(rows, store.QuotaCount{AppID: ck.appid, API: ck.api, TenantID: ck.tenant, Day: day, Calls: c.unsynced})
-			c.flushing += c.unsynced
-			c.unsynced = 0
+		// Far from the limit, after a read that worked, top the
+		// reservation up; near it (or with a reservation that is not
+		// usable), give back what is held.
+		var ch change
+		if c.far && k.healthy && c.reserved < FarBatch/2 {
+			ch.grant = FarBatch - c.reserved
 		}
+		if !c.far && c.reserved > 0 {
+			ch.release, c.reserved = c.reserved, 0
+		}
+		ch.idle, c.idle = c.idle, 0
+		ch.made, ch.used = c.unsynced, c.used
+		if ch == (change{}) {
+			continue
+		}
+		changes[ck] = ch
+		rows = append(rows, store.QuotaCount{AppID: ck.appid, API: ck.api, TenantID: ck.tenant, Day: day,
+			Calls: ch.made + ch.used, Reserved: ch.grant - ch.used - ch.release - ch.idle})
+		c.flushing += c.unsynced
+		c.unsynced = 0
+		c.usedFlushing += c.used
+		c.used = 0
 	}
 	// One order for every replica: two syncs upserting the same rows in
 	// different orders would deadlock each other in the database.
@@ -597,13 +682,22 @@ func (k *Keeper) sync(ctx context.Context, force bool) error {
 	if day != k.day {
 		return rerr // the day rolled meanwhile: yesterday's counts are written (or lost)
 	}
-	for _, r := range rows {
-		c := k.counterLocked(countKey{r.TenantID, r.AppID, r.API})
-		c.flushing -= r.Calls
-		if werr != nil {
-			c.unsynced += r.Calls // not written: the next sync writes them
-		} else if rerr != nil {
-			c.total += r.Calls // written, but the totals were not read back
+	for ck, ch := range changes {
+		c := k.counterLocked(ck)
+		c.flushing -= ch.made
+		c.usedFlushing -= ch.used
+		switch {
+		case werr != nil: // not written: the next sync writes them
+			c.unsynced += ch.made
+			c.used += ch.used
+			c.reserved += ch.release
+			c.idle += ch.idle
+		case rerr != nil: // written, but the totals were not read back
+			c.total += ch.made + ch.grant - ch.release - ch.idle
+			c.calls += ch.made + ch.used
+			c.idle += ch.grant // usable only after a read that includes it
+		default:
+			c.reserved += ch.grant
 		}
 	}
 	if rerr != nil {
@@ -611,13 +705,37 @@ func (k *Keeper) sync(ctx context.Context, force bool) error {
 	}
 	k.lastRead = time.Now()
 	for _, c := range k.counts {
-		c.total = 0
+		c.total, c.calls = 0, 0
 	}
 	for _, r := range totals {
-		k.counterLocked(countKey{r.TenantID, r.AppID, r.API}).total = r.Calls
+		c := k.counterLocked(countKey{r.TenantID, r.AppID, r.API})
+		c.total, c.calls = r.Calls+r.Reserved, r.Calls
 	}
+	k.judgeLocked()
 	k.gaugesLocked()
 	return nil
+}
+
+// judgeLocked decides, after a read, which counters are far from their
+// limit: more than NearMargin calls left under the account's WeChat limit
+// (the gateway's counters) or the tenant's cap (a tenant's).
+func (k *Keeper) judgeLocked() {
+	for ck, c := range k.counts {
+		// This replica's own unused reservation is room it holds, not a
+		// use: counting it would call a counter near right after its
+		// reservation and give it back at once.
+		var left int64 = -1
+		if ck.tenant == "" {
+			if a := k.accounts[apiKey{ck.appid, ck.api}]; a != nil && a.limit > 0 && !a.spent {
+				left = a.limit - a.usedLocked(c) + c.reserved
+			}
+		} else if k.o.Caps != nil {
+			if cap := k.o.Caps.DailyLimit(ck.tenant, ck.appid); cap > 0 {
+				left = cap - c.seen() + c.reserved
+			}
+		}
+		c.far = left > NearMargin
+	}
 }
 
 // gaugesLocked sets the remaining-quota metrics per API.

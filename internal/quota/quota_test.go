@@ -248,16 +248,17 @@ func (l fixedLearner) LearnQuota(context.Context, string, string) (quota.Quota, 
 }
 
 // TestAHandoffNearTheLimitStaysWithinTheBound: replica A reads the totals
-// with the whole quota left, then replica B spends all of it; A, whose
-// view is stale by B's every call, may make only its Batch of calls
-// before it must read again. (A larger batch for a replica that read "a
-// moment ago" was tried and reverted: a review showed B spending
-// thousands of calls within that moment.)
+// with the whole quota left and reserves a batch, then replica B spends
+// all of it; A, whose view is stale by B's every call, may use only its
+// reservation (which B counted) and then its Batch of calls before it must
+// read again. (A larger batch for a replica that had read "a moment ago",
+// without writing it first, was tried and reverted: a review showed B
+// spending thousands of calls within that moment.)
 func TestAHandoffNearTheLimitStaysWithinTheBound(t *testing.T) {
 	for _, path := range []string{"the account's quota (Spend)", "a tenant's cap (Admit)"} {
 		t.Run(path, func(t *testing.T) {
 			p := componenttest.New(t, componenttest.Options{Dialect: store.Postgres})
-			const limit = 400
+			const limit = quota.NearMargin + 2*quota.FarBatch // far at first: both replicas reserve
 			mk := func() *quota.Keeper {
 				return quota.New(quota.Options{ComponentAppID: p.AppID, Store: p.Store, Caps: fixedCap(limit), Learner: fixedLearner{limit}, Now: p.Clock.Now, Logger: p.Log})
 			}
@@ -283,8 +284,12 @@ func TestAHandoffNearTheLimitStaysWithinTheBound(t *testing.T) {
 				go func() { defer loops.Done(); _ = k.Run(runCtx) }()
 			}
 			defer func() { stop(); loops.Wait() }()
-			if err := a.Sync(ctx); err != nil { // A: the whole quota left
-				t.Fatal(err)
+			// A reads the whole quota left, then reserves (its second sync):
+			// from here on B counts A's reservation as spent.
+			for range 2 {
+				if err := a.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
 			}
 			var nb int64
 			for call(b) == nil {
@@ -307,4 +312,97 @@ func TestAHandoffNearTheLimitStaysWithinTheBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+
+// usedLearner answers quota/get with a limit and what WeChat counted.
+type usedLearner struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func (l *usedLearner) LearnQuota(context.Context, string, string) (quota.Quota, error) {
+	u := l.used.Load()
+	return quota.Quota{DailyLimit: l.limit, Used: u, Remain: l.limit - u}, nil
+}
+
+// TestReservationsFarFromTheLimit: far from the limit a replica writes a
+// reservation before the calls it covers, so 3,000 calls cost about one
+// sync per hundred instead of one per Batch, none lost; a reservation is
+// not a use when WeChat's own count is learned (calls made from it are),
+// and what is left of it is given back when the replica stops.
+func TestReservationsFarFromTheLimit(t *testing.T) {
+	p := componenttest.New(t, componenttest.Options{Dialect: store.Postgres})
+	const appid = "wx00000000000000a3"
+	counted := &syncCounter{Store: p.Store}
+	learner := &usedLearner{limit: 1_000_000}
+	k := quota.New(quota.Options{ComponentAppID: p.AppID, Store: counted, Learner: learner, Now: p.Clock.Now, Logger: p.Log})
+	other := quota.New(quota.Options{ComponentAppID: p.AppID, Store: p.Store, Learner: learner, Now: p.Clock.Now, Logger: p.Log})
+	ctx := context.Background()
+	for _, q := range []*quota.Keeper{k, other} {
+		if _, err := q.Learn(ctx, appid, "getFans", cgiUserGet); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = k.Run(runCtx) }()
+	spend := func(n int) {
+		for range n {
+			if err := k.Spend(ctx, appid, "getFans", cgiUserGet); err != nil {
+				t.Fatal(err)
+			}
+			k.Answered(appid, "getFans", cgiUserGet)
+		}
+	}
+	const calls = 3000
+	before := counted.writes.Load()
+	spend(calls)
+	if writes := counted.writes.Load() - before; writes > calls/(quota.FarBatch/2)+20 {
+		t.Errorf("%d calls far from the limit made %d syncs, want about one per %d (the Batch rule would make %d)", calls, writes, quota.FarBatch/2, calls/int(quota.DefaultBatch))
+	}
+	journey.Step(t, "the other replica counts the reservation as spent", func(t *testing.T) {
+		if err := other.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := other.Status(appid, "getFans", cgiUserGet)
+		if st.Used < calls || st.Used > calls+quota.FarBatch {
+			t.Fatalf("the other replica sees %d used, want %d calls plus at most one reservation", st.Used, calls)
+		}
+	})
+	journey.Step(t, "WeChat's count learned with a reservation in hand is not undercounted", func(t *testing.T) {
+		if err := k.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		learner.used.Store(calls) // WeChat counted every call made, no reservation
+		st, err := k.Learn(ctx, appid, "getFans", cgiUserGet)
+		if err != nil || st.Used != calls {
+			t.Fatalf("Learn = %+v, %v; want used %d", st, err, calls)
+		}
+		spend(150) // from the reservation, and past it
+		if st, _ := k.Status(appid, "getFans", cgiUserGet); st.Used != calls+150 {
+			t.Fatalf("after 150 more calls: used %d, want %d", st.Used, calls+150)
+		}
+	})
+	journey.Step(t, "a stopped replica gives its reservation back", func(t *testing.T) {
+		stop()
+		<-done
+		if err := other.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := other.Status(appid, "getFans", cgiUserGet); st.Used != calls+150 {
+			t.Fatalf("after the replica stopped: the other sees used %d, want exactly the %d calls made", st.Used, calls+150)
+		}
+	})
+}
+
+// syncCounter counts a keeper's writes of its counts.
+type syncCounter struct {
+	quota.Store
+	writes atomic.Int64
+}
+
+func (s *syncCounter) AddQuotaCounts(ctx context.Context, componentAppID string, rows []store.QuotaCount) error {
+	s.writes.Add(1)
+	return s.Store.AddQuotaCounts(ctx, componentAppID, rows)
 }

@@ -15,6 +15,9 @@ type QuotaCount struct {
 	TenantID string
 	Day      int64
 	Calls    int64
+	// Reserved is quota a replica reserved ahead of its calls and has not
+	// used yet (a row's change may be negative as reservations are used).
+	Reserved int64
 }
 
 type quotaCountRow struct {
@@ -24,6 +27,7 @@ type quotaCountRow struct {
 	API            string `gorm:"column:api;primaryKey"`
 	TenantID       string `gorm:"primaryKey"`
 	Calls          int64
+	Reserved       int64
 }
 
 func (quotaCountRow) TableName() string { return "quota_counts" }
@@ -38,10 +42,13 @@ func (s *Store) AddQuotaCounts(ctx context.Context, componentAppID string, rows 
 	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for _, q := range rows {
-			r := quotaCountRow{ComponentAppID: componentAppID, Day: q.Day, AppID: q.AppID, API: q.API, TenantID: q.TenantID, Calls: q.Calls}
+			r := quotaCountRow{ComponentAppID: componentAppID, Day: q.Day, AppID: q.AppID, API: q.API, TenantID: q.TenantID, Calls: q.Calls, Reserved: q.Reserved}
 			err := tx.Clauses(clause.OnConflict{
-				Columns:   []clause.Column{{Name: "component_appid"}, {Name: "day"}, {Name: "appid"}, {Name: "api"}, {Name: "tenant_id"}},
-				DoUpdates: clause.Assignments(map[string]any{"calls": gorm.Expr("quota_counts.calls + ?", q.Calls)}),
+				Columns: []clause.Column{{Name: "component_appid"}, {Name: "day"}, {Name: "appid"}, {Name: "api"}, {Name: "tenant_id"}},
+				DoUpdates: clause.Assignments(map[string]any{
+					"calls":    gorm.Expr("quota_counts.calls + ?", q.Calls),
+					"reserved": gorm.Expr("quota_counts.reserved + ?", q.Reserved),
+				}),
 			}).Create(&r).Error
 			if err != nil {
 				return translate(err, "quota counts")
@@ -62,7 +69,7 @@ func (s *Store) QuotaCounts(ctx context.Context, componentAppID string, day int6
 	}
 	out := make([]QuotaCount, len(rows))
 	for i, r := range rows {
-		out[i] = QuotaCount{AppID: r.AppID, API: r.API, TenantID: r.TenantID, Day: r.Day, Calls: r.Calls}
+		out[i] = QuotaCount{AppID: r.AppID, API: r.API, TenantID: r.TenantID, Day: r.Day, Calls: r.Calls, Reserved: r.Reserved}
 	}
 	return out, nil
 }
