@@ -314,7 +314,6 @@ func TestAHandoffNearTheLimitStaysWithinTheBound(t *testing.T) {
 	}
 }
 
-
 // usedLearner answers quota/get with a limit and what WeChat counted.
 type usedLearner struct {
 	limit int64
