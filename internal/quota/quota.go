@@ -687,11 +687,14 @@ func (k *Keeper) sync(ctx context.Context, force bool) error {
 		c.flushing -= ch.made
 		c.usedFlushing -= ch.used
 		switch {
-		case werr != nil: // not written: the next sync writes them
+		case werr != nil:
+			// Not written, or written with its answer lost: only what is
+			// safe to write twice is kept for the next sync. Calls counted
+			// twice only refuse early. A give-back or a conversion of
+			// calls made from a reservation is dropped: if it was in fact
+			// not written, the reservation stays counted (quota unused,
+			// never exceeded) and those calls stay counted as reserved.
 			c.unsynced += ch.made
-			c.used += ch.used
-			c.reserved += ch.release
-			c.idle += ch.idle
 		case rerr != nil: // written, but the totals were not read back
 			c.total += ch.made + ch.grant - ch.release - ch.idle
 			c.calls += ch.made + ch.used

@@ -2,6 +2,7 @@ package quota_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -404,4 +405,120 @@ type syncCounter struct {
 func (s *syncCounter) AddQuotaCounts(ctx context.Context, componentAppID string, rows []store.QuotaCount) error {
 	s.writes.Add(1)
 	return s.Store.AddQuotaCounts(ctx, componentAppID, rows)
+}
+
+// lostAnswer wraps the store: a write carrying a give-back or a
+// conversion (a negative reserved) commits, then reports an error, as when
+// the sync's timeout or a reset connection lands on its COMMIT.
+type lostAnswer struct {
+	quota.Store
+	lose atomic.Int64
+}
+
+func (l *lostAnswer) AddQuotaCounts(ctx context.Context, c string, rows []store.QuotaCount) error {
+	negative := false
+	for _, r := range rows {
+		negative = negative || r.Reserved < 0
+	}
+	err := l.Store.AddQuotaCounts(ctx, c, rows)
+	if err == nil && negative && l.lose.Add(-1) >= 0 {
+		return errors.New("the commit's answer was lost")
+	}
+	return err
+}
+
+// TestALostAnswerNeverUndercounts: a write whose answer is lost may have
+// committed; what the next sync writes again must then only count twice
+// (refuse early), never give a reservation back twice (refuse late) or
+// move calls made from a reservation twice (learn too few calls). Found
+// by review: both happened when a failed write was simply written again.
+func TestALostAnswerNeverUndercounts(t *testing.T) {
+	const appid = "wx00000000000000ee"
+	spend := func(k *quota.Keeper, n int) (ok int64) {
+		for range n {
+			if k.Spend(context.Background(), appid, "getFans", cgiUserGet) == nil {
+				k.Answered(appid, "getFans", cgiUserGet)
+				ok++
+			}
+		}
+		return ok
+	}
+	t.Run("a give-back", func(t *testing.T) {
+		p := componenttest.New(t, componenttest.Options{Dialect: store.Postgres})
+		const limit = quota.NearMargin + 2*quota.FarBatch
+		lossy := &lostAnswer{Store: p.Store}
+		ctx := context.Background()
+		a := quota.New(quota.Options{ComponentAppID: p.AppID, Store: lossy, Learner: fixedLearner{limit}, Now: p.Clock.Now, Logger: p.Log})
+		b := quota.New(quota.Options{ComponentAppID: p.AppID, Store: p.Store, Learner: fixedLearner{limit}, Now: p.Clock.Now, Logger: p.Log})
+		for _, k := range []*quota.Keeper{a, b} {
+			if _, err := k.Learn(ctx, appid, "getFans", cgiUserGet); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 2 { // A reads, then reserves
+			if err := a.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// B spends into the near zone; A sees it and gives its reservation
+		// back, and the answer of that write is lost.
+		var nb int64
+		for range 120 {
+			nb += spend(b, 5)
+			if err := b.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		lossy.lose.Store(1)
+		_ = a.Sync(ctx)
+		_ = a.Sync(ctx)
+		nb += spendUntil(t, b, spend)
+		na := spendUntil(t, a, spend)
+		if na+nb > limit+quota.DefaultBatch {
+			t.Fatalf("A %d + B %d = %d calls against a limit of %d: over the bound of %d", na, nb, na+nb, limit, quota.DefaultBatch)
+		}
+	})
+	t.Run("a conversion of calls made from a reservation", func(t *testing.T) {
+		p := componenttest.New(t, componenttest.Options{Dialect: store.Postgres})
+		learner := &usedLearner{limit: quota.NearMargin + 1000}
+		lossy := &lostAnswer{Store: p.Store}
+		ctx := context.Background()
+		a := quota.New(quota.Options{ComponentAppID: p.AppID, Store: lossy, Learner: learner, Now: p.Clock.Now, Logger: p.Log})
+		if _, err := a.Learn(ctx, appid, "getFans", cgiUserGet); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := a.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		made := spend(a, 90) // from the reservation
+		lossy.lose.Store(1)
+		_ = a.Sync(ctx)
+		_ = a.Sync(ctx)
+		learner.used.Store(made)
+		st, err := a.Learn(ctx, appid, "getFans", cgiUserGet)
+		if err != nil || st.Used < made {
+			t.Fatalf("Learn = %+v, %v after %d calls: want at least %d used", st, err, made, made)
+		}
+	})
+}
+
+// spendUntil spends on k, with its sync loop running, until refused.
+func spendUntil(t *testing.T, k *quota.Keeper, spend func(*quota.Keeper, int) int64) (n int64) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = k.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	for {
+		got := spend(k, 1)
+		if got == 0 {
+			return n
+		}
+		n += got
+	}
 }
