@@ -291,7 +291,7 @@ func (r loadResult) pct(p float64) time.Duration {
 func load(ctx context.Context, workers int, d time.Duration, do func(ctx context.Context) error) loadResult {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return drive(ctx, workers, func() bool { return ctx.Err() == nil }, do)
+	return drive(ctx, workers, asFastAsAnswered(func() bool { return ctx.Err() == nil }), do)
 }
 
 // loadPaced calls do from workers goroutines at rate calls per second in
@@ -303,6 +303,32 @@ func loadPaced(ctx context.Context, workers int, rate float64, d time.Duration, 
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	interval := time.Duration(float64(workers) / rate * float64(time.Second))
+	start := time.Now()
+	return drive(ctx, workers, func(w int) func() (time.Time, bool) {
+		due := start.Add(interval*time.Duration(w)/time.Duration(workers) - interval)
+		return func() (time.Time, bool) {
+			due = due.Add(interval)
+			if wait := time.Until(due); wait > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+			}
+			return due, ctx.Err() == nil
+		}
+	}, do)
+}
+
+// loadN makes n calls of do from workers goroutines and collects latencies.
+func loadN(ctx context.Context, workers, n int, do func(ctx context.Context) error) loadResult {
+	var next atomic.Int64
+	return drive(ctx, workers, asFastAsAnswered(func() bool { return next.Add(1) <= int64(n) }), do)
+}
+
+// drive calls do from workers goroutines, each on its schedule: schedule(w)
+// gives worker w's next function, which waits until its next call is due
+// and returns when its latency counts from, or false to stop.
+func drive(ctx context.Context, workers int, schedule func(w int) func() (time.Time, bool), do func(ctx context.Context) error) loadResult {
 	var (
 		mu  sync.Mutex
 		res loadResult
@@ -313,15 +339,10 @@ func loadPaced(ctx context.Context, workers int, rate float64, d time.Duration, 
 		wg.Go(func() {
 			var lat []time.Duration
 			failed := 0
-			due := start.Add(interval * time.Duration(w) / time.Duration(workers))
-			for ; ; due = due.Add(interval) {
-				if wait := time.Until(due); wait > 0 {
-					select {
-					case <-ctx.Done():
-					case <-time.After(wait):
-					}
-				}
-				if ctx.Err() != nil {
+			next := schedule(w)
+			for {
+				from, ok := next()
+				if !ok {
 					break
 				}
 				err := do(ctx)
@@ -332,7 +353,7 @@ func loadPaced(ctx context.Context, workers int, rate float64, d time.Duration, 
 					failed++
 					continue
 				}
-				lat = append(lat, time.Since(due))
+				lat = append(lat, time.Since(from))
 			}
 			mu.Lock()
 			res.lat = append(res.lat, lat...)
@@ -347,47 +368,12 @@ func loadPaced(ctx context.Context, workers int, rate float64, d time.Duration, 
 	return res
 }
 
-// loadN makes n calls of do from workers goroutines and collects latencies.
-func loadN(ctx context.Context, workers, n int, do func(ctx context.Context) error) loadResult {
-	var next atomic.Int64
-	return drive(ctx, workers, func() bool { return next.Add(1) <= int64(n) }, do)
-}
-
-// drive calls do from workers goroutines while more answers true.
-func drive(ctx context.Context, workers int, more func() bool, do func(ctx context.Context) error) loadResult {
-	var (
-		mu  sync.Mutex
-		res loadResult
-		wg  sync.WaitGroup
-	)
-	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			var lat []time.Duration
-			failed := 0
-			for more() {
-				t := time.Now()
-				err := do(ctx)
-				if ctx.Err() != nil {
-					break
-				}
-				if err != nil {
-					failed++
-					continue
-				}
-				lat = append(lat, time.Since(t))
-			}
-			mu.Lock()
-			res.lat = append(res.lat, lat...)
-			res.failed += failed
-			mu.Unlock()
-		})
+// asFastAsAnswered is drive's schedule of a closed loop: each worker calls
+// again as soon as it has an answer, while more says so.
+func asFastAsAnswered(more func() bool) func(int) func() (time.Time, bool) {
+	return func(int) func() (time.Time, bool) {
+		return func() (time.Time, bool) { return time.Now(), more() }
 	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.n = len(res.lat)
-	slices.Sort(res.lat)
-	return res
 }
 
 // get performs one GET and drains the body; non-200 is an error.

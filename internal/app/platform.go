@@ -177,23 +177,23 @@ type platforms struct {
 
 var _ httpapi.Platforms = platforms{}
 
-func (p platforms) Platform(ctx context.Context, appid string) (httpapi.PlatformDeps, error) {
+func (p platforms) Platform(ctx context.Context, appid string) (*httpapi.PlatformDeps, error) {
 	if appid == "" {
 		return p.DefaultPlatform(), nil
 	}
 	s, err := p.reg.Get(ctx, appid)
 	if err != nil {
-		return httpapi.PlatformDeps{}, err
+		return nil, err
 	}
-	return s.api, nil
+	return &s.api, nil
 }
 
-func (p platforms) DefaultPlatform() httpapi.PlatformDeps { return p.reg.Default().api }
+func (p platforms) DefaultPlatform() *httpapi.PlatformDeps { return &p.reg.Default().api }
 
-func (p platforms) RunningPlatforms() []httpapi.PlatformDeps {
-	var out []httpapi.PlatformDeps
+func (p platforms) RunningPlatforms() []*httpapi.PlatformDeps {
+	var out []*httpapi.PlatformDeps
 	for _, s := range p.reg.All() {
-		out = append(out, s.api)
+		out = append(out, &s.api)
 	}
 	return out
 }

@@ -136,9 +136,6 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 		// other's URL and changes nothing there.
 		c1, _ := wxcrypt.New("test-component-token", testAESKey, testComponentAppID)
 		c2, _ := wxcrypt.New(secondToken, secondAESKey, secondComponent)
-		ticketXML := func(appid string) []byte {
-			return []byte(fmt.Sprintf("<xml><AppId><![CDATA[%s]]></AppId><CreateTime>%d</CreateTime><InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[ticket@@@forged]]></ComponentVerifyTicket></xml>", appid, time.Now().Unix()))
-		}
 		for _, tc := range []struct {
 			name string
 			c    *wxcrypt.Crypter
@@ -150,20 +147,8 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 		} {
 			before1, _ := componentOn(a, testComponentAppID)
 			before2, _ := componentOn(a, secondComponent)
-			ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "n0nce"
-			sealed, sig, err := tc.c.SealEvent(ticketXML(tc.c.AppID()), ts, nonce)
-			if err != nil {
-				t.Fatal(err)
-			}
-			q := url.Values{"timestamp": {ts}, "nonce": {nonce}, "msg_signature": {sig}, "encrypt_type": {"aes"}}
-			resp, err := http.Post("http://"+a.Addr+tc.path+"?"+q.Encode(), "text/xml", bytes.NewReader(sealed))
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				t.Errorf("%s: answered %d %s, want a refusal", tc.name, resp.StatusCode, raw)
+			if code, raw := pushTicket(t, a, tc.path, tc.c); code == 200 {
+				t.Errorf("%s: answered %d %s, want a refusal", tc.name, code, raw)
 			}
 			after1, _ := componentOn(a, testComponentAppID)
 			after2, _ := componentOn(a, secondComponent)
@@ -176,20 +161,8 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 		const third = "wxc0ffee0000000003"
 		st.must(http.MethodPost, "/admin/components", testAdminToken, map[string]any{"appid": third, "secret": "third-secret",
 			"token": secondToken, "aes_key": secondAESKey}, nil, 201)
-		ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "n0nce"
-		sealed, sig, err := c2.SealEvent(ticketXML(secondComponent), ts, nonce)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := url.Values{"timestamp": {ts}, "nonce": {nonce}, "msg_signature": {sig}, "encrypt_type": {"aes"}}
-		resp, err := http.Post("http://"+b.Addr+"/wechat/components/"+third+"/events?"+q.Encode(), "text/xml", bytes.NewReader(sealed))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("the second's ticket at a platform sharing its Token and key = %d %s, want 400 (its appid is not the platform's)", resp.StatusCode, raw)
+		if code, raw := pushTicket(t, b, "/wechat/components/"+third+"/events", c2); code != http.StatusBadRequest {
+			t.Errorf("the second's ticket at a platform sharing its Token and key = %d %s, want 400 (its appid is not the platform's)", code, raw)
 		}
 		if got, _ := componentOn(b, third); got != "" {
 			t.Errorf("the platform sharing the second's crypto stored a ticket (%s)", got)
@@ -205,18 +178,8 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 		}
 		c3, _ := wxcrypt.New("thirdtoken3", secondAESKey, third)
 		eventually(t, 5*time.Second, "a push sealed with the new Token accepted by the other replica", func() bool {
-			ts := strconv.FormatInt(time.Now().Unix(), 10)
-			sealed, sig, err := c3.SealEvent(ticketXML(third), ts, nonce)
-			if err != nil {
-				t.Fatal(err)
-			}
-			q := url.Values{"timestamp": {ts}, "nonce": {nonce}, "msg_signature": {sig}, "encrypt_type": {"aes"}}
-			resp, err := http.Post("http://"+b.Addr+"/wechat/components/"+third+"/events?"+q.Encode(), "text/xml", bytes.NewReader(sealed))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
+			code, _ := pushTicket(t, b, "/wechat/components/"+third+"/events", c3)
+			return code == 200
 		})
 		st.must(http.MethodDelete, "/admin/components/"+third, testAdminToken, nil, nil, 204)
 		if code, raw := st.callOn(a, http.MethodPost, "/wechat/components/wx0000000000000bad/events", "", nil, nil); code != 404 {
@@ -470,6 +433,28 @@ func TestSeveralPlatformsInOneDeployment(t *testing.T) {
 			t.Errorf("a tenant on the removed platform = %d %s, want 400", code, raw)
 		}
 	})
+}
+
+// pushTicket posts to the replica's path a component_verify_ticket push
+// sealed and signed by c, for c's appid, as WeChat would, and returns the
+// answer.
+func pushTicket(t *testing.T, on *instance, path string, c *wxcrypt.Crypter) (int, []byte) {
+	t.Helper()
+	now := time.Now()
+	plain := wxcrypt.EncodeEvent(wxcrypt.Event{AppID: c.AppID(), CreateTime: now.Unix(), InfoType: wxcrypt.InfoTypeVerifyTicket, ComponentVerifyTicket: "ticket@@@forged"})
+	ts, nonce := strconv.FormatInt(now.Unix(), 10), "n0nce"
+	sealed, sig, err := c.SealEvent(plain, ts, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"timestamp": {ts}, "nonce": {nonce}, "msg_signature": {sig}, "encrypt_type": {"aes"}}
+	resp, err := http.Post("http://"+on.Addr+path+"?"+q.Encode(), "text/xml", bytes.NewReader(sealed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
 }
 
 // apiAccountRoute is one route of the tenant API that names an account,

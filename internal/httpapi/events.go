@@ -30,15 +30,11 @@ var eventStatus = map[component.Answer]int{
 // the reason of a refusal.
 func handleEvents(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		d, ok := pickForWeChat(c, pick)
+		d, ok := platformForWeChat(c, pick, log, hasEvents)
 		if !ok {
 			return
 		}
 		events := d.Events
-		if events == nil {
-			notWired(log)(c)
-			return
-		}
 		ctx := c.Request.Context()
 		var out component.Outcome
 		if p, read, tooBig := readPush(c, maxEventBody); !read {

@@ -82,7 +82,7 @@ func FuzzEventsHandler(f *testing.F) {
 			AppID: fuzzEventsAppID, Crypter: crypter, Handler: sink, Receipts: sink,
 			Metrics: obs.NewMetrics(), Now: func() time.Time { return fuzzEventsNow },
 		})
-		r.POST("/wechat/events", handleEvents(defaultPlatform(onePlatform{p: PlatformDeps{Events: events}}), slog.New(slog.DiscardHandler)))
+		r.POST("/wechat/events", handleEvents(defaultPlatform(onePlatform{p: &PlatformDeps{Events: events}}), slog.New(slog.DiscardHandler)))
 
 		query := rawQuery
 		signedOK := false

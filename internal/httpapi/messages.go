@@ -20,15 +20,11 @@ const maxMessageBody = 64 << 10
 // reason of a refusal.
 func handleAccountMessages(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		d, ok := pickForWeChat(c, pick)
+		d, ok := platformForWeChat(c, pick, log, hasMessages)
 		if !ok {
 			return
 		}
 		messages := d.Messages
-		if messages == nil {
-			notWired(log)(c)
-			return
-		}
 		ctx := c.Request.Context()
 		var out message.Outcome
 		if p, read, tooBig := readPush(c, maxMessageBody); !read {
@@ -45,15 +41,11 @@ func handleAccountMessages(pick pickPlatform, log *slog.Logger) gin.HandlerFunc 
 // platform's; anything else is 401.
 func handleAccountMessagesVerify(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		d, ok := pickForWeChat(c, pick)
+		d, ok := platformForWeChat(c, pick, log, hasMessages)
 		if !ok {
 			return
 		}
 		messages := d.Messages
-		if messages == nil {
-			notWired(log)(c)
-			return
-		}
 		q := c.Request.URL.Query()
 		echo, ok := messages.VerifyURL(q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
 		if !ok {

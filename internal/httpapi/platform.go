@@ -47,12 +47,8 @@ type authorizationJSON struct {
 // forbidden for a key restricted to some accounts.
 func handleCreateAuthorization(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		d, ok := pickForAPI(c, pick, log)
+		d, ok := platformFor(c, pick, log, hasFlow)
 		if !ok {
-			return
-		}
-		if d.Flow == nil {
-			notWired(log)(c)
 			return
 		}
 		p, err := mustPrincipal(c)
@@ -88,12 +84,8 @@ func handleListAuthorizers(pick pickPlatform, bindings BindingChecker, log *slog
 		return notWired(log)
 	}
 	return func(c *gin.Context) {
-		d, ok := pickForAPI(c, pick, log)
+		d, ok := platformFor(c, pick, log, hasDirectory)
 		if !ok {
-			return
-		}
-		if d.Directory == nil {
-			notWired(log)(c)
 			return
 		}
 		p, err := mustPrincipal(c)
@@ -135,12 +127,8 @@ func handleGetAuthorizer(pick pickPlatform, bindings BindingChecker, log *slog.L
 		return notWired(log)
 	}
 	return func(c *gin.Context) {
-		d, ok := pickForAPI(c, pick, log)
+		d, ok := platformFor(c, pick, log, hasDirectory)
 		if !ok {
-			return
-		}
-		if d.Directory == nil {
-			notWired(log)(c)
 			return
 		}
 		appid := c.Param("appid")
@@ -184,12 +172,8 @@ func sortedOrEmpty(ids []string) []string {
 // operator's approval.
 func handleAdminListAuthorizers(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		d, ok := pickForAPI(c, pick, log)
+		d, ok := platformFor(c, pick, log, hasDirectory)
 		if !ok {
-			return
-		}
-		if d.Directory == nil {
-			notWired(log)(c)
 			return
 		}
 		ctx := c.Request.Context()
@@ -234,12 +218,8 @@ type adminAuthorizerJSON struct {
 // token refresh, answered with the account's AUTHORIZER.
 func handleAdminRefresh(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		d, ok := pickForAPI(c, pick, log)
+		d, ok := platformFor(c, pick, log, hasAuthorizers)
 		if !ok {
-			return
-		}
-		if d.Authorizers == nil {
-			notWired(log)(c)
 			return
 		}
 		appid := c.Param("appid")
@@ -264,12 +244,8 @@ type componentJSON struct {
 // arrived (and its age) and when the component token expires.
 func handleAdminComponent(pick pickPlatform, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		d, ok := pickForAPI(c, pick, log)
+		d, ok := platformFor(c, pick, log, hasComponent)
 		if !ok {
-			return
-		}
-		if d.Component == nil {
-			notWired(log)(c)
 			return
 		}
 		st, err := d.Component.Status(c.Request.Context())

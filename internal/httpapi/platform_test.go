@@ -861,7 +861,8 @@ func TestTenantRoutesFailClosedWithoutAPrincipal(t *testing.T) {
 	t.Parallel()
 	pf := newPlatformFixture(t, store.SQLite)
 	log := slog.New(slog.DiscardHandler)
-	d := defaultPlatform(onePlatform{p: platformDepsOf(pf.p)})
+	deps := platformDepsOf(pf.p)
+	d := defaultPlatform(onePlatform{p: &deps})
 	r := gin.New()
 	r.POST("/v1/authorizations", handleCreateAuthorization(d, log))
 	b := pf.svc.Directory

@@ -95,16 +95,16 @@ func (d ProxyDeps) account(c *gin.Context, api *proxy.API) (string, error) {
 // usage report, as thousands of appids would explode the series).
 func (d ProxyDeps) countCall(c *gin.Context, api *proxy.API, surface, outcome string) {
 	m := d.Metrics
-	if p, ok := platformFrom(c); ok && p.Metrics != nil {
+	if p := platformFrom(c); p != nil && p.Metrics != nil {
 		m = p.Metrics
 	}
 	m.ProxyCall(api.Name, surface, outcome, principalTenant(c)).Inc()
 }
 
 // service is the proxy of the request's platform (set by
-// withTenantPlatform or usePlatform), Service without one.
+// usePlatform), Service without one.
 func (d ProxyDeps) service(c *gin.Context) Proxy {
-	if p, ok := platformFrom(c); ok && p.Proxy != nil {
+	if p := platformFrom(c); p != nil && p.Proxy != nil {
 		return p.Proxy
 	}
 	return d.Service

@@ -31,9 +31,9 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// Tenant API (docs/api.md, "Tenant API"), behind a tenant key and the tenant's rate limit.
 	proxied := proxiedRoutes{}
-	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), withTenantPlatform(ps, d.Logger, writeError),
+	v1 := r.Group("/v1", requireTenant(d.Tenant.Keys, d.Metrics, d.Logger), usePlatform(principalPlatform(ps), d.Logger, writeError),
 		rateLimit(d.Tenant.Limiter, d.Logger, writeError, proxied.refused(d.Proxy)))
-	ofTenant := tenantPlatform(ps)
+	ofTenant := requestPlatform(ps)
 	// Every /v1 route names the query parameters it takes; others are refused.
 	noQuery := acceptQuery(d.Logger, nil)
 	v1.POST("/authorizations", noQuery, handleCreateAuthorization(ofTenant, d.Logger))
@@ -65,7 +65,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// WeChat-compatible API (docs/api.md, "WeChat-compatible API"): WeChat's paths under /wx/{appid}, the
 	// tenant key in access_token, every answer in WeChat's shape.
-	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), withTenantPlatform(ps, d.Logger, writeWeChatError), rateLimit(d.Tenant.Limiter, d.Logger, writeWeChatError, proxied.refused(d.Proxy)))
+	wx := r.Group("/wx/:appid", requireTenantCompat(d.Tenant.Keys, d.Metrics, d.Logger), usePlatform(principalPlatform(ps), d.Logger, writeWeChatError), rateLimit(d.Tenant.Limiter, d.Logger, writeWeChatError, proxied.refused(d.Proxy)))
 	for _, api := range proxy.APIs {
 		proxied.handle(wx, api.Method, api.Path, api, "compat", handleCompat(api, d.Proxy))
 	}
@@ -89,7 +89,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	ofQuery := queryPlatform(ps)
 	admin.GET("/authorizers", handleAdminListAuthorizers(ofQuery, d.Logger))
 	admin.POST("/authorizers/:appid/refresh", handleAdminRefresh(ofQuery, d.Logger))
-	admin.POST("/authorizers/:appid/quota/clear", usePlatform(ofQuery, d.Logger), handleClearQuota(d.Proxy))
+	admin.POST("/authorizers/:appid/quota/clear", usePlatform(ofQuery, d.Logger, writeError), handleClearQuota(d.Proxy))
 	admin.GET("/component", handleAdminComponent(ofQuery, d.Logger))
 	// The deployment's platforms (docs/api.md, "Several platforms").
 	admin.POST("/components", handleCreateComponent(ps, d.PublicURL, d.Logger))

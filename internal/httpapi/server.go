@@ -104,7 +104,7 @@ func NewServer(d Deps) http.Handler {
 		if d.Proxy.Metrics != nil { // proxied calls are counted where the router counts them
 			one.Metrics = d.Proxy.Metrics
 		}
-		d.Platforms = onePlatform{p: one}
+		d.Platforms = onePlatform{p: &one}
 	}
 	addRoutes(r, d)
 	return r

@@ -59,18 +59,26 @@ func (s *Store) CreatePlatform(ctx context.Context, p Platform) (Platform, error
 
 // sealPlatform seals p's settings into r.
 func (s *Store) sealPlatform(r *platformRow, p Platform) error {
-	for _, f := range []struct {
-		dst   *string
-		v     secret.Value
-		field string
-	}{{&r.SecretEnc, p.Secret, "secret"}, {&r.TokenEnc, p.Token, "token"}, {&r.AESKeyEnc, p.AESKey, "aes_key"}} {
-		enc, err := s.box.Seal(f.v, platformAAD(r.AppID, f.field))
+	for _, f := range platformSettings(r, &p) {
+		enc, err := s.box.Seal(*f.clear, platformAAD(r.AppID, f.name))
 		if err != nil {
 			return errs.Wrap(errs.Internal, "internal error", err)
 		}
-		*f.dst = enc
+		*f.sealed = enc
 	}
 	return nil
+}
+
+// platformSetting is one of a platform's settings: in clear, its sealed
+// column, and the name its seal is bound to.
+type platformSetting struct {
+	clear  *secret.Value
+	sealed *string
+	name   string
+}
+
+func platformSettings(r *platformRow, p *Platform) [3]platformSetting {
+	return [3]platformSetting{{&p.Secret, &r.SecretEnc, "secret"}, {&p.Token, &r.TokenEnc, "token"}, {&p.AESKey, &r.AESKeyEnc, "aes_key"}}
 }
 
 // UpdatePlatform changes a registered platform's settings with fn (its
@@ -177,16 +185,12 @@ func (s *Store) DeletePlatform(ctx context.Context, appid string) error {
 
 func (s *Store) platformFromRow(r platformRow) (Platform, error) {
 	p := Platform{AppID: r.AppID, CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
-	for _, f := range []struct {
-		dst   *secret.Value
-		enc   string
-		field string
-	}{{&p.Secret, r.SecretEnc, "secret"}, {&p.Token, r.TokenEnc, "token"}, {&p.AESKey, r.AESKeyEnc, "aes_key"}} {
-		v, err := s.box.Open(f.enc, platformAAD(r.AppID, f.field))
+	for _, f := range platformSettings(&r, &p) {
+		v, err := s.box.Open(*f.sealed, platformAAD(r.AppID, f.name))
 		if err != nil {
 			return Platform{}, errs.Wrap(errs.Internal, "internal error", err)
 		}
-		*f.dst = v
+		*f.clear = v
 	}
 	return p, nil
 }
